@@ -1,0 +1,259 @@
+//! The model card: `model.toml` beside `model.onnx`. It names the model, its ordered
+//! features (with optional physical ranges), its labels, which labels count as defects,
+//! and the drift reference computed from the training data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CardError;
+
+/// What the model predicts. Only classification is served today; the card keeps the
+/// field so regression models are rejected with a clear message instead of misread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+/// One input feature, in the order the model expects it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub name: String,
+    /// Smallest physically meaningful value; smaller inputs are rejected as out of range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest physically meaningful value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Reference distribution of one feature: interior bin edges and the training share of
+/// each of the `edges.len() + 1` bins `(-inf, e0), [e0, e1), …, [e_last, inf)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureReference {
+    pub name: String,
+    pub edges: Vec<f64>,
+    pub expected: Vec<f64>,
+}
+
+/// Drift reference from the training data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftReference {
+    /// Expected share of each label among the model's predictions on training data.
+    #[serde(default)]
+    pub prediction_expected: Vec<f64>,
+    #[serde(default)]
+    pub features: Vec<FeatureReference>,
+}
+
+/// A parsed and checked `model.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub name: String,
+    pub version: String,
+    pub task: Task,
+    #[serde(default)]
+    pub description: String,
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub defect_labels: Vec<String>,
+    pub features: Vec<Feature>,
+    #[serde(default)]
+    pub drift: DriftReference,
+}
+
+/// Model names become URL segments and metric label values: keep them tame.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Feature names and labels become Prometheus label values: printable, unquoted, short.
+fn tame_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control() && c != '"' && c != '\\')
+}
+
+impl ModelCard {
+    pub fn from_toml(text: &str) -> Result<Self, CardError> {
+        let card: ModelCard = toml::from_str(text)?;
+        card.check()?;
+        Ok(card)
+    }
+
+    /// Consistency checks a TOML schema cannot express.
+    fn check(&self) -> Result<(), CardError> {
+        let bad = |m: String| Err(CardError::Invalid(m));
+        if !valid_name(&self.name) {
+            return bad(format!(
+                "name {:?} must be 1-64 chars of [A-Za-z0-9._-]",
+                self.name
+            ));
+        }
+        if self.version.is_empty()
+            || self.version.len() > 64
+            || self.version.chars().any(char::is_control)
+        {
+            return bad("version must be 1-64 printable chars".into());
+        }
+        if self.task != Task::Classification {
+            return bad("only task = \"classification\" is supported".into());
+        }
+        if self.labels.len() < 2 {
+            return bad("a classifier needs at least two labels".into());
+        }
+        if self.features.is_empty() {
+            return bad("at least one feature is required".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.features {
+            if !seen.insert(f.name.as_str()) {
+                return bad(format!("feature {:?} is listed twice", f.name));
+            }
+            if !tame_label(&f.name) {
+                return bad(format!(
+                    "feature name {:?} must be 1-128 printable chars without quotes or backslashes",
+                    f.name
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (f.min, f.max)
+                && (lo > hi || !lo.is_finite() || !hi.is_finite())
+            {
+                return bad(format!(
+                    "feature {:?}: min must be <= max, both finite",
+                    f.name
+                ));
+            }
+        }
+        if let Some(l) = self.labels.iter().find(|l| !tame_label(l)) {
+            return bad(format!(
+                "label {l:?} must be 1-128 printable chars without quotes or backslashes"
+            ));
+        }
+        for d in &self.defect_labels {
+            if !self.labels.contains(d) {
+                return bad(format!("defect label {d:?} is not one of the labels"));
+            }
+        }
+        let p = &self.drift.prediction_expected;
+        if !p.is_empty() && p.len() != self.labels.len() {
+            return bad("drift.prediction_expected needs one share per label".into());
+        }
+        for r in &self.drift.features {
+            if !seen.contains(r.name.as_str()) {
+                return bad(format!("drift reference for unknown feature {:?}", r.name));
+            }
+            if r.expected.len() != r.edges.len() + 1 {
+                return bad(format!(
+                    "drift reference {:?}: expected needs edges + 1 shares",
+                    r.name
+                ));
+            }
+            if r.edges.windows(2).any(|w| w[0] >= w[1]) || r.edges.iter().any(|e| !e.is_finite()) {
+                return bad(format!(
+                    "drift reference {:?}: edges must be finite and increasing",
+                    r.name
+                ));
+            }
+            let total: f64 = r.expected.iter().sum();
+            if (total - 1.0).abs() > 0.01 || r.expected.iter().any(|e| *e < 0.0) {
+                return bad(format!(
+                    "drift reference {:?}: shares must be >= 0 and sum to 1",
+                    r.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn feature_names(&self) -> impl Iterator<Item = &str> {
+        self.features.iter().map(|f| f.name.as_str())
+    }
+
+    /// Whether `label_index` is one of the card's defect labels.
+    pub fn is_defect(&self, label_index: usize) -> bool {
+        self.labels
+            .get(label_index)
+            .is_some_and(|l| self.defect_labels.contains(l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARD: &str = r#"
+name = "m"
+version = "1"
+task = "classification"
+labels = ["ok", "defect"]
+defect_labels = ["defect"]
+[[features]]
+name = "a"
+min = 0.0
+max = 1.0
+[drift]
+prediction_expected = [0.9, 0.1]
+[[drift.features]]
+name = "a"
+edges = [0.5]
+expected = [0.5, 0.5]
+"#;
+
+    #[test]
+    fn parses_a_valid_card() {
+        let card = ModelCard::from_toml(CARD).unwrap();
+        assert_eq!(card.labels, ["ok", "defect"]);
+        assert!(card.is_defect(1));
+        assert!(!card.is_defect(0));
+        assert!(!card.is_defect(7));
+    }
+
+    #[test]
+    fn rejects_inconsistent_cards() {
+        for (from, to, why) in [
+            (
+                "defect_labels = [\"defect\"]",
+                "defect_labels = [\"broken\"]",
+                "defect label",
+            ),
+            ("name = \"m\"", "name = \"m m\"", "name"),
+            ("edges = [0.5]", "edges = [0.5, 0.2]", "edges"),
+            ("expected = [0.5, 0.5]", "expected = [0.5, 0.1]", "sum to 1"),
+            (
+                "prediction_expected = [0.9, 0.1]",
+                "prediction_expected = [1.0]",
+                "one share per label",
+            ),
+            (
+                "task = \"classification\"",
+                "task = \"regression\"",
+                "classification",
+            ),
+        ] {
+            let text = CARD.replace(from, to);
+            let err = ModelCard::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(why), "{err} should mention {why}");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let err = ModelCard::from_toml(&format!("{CARD}\nbogus = 1")).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bundled_cards_are_valid() {
+        for (name, _, toml) in crate::bundled::MODELS {
+            let card = ModelCard::from_toml(toml).unwrap();
+            assert_eq!(&card.name, name);
+        }
+    }
+}

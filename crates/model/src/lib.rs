@@ -1,0 +1,18 @@
+//! Models for vigil: model cards (`model.toml`), the tract ONNX runtime, input
+//! validation and data drift. Nothing here knows about HTTP; the server crate turns
+//! these types into endpoints and metrics.
+
+pub mod bundled;
+pub mod card;
+pub mod drift;
+pub mod error;
+pub mod input;
+pub mod registry;
+pub mod runtime;
+
+pub use card::{ModelCard, Task};
+pub use drift::{DriftMonitor, DriftSnapshot};
+pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
+pub use input::Batch;
+pub use registry::{LoadedModel, ModelRegistry};
+pub use runtime::{OnnxModel, RowPrediction};

@@ -1,0 +1,203 @@
+//! The set of loaded models: from a directory of `<name>/model.{onnx,toml}` folders or
+//! from the bundled copies, each with its card, runtime, drift monitor and load time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::bundled;
+use crate::card::ModelCard;
+use crate::drift::DriftMonitor;
+use crate::error::LoadError;
+use crate::runtime::OnnxModel;
+
+/// Rows kept in each model's drift window.
+pub const DRIFT_WINDOW: usize = 1000;
+
+/// A model ready to serve.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub card: ModelCard,
+    pub runtime: OnnxModel,
+    pub drift: DriftMonitor,
+    /// How long parsing and optimising took.
+    pub load_duration: Duration,
+    pub loaded_at: SystemTime,
+    /// Where it came from: a directory path or `bundled`.
+    pub source: String,
+}
+
+impl LoadedModel {
+    /// Builds a model from its ONNX bytes and card text.
+    pub fn from_parts(onnx: &[u8], card_text: &str, source: String) -> Result<Self, LoadError> {
+        let started = Instant::now();
+        let card = ModelCard::from_toml(card_text).map_err(|source_err| LoadError::Card {
+            path: PathBuf::from(&source).join("model.toml"),
+            source: source_err,
+        })?;
+        let runtime =
+            OnnxModel::load(onnx, card.features.len(), card.labels.len()).map_err(|message| {
+                LoadError::Onnx {
+                    model: card.name.clone(),
+                    message,
+                }
+            })?;
+        let drift = DriftMonitor::new(&card, DRIFT_WINDOW);
+        Ok(Self {
+            card,
+            runtime,
+            drift,
+            load_duration: started.elapsed(),
+            loaded_at: SystemTime::now(),
+            source,
+        })
+    }
+
+    /// Loads `dir/model.onnx` and `dir/model.toml`.
+    pub fn from_dir(dir: &Path) -> Result<Self, LoadError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| LoadError::Io { path, source })
+        };
+        let onnx = read("model.onnx")?;
+        let card = read("model.toml")?;
+        let card = String::from_utf8(card).map_err(|e| LoadError::Io {
+            path: dir.join("model.toml"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        Self::from_parts(&onnx, &card, dir.display().to_string())
+    }
+}
+
+/// All loaded models by name, and which one answers `/predict` without a `model`.
+#[derive(Debug, Clone)]
+pub struct ModelRegistry {
+    models: BTreeMap<String, Arc<LoadedModel>>,
+    default: String,
+}
+
+impl ModelRegistry {
+    /// The models compiled into the binary.
+    pub fn bundled() -> Result<Self, LoadError> {
+        let models = bundled::MODELS
+            .iter()
+            .map(|(_, onnx, card)| LoadedModel::from_parts(onnx, card, "bundled".into()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_models(models, Some(bundled::DEFAULT_MODEL), Path::new("bundled"))
+    }
+
+    /// Every sub-directory of `dir` holding a `model.toml`.
+    pub fn from_dir(dir: &Path, default: Option<&str>) -> Result<Self, LoadError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("model.toml").is_file())
+            .collect();
+        dirs.sort();
+        let models = dirs
+            .iter()
+            .map(|d| LoadedModel::from_dir(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_models(models, default, dir)
+    }
+
+    /// Assembles a registry; the default is `default` if given, else the first by name.
+    pub fn from_models(
+        models: Vec<LoadedModel>,
+        default: Option<&str>,
+        origin: &Path,
+    ) -> Result<Self, LoadError> {
+        let mut map = BTreeMap::new();
+        for m in models {
+            let name = m.card.name.clone();
+            if map.insert(name.clone(), Arc::new(m)).is_some() {
+                return Err(LoadError::Duplicate(name));
+            }
+        }
+        let default = match default {
+            Some(d) if map.contains_key(d) => d.to_owned(),
+            Some(d) => {
+                return Err(LoadError::Card {
+                    path: origin.to_owned(),
+                    source: crate::error::CardError::Invalid(format!(
+                        "default model {d:?} is not among the loaded models"
+                    )),
+                });
+            }
+            None => map
+                .keys()
+                .next()
+                .cloned()
+                .ok_or_else(|| LoadError::Empty(origin.to_owned()))?,
+        };
+        Ok(Self {
+            models: map,
+            default,
+        })
+    }
+
+    /// The same models with another default; `name` must be loaded.
+    pub fn with_default(mut self, name: &str) -> Self {
+        if self.models.contains_key(name) {
+            self.default = name.to_owned();
+        }
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<LoadedModel>> {
+        self.models.get(name)
+    }
+
+    pub fn default_model(&self) -> &Arc<LoadedModel> {
+        &self.models[&self.default]
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedModel>> {
+        self.models.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_models_load_with_defect_detector_as_default() {
+        let reg = ModelRegistry::bundled().unwrap();
+        assert_eq!(reg.len(), 2);
+        assert_eq!(reg.default_name(), "defect-detector");
+        assert_eq!(reg.get("digits").unwrap().card.features.len(), 64);
+    }
+
+    #[test]
+    fn loads_a_models_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let reg = ModelRegistry::from_dir(&dir, Some("digits")).unwrap();
+        assert_eq!(reg.default_name(), "digits");
+        let err = ModelRegistry::from_dir(&dir, Some("nope")).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn missing_directory_is_a_clear_error() {
+        let err = ModelRegistry::from_dir(Path::new("/definitely/not/here"), None).unwrap_err();
+        assert!(err.to_string().contains("/definitely/not/here"), "{err}");
+    }
+}

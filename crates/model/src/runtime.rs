@@ -1,0 +1,207 @@
+//! The ONNX runtime: tract, pure Rust. A model is optimised once at load time with a
+//! symbolic batch dimension, then runs batches of any size. Calls are synchronous and
+//! CPU-bound: the server runs them on blocking threads, never on the async executor.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+
+use crate::error::ModelError;
+
+/// One row's prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPrediction {
+    pub class_index: usize,
+    pub confidence: f32,
+    pub probabilities: Vec<f32>,
+}
+
+/// An optimised, runnable ONNX classifier taking `[N, features]` f32 and producing
+/// `[N, classes]` probabilities.
+#[derive(Debug, Clone)]
+pub struct OnnxModel {
+    plan: Arc<TypedRunnableModel>,
+    /// Which output holds the probabilities (skl2onnx emits `label` first).
+    probabilities_output: usize,
+    features: usize,
+    classes: usize,
+}
+
+impl OnnxModel {
+    /// Loads and optimises a model from ONNX bytes.
+    pub fn load(bytes: &[u8], features: usize, classes: usize) -> Result<Self, String> {
+        let mut reader = bytes;
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut reader)
+            .map_err(|e| format!("{e:#}"))?;
+        if model.inputs.len() != 1 {
+            return Err(format!(
+                "expected one input, the model has {}",
+                model.inputs.len()
+            ));
+        }
+        let batch = model.symbols.sym("N");
+        model
+            .set_input_fact(0, f32::fact(&[batch.to_dim(), features.to_dim()]).into())
+            .map_err(|e| format!("input is not [N, {features}] f32: {e:#}"))?;
+        let typed = model.into_typed().map_err(|e| format!("{e:#}"))?;
+        let probabilities_output = pick_probabilities_output(&typed, classes)?;
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            plan,
+            probabilities_output,
+            features,
+            classes,
+        })
+    }
+
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Runs `rows` instances laid out row-major in `values` (`rows * features` long).
+    pub fn predict(&self, values: &[f32], rows: usize) -> Result<Vec<RowPrediction>, ModelError> {
+        debug_assert_eq!(values.len(), rows * self.features);
+        let input = Tensor::from_shape(&[rows, self.features], values)
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        let outputs = self
+            .plan
+            .run(tvec![input.into()])
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        let probs = outputs[self.probabilities_output]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        if probs.shape() != [rows, self.classes] {
+            return Err(ModelError::OutputShape {
+                got: probs.shape().to_vec(),
+                rows,
+                classes: self.classes,
+            });
+        }
+        let flat = probs
+            .as_slice()
+            .ok_or_else(|| ModelError::Inference("non-contiguous output".into()))?;
+        flat.chunks_exact(self.classes)
+            .enumerate()
+            .map(|(instance, row)| {
+                if row.iter().any(|p| !p.is_finite()) {
+                    return Err(ModelError::NonFiniteOutput { instance });
+                }
+                let (class_index, confidence) =
+                    row.iter()
+                        .copied()
+                        .enumerate()
+                        .fold(
+                            (0, f32::MIN),
+                            |best, (i, p)| if p > best.1 { (i, p) } else { best },
+                        );
+                Ok(RowPrediction {
+                    class_index,
+                    confidence,
+                    probabilities: row.to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Finds the `[N, classes]` f32 output: named `probabilities` if there is one (skl2onnx),
+/// else the only f32 output with `classes` columns.
+fn pick_probabilities_output(model: &TypedModel, classes: usize) -> Result<usize, String> {
+    let mut candidates = Vec::new();
+    for (ix, outlet) in model.outputs.iter().enumerate() {
+        let fact = model.outlet_fact(*outlet).map_err(|e| format!("{e:#}"))?;
+        let shape = fact.shape.dims();
+        let fits = fact.datum_type == f32::datum_type()
+            && shape.len() == 2
+            && shape[1].to_usize().ok() == Some(classes);
+        if fits {
+            let name = &model.node(outlet.node).name;
+            if name.contains("probabilities")
+                || model
+                    .outlet_label(*outlet)
+                    .is_some_and(|l| l.contains("probabilities"))
+            {
+                return Ok(ix);
+            }
+            candidates.push(ix);
+        }
+    }
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!(
+            "no output of shape [N, {classes}] f32 (one column per label)"
+        )),
+        _ => Err("several [N, classes] outputs and none is named probabilities".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundled::MODELS;
+
+    fn digits() -> OnnxModel {
+        OnnxModel::load(MODELS[1].1, 64, 10).unwrap()
+    }
+
+    #[test]
+    fn defect_detector_separates_normal_from_hot_and_shaking() {
+        let model = OnnxModel::load(MODELS[0].1, 6, 2).unwrap();
+        let rows = vec![
+            70.0, 250.0, 2.5, 45.0, 1500.0, 12.0, 95.0, 250.0, 6.0, 70.0, 1500.0, 18.0,
+        ];
+        let out = model.predict(&rows, 2).unwrap();
+        assert_eq!(out[0].class_index, 0, "{out:?}");
+        assert_eq!(out[1].class_index, 1, "{out:?}");
+        for row in &out {
+            let total: f32 = row.probabilities.iter().sum();
+            assert!((total - 1.0).abs() < 1e-4);
+            assert_eq!(row.confidence, row.probabilities[row.class_index]);
+        }
+    }
+
+    #[test]
+    fn batch_sizes_vary_on_one_optimised_plan() {
+        let model = digits();
+        for rows in [1, 3, 17] {
+            let out = model.predict(&vec![8.0; rows * 64], rows).unwrap();
+            assert_eq!(out.len(), rows);
+            assert!(out.iter().all(|r| r.probabilities.len() == 10));
+        }
+    }
+
+    #[test]
+    fn wrong_class_count_is_a_load_error() {
+        let err = OnnxModel::load(MODELS[1].1, 64, 3).unwrap_err();
+        assert!(err.contains("[N, 3]"), "{err}");
+    }
+
+    #[test]
+    fn garbage_bytes_are_a_load_error() {
+        assert!(OnnxModel::load(b"not onnx at all", 6, 2).is_err());
+    }
+
+    #[test]
+    fn nan_output_is_reported_not_served() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/models/nan-model/model.onnx"
+        ))
+        .unwrap();
+        let model = OnnxModel::load(&bytes, 2, 2).unwrap();
+        let err = model.predict(&[1.0, 2.0], 1).unwrap_err();
+        assert!(
+            matches!(err, ModelError::NonFiniteOutput { instance: 0 }),
+            "{err}"
+        );
+    }
+}

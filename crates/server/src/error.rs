@@ -1,0 +1,146 @@
+//! `ApiError`: every way a request can fail, mapped to a status and the SPEC's JSON
+//! shape. Internals (error chains, model paths) go to the log via [`ErrorInfo`], never
+//! into the body.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+use vigil_model::{InputError, ModelError};
+use vigil_telemetry::ErrorInfo;
+use vigil_telemetry::error::error_response;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("unsupported content type")]
+    UnsupportedMediaType { got: Option<String> },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("cannot read the request body")]
+    BodyRead,
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    #[error(transparent)]
+    InvalidInput(#[from] InputError),
+    #[error("model {0:?} is not loaded")]
+    UnknownModel(String),
+    #[error("invalid path parameter: {0}")]
+    InvalidPath(String),
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the inference queue is full")]
+    Overloaded,
+    #[error("the service is not ready")]
+    NotReady,
+    #[error("model failure: {0}")]
+    Model(#[from] ModelError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::BodyRead | Self::InvalidPath(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidBody(_) | Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnknownModel(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Overloaded | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Model(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyRead => "body_read_error",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::InvalidInput(e) => e.reason.as_str(),
+            Self::UnknownModel(_) => "model_not_found",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Overloaded => "overloaded",
+            Self::NotReady => "not_ready",
+            Self::Model(_) => "model_error",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The `reason` label of `input_validation_errors_total`, for client mistakes.
+    pub fn validation_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::MalformedJson(_)
+            | Self::UnsupportedMediaType { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::InvalidBody(_)
+            | Self::InvalidInput(_)
+            | Self::UnknownModel(_)
+            | Self::BodyRead => Some(self.code()),
+            _ => None,
+        }
+    }
+
+    fn message_and_details(&self) -> (String, serde_json::Value) {
+        match self {
+            Self::InvalidInput(e) => (
+                e.message.clone(),
+                json!({"reason": e.reason.as_str(), "instance": e.instance, "feature": e.feature}),
+            ),
+            Self::UnsupportedMediaType { got } => (
+                "the request body must be JSON (Content-Type: application/json)".into(),
+                json!({"content_type": got}),
+            ),
+            Self::PayloadTooLarge { limit } => (self.to_string(), json!({"limit_bytes": limit})),
+            Self::UnknownModel(name) => (self.to_string(), json!({"model": name})),
+            // Faults: a fixed message; the chain goes to the log only.
+            Self::Model(_) => (
+                "the model failed to produce a valid prediction".into(),
+                serde_json::Value::Null,
+            ),
+            Self::Internal(_) => ("internal server error".into(), serde_json::Value::Null),
+            _ => (self.to_string(), serde_json::Value::Null),
+        }
+    }
+}
+
+/// Every validation reason, for pre-creating `input_validation_errors_total` series.
+pub const VALIDATION_REASONS: [&str; 12] = [
+    "malformed_json",
+    "unsupported_media_type",
+    "payload_too_large",
+    "invalid_body",
+    "model_not_found",
+    "wrong_feature_count",
+    "non_finite",
+    "out_of_range",
+    "invalid_type",
+    "empty_batch",
+    "batch_too_large",
+    "body_read_error",
+];
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (message, details) = self.message_and_details();
+        let mut response = error_response(self.status(), self.code(), message, details);
+        if self.status().is_server_error() {
+            response.extensions_mut().insert(ErrorInfo {
+                code: self.code(),
+                cause: Some(self.to_string()),
+            });
+        }
+        response
+    }
+}

@@ -1,0 +1,137 @@
+//! Request extraction with the vigil error contract: content type (415), size (413,
+//! refused from Content-Length before reading, and cut off while reading chunked
+//! bodies), JSON syntax (400) and JSON shape (422). axum's own extractors answer in
+//! plain text, so handlers use these instead.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON request body, checked for type and size but not yet parsed, so handlers can
+/// parse it borrowing from the bytes.
+#[derive(Debug)]
+pub struct JsonBytes(pub Bytes);
+
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = media.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
+}
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if !content_type.as_deref().is_some_and(is_json) {
+            let got = content_type.map(|c| c.chars().take(100).collect());
+            return Err(ApiError::UnsupportedMediaType { got });
+        }
+        let limit = state.limits.body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let body = Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BodyRead
+                }
+            })?;
+        let bytes = body.to_bytes();
+        if state.limits.log_payloads {
+            log_payload(&bytes);
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// Logs a request body with secrets redacted (only when `log_payloads` is on).
+fn log_payload(bytes: &[u8]) {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(mut v) => {
+            vigil_telemetry::redact::redact_json(&mut v);
+            tracing::info!(target: "vigil::payload", payload = %v, "request_payload");
+        }
+        Err(_) => {
+            tracing::info!(target: "vigil::payload", payload_bytes = bytes.len(), "request_payload_unparsable")
+        }
+    }
+}
+
+/// Maps a serde_json error to the contract: broken syntax is 400, valid JSON of the
+/// wrong shape is 422.
+pub fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
+        Category::Data => ApiError::InvalidBody(e.to_string()),
+    }
+}
+
+/// Parses a whole body into `T` with the contract's errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| json_error(&e))
+}
+
+/// A `{name}` path segment, with a JSON 400 instead of axum's plain-text rejection.
+#[derive(Debug)]
+pub struct PathName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(name)| Self(name))
+            .map_err(|e| ApiError::InvalidPath(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(is_json("application/vnd.api+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+        assert!(!is_json("json"));
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_422() {
+        let syntax = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert_eq!(json_error(&syntax).status(), http::StatusCode::BAD_REQUEST);
+        let shape = serde_json::from_str::<Vec<u8>>("{}").unwrap_err();
+        assert_eq!(
+            json_error(&shape).status(),
+            http::StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+}

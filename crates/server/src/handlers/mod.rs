@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per area of the API.
+
+pub mod health;
+pub mod meta;
+pub mod models;
+pub mod predict;

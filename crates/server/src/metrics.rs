@@ -1,0 +1,372 @@
+//! The inference service's model metrics (SPEC §4). Every series a request can touch
+//! is created at start-up for the loaded models and the closed reason/error sets, and
+//! its handle kept, so the hot path does no label lookups and bad input can never add
+//! a series. Drift gauges are computed at scrape time from the drift monitors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use vigil_model::{LoadedModel, ModelRegistry};
+use vigil_telemetry::metrics::{LATENCY_BUCKETS, TraceExemplar};
+
+use crate::error::VALIDATION_REASONS;
+
+/// The `model` label used when a request failed before a loaded model was known.
+pub const UNKNOWN_MODEL: &str = "unknown";
+/// `error_type` values of `prediction_errors_total`.
+pub const ERROR_TYPES: [&str; 5] = [
+    "inference_failed",
+    "non_finite_output",
+    "bad_output_shape",
+    "overloaded",
+    "timeout",
+];
+
+const BATCH_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+const CONFIDENCE_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+const LOAD_BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelVersionStatus {
+    model: String,
+    version: String,
+    status: &'static str,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelVersion {
+    model: String,
+    version: String,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelOnly {
+    model: String,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelClass {
+    model: String,
+    class: String,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelErrorType {
+    model: String,
+    error_type: &'static str,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelReason {
+    model: String,
+    reason: &'static str,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModelFeature {
+    model: String,
+    feature: String,
+}
+
+type HistFn = fn() -> Histogram;
+type ExemplarHist = HistogramWithExemplars<TraceExemplar>;
+
+/// Pre-resolved handles for one model.
+#[derive(Debug, Clone)]
+pub struct ModelHandles {
+    pub success: Counter,
+    pub error: Counter,
+    pub latency: ExemplarHist,
+    pub queue: Histogram,
+    pub queue_depth: Gauge,
+    pub batch_size: Histogram,
+    pub confidence: Histogram,
+    /// Indexed by class index.
+    pub by_class: Vec<Counter>,
+    errors: HashMap<&'static str, Counter>,
+    validation: HashMap<&'static str, Counter>,
+    pub loaded: Gauge,
+}
+
+impl ModelHandles {
+    pub fn error(&self, error_type: &str) -> Option<&Counter> {
+        self.errors.get(error_type)
+    }
+
+    pub fn validation(&self, reason: &str) -> Option<&Counter> {
+        self.validation.get(reason)
+    }
+}
+
+/// All model metrics of the inference service.
+#[derive(Debug, Clone)]
+pub struct ModelMetrics {
+    per_model: Arc<HashMap<String, ModelHandles>>,
+    unknown: Arc<HashMap<&'static str, Counter>>,
+    /// `app_health_status`.
+    pub health: Gauge,
+}
+
+impl ModelMetrics {
+    pub fn register(registry: &mut Registry, models: &ModelRegistry) -> Self {
+        let predictions: Family<ModelVersionStatus, Counter> = Family::default();
+        let latency: Family<ModelVersion, ExemplarHist, fn() -> ExemplarHist> =
+            Family::new_with_constructor(|| {
+                HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
+            });
+        let queue: Family<ModelOnly, Histogram, HistFn> =
+            Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
+        let depth: Family<ModelOnly, Gauge> = Family::default();
+        let batch: Family<ModelOnly, Histogram, HistFn> =
+            Family::new_with_constructor(|| Histogram::new(BATCH_BUCKETS));
+        let confidence: Family<ModelOnly, Histogram, HistFn> =
+            Family::new_with_constructor(|| Histogram::new(CONFIDENCE_BUCKETS));
+        let by_class: Family<ModelClass, Counter> = Family::default();
+        let errors: Family<ModelErrorType, Counter> = Family::default();
+        let validation: Family<ModelReason, Counter> = Family::default();
+        let loaded: Family<ModelVersion, Gauge> = Family::default();
+        let load_time: Family<ModelOnly, Histogram, HistFn> =
+            Family::new_with_constructor(|| Histogram::new(LOAD_BUCKETS));
+
+        let mut per_model = HashMap::new();
+        for m in models.iter() {
+            let name = m.card.name.clone();
+            let mv = ModelVersion {
+                model: name.clone(),
+                version: m.card.version.clone(),
+            };
+            let mo = ModelOnly {
+                model: name.clone(),
+            };
+            let status = |status| ModelVersionStatus {
+                model: name.clone(),
+                version: m.card.version.clone(),
+                status,
+            };
+            let handles = ModelHandles {
+                success: handle(&predictions, &status("success")),
+                error: handle(&predictions, &status("error")),
+                latency: handle(&latency, &mv),
+                queue: handle(&queue, &mo),
+                queue_depth: handle(&depth, &mo),
+                batch_size: handle(&batch, &mo),
+                confidence: handle(&confidence, &mo),
+                by_class: m
+                    .card
+                    .labels
+                    .iter()
+                    .map(|class| {
+                        handle(
+                            &by_class,
+                            &ModelClass {
+                                model: name.clone(),
+                                class: class.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+                errors: ERROR_TYPES
+                    .iter()
+                    .map(|&t| {
+                        (
+                            t,
+                            handle(
+                                &errors,
+                                &ModelErrorType {
+                                    model: name.clone(),
+                                    error_type: t,
+                                },
+                            ),
+                        )
+                    })
+                    .collect(),
+                validation: VALIDATION_REASONS
+                    .iter()
+                    .map(|&r| {
+                        (
+                            r,
+                            handle(
+                                &validation,
+                                &ModelReason {
+                                    model: name.clone(),
+                                    reason: r,
+                                },
+                            ),
+                        )
+                    })
+                    .collect(),
+                loaded: handle(&loaded, &mv),
+            };
+            handles.loaded.set(1);
+            load_time
+                .get_or_create(&mo)
+                .observe(m.load_duration.as_secs_f64());
+            per_model.insert(name, handles);
+        }
+        let unknown = VALIDATION_REASONS
+            .iter()
+            .map(|&r| {
+                (
+                    r,
+                    handle(
+                        &validation,
+                        &ModelReason {
+                            model: UNKNOWN_MODEL.into(),
+                            reason: r,
+                        },
+                    ),
+                )
+            })
+            .collect();
+
+        let health = Gauge::default();
+        registry.register(
+            "predictions",
+            "Predictions served, by model, version and outcome.",
+            predictions,
+        );
+        registry.register(
+            "prediction_latency_seconds",
+            "Model compute time per batch in seconds.",
+            latency,
+        );
+        registry.register(
+            "prediction_queue_seconds",
+            "Time waiting for an inference slot in seconds.",
+            queue,
+        );
+        registry.register(
+            "inference_queue_depth",
+            "Requests waiting for an inference slot.",
+            depth,
+        );
+        registry.register(
+            "prediction_batch_size",
+            "Instances per prediction request.",
+            batch,
+        );
+        registry.register(
+            "prediction_confidence",
+            "Confidence (top probability) of each prediction.",
+            confidence,
+        );
+        registry.register(
+            "predictions_by_class",
+            "Predictions by predicted class.",
+            by_class,
+        );
+        registry.register(
+            "prediction_errors",
+            "Failed predictions by error type.",
+            errors,
+        );
+        registry.register(
+            "input_validation_errors",
+            "Rejected prediction requests by reason.",
+            validation,
+        );
+        registry.register(
+            "model_loaded",
+            "1 if the model version is loaded and serving.",
+            loaded,
+        );
+        registry.register(
+            "model_load_time_seconds",
+            "Time to load and optimise a model in seconds.",
+            load_time,
+        );
+        registry.register(
+            "app_health_status",
+            "1 when the service is healthy, 0 otherwise.",
+            health.clone(),
+        );
+        registry.register_collector(Box::new(DriftCollector {
+            models: models.iter().cloned().collect(),
+        }));
+
+        Self {
+            per_model: Arc::new(per_model),
+            unknown: Arc::new(unknown),
+            health,
+        }
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelHandles> {
+        self.per_model.get(name)
+    }
+
+    /// Counts a rejected request against its model (or `unknown`).
+    pub fn count_validation(&self, model: Option<&str>, reason: &str) {
+        let counter = match model.and_then(|m| self.per_model.get(m)) {
+            Some(h) => h.validation(reason),
+            None => self.unknown.get(reason),
+        };
+        if let Some(c) = counter {
+            c.inc();
+        }
+    }
+}
+
+/// Clones a series' handle out of its family. The family's read guard must be dropped
+/// before the next `get_or_create` on the same family, or a missing series (which needs
+/// the write lock) would deadlock; a function boundary guarantees that.
+fn handle<L, M, C>(family: &Family<L, M, C>, labels: &L) -> M
+where
+    L: Clone + std::hash::Hash + Eq,
+    M: Clone,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    family.get_or_create(labels).clone()
+}
+
+/// Computes `model_feature_drift_psi` and `model_prediction_drift_psi` at scrape time.
+#[derive(Debug)]
+struct DriftCollector {
+    models: Vec<Arc<LoadedModel>>,
+}
+
+impl Collector for DriftCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshots: Vec<_> = self
+            .models
+            .iter()
+            .map(|m| (m.card.name.as_str(), m.drift.snapshot()))
+            .collect();
+        let template = ConstGauge::new(0.0f64);
+        {
+            let mut family = encoder.encode_descriptor(
+                "model_feature_drift_psi",
+                "Population Stability Index of each feature over the recent window vs training data.",
+                None,
+                template.metric_type(),
+            )?;
+            for (model, snap) in &snapshots {
+                for (feature, psi) in &snap.features {
+                    let labels = ModelFeature {
+                        model: (*model).to_owned(),
+                        feature: feature.clone(),
+                    };
+                    ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "model_prediction_drift_psi",
+            "Population Stability Index of the predicted class mix over the recent window vs training data.",
+            None,
+            template.metric_type(),
+        )?;
+        for (model, snap) in &snapshots {
+            if let Some(psi) = snap.prediction {
+                ConstGauge::new(psi).encode(family.encode_family(&ModelOnly {
+                    model: (*model).to_owned(),
+                })?)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Shared state of the inference service: models, limits, scheduler and metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use vigil_model::ModelRegistry;
+use vigil_telemetry::{HttpMetrics, Metrics};
+
+use crate::metrics::ModelMetrics;
+use crate::scheduler::Scheduler;
+
+/// Request limits. Defaults suit the bundled models on a small machine.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Most instances in one request.
+    pub max_batch: usize,
+    /// Inference slots (blocking threads running models at once).
+    pub concurrency: usize,
+    /// Requests allowed to wait for a slot before answering 503.
+    pub max_queue: usize,
+    /// Log request bodies (with secrets redacted).
+    pub log_payloads: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            max_batch: 1024,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_queue: 256,
+            log_payloads: false,
+        }
+    }
+}
+
+/// Cloned into every handler; all fields are shared.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub models: ModelRegistry,
+    pub limits: Limits,
+    pub scheduler: Scheduler,
+    pub metrics: Metrics,
+    pub http: HttpMetrics,
+    pub model_metrics: ModelMetrics,
+    pub started: Instant,
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Registers every metric and marks the service ready (models are loaded by now).
+    pub fn new(models: ModelRegistry, limits: Limits) -> Self {
+        let mut registry = Metrics::base_registry("inference", crate::VERSION);
+        let http = HttpMetrics::register(&mut registry);
+        let model_metrics = ModelMetrics::register(&mut registry, &models);
+        model_metrics.health.set(1);
+        let scheduler = Scheduler::new(limits.concurrency, limits.max_queue);
+        Self(Arc::new(Inner {
+            models,
+            limits,
+            scheduler,
+            metrics: Metrics::new(registry),
+            http,
+            model_metrics,
+            started: Instant::now(),
+            ready: AtomicBool::new(true),
+        }))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stops advertising readiness (on shutdown) so load balancers drain us first.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+}

@@ -1,0 +1,576 @@
+//! JSON log lines: one object per line, written by a background thread through a
+//! bounded queue so a slow stdout never slows a request; lines that do not fit are
+//! dropped and counted (`log_messages_dropped_total`). Every line carries `timestamp`,
+//! `level`, `target`, `message`, `service` and, inside a request, `request_id` and
+//! `trace_id`. Values are JSON-escaped, so user text cannot break a line or forge a
+//! field, and fields named like secrets are written as `[REDACTED]`.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::context;
+use crate::redact::{REDACTED, is_sensitive};
+
+/// Lines held in memory per output before new ones are dropped.
+pub const DEFAULT_QUEUE_LINES: usize = 16_384;
+
+/// How to log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive: `info`, `warn,vigil=debug`, …
+    pub level: String,
+    /// `service` of lines outside any request.
+    pub service: &'static str,
+    /// Also write daily-rotated files `vigil.YYYY-MM-DD.log` here.
+    pub dir: Option<PathBuf>,
+    /// Rotated files to keep in `dir`.
+    pub retention_files: usize,
+    pub queue_lines: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            service: "vigil",
+            dir: None,
+            retention_files: 7,
+            queue_lines: DEFAULT_QUEUE_LINES,
+        }
+    }
+}
+
+/// Errors setting up logging.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("invalid log level {level:?}: {message}")]
+    Level { level: String, message: String },
+    #[error("cannot open log directory {path}: {message}")]
+    Dir { path: PathBuf, message: String },
+    #[error("logging is already initialised in this process")]
+    AlreadyInitialised,
+}
+
+/// Parses a level directive the way [`init`] will, so config can be checked early.
+pub fn parse_level(level: &str) -> Result<EnvFilter, LogError> {
+    EnvFilter::builder()
+        .parse(level)
+        .map_err(|e| LogError::Level {
+            level: level.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum LevelValue {
+    error,
+    warn,
+    info,
+    debug,
+    trace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LevelLabels {
+    level: LevelValue,
+}
+
+/// Process-wide log counters: every service in the process exposes the same ones.
+#[derive(Debug)]
+pub struct LogCounters {
+    messages: Family<LevelLabels, Counter>,
+    dropped: OnceLock<Vec<ErrorCounter>>,
+}
+
+impl LogCounters {
+    /// The counters of this process (logging is process-wide, like stdout).
+    pub fn global() -> &'static LogCounters {
+        static COUNTERS: OnceLock<LogCounters> = OnceLock::new();
+        COUNTERS.get_or_init(|| {
+            let messages = Family::default();
+            for level in [
+                LevelValue::error,
+                LevelValue::warn,
+                LevelValue::info,
+                LevelValue::debug,
+                LevelValue::trace,
+            ] {
+                let _ = messages.get_or_create(&LevelLabels { level });
+            }
+            LogCounters {
+                messages,
+                dropped: OnceLock::new(),
+            }
+        })
+    }
+
+    fn count(&self, level: &Level) {
+        let level = match *level {
+            Level::ERROR => LevelValue::error,
+            Level::WARN => LevelValue::warn,
+            Level::INFO => LevelValue::info,
+            Level::DEBUG => LevelValue::debug,
+            Level::TRACE => LevelValue::trace,
+        };
+        self.messages.get_or_create(&LevelLabels { level }).inc();
+    }
+
+    /// Lines dropped because an output queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+            .get()
+            .map_or(0, |c| c.iter().map(|c| c.dropped_lines() as u64).sum())
+    }
+
+    /// Lines logged at `level` (`"info"`, …) so far.
+    pub fn messages(&self, level: &str) -> u64 {
+        let level = match level {
+            "error" => LevelValue::error,
+            "warn" => LevelValue::warn,
+            "info" => LevelValue::info,
+            "debug" => LevelValue::debug,
+            _ => LevelValue::trace,
+        };
+        self.messages.get_or_create(&LevelLabels { level }).get()
+    }
+
+    /// Registers `log_messages_total{level}` and `log_messages_dropped_total`.
+    pub fn register(&'static self, registry: &mut Registry) {
+        registry.register(
+            "log_messages",
+            "Log lines written, by level.",
+            self.messages.clone(),
+        );
+        registry.register_collector(Box::new(DroppedCollector(self)));
+    }
+}
+
+#[derive(Debug)]
+struct DroppedCollector(&'static LogCounters);
+
+impl Collector for DroppedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.dropped());
+        let metric = encoder.encode_descriptor(
+            "log_messages_dropped",
+            "Log lines dropped because the output queue was full.",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
+}
+
+/// Keeps the writer threads alive; dropping it flushes every queued line. Hold it for
+/// the life of `main`.
+#[must_use = "dropping the guard stops logging"]
+pub struct LogGuard {
+    _guards: Vec<WorkerGuard>,
+}
+
+impl std::fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogGuard")
+    }
+}
+
+/// Installs the JSON logger (and a panic hook that logs panics as JSON) for this
+/// process. Call once, before anything logs.
+pub fn init(config: &LogConfig) -> Result<LogGuard, LogError> {
+    let filter = parse_level(&config.level)?;
+    let mut writers = Vec::new();
+    let mut guards = Vec::new();
+    let mut counters = Vec::new();
+    let mut add = |builder: NonBlockingBuilder, sink: Box<dyn std::io::Write + Send>| {
+        let (writer, guard) = builder.finish(sink);
+        counters.push(writer.error_counter());
+        writers.push(writer);
+        guards.push(guard);
+    };
+    let builder = || {
+        NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(config.queue_lines.max(1))
+    };
+    add(
+        builder().thread_name("vigil-log-stdout"),
+        Box::new(std::io::stdout()),
+    );
+    if let Some(dir) = &config.dir {
+        let appender = tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("vigil")
+            .filename_suffix("log")
+            .max_log_files(config.retention_files.max(1))
+            .build(dir)
+            .map_err(|e| LogError::Dir {
+                path: dir.clone(),
+                message: e.to_string(),
+            })?;
+        add(builder().thread_name("vigil-log-file"), Box::new(appender));
+    }
+    let log_counters = LogCounters::global();
+    log_counters
+        .dropped
+        .set(counters)
+        .map_err(|_| LogError::AlreadyInitialised)?;
+    let layer = JsonLayer {
+        writers,
+        service: config.service,
+        counters: log_counters,
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init()
+        .map_err(|_| LogError::AlreadyInitialised)?;
+    install_panic_hook();
+    Ok(LogGuard { _guards: guards })
+}
+
+/// Panics become one ERROR line (with the request id when inside a request) instead of
+/// free text on stderr. The middleware turns the panic itself into a 500.
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        tracing::error!(target: "vigil::panic", panic = %payload, location = %location, thread = %thread, "panic");
+    }));
+}
+
+/// Names the line itself owns; an event field with one of these names is renamed so
+/// it can never overwrite them.
+const RESERVED: [&str; 7] = [
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "service",
+    "request_id",
+    "trace_id",
+];
+
+struct JsonLayer {
+    writers: Vec<NonBlocking>,
+    service: &'static str,
+    counters: &'static LogCounters,
+}
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+impl<S: Subscriber> Layer<S> for JsonLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        self.counters.count(meta.level());
+        LINE.with(|cell| {
+            // A re-entrant event (logging while formatting) gets a fresh buffer.
+            let mut fresh = String::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let line = match borrowed.as_mut() {
+                Ok(line) => &mut **line,
+                Err(_) => &mut fresh,
+            };
+            line.clear();
+            format_line(line, event, self.service);
+            for writer in &self.writers {
+                // A clone is a channel sender; a full queue drops the line and counts it.
+                let _ = writer.clone().write_all(line.as_bytes());
+            }
+        });
+    }
+}
+
+/// Formats one event as a JSON line, ending in `\n`.
+fn format_line(line: &mut String, event: &Event<'_>, default_service: &'static str) {
+    let meta = event.metadata();
+    let mut visitor = FieldVisitor {
+        fields: String::new(),
+        message: None,
+        service: None,
+    };
+    event.record(&mut visitor);
+
+    line.push_str("{\"timestamp\":\"");
+    write_timestamp(line);
+    line.push_str("\",\"level\":\"");
+    line.push_str(meta.level().as_str());
+    line.push_str("\",\"target\":");
+    push_json_str(line, meta.target());
+    line.push_str(",\"message\":");
+    push_json_str(line, visitor.message.as_deref().unwrap_or(""));
+    context::with_current(|ctx| {
+        let service = visitor
+            .service
+            .as_deref()
+            .or(ctx.map(|c| c.service))
+            .unwrap_or(default_service);
+        line.push_str(",\"service\":");
+        push_json_str(line, service);
+        if let Some(ctx) = ctx {
+            line.push_str(",\"request_id\":");
+            push_json_str(line, ctx.request_id.as_str());
+            line.push_str(",\"trace_id\":\"");
+            line.push_str(&ctx.trace_id);
+            line.push('"');
+        }
+    });
+    line.push_str(&visitor.fields);
+    line.push_str("}\n");
+}
+
+/// RFC 3339 UTC with microseconds, e.g. `2026-11-22T21:12:40.123456Z`.
+fn write_timestamp(out: &mut String) {
+    let now = time::OffsetDateTime::now_utc();
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    );
+}
+
+/// Appends `s` as a JSON string literal; control characters (CR, LF, ESC…) are escaped.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f | 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+struct FieldVisitor {
+    fields: String,
+    message: Option<String>,
+    service: Option<String>,
+}
+
+impl FieldVisitor {
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        self.fields.push(',');
+        if RESERVED.contains(&name) {
+            push_json_str(&mut self.fields, &format!("field_{name}"));
+        } else {
+            push_json_str(&mut self.fields, name);
+        }
+        self.fields.push(':');
+        if is_sensitive(name) {
+            push_json_str(&mut self.fields, REDACTED);
+            return false;
+        }
+        true
+    }
+
+    fn string(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" if self.message.is_none() => self.message = Some(value.to_owned()),
+            "service" if self.service.is_none() => self.service = Some(value.to_owned()),
+            _ => {
+                if self.key(field) {
+                    push_json_str(&mut self.fields, value);
+                }
+            }
+        }
+    }
+}
+
+impl Visit for FieldVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.string(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.string(field, &format!("{value:?}"));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        // The whole chain, outermost first: `a: b: c`.
+        let mut chain = value.to_string();
+        let mut source = value.source();
+        while let Some(s) = source {
+            let _ = write!(chain, ": {s}");
+            source = s.source();
+        }
+        self.string(field, &chain);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            let _ = write!(self.fields, "{value}");
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            let _ = write!(self.fields, "{value}");
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            if value.is_finite() {
+                let _ = write!(self.fields, "{value}");
+            } else {
+                // JSON has no NaN or Infinity: write them as strings.
+                push_json_str(&mut self.fields, &value.to_string());
+            }
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            self.fields.push_str(if value { "true" } else { "false" });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Captures lines formatted by the real formatter, without the global subscriber.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+            let mut line = String::new();
+            format_line(&mut line, event, "test");
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        let lines = lines.lock().unwrap();
+        lines
+            .iter()
+            .map(|l| {
+                assert!(
+                    l.ends_with('\n') && l.matches('\n').count() == 1,
+                    "one line: {l:?}"
+                );
+                serde_json::from_str(l).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_flat_json_with_the_contract_fields() {
+        let lines = capture(
+            || tracing::info!(target: "t", count = 3u64, ratio = 0.5, ok = true, "hello {}", "world"),
+        );
+        let l = &lines[0];
+        assert_eq!(l["message"], "hello world");
+        assert_eq!(l["level"], "INFO");
+        assert_eq!(l["target"], "t");
+        assert_eq!(l["service"], "test");
+        assert_eq!(l["count"], 3);
+        assert_eq!(l["ratio"], 0.5);
+        assert_eq!(l["ok"], true);
+        let ts = l["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
+    }
+
+    #[test]
+    fn user_text_cannot_break_lines_or_forge_fields() {
+        let evil = "x\r\n{\"level\":\"ERROR\"}\u{1b}[31m\"";
+        let lines = capture(|| tracing::info!(path = evil, level_x = 1u64, "m"));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["path"], evil);
+        assert_eq!(lines[0]["level"], "INFO");
+    }
+
+    #[test]
+    fn reserved_names_are_renamed_and_secrets_redacted() {
+        let lines = capture(|| {
+            tracing::warn!(timestamp = "fake", password = "hunter2", api_key = "k", "m")
+        });
+        let l = &lines[0];
+        assert_ne!(l["timestamp"], "fake");
+        assert_eq!(l["field_timestamp"], "fake");
+        assert_eq!(l["password"], REDACTED);
+        assert_eq!(l["api_key"], REDACTED);
+        assert!(!serde_json::to_string(l).unwrap().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn request_scope_adds_request_and_trace_ids() {
+        let ctx = Arc::new(context::RequestContext::new(
+            context::RequestId::parse(b"req-1").unwrap(),
+            context::TraceContext::from_headers(&http::HeaderMap::new()),
+            "inference",
+        ));
+        let trace = ctx.trace_id.clone();
+        let lines = context::scope(ctx, async { capture(|| tracing::info!("inside")) }).await;
+        assert_eq!(lines[0]["request_id"], "req-1");
+        assert_eq!(lines[0]["trace_id"], trace.as_str());
+        assert_eq!(lines[0]["service"], "inference");
+    }
+
+    #[test]
+    fn non_finite_floats_stay_valid_json() {
+        let lines = capture(|| tracing::info!(v = f64::NAN, "m"));
+        assert_eq!(lines[0]["v"], "NaN");
+    }
+}

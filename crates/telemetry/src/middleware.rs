@@ -1,0 +1,342 @@
+//! The telemetry middleware: for every request, a request id and trace context, the
+//! `http_*` metrics, one access line (`request_completed`), a `slow_request` warning
+//! over the threshold, a request timeout, and panic safety — a panicking handler is
+//! answered with a JSON 500 and the server keeps serving. Apply it with
+//! `Router::layer` so it sees the matched route template and every response,
+//! including the fallback's 404s and the method router's 405s.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath};
+use axum::response::Response;
+use bytes::Buf;
+use futures_util::FutureExt;
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Layer, Service};
+
+use crate::context::{
+    self, REQUEST_ID_HEADER, RequestContext, RequestId, TRACEPARENT_HEADER, TraceContext,
+};
+use crate::error::{ErrorInfo, error_response};
+use crate::metrics::{
+    HttpMetrics, MethodLabel, RequestLabels, RouteLabel, RouteLabels, StatusLabel, TraceExemplar,
+};
+use crate::redact::redact_query;
+
+/// Longest path written to the access line; longer ones are cut (the route label is
+/// what aggregates, the path is for humans).
+const MAX_LOGGED_PATH: usize = 1024;
+/// Status recorded when the client goes away before the response (nginx's convention).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Settings of the middleware.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// `service` of this service's log lines (`inference`, `collector`).
+    pub service: &'static str,
+    /// Requests slower than this log a WARN `slow_request`.
+    pub slow_request: Duration,
+    /// Requests still running after this are answered 503 `timeout`.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Wraps every route of a router with telemetry.
+#[derive(Debug, Clone)]
+pub struct TelemetryLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: TelemetryConfig,
+    metrics: HttpMetrics,
+}
+
+impl TelemetryLayer {
+    pub fn new(config: TelemetryConfig, metrics: HttpMetrics) -> Self {
+        Self {
+            shared: Arc::new(Shared { config, metrics }),
+        }
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = Telemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Telemetry {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Telemetry<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request<Body>> for Telemetry<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let ctx = Arc::new(RequestContext::new(
+            RequestId::from_headers(req.headers()),
+            TraceContext::from_headers(req.headers()),
+            shared.config.service,
+        ));
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .cloned()
+            .map_or(RouteLabel::Unmatched, RouteLabel::Matched);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let read = Arc::new(AtomicU64::new(0));
+        let req = req.map(|body| {
+            Body::new(CountingBody {
+                inner: body,
+                read: read.clone(),
+            })
+        });
+        let mut record = Record {
+            shared: shared.clone(),
+            ctx: ctx.clone(),
+            started,
+            method: req.method().clone(),
+            route,
+            path: req.uri().path().chars().take(MAX_LOGGED_PATH).collect(),
+            query: req.uri().query().map(redact_query),
+            client_ip: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            declared_len,
+            read,
+            done: false,
+        };
+        shared.metrics.in_flight.inc();
+
+        // Take the clone that was driven to readiness; leave a fresh one behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let timeout = shared.config.request_timeout;
+        Box::pin(context::scope(ctx.clone(), async move {
+            let handled = AssertUnwindSafe(inner.call(req)).catch_unwind();
+            let outcome = match timeout {
+                Some(limit) => tokio::time::timeout(limit, handled).await.ok(),
+                None => Some(handled.await),
+            };
+            let mut response = match outcome {
+                Some(Ok(Ok(response))) => response,
+                Some(Ok(Err(infallible))) => match infallible {},
+                // The panic hook has already logged the panic with this request's id.
+                Some(Err(_panic)) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal server error",
+                    serde_json::Value::Null,
+                ),
+                None => error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!(
+                        "the request did not complete within {} ms",
+                        timeout.unwrap_or_default().as_millis()
+                    ),
+                    serde_json::Value::Null,
+                ),
+            };
+            let headers = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(ctx.request_id.as_str()) {
+                headers.insert(REQUEST_ID_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&ctx.trace.traceparent()) {
+                headers.insert(TRACEPARENT_HEADER, v);
+            }
+            record.complete(&response);
+            Ok(response)
+        }))
+    }
+}
+
+/// What the access line and metrics need, recorded once: on completion, or on drop if
+/// the client went away first (so the in-flight gauge always comes back down).
+struct Record {
+    shared: Arc<Shared>,
+    ctx: Arc<RequestContext>,
+    started: Instant,
+    method: http::Method,
+    route: RouteLabel,
+    path: String,
+    query: Option<String>,
+    client_ip: Option<String>,
+    declared_len: Option<u64>,
+    read: Arc<AtomicU64>,
+    done: bool,
+}
+
+impl Record {
+    fn complete(&mut self, response: &Response) {
+        let size = response
+            .body()
+            .size_hint()
+            .exact()
+            .or_else(|| {
+                response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)?
+                    .to_str()
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let info = response.extensions().get::<ErrorInfo>();
+        self.finish(response.status().as_u16(), size, info);
+    }
+
+    fn finish(&mut self, status: u16, response_bytes: u64, info: Option<&ErrorInfo>) {
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        let secs = elapsed.as_secs_f64();
+        let request_bytes = self
+            .declared_len
+            .unwrap_or_else(|| self.read.load(Ordering::Relaxed));
+        let m = &self.shared.metrics;
+        let method = MethodLabel::from(&self.method);
+        m.in_flight.dec();
+        m.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: self.route.clone(),
+                status: StatusLabel(status),
+            })
+            .inc();
+        let route_labels = RouteLabels {
+            method,
+            route: self.route.clone(),
+        };
+        m.duration.get_or_create(&route_labels).observe(
+            secs,
+            Some(TraceExemplar {
+                trace_id: self.ctx.trace_id.clone(),
+            }),
+            None,
+        );
+        m.request_size
+            .get_or_create(&route_labels)
+            .observe(request_bytes as f64);
+        m.response_size
+            .get_or_create(&route_labels)
+            .observe(response_bytes as f64);
+
+        let duration_ms = (secs * 1e6).round() / 1e3;
+        let user = self.ctx.user.get().map_or("anonymous", String::as_str);
+        let client_ip = self.client_ip.as_deref().unwrap_or("");
+        let error_code = info.map(|i| i.code);
+        tracing::info!(
+            target: "vigil::access",
+            method = %self.method,
+            path = %self.path,
+            query = self.query.as_deref(),
+            route = self.route.as_str(),
+            status,
+            duration_ms,
+            request_bytes,
+            response_bytes,
+            client_ip,
+            user,
+            error_code,
+            "request_completed"
+        );
+        if elapsed >= self.shared.config.slow_request {
+            tracing::warn!(
+                target: "vigil::access",
+                method = %self.method,
+                route = self.route.as_str(),
+                status,
+                duration_ms,
+                threshold_ms = self.shared.config.slow_request.as_millis() as u64,
+                "slow_request"
+            );
+        }
+        if status >= 500 {
+            let cause = info.and_then(|i| i.cause.as_deref());
+            tracing::error!(target: "vigil::access", status, error_code, cause, "request_failed");
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.done {
+            // Dropped before a response: the client closed the connection.
+            let ctx = self.ctx.clone();
+            context::sync_scope(ctx, || self.finish(CLIENT_CLOSED_REQUEST, 0, None));
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Counts request body bytes as the handler reads them (chunked bodies have no
+    /// Content-Length to report).
+    struct CountingBody {
+        #[pin]
+        inner: Body,
+        read: Arc<AtomicU64>,
+    }
+}
+
+impl HttpBody for CountingBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.read
+                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

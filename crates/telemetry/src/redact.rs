@@ -1,0 +1,106 @@
+//! Keeping secrets out of logs: names that look like credentials, and query strings.
+
+/// The value written in place of a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Whether a field, header or parameter name is likely to hold a secret.
+pub fn is_sensitive(name: &str) -> bool {
+    const NEEDLES: [&str; 9] = [
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "api_key",
+        "apikey",
+        "api-key",
+        "authorization",
+        "cookie",
+    ];
+    let lower = name.to_ascii_lowercase();
+    NEEDLES.iter().any(|n| lower.contains(n))
+}
+
+/// The query string with the values of sensitive parameters replaced.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_sensitive(&percent_decode_lossy(name)) => {
+                format!("{name}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Replaces the values of sensitive keys anywhere in a JSON document (for `log_payloads`).
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if is_sensitive(k) {
+                    *v = serde_json::Value::String(REDACTED.into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// Enough percent-decoding to see `api%5Fkey` as `api_key`.
+fn percent_decode_lossy(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_sensitive_query_parameters() {
+        assert_eq!(
+            redact_query("a=1&token=abc&b=2"),
+            "a=1&token=[REDACTED]&b=2"
+        );
+        assert_eq!(redact_query("API%5FKEY=s3cret"), "API%5FKEY=[REDACTED]");
+        assert_eq!(redact_query("access_token=x"), "access_token=[REDACTED]");
+        assert_eq!(redact_query("plain"), "plain");
+    }
+
+    #[test]
+    fn redacts_nested_json_keys() {
+        let mut v = serde_json::json!({"user": {"Password": "hunter2", "name": "a"}, "list": [{"client_secret": 1}]});
+        redact_json(&mut v);
+        assert_eq!(v["user"]["Password"], REDACTED);
+        assert_eq!(v["user"]["name"], "a");
+        assert_eq!(v["list"][0]["client_secret"], REDACTED);
+    }
+}

@@ -1,0 +1,81 @@
+//! The command line. Every option also reads a `VIGIL_*` environment variable (names in
+//! [`crate::config::env`]); flags win over the environment, which wins over the file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::env;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "An ONNX model server with production-grade monitoring built in."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = env::CONFIG)]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything on embedded defaults: bundled models, data under ./data, 127.0.0.1:8000.
+    Up(ServeArgs),
+    /// The inference service alone (0.0.0.0:8000 by default).
+    Serve(ServeArgs),
+}
+
+/// Options of the services. `None` means "not given here": the file or default decides.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = env::HOST)]
+    pub host: Option<String>,
+    /// Port of the inference service (0 picks a free one; the bound address is logged).
+    #[arg(long, env = env::PORT)]
+    pub port: Option<u16>,
+    /// Directory for data (databases, spool, generated keys).
+    #[arg(long, env = env::DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of models (`<name>/model.onnx` + `model.toml`); the bundled models otherwise.
+    #[arg(long, env = env::MODELS_DIR)]
+    pub models_dir: Option<PathBuf>,
+    /// Model answering `/predict` when the request names none.
+    #[arg(long, env = env::DEFAULT_MODEL)]
+    pub default_model: Option<String>,
+    /// Log filter: `info`, `warn`, `info,vigil::access=warn`, …
+    #[arg(long, env = env::LOG_LEVEL)]
+    pub log_level: Option<String>,
+    /// Also write daily-rotated JSON log files here.
+    #[arg(long, env = env::LOG_DIR)]
+    pub log_dir: Option<PathBuf>,
+    /// Log request bodies (secrets redacted).
+    #[arg(long, env = env::LOG_PAYLOADS)]
+    pub log_payloads: Option<bool>,
+    /// Largest request body in bytes.
+    #[arg(long, env = env::BODY_LIMIT)]
+    pub body_limit_bytes: Option<usize>,
+    /// Most instances in one prediction request.
+    #[arg(long, env = env::MAX_BATCH)]
+    pub max_batch_size: Option<usize>,
+    /// Inference slots (models running at once).
+    #[arg(long, env = env::MAX_CONCURRENCY)]
+    pub max_concurrency: Option<usize>,
+    /// Requests that may wait for an inference slot before 503.
+    #[arg(long, env = env::MAX_QUEUE)]
+    pub max_queue: Option<usize>,
+    /// Requests running longer are answered 503 (0 disables).
+    #[arg(long, env = env::REQUEST_TIMEOUT_MS)]
+    pub request_timeout_ms: Option<u64>,
+    /// Requests slower than this log a `slow_request` warning.
+    #[arg(long, env = env::SLOW_REQUEST_MS)]
+    pub slow_request_ms: Option<u64>,
+    /// How long shutdown waits for in-flight requests.
+    #[arg(long, env = env::SHUTDOWN_GRACE_MS)]
+    pub shutdown_grace_ms: Option<u64>,
+}

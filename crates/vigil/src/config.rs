@@ -1,0 +1,233 @@
+//! One configuration, resolved and checked before any port is bound: defaults, then
+//! the TOML file, then `VIGIL_*` variables and flags (clap merges those two).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use vigil_server::Limits;
+use vigil_server::router::RouterConfig;
+use vigil_telemetry::LogConfig;
+
+use crate::cli::{Cli, Command, ServeArgs};
+
+/// Environment variable names, in one place.
+pub mod env {
+    pub const CONFIG: &str = "VIGIL_CONFIG";
+    pub const HOST: &str = "VIGIL_HOST";
+    pub const PORT: &str = "VIGIL_PORT";
+    pub const DATA_DIR: &str = "VIGIL_DATA_DIR";
+    pub const MODELS_DIR: &str = "VIGIL_MODELS_DIR";
+    pub const DEFAULT_MODEL: &str = "VIGIL_DEFAULT_MODEL";
+    pub const LOG_LEVEL: &str = "VIGIL_LOG_LEVEL";
+    pub const LOG_DIR: &str = "VIGIL_LOG_DIR";
+    pub const LOG_PAYLOADS: &str = "VIGIL_LOG_PAYLOADS";
+    pub const BODY_LIMIT: &str = "VIGIL_BODY_LIMIT_BYTES";
+    pub const MAX_BATCH: &str = "VIGIL_MAX_BATCH_SIZE";
+    pub const MAX_CONCURRENCY: &str = "VIGIL_MAX_CONCURRENCY";
+    pub const MAX_QUEUE: &str = "VIGIL_MAX_QUEUE";
+    pub const REQUEST_TIMEOUT_MS: &str = "VIGIL_REQUEST_TIMEOUT_MS";
+    pub const SLOW_REQUEST_MS: &str = "VIGIL_SLOW_REQUEST_MS";
+    pub const SHUTDOWN_GRACE_MS: &str = "VIGIL_SHUTDOWN_GRACE_MS";
+}
+
+/// The TOML file: the same keys as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
+    default_model: Option<String>,
+    log_level: Option<String>,
+    log_dir: Option<PathBuf>,
+    log_payloads: Option<bool>,
+    body_limit_bytes: Option<usize>,
+    max_batch_size: Option<usize>,
+    max_concurrency: Option<usize>,
+    max_queue: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    slow_request_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
+}
+
+/// Which services to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    Serve,
+}
+
+/// Everything the process needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub models_dir: Option<PathBuf>,
+    pub default_model: Option<String>,
+    pub log: LogConfig,
+    pub limits: Limits,
+    pub router: RouterConfig,
+    pub shutdown_grace: Duration,
+}
+
+const MAX_BODY_LIMIT: usize = 1 << 30;
+
+impl Config {
+    pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let (mode, args) = match &cli.command {
+            Command::Up(a) => (Mode::Up, a),
+            Command::Serve(a) => (Mode::Serve, a),
+        };
+        Self::merge(mode, args, file)
+    }
+
+    fn merge(mode: Mode, a: &ServeArgs, f: FileConfig) -> anyhow::Result<Self> {
+        let default_host = if mode == Mode::Up {
+            "127.0.0.1"
+        } else {
+            "0.0.0.0"
+        };
+        let host_text = a
+            .host
+            .clone()
+            .or(f.host)
+            .unwrap_or_else(|| default_host.into());
+        let host = match host_text.as_str() {
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            other => other
+                .parse()
+                .with_context(|| format!("host {other:?} is not an IP address"))?,
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            body_limit: a
+                .body_limit_bytes
+                .or(f.body_limit_bytes)
+                .unwrap_or(defaults.body_limit),
+            max_batch: a
+                .max_batch_size
+                .or(f.max_batch_size)
+                .unwrap_or(defaults.max_batch),
+            concurrency: a
+                .max_concurrency
+                .or(f.max_concurrency)
+                .unwrap_or(defaults.concurrency),
+            max_queue: a.max_queue.or(f.max_queue).unwrap_or(defaults.max_queue),
+            log_payloads: a.log_payloads.or(f.log_payloads).unwrap_or(false),
+        };
+        if limits.body_limit == 0 || limits.body_limit > MAX_BODY_LIMIT {
+            bail!("body_limit_bytes must be between 1 and {MAX_BODY_LIMIT}");
+        }
+        if limits.max_batch == 0 {
+            bail!("max_batch_size must be at least 1");
+        }
+        if limits.concurrency == 0 || limits.concurrency > 1024 {
+            bail!("max_concurrency must be between 1 and 1024");
+        }
+        let timeout_ms = a
+            .request_timeout_ms
+            .or(f.request_timeout_ms)
+            .unwrap_or(30_000);
+        let slow_ms = a.slow_request_ms.or(f.slow_request_ms).unwrap_or(500);
+        let router = RouterConfig {
+            slow_request: Duration::from_millis(slow_ms),
+            request_timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+        };
+        let level = a
+            .log_level
+            .clone()
+            .or(f.log_level)
+            .unwrap_or_else(|| "info".into());
+        vigil_telemetry::logging::parse_level(&level)?;
+        let models_dir = a.models_dir.clone().or(f.models_dir);
+        if let Some(dir) = &models_dir
+            && !dir.is_dir()
+        {
+            bail!("models_dir {} is not a directory", dir.display());
+        }
+        Ok(Self {
+            mode,
+            host,
+            port: a.port.or(f.port).unwrap_or(8000),
+            data_dir: a
+                .data_dir
+                .clone()
+                .or(f.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            models_dir,
+            default_model: a.default_model.clone().or(f.default_model),
+            log: LogConfig {
+                level,
+                service: "vigil",
+                dir: a.log_dir.clone().or(f.log_dir),
+                ..LogConfig::default()
+            },
+            limits,
+            router,
+            shutdown_grace: Duration::from_millis(
+                a.shutdown_grace_ms
+                    .or(f.shutdown_grace_ms)
+                    .unwrap_or(10_000),
+            ),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let args = ServeArgs {
+            port: Some(9000),
+            ..ServeArgs::default()
+        };
+        let c = Config::merge(Mode::Serve, &args, file("port = 7000\nmax_queue = 3")).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.limits.max_queue, 3);
+        assert_eq!(c.host.to_string(), "0.0.0.0");
+        let up = Config::merge(Mode::Up, &ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(up.host.to_string(), "127.0.0.1");
+        assert_eq!(up.port, 8000);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_a_reason() {
+        for (text, why) in [
+            ("host = \"not an ip\"", "host"),
+            ("body_limit_bytes = 0", "body_limit_bytes"),
+            ("max_batch_size = 0", "max_batch_size"),
+            ("log_level = \"info,[[[\"", "log level"),
+            ("models_dir = \"/no/such/dir\"", "models_dir"),
+        ] {
+            let err = Config::merge(Mode::Serve, &ServeArgs::default(), file(text)).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{text}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+}

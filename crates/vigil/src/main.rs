@@ -1,0 +1,31 @@
+//! `vigil`: parse the command line, resolve the configuration, run, map the outcome to
+//! an exit code. Everything else lives in the library crates.
+
+mod cli;
+mod config;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code for a bad configuration or command line (BSD `EX_USAGE`).
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let config = match config::Config::resolve(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vigil: configuration error: {e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match run::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,6 +7,11 @@ use std::sync::Mutex;
 
 use crate::card::ModelCard;
 
+/// Below this many rows in the window, PSI is noise (a handful of rows always looks
+/// drifted): it is reported as NaN, which Prometheus alerts and Grafana treat as "no
+/// data" rather than as a shift.
+pub const MIN_ROWS: usize = 100;
+
 /// Shares below this are clamped so an empty bin gives a large but finite PSI term.
 const EPSILON: f64 = 1e-4;
 
@@ -134,15 +139,22 @@ impl DriftMonitor {
     pub fn snapshot(&self) -> DriftSnapshot {
         let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let n = w.len as u32;
+        let value = |counts: &[u32], expected: &[f64]| {
+            if w.len < MIN_ROWS {
+                f64::NAN
+            } else {
+                psi(counts, n, expected)
+            }
+        };
         DriftSnapshot {
             rows: w.len,
             features: w
                 .features
                 .iter()
-                .map(|f| (f.name.clone(), psi(&f.counts, n, &f.expected)))
+                .map(|f| (f.name.clone(), value(&f.counts, &f.expected)))
                 .collect(),
             prediction: (!self.prediction_expected.is_empty())
-                .then(|| psi(&w.class_counts, n, &self.prediction_expected)),
+                .then(|| value(&w.class_counts, &self.prediction_expected)),
         }
     }
 }
@@ -163,6 +175,11 @@ mod tests {
     fn shifted_inputs_drift_and_the_window_forgets() {
         let card = ModelCard::from_toml(MODELS[0].2).unwrap();
         let monitor = DriftMonitor::new(&card, 100);
+        monitor.observe(&[120.0, 250.0, 2.5, 45.0, 1500.0, 12.0], 6, &[1]);
+        assert!(
+            monitor.snapshot().features[0].1.is_nan(),
+            "one row is not a distribution"
+        );
         let hot = [120.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
         for _ in 0..100 {
             monitor.observe(&hot, 6, &[1]);

@@ -226,62 +226,62 @@ impl ModelMetrics {
         let health = Gauge::default();
         registry.register(
             "predictions",
-            "Predictions served, by model, version and outcome.",
+            "Predictions served, by model, version and outcome",
             predictions,
         );
         registry.register(
             "prediction_latency_seconds",
-            "Model compute time per batch in seconds.",
+            "Model compute time per batch in seconds",
             latency,
         );
         registry.register(
             "prediction_queue_seconds",
-            "Time waiting for an inference slot in seconds.",
+            "Time waiting for an inference slot in seconds",
             queue,
         );
         registry.register(
             "inference_queue_depth",
-            "Requests waiting for an inference slot.",
+            "Requests waiting for an inference slot",
             depth,
         );
         registry.register(
             "prediction_batch_size",
-            "Instances per prediction request.",
+            "Instances per prediction request",
             batch,
         );
         registry.register(
             "prediction_confidence",
-            "Confidence (top probability) of each prediction.",
+            "Confidence (top probability) of each prediction",
             confidence,
         );
         registry.register(
             "predictions_by_class",
-            "Predictions by predicted class.",
+            "Predictions by predicted class",
             by_class,
         );
         registry.register(
             "prediction_errors",
-            "Failed predictions by error type.",
+            "Failed predictions by error type",
             errors,
         );
         registry.register(
             "input_validation_errors",
-            "Rejected prediction requests by reason.",
+            "Rejected prediction requests by reason",
             validation,
         );
         registry.register(
             "model_loaded",
-            "1 if the model version is loaded and serving.",
+            "1 if the model version is loaded and serving",
             loaded,
         );
         registry.register(
             "model_load_time_seconds",
-            "Time to load and optimise a model in seconds.",
+            "Time to load and optimise a model in seconds",
             load_time,
         );
         registry.register(
             "app_health_status",
-            "1 when the service is healthy, 0 otherwise.",
+            "1 when the service is healthy, 0 otherwise",
             health.clone(),
         );
         registry.register_collector(Box::new(DriftCollector {
@@ -340,7 +340,7 @@ impl Collector for DriftCollector {
         {
             let mut family = encoder.encode_descriptor(
                 "model_feature_drift_psi",
-                "Population Stability Index of each feature over the recent window vs training data.",
+                "Population Stability Index of each feature over the recent window vs training data",
                 None,
                 template.metric_type(),
             )?;
@@ -356,7 +356,7 @@ impl Collector for DriftCollector {
         }
         let mut family = encoder.encode_descriptor(
             "model_prediction_drift_psi",
-            "Population Stability Index of the predicted class mix over the recent window vs training data.",
+            "Population Stability Index of the predicted class mix over the recent window vs training data",
             None,
             template.metric_type(),
         )?;

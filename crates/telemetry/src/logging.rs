@@ -29,6 +29,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::context;
 use crate::redact::{REDACTED, is_sensitive};
 
+/// Target of start-up and shutdown lines, which stay on at every log level.
+pub const LIFECYCLE_TARGET: &str = "vigil::lifecycle";
+
 /// Lines held in memory per output before new ones are dropped.
 pub const DEFAULT_QUEUE_LINES: usize = 16_384;
 
@@ -71,8 +74,15 @@ pub enum LogError {
 
 /// Parses a level directive the way [`init`] will, so config can be checked early.
 pub fn parse_level(level: &str) -> Result<EnvFilter, LogError> {
+    // Lifecycle lines (start-up, bound addresses, shutdown) are what operators and
+    // tests rely on to find the service: keep them at any level unless told otherwise.
+    let full = if level.contains(LIFECYCLE_TARGET) {
+        level.to_owned()
+    } else {
+        format!("{level},{LIFECYCLE_TARGET}=info")
+    };
     EnvFilter::builder()
-        .parse(level)
+        .parse(&full)
         .map_err(|e| LogError::Level {
             level: level.to_owned(),
             message: e.to_string(),
@@ -157,7 +167,7 @@ impl LogCounters {
     pub fn register(&'static self, registry: &mut Registry) {
         registry.register(
             "log_messages",
-            "Log lines written, by level.",
+            "Log lines written, by level",
             self.messages.clone(),
         );
         registry.register_collector(Box::new(DroppedCollector(self)));
@@ -172,7 +182,7 @@ impl Collector for DroppedCollector {
         let counter = ConstCounter::new(self.0.dropped());
         let metric = encoder.encode_descriptor(
             "log_messages_dropped",
-            "Log lines dropped because the output queue was full.",
+            "Log lines dropped because the output queue was full",
             None,
             counter.metric_type(),
         )?;
@@ -196,6 +206,14 @@ impl std::fmt::Debug for LogGuard {
 /// Installs the JSON logger (and a panic hook that logs panics as JSON) for this
 /// process. Call once, before anything logs.
 pub fn init(config: &LogConfig) -> Result<LogGuard, LogError> {
+    init_with_writer(config, Box::new(std::io::stdout()))
+}
+
+/// [`init`] with another primary output than stdout (tests capture lines this way).
+pub fn init_with_writer(
+    config: &LogConfig,
+    primary: Box<dyn std::io::Write + Send>,
+) -> Result<LogGuard, LogError> {
     let filter = parse_level(&config.level)?;
     let mut writers = Vec::new();
     let mut guards = Vec::new();
@@ -211,10 +229,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, LogError> {
             .lossy(true)
             .buffered_lines_limit(config.queue_lines.max(1))
     };
-    add(
-        builder().thread_name("vigil-log-stdout"),
-        Box::new(std::io::stdout()),
-    );
+    add(builder().thread_name("vigil-log-stdout"), primary);
     if let Some(dir) = &config.dir {
         let appender = tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)

@@ -160,27 +160,27 @@ impl HttpMetrics {
         };
         registry.register(
             "http_requests",
-            "HTTP requests by method, route template and status.",
+            "HTTP requests by method, route template and status",
             m.requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency in seconds.",
+            "HTTP request latency in seconds",
             m.duration.clone(),
         );
         registry.register(
             "http_requests_in_flight",
-            "HTTP requests being served.",
+            "HTTP requests being served",
             m.in_flight.clone(),
         );
         registry.register(
             "http_request_size_bytes",
-            "HTTP request body size in bytes.",
+            "HTTP request body size in bytes",
             m.request_size.clone(),
         );
         registry.register(
             "http_response_size_bytes",
-            "HTTP response body size in bytes.",
+            "HTTP response body size in bytes",
             m.response_size.clone(),
         );
         m
@@ -210,7 +210,7 @@ impl Metrics {
             version: version.into(),
         })
         .set(1);
-        registry.register("service_info", "Service name and version; always 1.", info);
+        registry.register("service_info", "Service name and version; always 1", info);
         registry.register_collector(Box::new(ProcessCollector));
         LogCounters::global().register(&mut registry);
         registry

@@ -25,7 +25,7 @@ impl Collector for ProcessCollector {
         let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
         let m = encoder.encode_descriptor(
             "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds.",
+            "Total user and system CPU time spent in seconds",
             None,
             cpu.metric_type(),
         )?;
@@ -38,18 +38,18 @@ impl Collector for ProcessCollector {
         };
         gauge(
             "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
+            "Resident memory size in bytes",
             (stat.rss * procfs::page_size()) as f64,
         )?;
         gauge(
             "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
+            "Virtual memory size in bytes",
             stat.vsize as f64,
         )?;
         if let Ok(fds) = me.fd_count() {
             gauge(
                 "process_open_fds",
-                "Number of open file descriptors.",
+                "Number of open file descriptors",
                 fds as f64,
             )?;
         }
@@ -58,7 +58,7 @@ impl Collector for ProcessCollector {
         {
             gauge(
                 "process_max_fds",
-                "Maximum number of open file descriptors.",
+                "Maximum number of open file descriptors",
                 max as f64,
             )?;
         }
@@ -66,13 +66,13 @@ impl Collector for ProcessCollector {
             let start = boot as f64 + stat.starttime as f64 / ticks;
             gauge(
                 "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
+                "Start time of the process since unix epoch in seconds",
                 start,
             )?;
         }
         gauge(
             "process_threads",
-            "Number of OS threads in the process.",
+            "Number of OS threads in the process",
             stat.num_threads as f64,
         )?;
         Ok(())

@@ -78,4 +78,8 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = env::SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: Option<u64>,
+    /// On SIGTERM, report not-ready for this long before closing the listener (give
+    /// Kubernetes time to stop routing here).
+    #[arg(long, env = env::SHUTDOWN_DELAY_MS)]
+    pub shutdown_delay_ms: Option<u64>,
 }

@@ -31,6 +31,7 @@ pub mod env {
     pub const REQUEST_TIMEOUT_MS: &str = "VIGIL_REQUEST_TIMEOUT_MS";
     pub const SLOW_REQUEST_MS: &str = "VIGIL_SLOW_REQUEST_MS";
     pub const SHUTDOWN_GRACE_MS: &str = "VIGIL_SHUTDOWN_GRACE_MS";
+    pub const SHUTDOWN_DELAY_MS: &str = "VIGIL_SHUTDOWN_DELAY_MS";
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -52,6 +53,7 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     slow_request_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    shutdown_delay_ms: Option<u64>,
 }
 
 /// Which services to run.
@@ -74,6 +76,8 @@ pub struct Config {
     pub limits: Limits,
     pub router: RouterConfig,
     pub shutdown_grace: Duration,
+    /// Time between reporting not-ready and closing the listener.
+    pub shutdown_delay: Duration,
 }
 
 const MAX_BODY_LIMIT: usize = 1 << 30;
@@ -178,6 +182,9 @@ impl Config {
                 a.shutdown_grace_ms
                     .or(f.shutdown_grace_ms)
                     .unwrap_or(10_000),
+            ),
+            shutdown_delay: Duration::from_millis(
+                a.shutdown_delay_ms.or(f.shutdown_delay_ms).unwrap_or(0),
             ),
         })
     }

@@ -11,6 +11,9 @@ use vigil_server::{AppState, app, serve};
 
 use crate::config::{Config, Mode};
 
+/// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
+const LIFECYCLE: &str = vigil_telemetry::logging::LIFECYCLE_TARGET;
+
 pub fn run(config: Config) -> anyhow::Result<()> {
     let guard = vigil_telemetry::logging::init(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -20,16 +23,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(run_services(config));
     if let Err(e) = &result {
-        tracing::error!(error = %format!("{e:#}"), "fatal");
+        tracing::error!(target: LIFECYCLE, error = %format!("{e:#}"), "fatal");
     }
     // Let blocking inference tasks finish, then flush the log queue.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    runtime.shutdown_timeout(Duration::from_millis(500));
     drop(guard);
     result
 }
 
 async fn run_services(config: Config) -> anyhow::Result<()> {
     tracing::info!(
+        target: LIFECYCLE,
         version = vigil_server::VERSION,
         mode = ?config.mode,
         host = %config.host,
@@ -52,7 +56,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     let address = listener.local_addr()?;
-    tracing::info!(service = "inference", address = %address, "listening");
+    tracing::info!(target: LIFECYCLE, service = "inference", address = %address, "listening");
     if config.mode == Mode::Up {
         eprintln!(
             "vigil is up: http://{address}\n  predict:  curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:   http://{address}/models\n  health:   http://{address}/health\n  metrics:  http://{address}/metrics\n  api:      http://{address}/openapi.json"
@@ -80,6 +84,14 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         "shutdown_started"
     );
     state.set_ready(false);
+    if !config.shutdown_delay.is_zero() {
+        // Keep serving while load balancers notice the failing readiness probe
+        // (Kubernetes removes the endpoint asynchronously), then stop accepting.
+        tokio::select! {
+            result = &mut server => return result.context("the server stopped unexpectedly"),
+            _ = tokio::time::sleep(config.shutdown_delay) => {}
+        }
+    }
     state.model_metrics.health.set(0);
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace, &mut server).await {
@@ -89,7 +101,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
             "shutdown_grace_expired"
         ),
     }
-    tracing::info!(reason, drained_requests = in_flight, "shutdown_complete");
+    tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, "shutdown_complete");
     Ok(())
 }
 
@@ -117,6 +129,7 @@ fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
     .context("cannot load models")?;
     for m in models.iter() {
         tracing::info!(
+            target: LIFECYCLE,
             model = %m.card.name,
             version = %m.card.version,
             source = %m.source,

@@ -1,0 +1,114 @@
+//! The telemetry layer on a plain axum router: panics become JSON 500s and the router
+//! keeps serving, timeouts become 503s, abandoned requests bring the in-flight gauge
+//! back down, and every response is counted under its route template.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use vigil_telemetry::{HttpMetrics, Metrics, TelemetryConfig, TelemetryLayer};
+
+async fn explode() -> &'static str {
+    panic!("handler exploded")
+}
+
+fn router(timeout: Option<Duration>) -> (Router, Metrics, HttpMetrics) {
+    let mut registry = Metrics::base_registry("test", "0");
+    let http = HttpMetrics::register(&mut registry);
+    let layer = TelemetryLayer::new(
+        TelemetryConfig {
+            service: "test",
+            slow_request: Duration::from_secs(1),
+            request_timeout: timeout,
+        },
+        http.clone(),
+    );
+    let app = Router::new()
+        .route("/ok/{id}", get(|| async { "fine" }))
+        .route("/panic", get(explode))
+        .route(
+            "/slow",
+            get(|| async { tokio::time::sleep(Duration::from_secs(3600)).await }),
+        )
+        .layer(layer);
+    (app, Metrics::new(registry), http)
+}
+
+async fn call(app: &Router, uri: &str) -> (StatusCode, serde_json::Value, http::HeaderMap) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        parts.headers,
+    )
+}
+
+#[tokio::test]
+async fn a_panicking_handler_gets_a_json_500_and_the_router_keeps_serving() {
+    let (app, metrics, http) = router(None);
+    let (status, body, headers) = call(&app, "/panic").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["code"], "internal");
+    assert_eq!(
+        body["request_id"],
+        headers["x-request-id"].to_str().unwrap()
+    );
+    assert!(
+        !body.to_string().contains("exploded"),
+        "panic message must not leak: {body}"
+    );
+    let (status, ..) = call(&app, "/ok/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(http.in_flight.get(), 0);
+    let text = metrics.render_text();
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/panic\",status=\"500\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/ok/{id}\",status=\"200\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_over_the_timeout_get_a_503_with_retry_after() {
+    let (app, metrics, http) = router(Some(Duration::from_millis(50)));
+    let (status, body, headers) = call(&app, "/slow").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "timeout");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(http.in_flight.get(), 0);
+    assert!(
+        metrics
+            .render_text()
+            .contains("route=\"/slow\",status=\"503\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn an_abandoned_request_is_recorded_as_499_and_leaves_in_flight_at_zero() {
+    let (app, metrics, http) = router(None);
+    let fut = app
+        .clone()
+        .oneshot(Request::get("/slow").body(Body::empty()).unwrap());
+    // Let it start, then drop it as a disconnecting client would.
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), fut).await;
+    assert!(abandoned.is_err(), "the slow handler cannot have finished");
+    assert_eq!(http.in_flight.get(), 0);
+    assert!(
+        metrics
+            .render_text()
+            .contains("http_requests_total{method=\"GET\",route=\"/slow\",status=\"499\"} 1")
+    );
+}

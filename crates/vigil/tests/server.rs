@@ -1,0 +1,482 @@
+//! The real `vigil` binary on port 0: start-up and shutdown, logs as the contract names
+//! them, secrets and hostile text, config errors, metrics under load, and a live
+//! `/metrics` checked by `promtool`.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Vigil, histogram_invariants, sample};
+
+const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+
+#[tokio::test]
+async fn starts_on_port_zero_logs_startup_and_exits_zero_on_sigterm() {
+    let vigil = Vigil::start(&[], &[]);
+    let addr = vigil.addr;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    let starting = lines.iter().find(|l| l["message"] == "starting").unwrap();
+    assert_eq!(starting["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(starting["body_limit_bytes"], 1_048_576);
+    let loaded: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "model_loaded")
+        .collect();
+    assert_eq!(loaded.len(), 2);
+    assert!(
+        loaded
+            .iter()
+            .all(|l| l["load_ms"].as_f64().is_some() && l["version"] == "1.0.0")
+    );
+    let listening = lines.iter().find(|l| l["message"] == "listening").unwrap();
+    assert_eq!(listening["address"], addr.to_string());
+    assert_eq!(listening["service"], "inference");
+    let stop = lines
+        .iter()
+        .find(|l| l["message"] == "shutdown_started")
+        .unwrap();
+    assert_eq!(stop["reason"], "SIGTERM");
+    assert!(messages.contains(&"shutdown_complete"));
+    for l in &lines {
+        for key in ["timestamp", "level", "target", "message", "service"] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_access_line_per_request_carrying_its_ids() {
+    let vigil = Vigil::start(&["--slow-request-ms", "0"], &[]);
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = client
+            .post(vigil.url("/predict"))
+            .header("x-request-id", format!("req-{i}"))
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .json(&json!({"features": GOOD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], format!("req-{i}").as_str());
+    }
+    let r = client
+        .post(vigil.url("/predict"))
+        .header("x-request-id", "bad-1")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let (_, lines) = vigil.stop();
+    for i in 0..5 {
+        let id = format!("req-{i}");
+        let access: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"] == "request_completed" && l["request_id"] == id.as_str())
+            .collect();
+        assert_eq!(access.len(), 1, "{id}");
+        let a = access[0];
+        assert_eq!(a["level"], "INFO");
+        assert_eq!(a["service"], "inference");
+        assert_eq!(a["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(a["method"], "POST");
+        assert_eq!(a["path"], "/predict");
+        assert_eq!(a["route"], "/predict");
+        assert_eq!(a["status"], 200);
+        assert_eq!(a["client_ip"], "127.0.0.1");
+        assert_eq!(a["user"], "anonymous");
+        assert!(a["duration_ms"].as_f64().is_some());
+        assert!(a["request_bytes"].as_u64().unwrap() > 0);
+        assert!(a["response_bytes"].as_u64().unwrap() > 0);
+        let slow = lines
+            .iter()
+            .filter(|l| l["message"] == "slow_request" && l["request_id"] == id.as_str())
+            .count();
+        assert_eq!(slow, 1, "threshold 0 makes every request slow");
+    }
+    let bad = lines
+        .iter()
+        .find(|l| l["message"] == "request_completed" && l["request_id"] == "bad-1")
+        .unwrap();
+    assert_eq!(bad["status"], 415);
+    assert_eq!(bad["error_code"], "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_a_log_line() {
+    let vigil = Vigil::start(&["--log-payloads", "true"], &[]);
+    let client = reqwest::Client::new();
+    let canaries = [
+        "CANARY-AUTH-7f3a",
+        "CANARY-COOKIE-91bd",
+        "CANARY-APIKEY-c0de",
+        "CANARY-QUERY-5e5e",
+        "CANARY-BODY-beef",
+    ];
+    let r = client
+        .post(vigil.url(&format!("/predict?token={}&x=1", canaries[3])))
+        .header("authorization", format!("Bearer {}", canaries[0]))
+        .header("cookie", format!("session={}", canaries[1]))
+        .header("x-api-key", canaries[2])
+        .json(&json!({"features": GOOD, "password": canaries[4]}))
+        .send()
+        .await
+        .unwrap();
+    // The extra field is refused, but the body was logged (redacted) first.
+    assert_eq!(r.status(), 422);
+    let r = client
+        .get(vigil.url(&format!("/nope?api_key={}", canaries[3])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let all = vigil.stdout_after_stop();
+    let lines: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for c in canaries {
+        assert!(!all.contains(c), "{c} leaked:\n{all}");
+    }
+    let payload = lines
+        .iter()
+        .find(|l| l["message"] == "request_payload")
+        .expect("payload logged");
+    assert!(payload["payload"].as_str().unwrap().contains("[REDACTED]"));
+    let access = lines
+        .iter()
+        .find(|l| l["message"] == "request_completed" && l["path"] == "/predict")
+        .unwrap();
+    assert_eq!(access["query"], "token=[REDACTED]&x=1");
+}
+
+/// Raw bytes on a socket: what a hostile client can put on the wire.
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn hostile_text_cannot_forge_or_break_log_lines() {
+    let vigil = Vigil::start(&[], &[]);
+    let addr = vigil.addr;
+    let attacks: Vec<Vec<u8>> = vec![
+        b"GET /a%0d%0a%7B%22level%22:%22ERROR%22%7D%1b[31m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Request-ID: id\x1b[2J\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Request-ID: a\rb\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /\xc3\xa9\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /ok?q=\"}\n{\"forged\":1} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"BREW /predict\"\x1b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        {
+            let body = br#"{"features": "\u001b\n"}"#;
+            let mut req = format!(
+                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-ID: \"quoted\\\"id\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(body);
+            req
+        },
+    ];
+    for a in &attacks {
+        let reply = raw(addr, a);
+        assert!(
+            reply.starts_with("HTTP/1.1 4"),
+            "4xx expected for {:?}: {reply}",
+            String::from_utf8_lossy(a)
+        );
+    }
+    // Still serving.
+    let r = reqwest::Client::new()
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    // Every stdout line parsed as one JSON object (Vigil::stop asserts it); none forged.
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.get("forged").is_none() && l["level"] != "forged")
+    );
+    let forged_errors = lines.iter().filter(|l| l["level"] == "ERROR").count();
+    assert_eq!(forged_errors, 0, "no request here is an error");
+    let quoted = lines
+        .iter()
+        .find(|l| l["request_id"] == "\"quoted\\\"id")
+        .expect("printable ids are kept verbatim");
+    assert_eq!(quoted["status"], 422);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let vigil = Vigil::start(&[], &[]);
+    let body = json!({"features": GOOD}).to_string();
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(vigil.addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body.as_bytes()[..5]).unwrap();
+    // Readiness: the request is being served when the gauge counts it (plus the scrape).
+    vigil.wait_for_metric("http_requests_in_flight", 2.0).await;
+    vigil.signal("TERM");
+    vigil.wait_for_log("shutdown_started");
+    s.write_all(&body.as_bytes()[5..]).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"label\":\"ok\""), "{reply}");
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "shutdown_started")
+        .unwrap();
+    assert_eq!(started["in_flight"], 1);
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "shutdown_complete")
+        .unwrap();
+    assert_eq!(done["drained_requests"], 1);
+}
+
+#[tokio::test]
+async fn clients_that_vanish_leave_the_in_flight_gauge_at_its_floor() {
+    let vigil = Vigil::start(&[], &[]);
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(vigil.addr).unwrap();
+        s.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"feat").unwrap();
+        drop(s);
+    }
+    // The scrape itself is the one request left in flight.
+    vigil.wait_for_metric("http_requests_in_flight", 1.0).await;
+    let text = vigil.metrics().await;
+    assert_eq!(sample(&text, "http_requests_in_flight"), 1.0);
+    let _ = vigil.stop();
+}
+
+#[tokio::test]
+async fn histograms_stay_consistent_under_200_concurrent_predictions() {
+    let vigil = Vigil::start(&[], &[]);
+    let client = reqwest::Client::new();
+    let url = vigil.url("/predict");
+    let predictions: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let body = if i % 10 == 0 {
+                    json!({"features": [1, 2]})
+                } else {
+                    json!({"features": GOOD})
+                };
+                client
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut scrapes = 0;
+    while !predictions.iter().all(|p| p.is_finished()) || scrapes < 3 {
+        histogram_invariants(&vigil.metrics().await);
+        scrapes += 1;
+    }
+    let mut statuses = Vec::new();
+    for p in predictions {
+        statuses.push(p.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 180);
+    assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 20);
+    let text = vigil.metrics().await;
+    histogram_invariants(&text);
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total{method=\"POST\",route=\"/predict\",status=\"200\"}"
+        ),
+        180.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "predictions_total{model=\"defect-detector\",version=\"1.0.0\",status=\"success\"}"
+        ),
+        180.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "prediction_confidence_count{model=\"defect-detector\"}"
+        ),
+        180.0
+    );
+    let _ = vigil.stop();
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_wrong_with_a_live_scrape() {
+    let vigil = Vigil::start(&[], &[]);
+    let client = reqwest::Client::new();
+    client
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": [1]}))
+        .send()
+        .await
+        .unwrap();
+    client.get(vigil.url("/nowhere")).send().await.unwrap();
+    let text = vigil.metrics().await;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/test installs Debian's prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+    let _ = vigil.stop();
+}
+
+#[tokio::test]
+async fn config_file_and_environment_apply_in_order() {
+    let dir = tempdir();
+    let file = dir.join("vigil.toml");
+    std::fs::write(
+        &file,
+        "max_batch_size = 2\nlog_level = \"info\"\nport = 1\n",
+    )
+    .unwrap();
+    // The file says port 1 and info; the environment overrides both.
+    let vigil = Vigil::start(
+        &["--config", file.to_str().unwrap()],
+        &[("VIGIL_PORT", "0"), ("VIGIL_LOG_LEVEL", "warn")],
+    );
+    let client = reqwest::Client::new();
+    let r = client
+        .post(vigil.url("/predict"))
+        .json(&json!({"instances": [GOOD, GOOD, GOOD]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "batch_too_large");
+    let (_, lines) = vigil.stop();
+    // At warn, the access lines are filtered out (the listening line is found anyway).
+    assert!(!lines.iter().any(|l| l["message"] == "request_completed"));
+}
+
+#[test]
+fn bad_configuration_exits_64_before_binding() {
+    let dir = tempdir();
+    let unknown = dir.join("bad.toml");
+    std::fs::write(&unknown, "prot = 8000\n").unwrap();
+    for (args, why) in [
+        (vec!["serve", "--body-limit-bytes", "0"], "body_limit_bytes"),
+        (vec!["serve", "--config", unknown.to_str().unwrap()], "prot"),
+        (
+            vec!["serve", "--models-dir", "/no/such/models"],
+            "models_dir",
+        ),
+        (vec!["serve", "--host", "not-an-ip"], "host"),
+        (vec!["serve", "--log-level", "info,[[["], "log level"),
+        (vec!["serve", "--port", "70000"], "70000"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(if why == "70000" { 2 } else { 64 }),
+            "{args:?}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    }
+}
+
+#[test]
+fn a_busy_port_is_a_clear_startup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot listen"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-test-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

@@ -1,0 +1,266 @@
+//! Test support: run the real binary on port 0 and read its JSON log lines.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long to wait for a readiness signal before failing the test.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Vigil {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+    seen: Mutex<mpsc::Receiver<String>>,
+    data: std::path::PathBuf,
+}
+
+impl Vigil {
+    /// Starts `vigil serve --port 0` with extra args and env; returns once it listens.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let data = std::env::temp_dir().join(format!(
+            "vigil-data-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("serve")
+            .args(["--host", "127.0.0.1", "--data-dir", data.to_str().unwrap()]);
+        if !env.iter().any(|(k, _)| *k == "VIGIL_PORT") && !args.contains(&"--port") {
+            cmd.args(["--port", "0"]);
+        }
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for var in [
+            "VIGIL_LOG_LEVEL",
+            "VIGIL_PORT",
+            "VIGIL_HOST",
+            "VIGIL_CONFIG",
+        ] {
+            if !env.iter().any(|(k, _)| *k == var) {
+                cmd.env_remove(var);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn vigil");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut vigil = Self {
+            child: Some(child),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            seen: Mutex::new(rx),
+            data,
+        };
+        let listening = vigil.wait_for_log("listening");
+        vigil.addr = listening["address"].as_str().unwrap().parse().unwrap();
+        vigil
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Blocks until a line with `message` appears (the readiness signal), returns it.
+    pub fn wait_for_log(&self, message: &str) -> Value {
+        if let Some(found) = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == message)
+        {
+            return found;
+        }
+        let rx = self.seen.lock().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {message:?} log line in time"));
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == message
+            {
+                return v;
+            }
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `/metrics` until `series` has `value` (a state the test waits for).
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.metrics().await;
+            if sample(&text, series) == value {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} never reached {value}:\n{text}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    /// SIGTERM, wait for exit, and return the exit code and every stdout line parsed.
+    /// Fails the test if any line is not a single JSON object.
+    pub fn stop(mut self) -> (Option<i32>, Vec<Value>) {
+        let mut child = self.child.take().unwrap();
+        if child.try_wait().unwrap().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread sees EOF once the process is gone; give it the last lines.
+        let rx = self.seen.lock().unwrap();
+        while rx.recv_timeout(Duration::from_secs(5)).is_ok() {}
+        drop(rx);
+        let lines = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}"))
+            })
+            .collect::<Vec<_>>();
+        assert!(lines.iter().all(Value::is_object));
+        (status.code(), lines)
+    }
+
+    /// Stops the process and returns everything it wrote to stdout.
+    pub fn stdout_after_stop(self) -> String {
+        let lines = self.lines.clone();
+        let _ = self.stop();
+        lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The value of one series in a text exposition.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Checks every histogram in a scrape: cumulative buckets never decrease, and the
+/// `+Inf` bucket equals `_count`.
+pub fn histogram_invariants(text: &str) {
+    use std::collections::HashMap;
+    let mut buckets: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    let mut counts: HashMap<String, f64> = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value: f64 = value.parse().unwrap();
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        let labels = labels.trim_end_matches('}');
+        if let Some(base) = name.strip_suffix("_bucket") {
+            let mut le = None;
+            let rest: Vec<&str> = labels
+                .split(',')
+                .filter(|kv| match kv.strip_prefix("le=") {
+                    Some(v) => {
+                        le = Some(v.trim_matches('"').to_owned());
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            let le = le.unwrap();
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            buckets
+                .entry(format!("{base}{{{}}}", rest.join(",")))
+                .or_default()
+                .push((bound, value));
+        } else if let Some(base) = name.strip_suffix("_count") {
+            counts.insert(format!("{base}{{{labels}}}"), value);
+        }
+    }
+    assert!(!buckets.is_empty());
+    for (key, mut b) in buckets {
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        assert!(
+            b.windows(2).all(|w| w[0].1 <= w[1].1),
+            "buckets decrease in {key}: {b:?}"
+        );
+        let inf = b.last().unwrap();
+        assert_eq!(inf.0, f64::INFINITY, "{key} has no +Inf bucket");
+        assert_eq!(Some(&inf.1), counts.get(&key), "+Inf != _count for {key}");
+    }
+}

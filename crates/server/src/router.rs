@@ -40,6 +40,11 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         },
         state.http.clone(),
     );
+    routes().layer(telemetry).with_state(state)
+}
+
+/// The routes alone, without telemetry (benchmarks measure what the layer costs).
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/predict", post(predict::predict))
         .route("/models", get(models::list))
@@ -52,8 +57,6 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         .route("/openapi.json", get(meta::openapi))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(telemetry)
-        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and

@@ -51,6 +51,12 @@ impl Scheduler {
         }
     }
 
+    /// Takes an inference slot away (tests use it to make the service look busy).
+    #[cfg(feature = "test-util")]
+    pub fn occupy(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
     /// Requests waiting for a slot right now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)

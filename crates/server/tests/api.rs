@@ -831,41 +831,81 @@ async fn a_model_emitting_nan_gets_a_json_500_and_an_error_count() {
 async fn a_full_inference_queue_answers_503_with_retry_after() {
     let state = state_with(Limits {
         concurrency: 1,
-        max_queue: 0,
+        max_queue: 1,
         ..Limits::default()
     });
     let app = app(state.clone(), RouterConfig::default());
-    // Saturate: many concurrent batches on one slot with no queue; some must be refused.
-    let big = json!({"model": "digits", "instances": vec![vec![8.0; 64]; 1024]}).to_string();
-    let replies =
-        futures_util::future::join_all((0..16).map(|_| send(&app, post("/predict", big.clone()))))
-            .await;
-    let refused: Vec<_> = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
-        .collect();
-    assert!(
-        replies
-            .iter()
-            .all(|r| r.status == StatusCode::OK || r.status == StatusCode::SERVICE_UNAVAILABLE)
-    );
-    assert!(
-        !refused.is_empty(),
-        "with one slot and no queue, concurrent requests are refused"
-    );
-    for r in &refused {
-        assert_eq!(
-            assert_error(r, StatusCode::SERVICE_UNAVAILABLE),
-            "overloaded"
-        );
-        assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    let slot = state.scheduler.occupy().expect("the only slot");
+    let body = json!({"features": GOOD}).to_string();
+    // One request may wait for the slot; the next finds the queue full.
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        let body = body.clone();
+        async move { send(&app, post("/predict", body)).await }
+    });
+    while state.scheduler.waiting() == 0 {
+        tokio::task::yield_now().await;
     }
+    let refused = send(&app, post("/predict", body)).await;
+    assert_eq!(
+        assert_error(&refused, StatusCode::SERVICE_UNAVAILABLE),
+        "overloaded"
+    );
+    assert_eq!(refused.headers[header::RETRY_AFTER], "1");
     let m = metrics_text(&app).await;
     assert_eq!(
         sample(
             &m,
-            "prediction_errors_total{model=\"digits\",error_type=\"overloaded\"}"
+            "prediction_errors_total{model=\"defect-detector\",error_type=\"overloaded\"}"
         ),
-        refused.len() as f64
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "inference_queue_depth{model=\"defect-detector\"}"),
+        1.0
+    );
+    // Freeing the slot lets the waiting request through.
+    drop(slot);
+    assert_eq!(waiting.await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        sample(
+            &metrics_text(&app).await,
+            "inference_queue_depth{model=\"defect-detector\"}"
+        ),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_prediction_is_counted_as_an_error() {
+    let state = state_with(Limits::default());
+    // A zero timeout fires as soon as the handler first waits, which is on inference.
+    let app = app(
+        state,
+        RouterConfig {
+            request_timeout: Some(std::time::Duration::ZERO),
+            ..RouterConfig::default()
+        },
+    );
+    let big = json!({"model": "digits", "instances": vec![vec![8.0; 64]; 1024]}).to_string();
+    let reply = send(&app, post("/predict", big)).await;
+    assert_eq!(
+        assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE),
+        "timeout"
+    );
+    let m = metrics_text(&app).await;
+    assert_eq!(
+        sample(
+            &m,
+            "prediction_errors_total{model=\"digits\",error_type=\"timeout\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "predictions_total{model=\"digits\",version=\"1.0.0\",status=\"error\"}"
+        ),
+        1024.0
     );
 }

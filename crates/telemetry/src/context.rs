@@ -3,6 +3,7 @@
 //! threading it through every function.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use http::HeaderMap;
@@ -148,6 +149,8 @@ pub struct RequestContext {
     pub service: &'static str,
     /// The authenticated caller, once auth has run.
     pub user: OnceLock<String>,
+    /// Set when the request timeout fired (before the handler is dropped).
+    pub timed_out: AtomicBool,
 }
 
 impl RequestContext {
@@ -158,6 +161,7 @@ impl RequestContext {
             trace,
             service,
             user: OnceLock::new(),
+            timed_out: AtomicBool::new(false),
         }
     }
 }

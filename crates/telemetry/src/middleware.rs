@@ -149,7 +149,21 @@ where
         Box::pin(context::scope(ctx.clone(), async move {
             let handled = AssertUnwindSafe(inner.call(req)).catch_unwind();
             let outcome = match timeout {
-                Some(limit) => tokio::time::timeout(limit, handled).await.ok(),
+                Some(limit) => {
+                    let mut handled = std::pin::pin!(handled);
+                    tokio::select! {
+                        // A response that is ready wins over a timer that is too.
+                        biased;
+                        done = &mut handled => Some(done),
+                        () = tokio::time::sleep(limit) => {
+                            // Mark the request before dropping the handler, so code that
+                            // notices its own cancellation can tell a timeout from a client
+                            // that went away.
+                            ctx.timed_out.store(true, Ordering::Release);
+                            None
+                        }
+                    }
+                }
                 None => Some(handled.await),
             };
             let mut response = match outcome {

@@ -12,6 +12,9 @@ use vigil_server::{AppState, app, serve};
 use crate::config::{Config, Mode};
 
 /// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
+/// Model loads slower than this log a warning (start-up time is a deployment SLO).
+const SLOW_MODEL_LOAD: Duration = Duration::from_secs(5);
+
 const LIFECYCLE: &str = vigil_telemetry::logging::LIFECYCLE_TARGET;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -128,6 +131,15 @@ fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
     }
     .context("cannot load models")?;
     for m in models.iter() {
+        if m.load_duration > SLOW_MODEL_LOAD {
+            tracing::warn!(
+                target: LIFECYCLE,
+                model = %m.card.name,
+                load_ms = m.load_duration.as_millis() as u64,
+                threshold_ms = SLOW_MODEL_LOAD.as_millis() as u64,
+                "slow_model_load"
+            );
+        }
         tracing::info!(
             target: LIFECYCLE,
             model = %m.card.name,

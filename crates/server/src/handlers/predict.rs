@@ -202,11 +202,17 @@ async fn finish(
     let batch = builder.finish();
     let rows = batch.rows as u64;
     handles.batch_size.observe(rows as f64);
-    let scheduled = match state
+    let pending = TimeoutGuard {
+        handles,
+        rows,
+        armed: true,
+    };
+    let outcome = state
         .scheduler
         .run(model.clone(), batch, &handles.queue_depth)
-        .await
-    {
+        .await;
+    pending.disarm();
+    let scheduled = match outcome {
         Ok(s) => s,
         Err(e) => {
             let error_type = match &e {
@@ -259,6 +265,34 @@ async fn finish(
         latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         created_at: crate::handlers::meta::now_rfc3339(),
     })
+}
+
+/// Counts a prediction that the request timeout cut off while it waited or ran: the
+/// handler is dropped mid-way, so only a drop guard sees it.
+struct TimeoutGuard<'a> {
+    handles: &'a crate::metrics::ModelHandles,
+    rows: u64,
+    armed: bool,
+}
+
+impl TimeoutGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TimeoutGuard<'_> {
+    fn drop(&mut self) {
+        let timed_out = vigil_telemetry::context::with_current(|c| {
+            c.is_some_and(|c| c.timed_out.load(std::sync::atomic::Ordering::Acquire))
+        });
+        if self.armed && timed_out {
+            if let Some(c) = self.handles.error("timeout") {
+                c.inc();
+            }
+            self.handles.error.inc_by(self.rows);
+        }
+    }
 }
 
 /// Classifies one raw JSON token.

@@ -273,10 +273,28 @@ async fn clients_that_vanish_leave_the_in_flight_gauge_at_its_floor() {
         s.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"feat").unwrap();
         drop(s);
     }
+    // Readiness: all ten requests have been seen through to their end (the body read
+    // fails when the client goes away, or the request is dropped as 499).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = vigil.metrics().await;
+        let finished: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("http_requests_total{method=\"POST\",route=\"/predict\""))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+            .sum();
+        if finished >= 10.0 {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests never finished:\n{text}"
+        );
+        tokio::task::yield_now().await;
+    };
     // The scrape itself is the one request left in flight.
-    vigil.wait_for_metric("http_requests_in_flight", 1.0).await;
-    let text = vigil.metrics().await;
     assert_eq!(sample(&text, "http_requests_in_flight"), 1.0);
+    assert!(!text.contains("route=\"/predict\",status=\"5"), "{text}");
     let _ = vigil.stop();
 }
 

@@ -1,13 +1,20 @@
-//! Inference scheduling: a fixed number of inference slots (one blocking thread each),
-//! a bounded wait for a slot, and an immediate "overloaded" when the wait line is full.
-//! Queue time and compute time are measured apart, as Triton reports them.
+//! Inference scheduling: a fixed pool of inference threads (one per slot, off the async
+//! executor), a bounded queue in front of them, and an immediate "overloaded" when the
+//! queue is full. Queue time and compute time are measured apart, as Triton reports
+//! them.
+//!
+//! A worker that picks up a job also takes the other queued jobs for the same model
+//! and runs them as one tract batch (dynamic batching, as Triton's batcher does).
+//! Under load this turns one thread hand-off per request into one per batch, which
+//! on a small machine is most of the cost of running a tiny model off-thread.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use vigil_model::{Batch, LoadedModel, ModelError, RowPrediction};
 
 use crate::error::ApiError;
@@ -16,108 +23,314 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub struct Scheduled {
     pub predictions: Vec<RowPrediction>,
+    /// From enqueueing to a worker picking the job up.
     pub queue: Duration,
+    /// Model compute time of the (possibly merged) batch the job ran in.
     pub compute: Duration,
 }
 
-/// Shared by all models: slots are CPU cores, not per-model resources.
-#[derive(Debug, Clone)]
-pub struct Scheduler {
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
+type Reply = oneshot::Sender<Result<Scheduled, ModelError>>;
+
+struct PredictJob {
+    model: Arc<LoadedModel>,
+    values: Vec<f32>,
+    rows: usize,
+    enqueued: Instant,
+    depth: Gauge,
+    reply: Reply,
+}
+
+enum Job {
+    Predict(PredictJob),
+    /// Keeps a worker busy until the sender is dropped (tests).
+    #[cfg(feature = "test-util")]
+    Hold {
+        release: std::sync::mpsc::Receiver<()>,
+        started: std::sync::mpsc::Sender<()>,
+    },
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Workers parked waiting for work.
+    idle: usize,
+    shutdown: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
     max_queue: usize,
+    /// Most rows a merged batch may hold.
+    max_rows: usize,
 }
 
-/// Undoes the queue accounting however the wait ends (granted, or the client left).
-struct Waiting<'a> {
-    waiting: &'a AtomicUsize,
-    depth: &'a Gauge,
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
-impl Drop for Waiting<'_> {
+/// Stops the workers when the last [`Scheduler`] clone goes away.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
     fn drop(&mut self) {
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        self.depth.dec();
+        self.0.lock().shutdown = true;
+        self.0.work.notify_all();
+    }
+}
+
+/// Shared by all models: slots are CPU cores, not per-model resources.
+#[derive(Clone)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("max_queue", &self.shared.max_queue)
+            .finish_non_exhaustive()
     }
 }
 
 impl Scheduler {
-    /// `concurrency` inference slots; at most `max_queue` requests wait for one.
-    pub fn new(concurrency: usize, max_queue: usize) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
+    /// `concurrency` inference threads; at most `max_queue` jobs wait beyond the idle
+    /// workers; merged batches hold at most `max_rows` rows.
+    pub fn new(concurrency: usize, max_queue: usize, max_rows: usize) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                idle: 0,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
             max_queue,
+            max_rows: max_rows.max(1),
+        });
+        for i in 0..concurrency.max(1) {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("vigil-infer-{i}"))
+                .spawn(move || worker(&shared))
+                .expect("spawn inference thread");
+        }
+        Self {
+            _owner: Arc::new(Owner(shared.clone())),
+            shared,
         }
     }
 
-    /// Takes an inference slot away (tests use it to make the service look busy).
-    #[cfg(feature = "test-util")]
-    pub fn occupy(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
-    }
-
-    /// Requests waiting for a slot right now.
+    /// Jobs waiting for a worker right now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
+        self.shared.lock().jobs.len()
     }
 
-    /// Runs `batch` on `model` off the async threads.
+    /// Runs `batch` on `model` on an inference thread.
     pub async fn run(
         &self,
         model: Arc<LoadedModel>,
         batch: Batch,
         depth: &Gauge,
     ) -> Result<Scheduled, ApiError> {
-        let enqueued = Instant::now();
-        let permit = match self.slots.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(ApiError::Overloaded);
-                }
-                depth.inc();
-                let _waiting = Waiting {
-                    waiting: &self.waiting,
-                    depth,
-                };
-                self.slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| ApiError::Internal("inference slots closed".into()))?
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut q = self.shared.lock();
+            if q.jobs.len() >= self.shared.max_queue + q.idle {
+                return Err(ApiError::Overloaded);
             }
-        };
-        let queue = enqueued.elapsed();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let started = Instant::now();
-            let result = model.runtime.predict(&batch.values, batch.rows);
-            let compute = started.elapsed();
-            if let Ok(predictions) = &result {
-                // Drift bookkeeping takes a short lock: keep it off the async threads too.
-                let classes: Vec<usize> = predictions.iter().map(|p| p.class_index).collect();
-                model
-                    .drift
-                    .observe(&batch.values, model.runtime.features(), &classes);
+            depth.inc();
+            q.jobs.push_back(Job::Predict(PredictJob {
+                model,
+                values: batch.values,
+                rows: batch.rows,
+                enqueued: Instant::now(),
+                depth: depth.clone(),
+                reply,
+            }));
+            // Waking a parked thread is a syscall: only when someone is parked.
+            if q.idle > 0 {
+                self.shared.work.notify_one();
             }
-            (result, compute)
-        })
-        .await;
-        match joined {
-            Ok((Ok(predictions), compute)) => Ok(Scheduled {
-                predictions,
-                queue,
-                compute,
-            }),
-            Ok((Err(e), _)) => Err(ApiError::Model(e)),
-            // A panic inside the runtime: a model fault, not a process fault.
-            Err(e) => Err(ApiError::Model(ModelError::Inference(format!(
-                "inference task failed: {e}"
-            )))),
+        }
+        match answer.await {
+            Ok(Ok(scheduled)) => Ok(scheduled),
+            Ok(Err(e)) => Err(ApiError::Model(e)),
+            Err(_) => Err(ApiError::Internal("inference worker stopped".into())),
         }
     }
+
+    /// Takes one inference thread away until the returned sender is dropped (tests use
+    /// it to make the service look busy). Returns once the thread is held.
+    #[cfg(feature = "test-util")]
+    pub fn occupy(&self) -> std::sync::mpsc::Sender<()> {
+        let (hold, release) = std::sync::mpsc::channel();
+        let (started, is_started) = std::sync::mpsc::channel();
+        {
+            let mut q = self.shared.lock();
+            q.jobs.push_front(Job::Hold { release, started });
+            self.shared.work.notify_one();
+        }
+        is_started.recv().expect("a worker picks up the hold");
+        hold
+    }
+}
+
+/// One inference thread: take work, merge what can be merged, run, answer.
+fn worker(shared: &Shared) {
+    loop {
+        let jobs = {
+            let mut q = shared.lock();
+            loop {
+                if let Some(first) = q.jobs.pop_front() {
+                    break take_batch(&mut q, first, shared.max_rows);
+                }
+                if q.shutdown {
+                    return;
+                }
+                q.idle += 1;
+                q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.idle -= 1;
+            }
+        };
+        match jobs {
+            Taken::Predict(jobs) => run_jobs(jobs),
+            #[cfg(feature = "test-util")]
+            Taken::Hold { release, started } => {
+                let _ = started.send(());
+                let _ = release.recv();
+            }
+        }
+    }
+}
+
+enum Taken {
+    Predict(Vec<PredictJob>),
+    #[cfg(feature = "test-util")]
+    Hold {
+        release: std::sync::mpsc::Receiver<()>,
+        started: std::sync::mpsc::Sender<()>,
+    },
+}
+
+/// The first job plus every queued job for the same model that fits in `max_rows`.
+/// Jobs whose caller has gone away are dropped here instead of being computed.
+fn take_batch(q: &mut Queue, first: Job, max_rows: usize) -> Taken {
+    let first = match first {
+        Job::Predict(job) => job,
+        #[cfg(feature = "test-util")]
+        Job::Hold { release, started } => return Taken::Hold { release, started },
+    };
+    let mut rows = first.rows;
+    let mut batch = vec![first];
+    let mut i = 0;
+    while i < q.jobs.len() {
+        let take = match &q.jobs[i] {
+            Job::Predict(job) => {
+                job.reply.is_closed()
+                    || (Arc::ptr_eq(&job.model, &batch[0].model) && rows + job.rows <= max_rows)
+            }
+            #[cfg(feature = "test-util")]
+            Job::Hold { .. } => false,
+        };
+        if take {
+            if let Some(Job::Predict(job)) = q.jobs.remove(i) {
+                if job.reply.is_closed() {
+                    job.depth.dec();
+                } else {
+                    rows += job.rows;
+                    batch.push(job);
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    Taken::Predict(batch)
+}
+
+/// Runs jobs of one model as one batch and answers each with its own rows.
+fn run_jobs(mut jobs: Vec<PredictJob>) {
+    let picked = Instant::now();
+    for job in &jobs {
+        job.depth.dec();
+    }
+    jobs.retain(|j| !j.reply.is_closed());
+    if jobs.is_empty() {
+        return;
+    }
+    let model = jobs[0].model.clone();
+    let (values, rows) = if jobs.len() == 1 {
+        (std::mem::take(&mut jobs[0].values), jobs[0].rows)
+    } else {
+        let rows = jobs.iter().map(|j| j.rows).sum();
+        let mut values = Vec::with_capacity(rows * model.runtime.features());
+        for job in &jobs {
+            values.extend_from_slice(&job.values);
+        }
+        (values, rows)
+    };
+    let started = Instant::now();
+    let result = predict(&model, &values, rows);
+    let compute = started.elapsed();
+    match result {
+        Ok(mut predictions) => {
+            // Drift bookkeeping takes a short lock: keep it off the async threads too.
+            let classes: Vec<usize> = predictions.iter().map(|p| p.class_index).collect();
+            model
+                .drift
+                .observe(&values, model.runtime.features(), &classes);
+            // Hand each job its rows, last job first so `split_off` stays cheap.
+            for job in jobs.into_iter().rev() {
+                let mine = predictions.split_off(predictions.len() - job.rows);
+                let queue = picked.saturating_duration_since(job.enqueued);
+                let _ = job.reply.send(Ok(Scheduled {
+                    predictions: mine,
+                    queue,
+                    compute,
+                }));
+            }
+        }
+        Err(_) if jobs.len() > 1 => {
+            // One bad job must not fail its batch mates: run each alone to attribute
+            // the failure (a rare path; it costs the batch a second run).
+            for mut job in jobs {
+                let values = std::mem::take(&mut job.values);
+                let started = Instant::now();
+                let result = predict(&model, &values, job.rows);
+                let compute = started.elapsed();
+                if let Ok(predictions) = &result {
+                    let classes: Vec<usize> = predictions.iter().map(|p| p.class_index).collect();
+                    model
+                        .drift
+                        .observe(&values, model.runtime.features(), &classes);
+                }
+                let queue = picked.saturating_duration_since(job.enqueued);
+                let _ = job.reply.send(result.map(|predictions| Scheduled {
+                    predictions,
+                    queue,
+                    compute,
+                }));
+            }
+        }
+        Err(e) => {
+            if let Some(job) = jobs.pop() {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Runs the model; a panic inside the runtime is a model fault, not a dead thread.
+fn predict(
+    model: &LoadedModel,
+    values: &[f32],
+    rows: usize,
+) -> Result<Vec<RowPrediction>, ModelError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| model.runtime.predict(values, rows)))
+        .unwrap_or_else(|_| Err(ModelError::Inference("the runtime panicked".into())))
 }
 
 #[cfg(test)]
@@ -125,46 +338,42 @@ mod tests {
     use super::*;
     use vigil_model::ModelRegistry;
 
-    #[tokio::test]
-    async fn a_full_queue_is_overloaded_not_unbounded() {
-        let registry = ModelRegistry::bundled().unwrap();
-        let model = registry.default_model().clone();
-        let scheduler = Scheduler::new(1, 0);
-        let depth = Gauge::default();
-        // Hold the only slot, so the next request would have to wait, and the queue is 0.
-        let _slot = scheduler.slots.clone().try_acquire_owned().unwrap();
-        let batch = Batch {
-            values: vec![70.0, 250.0, 2.5, 45.0, 1500.0, 12.0],
-            rows: 1,
-        };
-        let err = scheduler.run(model, batch, &depth).await.unwrap_err();
-        assert!(matches!(err, ApiError::Overloaded), "{err}");
-        assert_eq!(scheduler.waiting(), 0);
-        assert_eq!(depth.get(), 0);
+    const ROW: [f32; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+    const HOT: [f32; 6] = [95.0, 250.0, 6.0, 70.0, 1500.0, 18.0];
+
+    fn batch(rows: &[[f32; 6]]) -> Batch {
+        Batch {
+            values: rows.concat(),
+            rows: rows.len(),
+        }
     }
 
     #[tokio::test]
-    async fn waiting_requests_are_counted_and_uncounted_when_abandoned() {
+    async fn concurrent_jobs_each_get_their_own_rows() {
         let registry = ModelRegistry::bundled().unwrap();
         let model = registry.default_model().clone();
-        let scheduler = Scheduler::new(1, 4);
+        let scheduler = Scheduler::new(1, 64, 1024);
         let depth = Gauge::default();
-        let slot = scheduler.slots.clone().try_acquire_owned().unwrap();
-        let batch = Batch {
-            values: vec![70.0, 250.0, 2.5, 45.0, 1500.0, 12.0],
-            rows: 1,
-        };
-        let fut = scheduler.run(model.clone(), batch.clone(), &depth);
-        // Poll once: it must be parked waiting for the slot.
-        let mut fut = Box::pin(fut);
-        assert!(futures_util::poll!(&mut fut).is_pending());
-        assert_eq!(scheduler.waiting(), 1);
-        assert_eq!(depth.get(), 1);
-        drop(fut);
-        assert_eq!(scheduler.waiting(), 0);
+        let inputs: Vec<Vec<[f32; 6]>> = (0..32)
+            .map(|i| {
+                (0..=i % 3)
+                    .map(|k| if (i + k) % 2 == 0 { ROW } else { HOT })
+                    .collect()
+            })
+            .collect();
+        let runs = inputs
+            .iter()
+            .map(|rows| scheduler.run(model.clone(), batch(rows), &depth));
+        let results = futures_util::future::join_all(runs).await;
+        for (rows, done) in inputs.iter().zip(results) {
+            let done = done.unwrap();
+            assert_eq!(done.predictions.len(), rows.len());
+            for (row, p) in rows.iter().zip(&done.predictions) {
+                let expected = if row == &ROW { 0 } else { 1 };
+                assert_eq!(p.class_index, expected);
+            }
+        }
         assert_eq!(depth.get(), 0);
-        drop(slot);
-        let done = scheduler.run(model, batch, &depth).await.unwrap();
-        assert_eq!(done.predictions.len(), 1);
+        assert_eq!(scheduler.waiting(), 0);
     }
 }

@@ -67,7 +67,7 @@ impl AppState {
         let http = HttpMetrics::register(&mut registry);
         let model_metrics = ModelMetrics::register(&mut registry, &models);
         model_metrics.health.set(1);
-        let scheduler = Scheduler::new(limits.concurrency, limits.max_queue);
+        let scheduler = Scheduler::new(limits.concurrency, limits.max_queue, limits.max_batch);
         Self(Arc::new(Inner {
             models,
             limits,

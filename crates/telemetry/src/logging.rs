@@ -206,7 +206,15 @@ impl std::fmt::Debug for LogGuard {
 /// Installs the JSON logger (and a panic hook that logs panics as JSON) for this
 /// process. Call once, before anything logs.
 pub fn init(config: &LogConfig) -> Result<LogGuard, LogError> {
-    init_with_writer(config, Box::new(std::io::stdout()))
+    // Buffered: the writer thread flushes whenever its queue runs dry, so under load
+    // many lines share one write(2) and when idle each line is out at once.
+    init_with_writer(
+        config,
+        Box::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        )),
+    )
 }
 
 /// [`init`] with another primary output than stdout (tests capture lines this way).
@@ -287,18 +295,6 @@ fn install_panic_hook() {
     }));
 }
 
-/// Names the line itself owns; an event field with one of these names is renamed so
-/// it can never overwrite them.
-const RESERVED: [&str; 7] = [
-    "timestamp",
-    "level",
-    "target",
-    "message",
-    "service",
-    "request_id",
-    "trace_id",
-];
-
 struct JsonLayer {
     writers: Vec<NonBlocking>,
     service: &'static str,
@@ -331,32 +327,30 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
     }
 }
 
-/// Formats one event as a JSON line, ending in `\n`.
+/// Formats one event as a JSON line, ending in `\n`. Fields are written straight into
+/// the line (no per-field allocation); `message` is one of them.
 fn format_line(line: &mut String, event: &Event<'_>, default_service: &'static str) {
     let meta = event.metadata();
-    let mut visitor = FieldVisitor {
-        fields: String::new(),
-        message: None,
-        service: None,
-    };
-    event.record(&mut visitor);
-
     line.push_str("{\"timestamp\":\"");
     write_timestamp(line);
     line.push_str("\",\"level\":\"");
     line.push_str(meta.level().as_str());
     line.push_str("\",\"target\":");
     push_json_str(line, meta.target());
-    line.push_str(",\"message\":");
-    push_json_str(line, visitor.message.as_deref().unwrap_or(""));
+    let own_service = meta.fields().field("service").is_some();
+    let mut visitor = FieldVisitor {
+        line: &mut *line,
+        has_message: false,
+    };
+    event.record(&mut visitor);
+    if !visitor.has_message {
+        line.push_str(",\"message\":\"\"");
+    }
     context::with_current(|ctx| {
-        let service = visitor
-            .service
-            .as_deref()
-            .or(ctx.map(|c| c.service))
-            .unwrap_or(default_service);
-        line.push_str(",\"service\":");
-        push_json_str(line, service);
+        if !own_service {
+            line.push_str(",\"service\":");
+            push_json_str(line, ctx.map_or(default_service, |c| c.service));
+        }
         if let Some(ctx) = ctx {
             line.push_str(",\"request_id\":");
             push_json_str(line, ctx.request_id.as_str());
@@ -365,7 +359,6 @@ fn format_line(line: &mut String, event: &Event<'_>, default_service: &'static s
             line.push('"');
         }
     });
-    line.push_str(&visitor.fields);
     line.push_str("}\n");
 }
 
@@ -388,6 +381,12 @@ fn write_timestamp(out: &mut String) {
 /// Appends `s` as a JSON string literal; control characters (CR, LF, ESC…) are escaped.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends `s` JSON-escaped, without quotes.
+fn push_escaped(out: &mut String, s: &str) {
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -408,91 +407,108 @@ pub fn push_json_str(out: &mut String, s: &str) {
         start = i + 1;
     }
     out.push_str(&s[start..]);
-    out.push('"');
 }
 
-struct FieldVisitor {
-    fields: String,
-    message: Option<String>,
-    service: Option<String>,
+/// A `fmt::Write` that JSON-escapes into the line, so `Display`/`Debug` values are
+/// formatted in place.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
+    }
 }
 
-impl FieldVisitor {
+/// Names the line itself owns; an event field with one of these names is renamed so
+/// it can never overwrite them (`message` and `service` are the event's to set).
+const RESERVED: [&str; 5] = ["timestamp", "level", "target", "request_id", "trace_id"];
+
+struct FieldVisitor<'a> {
+    line: &'a mut String,
+    has_message: bool,
+}
+
+impl FieldVisitor<'_> {
+    /// Writes `,"name":` and says whether the value may follow (or was redacted).
     fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
-        self.fields.push(',');
-        if RESERVED.contains(&name) {
-            push_json_str(&mut self.fields, &format!("field_{name}"));
-        } else {
-            push_json_str(&mut self.fields, name);
+        if name == "message" {
+            self.has_message = true;
         }
-        self.fields.push(':');
+        self.line.push(',');
+        if RESERVED.contains(&name) {
+            self.line.push_str("\"field_");
+            push_escaped(self.line, name);
+            self.line.push('"');
+        } else {
+            push_json_str(self.line, name);
+        }
+        self.line.push(':');
         if is_sensitive(name) {
-            push_json_str(&mut self.fields, REDACTED);
+            push_json_str(self.line, REDACTED);
             return false;
         }
         true
     }
-
-    fn string(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" if self.message.is_none() => self.message = Some(value.to_owned()),
-            "service" if self.service.is_none() => self.service = Some(value.to_owned()),
-            _ => {
-                if self.key(field) {
-                    push_json_str(&mut self.fields, value);
-                }
-            }
-        }
-    }
 }
 
-impl Visit for FieldVisitor {
+impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value);
+        if self.key(field) {
+            push_json_str(self.line, value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.string(field, &format!("{value:?}"));
+        if self.key(field) {
+            self.line.push('"');
+            let _ = write!(Escaping(self.line), "{value:?}");
+            self.line.push('"');
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         // The whole chain, outermost first: `a: b: c`.
-        let mut chain = value.to_string();
-        let mut source = value.source();
-        while let Some(s) = source {
-            let _ = write!(chain, ": {s}");
-            source = s.source();
+        if self.key(field) {
+            self.line.push('"');
+            let mut out = Escaping(self.line);
+            let _ = write!(out, "{value}");
+            let mut source = value.source();
+            while let Some(s) = source {
+                let _ = write!(out, ": {s}");
+                source = s.source();
+            }
+            self.line.push('"');
         }
-        self.string(field, &chain);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.key(field) {
-            let _ = write!(self.fields, "{value}");
+            let _ = write!(self.line, "{value}");
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if self.key(field) {
-            let _ = write!(self.fields, "{value}");
+            let _ = write!(self.line, "{value}");
         }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.key(field) {
             if value.is_finite() {
-                let _ = write!(self.fields, "{value}");
+                let _ = write!(self.line, "{value}");
             } else {
                 // JSON has no NaN or Infinity: write them as strings.
-                push_json_str(&mut self.fields, &value.to_string());
+                push_json_str(self.line, &value.to_string());
             }
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.key(field) {
-            self.fields.push_str(if value { "true" } else { "false" });
+            self.line.push_str(if value { "true" } else { "false" });
         }
     }
 }

@@ -130,12 +130,11 @@ where
             started,
             method: req.method().clone(),
             route,
-            path: req.uri().path().chars().take(MAX_LOGGED_PATH).collect(),
-            query: req.uri().query().map(redact_query),
+            uri: req.uri().clone(),
             client_ip: req
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+                .map(|c| c.0.ip()),
             declared_len,
             read,
             done: false,
@@ -207,9 +206,10 @@ struct Record {
     started: Instant,
     method: http::Method,
     route: RouteLabel,
-    path: String,
-    query: Option<String>,
-    client_ip: Option<String>,
+    /// Cloning a `Uri` shares its bytes; the path is cut and the query redacted only
+    /// when the line is written.
+    uri: http::Uri,
+    client_ip: Option<std::net::IpAddr>,
     declared_len: Option<u64>,
     read: Arc<AtomicU64>,
     done: bool,
@@ -272,19 +272,20 @@ impl Record {
 
         let duration_ms = (secs * 1e6).round() / 1e3;
         let user = self.ctx.user.get().map_or("anonymous", String::as_str);
-        let client_ip = self.client_ip.as_deref().unwrap_or("");
+        let path = truncate(self.uri.path(), MAX_LOGGED_PATH);
+        let query = self.uri.query().map(redact_query);
         let error_code = info.map(|i| i.code);
         tracing::info!(
             target: "vigil::access",
             method = %self.method,
-            path = %self.path,
-            query = self.query.as_deref(),
+                        path,
+            query = query.as_deref(),
             route = self.route.as_str(),
             status,
             duration_ms,
             request_bytes,
             response_bytes,
-            client_ip,
+                        client_ip = self.client_ip.map(tracing::field::display),
             user,
             error_code,
             "request_completed"
@@ -315,6 +316,18 @@ impl Drop for Record {
             context::sync_scope(ctx, || self.finish(CLIENT_CLOSED_REQUEST, 0, None));
         }
     }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 pin_project_lite::pin_project! {

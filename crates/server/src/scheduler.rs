@@ -150,8 +150,10 @@ impl Scheduler {
                 depth: depth.clone(),
                 reply,
             }));
-            // Waking a parked thread is a syscall: only when someone is parked.
-            if q.idle > 0 {
+            // Waking a parked thread is a syscall and a context switch: wake one only
+            // when this is the first waiting job. A worker that finds more work
+            // behind its batch wakes the next one (see `worker`).
+            if q.idle > 0 && q.jobs.len() == 1 {
                 self.shared.work.notify_one();
             }
         }
@@ -185,7 +187,11 @@ fn worker(shared: &Shared) {
             let mut q = shared.lock();
             loop {
                 if let Some(first) = q.jobs.pop_front() {
-                    break take_batch(&mut q, first, shared.max_rows);
+                    let taken = take_batch(&mut q, first, shared.max_rows);
+                    if !q.jobs.is_empty() && q.idle > 0 {
+                        shared.work.notify_one();
+                    }
+                    break taken;
                 }
                 if q.shutdown {
                     return;

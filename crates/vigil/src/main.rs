@@ -9,6 +9,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// A server allocates small, short-lived buffers on every request from several
+/// threads; mimalloc handles that pattern markedly better than glibc's malloc
+/// (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a bad configuration or command line (BSD `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
 

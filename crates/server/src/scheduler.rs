@@ -10,7 +10,9 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -67,7 +69,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        self.queue.lock()
     }
 }
 
@@ -114,7 +116,10 @@ impl Scheduler {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("vigil-infer-{i}"))
-                .spawn(move || worker(&shared))
+                .spawn(move || {
+                    vigil_telemetry::threads::prefer_batch_scheduling();
+                    worker(&shared)
+                })
                 .expect("spawn inference thread");
         }
         Self {
@@ -197,7 +202,7 @@ fn worker(shared: &Shared) {
                     return;
                 }
                 q.idle += 1;
-                q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+                shared.work.wait(&mut q);
                 q.idle -= 1;
             }
         };

@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod middleware;
 pub mod process;
 pub mod redact;
+pub mod threads;
+pub mod writer;
 
 pub use context::{RequestContext, RequestId, TraceContext};
 pub use error::{ErrorBody, ErrorInfo, error_response};

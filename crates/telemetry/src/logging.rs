@@ -1,13 +1,12 @@
-//! JSON log lines: one object per line, written by a background thread through a
-//! bounded queue so a slow stdout never slows a request; lines that do not fit are
-//! dropped and counted (`log_messages_dropped_total`). Every line carries `timestamp`,
+//! JSON log lines: one object per line, written by a background thread from a
+//! bounded buffer (see [`crate::writer`]) so a slow stdout never slows a request;
+//! lines that do not fit are dropped and counted (`log_messages_dropped_total`). Every line carries `timestamp`,
 //! `level`, `target`, `message`, `service` and, inside a request, `request_id` and
 //! `trace_id`. Values are JSON-escaped, so user text cannot break a line or forge a
 //! field, and fields named like secrets are written as `[REDACTED]`.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,19 +20,20 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::context;
 use crate::redact::{REDACTED, is_sensitive};
+use crate::writer::{self, LineWriter, WriterGuard};
 
 /// Target of start-up and shutdown lines, which stay on at every log level.
 pub const LIFECYCLE_TARGET: &str = "vigil::lifecycle";
 
-/// Lines held in memory per output before new ones are dropped.
-pub const DEFAULT_QUEUE_LINES: usize = 16_384;
+/// Bytes of lines held in memory per output before new ones are dropped (about 16k
+/// typical lines).
+pub const DEFAULT_QUEUE_BYTES: usize = 8 << 20;
 
 /// How to log.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct LogConfig {
     pub dir: Option<PathBuf>,
     /// Rotated files to keep in `dir`.
     pub retention_files: usize,
-    pub queue_lines: usize,
+    pub queue_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -56,7 +56,7 @@ impl Default for LogConfig {
             service: "vigil",
             dir: None,
             retention_files: 7,
-            queue_lines: DEFAULT_QUEUE_LINES,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -108,7 +108,7 @@ struct LevelLabels {
 #[derive(Debug)]
 pub struct LogCounters {
     messages: Family<LevelLabels, Counter>,
-    dropped: OnceLock<Vec<ErrorCounter>>,
+    dropped: OnceLock<Vec<LineWriter>>,
 }
 
 impl LogCounters {
@@ -148,7 +148,7 @@ impl LogCounters {
     pub fn dropped(&self) -> u64 {
         self.dropped
             .get()
-            .map_or(0, |c| c.iter().map(|c| c.dropped_lines() as u64).sum())
+            .map_or(0, |c| c.iter().map(LineWriter::dropped).sum())
     }
 
     /// Lines logged at `level` (`"info"`, …) so far.
@@ -194,7 +194,7 @@ impl Collector for DroppedCollector {
 /// the life of `main`.
 #[must_use = "dropping the guard stops logging"]
 pub struct LogGuard {
-    _guards: Vec<WorkerGuard>,
+    _guards: Vec<WriterGuard>,
 }
 
 impl std::fmt::Debug for LogGuard {
@@ -206,15 +206,7 @@ impl std::fmt::Debug for LogGuard {
 /// Installs the JSON logger (and a panic hook that logs panics as JSON) for this
 /// process. Call once, before anything logs.
 pub fn init(config: &LogConfig) -> Result<LogGuard, LogError> {
-    // Buffered: the writer thread flushes whenever its queue runs dry, so under load
-    // many lines share one write(2) and when idle each line is out at once.
-    init_with_writer(
-        config,
-        Box::new(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        )),
-    )
+    init_with_writer(config, Box::new(std::io::stdout()))
 }
 
 /// [`init`] with another primary output than stdout (tests capture lines this way).
@@ -225,19 +217,17 @@ pub fn init_with_writer(
     let filter = parse_level(&config.level)?;
     let mut writers = Vec::new();
     let mut guards = Vec::new();
-    let mut counters = Vec::new();
-    let mut add = |builder: NonBlockingBuilder, sink: Box<dyn std::io::Write + Send>| {
-        let (writer, guard) = builder.finish(sink);
-        counters.push(writer.error_counter());
+    let mut add = |name: &str, sink: Box<dyn std::io::Write + Send>| -> Result<(), LogError> {
+        let (writer, guard) =
+            writer::spawn(name, config.queue_bytes, sink).map_err(|e| LogError::Dir {
+                path: name.into(),
+                message: e.to_string(),
+            })?;
         writers.push(writer);
         guards.push(guard);
+        Ok(())
     };
-    let builder = || {
-        NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(config.queue_lines.max(1))
-    };
-    add(builder().thread_name("vigil-log-stdout"), primary);
+    add("vigil-log-stdout", primary)?;
     if let Some(dir) = &config.dir {
         let appender = tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -249,12 +239,12 @@ pub fn init_with_writer(
                 path: dir.clone(),
                 message: e.to_string(),
             })?;
-        add(builder().thread_name("vigil-log-file"), Box::new(appender));
+        add("vigil-log-file", Box::new(appender))?;
     }
     let log_counters = LogCounters::global();
     log_counters
         .dropped
-        .set(counters)
+        .set(writers.clone())
         .map_err(|_| LogError::AlreadyInitialised)?;
     let layer = JsonLayer {
         writers,
@@ -296,7 +286,7 @@ fn install_panic_hook() {
 }
 
 struct JsonLayer {
-    writers: Vec<NonBlocking>,
+    writers: Vec<LineWriter>,
     service: &'static str,
     counters: &'static LogCounters,
 }
@@ -320,8 +310,8 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
             line.clear();
             format_line(line, event, self.service);
             for writer in &self.writers {
-                // A clone is a channel sender; a full queue drops the line and counts it.
-                let _ = writer.clone().write_all(line.as_bytes());
+                // A full buffer drops the line and counts it; nothing here blocks.
+                writer.write_line(line.as_bytes());
             }
         });
     }

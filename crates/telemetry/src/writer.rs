@@ -1,0 +1,190 @@
+//! The log writer: request threads append finished lines to a shared, bounded buffer;
+//! one background thread swaps it out and writes it every few milliseconds (or sooner
+//! when it fills). A request never waits for I/O and never wakes another thread per
+//! line — on a small machine a wake-up per line cost more than formatting it. Lines
+//! that do not fit are dropped and counted; dropping the [`WriterGuard`] writes
+//! everything still buffered.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the writer thread wakes to write what has accumulated.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
+
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
+    /// Signalled when the buffer passes half its capacity, or on shutdown.
+    urgent: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A cheap handle for appending lines.
+#[derive(Clone)]
+pub struct LineWriter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LineWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineWriter")
+            .field("capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LineWriter {
+    /// Appends one complete line; drops it (and counts it) if the buffer is full.
+    pub fn write_line(&self, line: &[u8]) {
+        let mut buffer = self.shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        if buffer.len() + line.len() > self.shared.capacity {
+            drop(buffer);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_below_half = buffer.len() < self.shared.capacity / 2;
+        buffer.extend_from_slice(line);
+        let now_above_half = buffer.len() >= self.shared.capacity / 2;
+        drop(buffer);
+        if was_below_half && now_above_half {
+            self.shared.urgent.notify_one();
+        }
+    }
+
+    /// Lines dropped so far because the buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Owns the writer thread; dropping it writes what is left and joins the thread.
+pub struct WriterGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.urgent.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a writer thread for `sink` holding at most `capacity` bytes of lines.
+pub fn spawn(
+    name: &str,
+    capacity: usize,
+    mut sink: Box<dyn Write + Send>,
+) -> std::io::Result<(LineWriter, WriterGuard)> {
+    let shared = Arc::new(Shared {
+        buffer: Mutex::new(Vec::with_capacity(capacity.min(1 << 20))),
+        urgent: Condvar::new(),
+        capacity: capacity.max(1),
+        dropped: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let worker = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let mut out =
+                Vec::with_capacity(worker.buffer.lock().map(|b| b.capacity()).unwrap_or(0));
+            loop {
+                let stopping = {
+                    let buffer = worker.buffer.lock().unwrap_or_else(|p| p.into_inner());
+                    let (mut buffer, _) = worker
+                        .urgent
+                        .wait_timeout_while(buffer, FLUSH_INTERVAL, |b| {
+                            b.len() < worker.capacity / 2 && !worker.stop.load(Ordering::Acquire)
+                        })
+                        .unwrap_or_else(|p| p.into_inner());
+                    std::mem::swap(&mut *buffer, &mut out);
+                    worker.stop.load(Ordering::Acquire)
+                };
+                if !out.is_empty() {
+                    // A failing sink (closed stdout) must not take the process down.
+                    let _ = sink.write_all(&out).and_then(|()| sink.flush());
+                    out.clear();
+                }
+                if stopping {
+                    let rest = std::mem::take(
+                        &mut *worker.buffer.lock().unwrap_or_else(|p| p.into_inner()),
+                    );
+                    let _ = sink.write_all(&rest).and_then(|()| sink.flush());
+                    return;
+                }
+            }
+        })?;
+    Ok((
+        LineWriter {
+            shared: shared.clone(),
+        },
+        WriterGuard {
+            shared,
+            thread: Some(thread),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<StdMutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_line_arrives_in_order_and_the_guard_flushes() {
+        let sink = Sink::default();
+        let (writer, guard) = spawn("test-writer", 1 << 20, Box::new(sink.clone())).unwrap();
+        for i in 0..10_000 {
+            writer.write_line(format!("line {i}\n").as_bytes());
+        }
+        drop(guard);
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 10_000);
+        assert_eq!(lines[9_999], "line 9999");
+        assert_eq!(writer.dropped(), 0);
+    }
+
+    #[test]
+    fn a_full_buffer_drops_whole_lines_and_counts_them() {
+        struct Stuck;
+        impl Write for Stuck {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(0)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (writer, guard) = spawn("test-stuck", 100, Box::new(Stuck)).unwrap();
+        for _ in 0..50 {
+            writer.write_line(b"0123456789\n");
+        }
+        // At most 9 lines of 11 bytes fit in 100 bytes (more may have been taken
+        // by the writer thread before it got stuck, but never a partial line).
+        assert!(writer.dropped() >= 50 - 18, "dropped {}", writer.dropped());
+        std::mem::forget(guard); // the stuck thread never returns
+    }
+}

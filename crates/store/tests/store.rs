@@ -1,0 +1,263 @@
+//! The store's contract, run against both backends: idempotent batched inserts,
+//! filtered cursor paging, per-model stats, incidents, concurrent writers, and a
+//! PostgreSQL that goes away and comes back.
+
+mod support;
+
+use std::sync::Arc;
+
+use support::{Postgres, TempDir};
+use vigil_store::{AlertEffect, Cursor, Filter, Incident, Record, Status, Store};
+
+fn record(i: usize, model: &str) -> Record {
+    let defect = i.is_multiple_of(4);
+    Record {
+        prediction_id: format!("{model}-{i:06}"),
+        model: model.into(),
+        model_version: "1.0.0".into(),
+        ts_ms: 1_700_000_000_000 + i as i64,
+        label: Some(if defect { "defect" } else { "ok" }.into()),
+        confidence: Some(0.5 + (i % 5) as f64 / 10.0),
+        is_defect: defect,
+        latency_ms: 1.5,
+        request_id: format!("req-{i}"),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        status: Status::Success,
+        error_type: None,
+        features: Some("[70,250,2.5,45,1500,12]".into()),
+    }
+}
+
+async fn contract(store: &Store) {
+    // Batched insert, then the same batch again: stored once.
+    let batch: Vec<Record> = (0..1500).map(|i| record(i, "defect-detector")).collect();
+    let first = store.insert(&batch, 1).await.unwrap();
+    assert_eq!((first.accepted, first.duplicates), (1500, 0));
+    let again = store.insert(&batch, 2).await.unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 1500));
+    // A mixed batch: new and old ids.
+    let mixed: Vec<Record> = (1490..1510).map(|i| record(i, "defect-detector")).collect();
+    let m = store.insert(&mixed, 3).await.unwrap();
+    assert_eq!((m.accepted, m.duplicates), (10, 10));
+    let mut failed = record(0, "digits");
+    failed.status = Status::Error;
+    failed.error_type = Some("non_finite_output".into());
+    failed.label = None;
+    failed.confidence = None;
+    failed.is_defect = false;
+    store.insert(&[failed.clone()], 4).await.unwrap();
+
+    // Round trip.
+    let page = store
+        .predictions(
+            &Filter {
+                model: Some("digits".into()),
+                ..Filter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page, vec![failed]);
+
+    // Filters and cursor paging, newest first, no gaps or repeats.
+    let filter = Filter {
+        model: Some("defect-detector".into()),
+        defect: Some(true),
+        ..Filter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = store
+            .predictions(&filter, cursor.as_ref(), 100)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(
+            page.iter()
+                .all(|r| r.is_defect && r.label.as_deref() == Some("defect"))
+        );
+        let last = page.last().unwrap();
+        cursor = Some(Cursor {
+            ts_ms: last.ts_ms,
+            prediction_id: last.prediction_id.clone(),
+        });
+        seen.extend(page.into_iter().map(|r| r.ts_ms));
+    }
+    assert_eq!(seen.len(), 1510 / 4 + 1);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]));
+    let window = Filter {
+        since_ms: Some(1_700_000_000_010),
+        until_ms: Some(1_700_000_000_020),
+        ..Filter::default()
+    };
+    assert_eq!(
+        store.predictions(&window, None, 100).await.unwrap().len(),
+        10
+    );
+
+    // Stats.
+    let stats = store.stats(0, i64::MAX).await.unwrap();
+    let dd = stats.iter().find(|s| s.model == "defect-detector").unwrap();
+    assert_eq!(dd.count, 1510);
+    assert_eq!(dd.defects, 378);
+    assert!((dd.defect_rate - 378.0 / 1510.0).abs() < 1e-9);
+    assert_eq!(dd.labels["defect"], 378);
+    assert_eq!(dd.labels["ok"], 1132);
+    let digits = stats.iter().find(|s| s.model == "digits").unwrap();
+    assert_eq!(
+        (digits.count, digits.errors, digits.mean_confidence),
+        (1, 1, None)
+    );
+
+    // Incidents: fire twice (one incident), resolve, fire again (a new one).
+    let incident = |id: &str| Incident {
+        id: id.into(),
+        fingerprint: "abc123".into(),
+        alertname: "HighErrorRate".into(),
+        severity: "critical".into(),
+        status: "open".into(),
+        summary: Some("errors".into()),
+        labels: serde_json::json!({"alertname": "HighErrorRate"}),
+        starts_at_ms: 10,
+        opened_ms: 20,
+        resolved_ms: None,
+    };
+    assert_eq!(
+        store.alert_firing(&incident("i1")).await.unwrap(),
+        AlertEffect::Opened
+    );
+    assert_eq!(
+        store.alert_firing(&incident("i2")).await.unwrap(),
+        AlertEffect::AlreadyOpen
+    );
+    assert_eq!(store.open_incidents().await.unwrap(), 1);
+    assert_eq!(
+        store.alert_resolved("abc123", 30).await.unwrap(),
+        AlertEffect::Resolved
+    );
+    assert_eq!(
+        store.alert_resolved("abc123", 31).await.unwrap(),
+        AlertEffect::NothingOpen
+    );
+    assert_eq!(
+        store.alert_firing(&incident("i3")).await.unwrap(),
+        AlertEffect::Opened
+    );
+    let resolved = store.incidents(Some("resolved"), 10).await.unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].id.as_str(), resolved[0].resolved_ms),
+        ("i1", Some(30))
+    );
+    assert_eq!(resolved[0].labels["alertname"], "HighErrorRate");
+    assert_eq!(store.incidents(Some("open"), 10).await.unwrap()[0].id, "i3");
+    assert_eq!(store.incidents(None, 10).await.unwrap().len(), 2);
+}
+
+async fn concurrent_writers(store: Arc<Store>) {
+    let writers: Vec<_> = (0..50)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for b in 0..4 {
+                    let batch: Vec<Record> = (0..25)
+                        .map(|i| record(w * 1000 + b * 100 + i, "concurrent"))
+                        .collect();
+                    store.insert(&batch, 0).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let stats = store.stats(0, i64::MAX).await.unwrap();
+    assert_eq!(
+        stats
+            .iter()
+            .find(|s| s.model == "concurrent")
+            .unwrap()
+            .count,
+        50 * 4 * 25
+    );
+}
+
+#[tokio::test]
+async fn sqlite_meets_the_contract() {
+    let dir = TempDir::new("sqlite");
+    let store = Store::open(None, &dir.0).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    assert!(dir.0.join("vigil.db").exists());
+    contract(&store).await;
+    // Reopening applies no migration twice and keeps the data.
+    store.close().await;
+    let again = Store::open(None, &dir.0).await.unwrap();
+    assert_eq!(again.stats(0, i64::MAX).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn postgres_meets_the_contract() {
+    let pg = Postgres::start();
+    let store = Store::open(Some(&pg.database()), std::path::Path::new("/nonexistent"))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "postgres");
+    contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_sqlite_writers_lose_nothing() {
+    let dir = TempDir::new("sqlite-concurrent");
+    concurrent_writers(Arc::new(Store::open(None, &dir.0).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_postgres_writers_lose_nothing() {
+    let pg = Postgres::start();
+    concurrent_writers(Arc::new(
+        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+            .await
+            .unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_going_away_is_an_error_per_call_and_recovers() {
+    let pg = Postgres::start();
+    let store = Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+        .await
+        .unwrap();
+    assert!(store.ping().await);
+    pg.stop();
+    assert!(!store.ping().await);
+    assert!(store.insert(&[record(1, "m")], 0).await.is_err());
+    pg.restart();
+    // The pool reconnects on its own.
+    let mut ok = false;
+    for _ in 0..100 {
+        if store.ping().await {
+            ok = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(ok, "store did not reconnect");
+    assert_eq!(
+        store.insert(&[record(1, "m")], 0).await.unwrap().accepted,
+        1
+    );
+}
+
+#[tokio::test]
+async fn only_postgres_urls_are_accepted() {
+    let err = Store::open(Some("mysql://x"), std::path::Path::new("/x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("postgres://"), "{err}");
+}

@@ -5,10 +5,9 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use bytes::Bytes;
-use http::header;
 use http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use vigil_telemetry::body::{BodyRejection, read_json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,47 +17,19 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct JsonBytes(pub Bytes);
 
-fn is_json(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let Some((kind, sub)) = media.split_once('/') else {
-        return false;
-    };
-    kind.eq_ignore_ascii_case("application")
-        && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
-}
-
 impl FromRequest<AppState> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if !content_type.as_deref().is_some_and(is_json) {
-            let got = content_type.map(|c| c.chars().take(100).collect());
-            return Err(ApiError::UnsupportedMediaType { got });
-        }
-        let limit = state.limits.body_limit;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        let body = Limited::new(req.into_body(), limit)
-            .collect()
+        let bytes = read_json(req, state.limits.body_limit)
             .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::BodyRead
+            .map_err(|r| match r {
+                BodyRejection::UnsupportedMediaType { got } => {
+                    ApiError::UnsupportedMediaType { got }
                 }
+                BodyRejection::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+                BodyRejection::Read => ApiError::BodyRead,
             })?;
-        let bytes = body.to_bytes();
         if state.limits.log_payloads {
             log_payload(&bytes);
         }
@@ -112,17 +83,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_media_types() {
-        assert!(is_json("application/json"));
-        assert!(is_json("application/json; charset=utf-8"));
-        assert!(is_json("Application/JSON"));
-        assert!(is_json("application/vnd.api+json"));
-        assert!(!is_json("text/plain"));
-        assert!(!is_json("application/x-www-form-urlencoded"));
-        assert!(!is_json("json"));
-    }
 
     #[test]
     fn syntax_errors_are_400_and_shape_errors_422() {

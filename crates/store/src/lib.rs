@@ -17,8 +17,13 @@ use sqlx::{QueryBuilder, Row};
 /// Most records written by one INSERT statement (13 binds each stays well under
 /// SQLite's 32,766 bind limit).
 pub const INSERT_CHUNK: usize = 1000;
+/// Longest a health check waits for the database.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a SQLite writer waits for the lock before failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -71,11 +76,14 @@ pub struct Record {
 }
 
 /// What an insert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Inserted {
     pub accepted: u64,
     /// Records whose `prediction_id` was already stored (not stored again).
     pub duplicates: u64,
+    /// Which of the given records were new (same order as the input).
+    #[serde(skip)]
+    pub new: Vec<bool>,
 }
 
 /// Filters of `GET /predictions`.
@@ -216,8 +224,13 @@ impl Store {
     }
 
     /// Whether the database answers right now.
+    /// Answers within [`PING_TIMEOUT`], so health probes never hang on a dead database.
     pub async fn ping(&self) -> bool {
-        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+        let ping =
+            async { with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok()) };
+        tokio::time::timeout(PING_TIMEOUT, ping)
+            .await
+            .unwrap_or(false)
     }
 
     /// Stores records, each at most once: a `prediction_id` already present is counted
@@ -232,7 +245,7 @@ impl Store {
         }
         let accepted = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut accepted = 0;
+            let mut accepted = std::collections::HashSet::with_capacity(records.len());
             for chunk in records.chunks(INSERT_CHUNK) {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, confidence, \
@@ -254,15 +267,23 @@ impl Store {
                         .push_bind(r.features.clone())
                         .push_bind(received_ms);
                 });
-                q.push(" ON CONFLICT (prediction_id) DO NOTHING");
-                accepted += q.build().execute(&mut *tx).await?.rows_affected();
+                q.push(" ON CONFLICT (prediction_id) DO NOTHING RETURNING prediction_id");
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    accepted.insert(row.try_get::<String, _>(0)?);
+                }
             }
             tx.commit().await?;
             accepted
         });
+        let new: Vec<bool> = records
+            .iter()
+            .map(|r| accepted.contains(&r.prediction_id))
+            .collect();
+        let n = accepted.len() as u64;
         Ok(Inserted {
-            accepted,
-            duplicates: records.len() as u64 - accepted,
+            accepted: n,
+            duplicates: records.len() as u64 - n,
+            new,
         })
     }
 

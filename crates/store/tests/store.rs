@@ -2,11 +2,9 @@
 //! filtered cursor paging, per-model stats, incidents, concurrent writers, and a
 //! PostgreSQL that goes away and comes back.
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{Postgres, TempDir};
+use vigil_store::testing::{Postgres, TempDir};
 use vigil_store::{AlertEffect, Cursor, Filter, Incident, Record, Status, Store};
 
 fn record(i: usize, model: &str) -> Record {

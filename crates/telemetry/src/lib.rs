@@ -4,6 +4,7 @@
 //! together — an access line, metrics and panic safety for every request. Nothing here
 //! is specific to models; any axum service can use it.
 
+pub mod body;
 pub mod context;
 pub mod error;
 pub mod exposition;

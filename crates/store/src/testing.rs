@@ -1,9 +1,7 @@
-//! Test databases: a temporary SQLite directory, or a throwaway PostgreSQL cluster
-//! (Debian's `postgresql` binaries, run as the `postgres` user on a free loopback
-//! port). `scripts/install-test-deps` installs PostgreSQL; a missing server is a test
-//! failure, not a skip.
-
-#![allow(dead_code)]
+//! Test databases for this crate's tests and its dependents' (feature `test-util`):
+//! a temporary SQLite directory, or a throwaway PostgreSQL cluster (Debian's `postgresql`
+//! binaries, run as the `postgres` user on a free loopback port). `scripts/install-test-deps`
+//! installs PostgreSQL; a missing server is a test failure, not a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

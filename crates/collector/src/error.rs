@@ -1,0 +1,87 @@
+//! The collector's errors, in the same JSON shape as the inference service's.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+use vigil_telemetry::ErrorInfo;
+use vigil_telemetry::error::error_response;
+
+use crate::record::RecordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("cannot read the request body")]
+    BodyRead,
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("invalid query parameter: {0}")]
+    InvalidQuery(String),
+    #[error("{} invalid record(s); nothing was stored", .0.len())]
+    InvalidRecords(Vec<RecordError>),
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] vigil_store::StoreError),
+}
+
+impl CollectorError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::BodyRead | Self::InvalidQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) | Self::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyRead => "body_read_error",
+            Self::Invalid(_) => "invalid_body",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidRecords(_) => "invalid_records",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable(_) => "database_unavailable",
+        }
+    }
+}
+
+impl IntoResponse for CollectorError {
+    fn into_response(self) -> Response {
+        let details = match &self {
+            Self::InvalidRecords(errors) => json!({ "errors": errors }),
+            Self::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            _ => serde_json::Value::Null,
+        };
+        // A database outage is the only 5xx: its cause goes to the log, not the body.
+        let message = match &self {
+            Self::Unavailable(_) => "the database is unavailable; retry later".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = error_response(self.status(), self.code(), message, details);
+        if let Self::Unavailable(cause) = &self {
+            response.extensions_mut().insert(ErrorInfo {
+                code: self.code(),
+                cause: Some(cause.to_string()),
+            });
+        }
+        response
+    }
+}

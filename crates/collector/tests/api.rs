@@ -1,0 +1,444 @@
+//! The collector's API through its real router (`oneshot`), on SQLite and on a
+//! throwaway PostgreSQL: exactly-once storage, whole-batch rejection, reads, stats,
+//! Alertmanager webhooks, bad input, and a database outage.
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vigil_collector::{CollectorConfig, CollectorState, app};
+use vigil_store::Store;
+use vigil_store::testing::{Postgres, TempDir};
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    text: String,
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    // Error answers have the contract's shape; health answers have their own.
+    if (status.is_client_error() || status.is_server_error())
+        && body.get("checks").is_none()
+        && body.get("status").is_none()
+    {
+        assert_eq!(
+            body["request_id"].as_str(),
+            rid.as_deref(),
+            "error shape: {text}"
+        );
+        assert!(body["error"]["code"].is_string(), "error shape: {text}");
+    }
+    Reply { status, body, text }
+}
+
+fn post(uri: &str, body: impl Into<String>) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn record(id: &str, defect: bool) -> Value {
+    json!({
+        "prediction_id": id, "model": "defect-detector", "model_version": "1.0.0",
+        "timestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "label": if defect { "defect" } else { "ok" }, "confidence": 0.9, "is_defect": defect,
+        "latency_ms": 1.2, "request_id": format!("req-{id}"), "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "status": "success", "features": [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0]
+    })
+}
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+async fn collector(store: Store) -> Router {
+    let state = CollectorState::new(
+        store,
+        CollectorConfig {
+            body_limit: 256 * 1024,
+            max_records: 500,
+            ..CollectorConfig::default()
+        },
+    );
+    state.probe_database().await;
+    app(state)
+}
+
+async fn contract(app: &Router) {
+    // One record, then a batch that repeats it: stored once, duplicate counted.
+    let r = send(app, post("/log", record("p-0", false).to_string())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body, json!({"accepted": 1, "duplicates": 0}));
+    let batch: Vec<Value> = (0..10)
+        .map(|i| record(&format!("p-{i}"), i % 2 == 1))
+        .collect();
+    let r = send(app, post("/log", json!({ "records": batch }).to_string())).await;
+    assert_eq!(r.body, json!({"accepted": 9, "duplicates": 1}));
+    // The same batch again (a retry after a lost acknowledgement): nothing new.
+    let r = send(app, post("/log", json!({ "records": batch }).to_string())).await;
+    assert_eq!(r.body, json!({"accepted": 0, "duplicates": 10}));
+
+    // An invalid batch is rejected whole, naming each bad record.
+    let mut bad = record("p-100", false);
+    bad["confidence"] = json!(7);
+    let r = send(
+        app,
+        post(
+            "/log",
+            json!({"records": [record("p-99", false), bad, {"x": 1}]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "invalid_records");
+    let errors = r.body["error"]["details"]["errors"].as_array().unwrap();
+    assert_eq!(
+        errors
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(errors[0]["field"], "confidence");
+
+    // Reads: filters and cursor paging.
+    let page = send(
+        app,
+        get("/predictions?model=defect-detector&defect=true&limit=3"),
+    )
+    .await
+    .body;
+    assert_eq!(page["predictions"].as_array().unwrap().len(), 3);
+    assert!(
+        page["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["is_defect"] == true)
+    );
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = send(
+        app,
+        get(&format!(
+            "/predictions?model=defect-detector&defect=true&limit=3&cursor={next}"
+        )),
+    )
+    .await
+    .body;
+    assert_eq!(rest["predictions"].as_array().unwrap().len(), 2);
+    assert!(rest["next_cursor"].is_null());
+    let all = send(app, get("/predictions?limit=1000")).await.body;
+    assert_eq!(
+        all["predictions"].as_array().unwrap().len(),
+        10,
+        "p-99 of the rejected batch was not stored"
+    );
+    assert_eq!(
+        all["predictions"][0]["features"],
+        json!([70.0, 250.0, 2.5, 45.0, 1500.0, 12.0])
+    );
+
+    let stats = send(app, get("/stats?window=1h")).await.body;
+    let dd = &stats["models"][0];
+    assert_eq!(
+        (
+            dd["model"].as_str(),
+            dd["count"].as_u64(),
+            dd["defects"].as_u64()
+        ),
+        (Some("defect-detector"), Some(10), Some(5))
+    );
+    assert_eq!(dd["defect_rate"], 0.5);
+    assert_eq!(dd["labels"], json!({"defect": 5, "ok": 5}));
+
+    // Alertmanager webhook v4: firing opens, repeated firing does not, resolved closes.
+    let hook = |status: &str| {
+        json!({
+            "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "truncatedAlerts": 0, "status": status,
+            "receiver": "vigil-collector", "groupLabels": {"alertname": "HighErrorRate"},
+            "commonLabels": {"alertname": "HighErrorRate", "severity": "critical"},
+            "commonAnnotations": {"summary": "High error rate"}, "externalURL": "http://alertmanager:9093",
+            "alerts": [{
+                "status": status, "labels": {"alertname": "HighErrorRate", "severity": "critical", "model": "defect-detector"},
+                "annotations": {"summary": "High error rate on defect-detector"},
+                "startsAt": "2026-11-22T21:00:00Z", "endsAt": if status == "resolved" { "2026-11-22T21:05:00Z" } else { "0001-01-01T00:00:00Z" },
+                "generatorURL": "http://prometheus:9090/graph", "fingerprint": "a1b2c3d4e5f60718"
+            }]
+        })
+        .to_string()
+    };
+    assert_eq!(
+        send(app, post("/alerts", hook("firing"))).await.body["opened"],
+        1
+    );
+    assert_eq!(
+        send(app, post("/alerts", hook("firing"))).await.body["opened"],
+        0
+    );
+    let open = send(app, get("/incidents?status=open")).await.body;
+    assert_eq!(open["incidents"][0]["alertname"], "HighErrorRate");
+    assert_eq!(open["incidents"][0]["severity"], "critical");
+    assert_eq!(
+        send(app, post("/alerts", hook("resolved"))).await.body["resolved"],
+        1
+    );
+    assert_eq!(
+        send(app, get("/incidents?status=open")).await.body["incidents"],
+        json!([])
+    );
+    let resolved = send(app, get("/incidents?status=resolved")).await.body;
+    assert_eq!(
+        resolved["incidents"][0]["resolved_at"],
+        "2026-11-22T21:05:00Z"
+    );
+
+    let m = send(app, get("/metrics")).await.text;
+    assert_eq!(
+        sample(&m, "logging_predictions_total{model=\"defect-detector\"}"),
+        10.0
+    );
+    assert_eq!(
+        sample(&m, "logging_defects_total{model=\"defect-detector\"}"),
+        5.0
+    );
+    assert_eq!(sample(&m, "logging_duplicate_records_total"), 11.0);
+    assert_eq!(sample(&m, "logging_db_initialized"), 1.0);
+    assert_eq!(sample(&m, "logging_db_write_duration_seconds_count"), 3.0);
+    assert_eq!(
+        sample(
+            &m,
+            "incidents_total{alertname=\"HighErrorRate\",severity=\"critical\"}"
+        ),
+        1.0
+    );
+    assert_eq!(sample(&m, "incidents_open"), 0.0);
+    assert!(m.contains("service_info{service=\"collector\""));
+    assert!(m.contains("http_requests_total{method=\"POST\",route=\"/log\",status=\"202\"}"));
+}
+
+#[tokio::test]
+async fn sqlite_collector_stores_each_record_once_and_answers_reads_and_alerts() {
+    let dir = TempDir::new("collector");
+    let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
+    contract(&app).await;
+}
+
+#[tokio::test]
+async fn postgres_collector_meets_the_same_contract() {
+    let pg = Postgres::start();
+    let app = collector(
+        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    contract(&app).await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
+    let dir = TempDir::new("collector-bad");
+    let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
+    let big = json!({"records": vec![record("x", false); 600]}).to_string();
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            post("/log", "{not json"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Request::post("/log").body(Body::from("{}")).unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post("/log", "x".repeat(300 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            post("/log", "[1, 2]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post("/log", "{\"records\": []}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post("/log", big),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post("/log", "{\"prediction_id\": \"a\"}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_records",
+        ),
+        (
+            get("/predictions?limit=0"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?since=yesterday"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?defect=maybe"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?cursor=garbage"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?bogus=1"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/stats?window=forever"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/incidents?status=maybe"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            post("/alerts", "{\"version\": \"3\", \"alerts\": []}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post(
+                "/alerts",
+                "{\"version\": \"4\", \"alerts\": [{\"status\": \"firing\", \"fingerprint\": \"\"}]}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post("/alerts", "nope"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (get("/nowhere"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            Request::delete("/log").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let r = send(&app, req).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {}",
+            r.text
+        );
+    }
+    let all = send(&app, get("/predictions")).await.body;
+    assert_eq!(all["predictions"], json!([]));
+    let m = send(&app, get("/metrics")).await.text;
+    assert!(!m.contains("status=\"5"), "{m}");
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_a_503_and_recovers() {
+    let pg = Postgres::start();
+    let app = collector(
+        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(send(&app, get("/health")).await.status, StatusCode::OK);
+    pg.stop();
+    let health = send(&app, get("/health")).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.body["checks"]["database"]["status"], "fail");
+    assert_eq!(
+        send(&app, get("/health/ready")).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let r = send(
+        &app,
+        post("/log", record("during-outage", false).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("database_unavailable")
+        )
+    );
+    assert!(
+        !r.text.contains("connection"),
+        "no internals in the body: {}",
+        r.text
+    );
+    assert_eq!(
+        sample(
+            &send(&app, get("/metrics")).await.text,
+            "logging_db_initialized"
+        ),
+        0.0
+    );
+    pg.restart();
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = send(
+            &app,
+            post("/log", record("during-outage", false).to_string()),
+        )
+        .await
+        .status;
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(send(&app, get("/health")).await.status, StatusCode::OK);
+    assert_eq!(
+        sample(
+            &send(&app, get("/metrics")).await.text,
+            "logging_db_initialized"
+        ),
+        1.0
+    );
+}

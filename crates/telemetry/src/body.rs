@@ -1,0 +1,81 @@
+//! Reading a JSON request body at the HTTP edge, the same way in every service: the
+//! content type must be JSON (415 otherwise), a declared length over the limit is
+//! refused before reading, and a chunked body is cut off as soon as it crosses the
+//! limit (413), so an oversized upload is never buffered whole.
+
+use axum::extract::Request;
+use bytes::Bytes;
+use http::header;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+/// Why a body was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyRejection {
+    /// Not `application/json` or `application/*+json` (the header as sent, cut short).
+    UnsupportedMediaType {
+        got: Option<String>,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// The client broke off or sent a malformed chunk.
+    Read,
+}
+
+/// Whether a `Content-Type` names JSON.
+pub fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = media.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+pub async fn read_json(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if !content_type.as_deref().is_some_and(is_json) {
+        return Err(BodyRejection::UnsupportedMediaType {
+            got: content_type.map(|c| c.chars().take(100).collect()),
+        });
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyRejection::PayloadTooLarge { limit });
+    }
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                BodyRejection::PayloadTooLarge { limit }
+            } else {
+                BodyRejection::Read
+            }
+        })?;
+    Ok(body.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(is_json("application/vnd.api+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+        assert!(!is_json("json"));
+    }
+}

@@ -28,6 +28,8 @@ pub enum Command {
     Up(ServeArgs),
     /// The inference service alone (0.0.0.0:8000 by default).
     Serve(ServeArgs),
+    /// The prediction-logging service alone (0.0.0.0:8001 by default).
+    Collector(ServeArgs),
 }
 
 /// Options of the services. `None` means "not given here": the file or default decides.
@@ -36,9 +38,15 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = env::HOST)]
     pub host: Option<String>,
-    /// Port of the inference service (0 picks a free one; the bound address is logged).
+    /// Port of the service (0 picks a free one; the bound address is logged).
     #[arg(long, env = env::PORT)]
     pub port: Option<u16>,
+    /// Port of the collector under `vigil up`.
+    #[arg(long, env = env::COLLECTOR_PORT)]
+    pub collector_port: Option<u16>,
+    /// PostgreSQL for the collector (`postgres://…`); SQLite under the data dir otherwise.
+    #[arg(long, env = env::DATABASE_URL)]
+    pub database_url: Option<String>,
     /// Directory for data (databases, spool, generated keys).
     #[arg(long, env = env::DATA_DIR)]
     pub data_dir: Option<PathBuf>,

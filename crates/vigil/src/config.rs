@@ -18,6 +18,8 @@ pub mod env {
     pub const CONFIG: &str = "VIGIL_CONFIG";
     pub const HOST: &str = "VIGIL_HOST";
     pub const PORT: &str = "VIGIL_PORT";
+    pub const COLLECTOR_PORT: &str = "VIGIL_COLLECTOR_PORT";
+    pub const DATABASE_URL: &str = "VIGIL_DATABASE_URL";
     pub const DATA_DIR: &str = "VIGIL_DATA_DIR";
     pub const MODELS_DIR: &str = "VIGIL_MODELS_DIR";
     pub const DEFAULT_MODEL: &str = "VIGIL_DEFAULT_MODEL";
@@ -40,6 +42,8 @@ pub mod env {
 struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
+    collector_port: Option<u16>,
+    database_url: Option<String>,
     data_dir: Option<PathBuf>,
     models_dir: Option<PathBuf>,
     default_model: Option<String>,
@@ -61,6 +65,7 @@ struct FileConfig {
 pub enum Mode {
     Up,
     Serve,
+    Collector,
 }
 
 /// Everything the process needs, checked.
@@ -69,6 +74,10 @@ pub struct Config {
     pub mode: Mode,
     pub host: IpAddr,
     pub port: u16,
+    /// The collector's port under `up`.
+    pub collector_port: u16,
+    /// PostgreSQL URL; SQLite under `data_dir` when absent.
+    pub database_url: Option<String>,
     pub data_dir: PathBuf,
     pub models_dir: Option<PathBuf>,
     pub default_model: Option<String>,
@@ -91,6 +100,7 @@ impl Config {
         let (mode, args) = match &cli.command {
             Command::Up(a) => (Mode::Up, a),
             Command::Serve(a) => (Mode::Serve, a),
+            Command::Collector(a) => (Mode::Collector, a),
         };
         Self::merge(mode, args, file)
     }
@@ -153,6 +163,13 @@ impl Config {
             .or(f.log_level)
             .unwrap_or_else(|| "info".into());
         vigil_telemetry::logging::parse_level(&level)?;
+        let database_url = a.database_url.clone().or(f.database_url);
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            // Never echo the URL: it may carry a password.
+            bail!("database_url must be a postgres:// URL (SQLite under data_dir is the default)");
+        }
         let models_dir = a.models_dir.clone().or(f.models_dir);
         if let Some(dir) = &models_dir
             && !dir.is_dir()
@@ -162,7 +179,12 @@ impl Config {
         Ok(Self {
             mode,
             host,
-            port: a.port.or(f.port).unwrap_or(8000),
+            port: a
+                .port
+                .or(f.port)
+                .unwrap_or(if mode == Mode::Collector { 8001 } else { 8000 }),
+            collector_port: a.collector_port.or(f.collector_port).unwrap_or(8001),
+            database_url,
             data_dir: a
                 .data_dir
                 .clone()

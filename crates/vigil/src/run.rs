@@ -1,20 +1,24 @@
-//! Start-up and shutdown: logging first, then models (timed and logged), then the
-//! listener; on SIGTERM/SIGINT stop accepting, report not-ready, drain in-flight
-//! requests within the grace period, log the outcome and flush the logs.
+//! Start-up and shutdown: logging first, then the services the mode asks for (`up`:
+//! collector and inference service in one process; `serve`; `collector`), each bound
+//! and logged with its real address; on SIGTERM/SIGINT report not-ready, stop
+//! accepting, drain in-flight requests within the grace period, log the outcome and
+//! flush the logs.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use vigil_collector::{CollectorConfig, CollectorState};
 use vigil_model::ModelRegistry;
 use vigil_server::{AppState, app, serve};
+use vigil_store::Store;
 
 use crate::config::{Config, Mode};
 
-/// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
 /// Model loads slower than this log a warning (start-up time is a deployment SLO).
 const SLOW_MODEL_LOAD: Duration = Duration::from_secs(5);
 
+/// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
 const LIFECYCLE: &str = vigil_telemetry::logging::LIFECYCLE_TARGET;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -34,6 +38,26 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// A running HTTP service: its name, and the future that ends when it has drained.
+struct Running {
+    service: &'static str,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `host:port` and logs the real address (port 0 picks a free one).
+async fn bind(
+    service: &'static str,
+    host: std::net::IpAddr,
+    port: u16,
+) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port} ({service})"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(target: LIFECYCLE, service, address = %address, "listening");
+    Ok(listener)
+}
+
 async fn run_services(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         target: LIFECYCLE,
@@ -41,8 +65,10 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         mode = ?config.mode,
         host = %config.host,
         port = config.port,
+        collector_port = config.collector_port,
         data_dir = %config.data_dir.display(),
         models_dir = %config.models_dir.as_ref().map_or("bundled".into(), |d| d.display().to_string()),
+        database = if config.database_url.is_some() { "postgres" } else { "sqlite" },
         body_limit_bytes = config.limits.body_limit,
         max_batch_size = config.limits.max_batch,
         max_concurrency = config.limits.concurrency,
@@ -53,59 +79,144 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         log_payloads = config.limits.log_payloads,
         "starting"
     );
-    let models = load_models(&config)?;
-    let state = AppState::new(models, config.limits.clone());
-    let listener = TcpListener::bind((config.host, config.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-    let address = listener.local_addr()?;
-    tracing::info!(target: LIFECYCLE, service = "inference", address = %address, "listening");
-    if config.mode == Mode::Up {
-        eprintln!(
-            "vigil is up: http://{address}\n  predict:  curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:   http://{address}/models\n  health:   http://{address}/health\n  metrics:  http://{address}/metrics\n  api:      http://{address}/openapi.json"
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut running = Vec::new();
+
+    // The collector first, so `up`'s inference service has somewhere to send records.
+    let mut collector = None;
+    if matches!(config.mode, Mode::Up | Mode::Collector) {
+        let store = Store::open(config.database_url.as_deref(), &config.data_dir)
+            .await
+            .context("cannot open the prediction database")?;
+        let state = CollectorState::new(
+            store,
+            CollectorConfig {
+                slow_request: config.router.slow_request,
+                request_timeout: config.router.request_timeout,
+                ..CollectorConfig::default()
+            },
         );
+        if !state.probe_database().await {
+            tracing::warn!(target: LIFECYCLE, backend = state.store.backend(), "database_unreachable_at_start");
+        }
+        let probe = state.spawn_probe(Duration::from_secs(5));
+        let port = if config.mode == Mode::Up {
+            config.collector_port
+        } else {
+            config.port
+        };
+        let listener = bind("collector", config.host, port).await?;
+        let address = listener.local_addr()?;
+        let done = tokio::spawn(serve(
+            listener,
+            vigil_collector::app(state.clone()),
+            stopped(),
+        ));
+        running.push(Running {
+            service: "collector",
+            done,
+        });
+        collector = Some((state, probe, address));
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = serve(
-        listener,
-        app(state.clone(), config.router.clone()),
-        async move {
-            let _ = stop_rx.await;
-        },
-    );
-    tokio::pin!(server);
-    let reason = tokio::select! {
-        result = &mut server => return result.context("the server stopped unexpectedly"),
-        reason = shutdown_signal() => reason,
+    let mut inference = None;
+    if matches!(config.mode, Mode::Up | Mode::Serve) {
+        let models = load_models(&config)?;
+        let state = AppState::new(models, config.limits.clone());
+        let listener = bind("inference", config.host, config.port).await?;
+        let address = listener.local_addr()?;
+        let done = tokio::spawn(serve(
+            listener,
+            app(state.clone(), config.router.clone()),
+            stopped(),
+        ));
+        running.push(Running {
+            service: "inference",
+            done,
+        });
+        if config.mode == Mode::Up {
+            let collector_address = collector
+                .as_ref()
+                .map(|(_, _, a)| a.to_string())
+                .unwrap_or_default();
+            eprintln!(
+                "vigil is up: http://{address}\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector_address}/predictions  /stats  /incidents  /metrics"
+            );
+        }
+        inference = Some(state);
+    }
+
+    // Run until a signal, or until a service fails on its own.
+    let reason = {
+        let watch_all = futures_first_exit(&mut running);
+        tokio::select! {
+            failed = watch_all => {
+                let (service, result) = failed;
+                return Err(anyhow::anyhow!("the {service} service stopped unexpectedly: {result}"));
+            }
+            reason = shutdown_signal() => reason,
+        }
     };
-    let in_flight = state.http.in_flight.get();
-    tracing::info!(
-        reason,
-        in_flight,
-        grace_ms = config.shutdown_grace.as_millis() as u64,
-        "shutdown_started"
-    );
-    state.set_ready(false);
+    let in_flight: i64 = inference.as_ref().map_or(0, |s| s.http.in_flight.get())
+        + collector
+            .as_ref()
+            .map_or(0, |(s, ..)| s.http.in_flight.get());
+    tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
+    if let Some(state) = &inference {
+        state.set_ready(false);
+    }
     if !config.shutdown_delay.is_zero() {
         // Keep serving while load balancers notice the failing readiness probe
         // (Kubernetes removes the endpoint asynchronously), then stop accepting.
-        tokio::select! {
-            result = &mut server => return result.context("the server stopped unexpectedly"),
-            _ = tokio::time::sleep(config.shutdown_delay) => {}
+        tokio::time::sleep(config.shutdown_delay).await;
+    }
+    if let Some(state) = &inference {
+        state.model_metrics.health.set(0);
+    }
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    for r in running {
+        match tokio::time::timeout_at(deadline, r.done).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::error!(target: LIFECYCLE, service = r.service, error = %e, "drain_failed")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: LIFECYCLE, service = r.service, error = %e, "drain_failed")
+            }
+            Err(_) => {
+                tracing::warn!(target: LIFECYCLE, service = r.service, "shutdown_grace_expired")
+            }
         }
     }
-    state.model_metrics.health.set(0);
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(config.shutdown_grace, &mut server).await {
-        Ok(result) => result.context("error while draining")?,
-        Err(_) => tracing::warn!(
-            abandoned = state.http.in_flight.get(),
-            "shutdown_grace_expired"
-        ),
+    if let Some((state, probe, _)) = collector {
+        probe.abort();
+        state.store.close().await;
     }
     tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, "shutdown_complete");
     Ok(())
+}
+
+/// Resolves when the first service's server future ends (which, before shutdown, is
+/// always a failure): its name and what it returned.
+async fn futures_first_exit(running: &mut [Running]) -> (&'static str, String) {
+    if running.is_empty() {
+        return std::future::pending().await;
+    }
+    let (result, index, _) =
+        futures_util::future::select_all(running.iter_mut().map(|r| &mut r.done)).await;
+    let outcome = match result {
+        Ok(Ok(())) => "it returned".to_owned(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    (running[index].service, outcome)
 }
 
 fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {

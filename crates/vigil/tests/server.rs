@@ -498,3 +498,116 @@ fn uuid_like() -> String {
             .as_nanos()
     )
 }
+
+#[tokio::test]
+async fn up_runs_inference_and_collector_in_one_process() {
+    let vigil = Vigil::start_command("up", &[], &[]);
+    let inference = vigil.address_of("inference");
+    let collector = vigil.address_of("collector");
+    assert_ne!(inference, collector);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{inference}/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let health: Value = client
+        .get(format!("http://{collector}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["checks"]["database"]["backend"], "sqlite");
+    let record = json!({
+        "prediction_id": "up-1", "model": "defect-detector", "model_version": "1.0.0",
+        "timestamp": "2026-11-22T21:00:00Z", "latency_ms": 1.0, "request_id": "r-1", "status": "success"
+    });
+    let r = client
+        .post(format!("http://{collector}/log"))
+        .json(&record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let metrics = client
+        .get(format!("http://{collector}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("service_info{service=\"collector\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "logging_predictions_total{model=\"defect-detector\"}"
+        ),
+        1.0
+    );
+    assert!(
+        vigil.data_dir().join("vigil.db").exists(),
+        "SQLite lives under the data dir"
+    );
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        lines.iter().filter(|l| l["message"] == "listening").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
+    let dir = tempdir();
+    let data = ["--data-dir", dir.to_str().unwrap()];
+    let record = json!({
+        "prediction_id": "keep-1", "model": "digits", "model_version": "1.0.0",
+        "timestamp": "2026-11-22T21:00:00Z", "latency_ms": 1.0, "request_id": "r-1", "status": "error",
+        "error_type": "non_finite_output"
+    });
+    let client = reqwest::Client::new();
+    let first = Vigil::start_command("collector", &data, &[]);
+    let url = format!("http://{}/log", first.address_of("collector"));
+    assert_eq!(
+        client
+            .post(&url)
+            .json(&record)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert_eq!(first.stop().0, Some(0));
+    let second = Vigil::start_command("collector", &data, &[]);
+    let base = format!("http://{}", second.address_of("collector"));
+    let again: Value = client
+        .post(format!("{base}/log"))
+        .json(&record)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 1}));
+    let page: Value = client
+        .get(format!("{base}/predictions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["predictions"][0]["error_type"], "non_finite_output");
+    let _ = second.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

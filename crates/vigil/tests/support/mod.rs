@@ -18,21 +18,34 @@ pub struct Vigil {
     lines: Arc<Mutex<Vec<String>>>,
     seen: Mutex<mpsc::Receiver<String>>,
     data: std::path::PathBuf,
+    owns_data: bool,
 }
 
 impl Vigil {
     /// Starts `vigil serve --port 0` with extra args and env; returns once it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_command("serve", args, env)
+    }
+
+    /// Starts `vigil <command>` on port 0; returns once its first service listens.
+    pub fn start_command(command: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let data = std::env::temp_dir().join(format!(
             "vigil-data-{}-{}",
             std::process::id(),
             rand_suffix()
         ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.arg("serve")
-            .args(["--host", "127.0.0.1", "--data-dir", data.to_str().unwrap()]);
+        // A caller that names its own data dir keeps it; otherwise it is ours to delete.
+        let owns_data = !args.contains(&"--data-dir");
+        cmd.arg(command).args(["--host", "127.0.0.1"]);
+        if owns_data {
+            cmd.args(["--data-dir", data.to_str().unwrap()]);
+        }
         if !env.iter().any(|(k, _)| *k == "VIGIL_PORT") && !args.contains(&"--port") {
             cmd.args(["--port", "0"]);
+        }
+        if command == "up" && !args.contains(&"--collector-port") {
+            cmd.args(["--collector-port", "0"]);
         }
         cmd.args(args)
             .envs(env.iter().copied())
@@ -42,6 +55,8 @@ impl Vigil {
             "VIGIL_LOG_LEVEL",
             "VIGIL_PORT",
             "VIGIL_HOST",
+            "VIGIL_COLLECTOR_PORT",
+            "VIGIL_DATABASE_URL",
             "VIGIL_CONFIG",
         ] {
             if !env.iter().any(|(k, _)| *k == var) {
@@ -66,10 +81,35 @@ impl Vigil {
             lines,
             seen: Mutex::new(rx),
             data,
+            owns_data,
         };
         let listening = vigil.wait_for_log("listening");
         vigil.addr = listening["address"].as_str().unwrap().parse().unwrap();
         vigil
+    }
+
+    /// The address a service logged in its `listening` line.
+    pub fn address_of(&self, service: &str) -> std::net::SocketAddr {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"] == "listening" && v["service"] == service);
+            if let Some(v) = found {
+                return v["address"].as_str().unwrap().parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "{service} never listened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The data directory this instance was started with.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -190,7 +230,9 @@ impl Drop for Vigil {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.data);
+        if self.owns_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod forwarder;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;

@@ -1,12 +1,13 @@
 //! Shared state of the inference service: models, limits, scheduler and metrics.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use vigil_model::ModelRegistry;
 use vigil_telemetry::{HttpMetrics, Metrics};
 
+use crate::forwarder::{Forwarder, ForwarderMetrics};
 use crate::metrics::ModelMetrics;
 use crate::scheduler::Scheduler;
 
@@ -49,6 +50,9 @@ pub struct Inner {
     pub metrics: Metrics,
     pub http: HttpMetrics,
     pub model_metrics: ModelMetrics,
+    pub forwarder_metrics: ForwarderMetrics,
+    /// Where prediction records go, when a collector is configured.
+    pub forwarder: OnceLock<Forwarder>,
     pub started: Instant,
     ready: AtomicBool,
 }
@@ -66,6 +70,7 @@ impl AppState {
         let mut registry = Metrics::base_registry("inference", crate::VERSION);
         let http = HttpMetrics::register(&mut registry);
         let model_metrics = ModelMetrics::register(&mut registry, &models);
+        let forwarder_metrics = ForwarderMetrics::register(&mut registry);
         model_metrics.health.set(1);
         let scheduler = Scheduler::new(limits.concurrency, limits.max_queue, limits.max_batch);
         Self(Arc::new(Inner {
@@ -75,6 +80,8 @@ impl AppState {
             metrics: Metrics::new(registry),
             http,
             model_metrics,
+            forwarder_metrics,
+            forwarder: OnceLock::new(),
             started: Instant::now(),
             ready: AtomicBool::new(true),
         }))

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Port of the collector under `vigil up`.
     #[arg(long, env = env::COLLECTOR_PORT)]
     pub collector_port: Option<u16>,
+    /// Collector to send prediction records to (`serve`); `up` uses its own.
+    #[arg(long, env = env::COLLECTOR_URL)]
+    pub collector_url: Option<String>,
     /// PostgreSQL for the collector (`postgres://…`); SQLite under the data dir otherwise.
     #[arg(long, env = env::DATABASE_URL)]
     pub database_url: Option<String>,

@@ -20,6 +20,7 @@ pub mod env {
     pub const PORT: &str = "VIGIL_PORT";
     pub const COLLECTOR_PORT: &str = "VIGIL_COLLECTOR_PORT";
     pub const DATABASE_URL: &str = "VIGIL_DATABASE_URL";
+    pub const COLLECTOR_URL: &str = "VIGIL_COLLECTOR_URL";
     pub const DATA_DIR: &str = "VIGIL_DATA_DIR";
     pub const MODELS_DIR: &str = "VIGIL_MODELS_DIR";
     pub const DEFAULT_MODEL: &str = "VIGIL_DEFAULT_MODEL";
@@ -43,6 +44,7 @@ struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
     collector_port: Option<u16>,
+    collector_url: Option<String>,
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     models_dir: Option<PathBuf>,
@@ -76,6 +78,8 @@ pub struct Config {
     pub port: u16,
     /// The collector's port under `up`.
     pub collector_port: u16,
+    /// Where `serve` sends prediction records (none: not forwarded).
+    pub collector_url: Option<String>,
     /// PostgreSQL URL; SQLite under `data_dir` when absent.
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
@@ -170,6 +174,12 @@ impl Config {
             // Never echo the URL: it may carry a password.
             bail!("database_url must be a postgres:// URL (SQLite under data_dir is the default)");
         }
+        let collector_url = a.collector_url.clone().or(f.collector_url);
+        if let Some(url) = &collector_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("collector_url must be an http:// or https:// URL");
+        }
         let models_dir = a.models_dir.clone().or(f.models_dir);
         if let Some(dir) = &models_dir
             && !dir.is_dir()
@@ -185,6 +195,7 @@ impl Config {
                 .unwrap_or(if mode == Mode::Collector { 8001 } else { 8000 }),
             collector_port: a.collector_port.or(f.collector_port).unwrap_or(8001),
             database_url,
+            collector_url,
             data_dir: a
                 .data_dir
                 .clone()

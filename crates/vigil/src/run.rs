@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use vigil_collector::{CollectorConfig, CollectorState};
 use vigil_model::ModelRegistry;
+use vigil_server::forwarder::{Forwarder, ForwarderConfig};
 use vigil_server::{AppState, app, serve};
 use vigil_store::Store;
 
@@ -79,9 +80,12 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         log_payloads = config.limits.log_payloads,
         "starting"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
+    // Two stop signals: the inference service drains first, then its forwarder
+    // flushes to the collector, and only then does the collector stop.
+    let (stop_inference, inference_stop) = tokio::sync::watch::channel(false);
+    let (stop_collector, collector_stop) = tokio::sync::watch::channel(false);
+    let until = |rx: &tokio::sync::watch::Receiver<bool>| {
+        let mut rx = rx.clone();
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }
@@ -116,7 +120,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         let done = tokio::spawn(serve(
             listener,
             vigil_collector::app(state.clone()),
-            stopped(),
+            until(&collector_stop),
         ));
         running.push(Running {
             service: "collector",
@@ -126,15 +130,36 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
     }
 
     let mut inference = None;
+    let mut forwarder = None;
     if matches!(config.mode, Mode::Up | Mode::Serve) {
         let models = load_models(&config)?;
         let state = AppState::new(models, config.limits.clone());
         let listener = bind("inference", config.host, config.port).await?;
         let address = listener.local_addr()?;
+        let collector_url = match (&collector, &config.collector_url) {
+            (Some((_, _, address)), _) => Some(format!("http://{address}")),
+            (None, url) => url.clone(),
+        };
+        if let Some(url) = collector_url {
+            let spool = config.data_dir.join("spool");
+            let (handle, task) = Forwarder::start(
+                ForwarderConfig::new(url.clone(), &spool),
+                state.forwarder_metrics.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot start the prediction forwarder (spool {})",
+                    spool.display()
+                )
+            })?;
+            let _ = state.forwarder.set(handle);
+            tracing::info!(target: LIFECYCLE, collector = %url, spool = %spool.display(), "forwarding_predictions");
+            forwarder = Some(task);
+        }
         let done = tokio::spawn(serve(
             listener,
             app(state.clone(), config.router.clone()),
-            stopped(),
+            until(&inference_stop),
         ));
         running.push(Running {
             service: "inference",
@@ -179,9 +204,29 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
     if let Some(state) = &inference {
         state.model_metrics.health.set(0);
     }
-    let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    for r in running {
+    let (inference_runs, collector_runs): (Vec<_>, Vec<_>) =
+        running.into_iter().partition(|r| r.service == "inference");
+    let _ = stop_inference.send(true);
+    drain(inference_runs, deadline).await;
+    let mut flushed_records = 0;
+    if let Some(task) = forwarder {
+        // Everything queued is sent, or spooled to disk for the next start.
+        flushed_records = task.finish().await;
+    }
+    let _ = stop_collector.send(true);
+    drain(collector_runs, deadline).await;
+    if let Some((state, probe, _)) = collector {
+        probe.abort();
+        state.store.close().await;
+    }
+    tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, flushed_records, "shutdown_complete");
+    Ok(())
+}
+
+/// Waits for services to finish their in-flight requests, until `deadline`.
+async fn drain(services: Vec<Running>, deadline: tokio::time::Instant) {
+    for r in services {
         match tokio::time::timeout_at(deadline, r.done).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => {
@@ -195,12 +240,6 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some((state, probe, _)) = collector {
-        probe.abort();
-        state.store.close().await;
-    }
-    tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, "shutdown_complete");
-    Ok(())
 }
 
 /// Resolves when the first service's server future ends (which, before shutdown, is

@@ -10,6 +10,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
+use vigil_collector::record::WireRecord;
 use vigil_model::input::{BatchBuilder, Cell};
 use vigil_model::{InputError, InputErrorReason};
 
@@ -224,6 +225,7 @@ async fn finish(
                 c.inc();
             }
             handles.error.inc_by(rows);
+            forward_failure(state, &model, error_type, started);
             return Err(e);
         }
     };
@@ -235,6 +237,36 @@ async fn finish(
         None,
     );
     handles.success.inc_by(rows);
+    let prediction_id = uuid::Uuid::new_v4().to_string();
+    let created_at = crate::handlers::meta::now_rfc3339();
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    if let Some(forwarder) = state.forwarder.get() {
+        let request_id = vigil_telemetry::context::current_request_id();
+        let trace_id = vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()));
+        let single = scheduled.predictions.len() == 1;
+        for (i, p) in scheduled.predictions.iter().enumerate() {
+            forwarder.submit(WireRecord {
+                // One record per instance; a batch's instances share the request's id.
+                prediction_id: if single {
+                    prediction_id.clone()
+                } else {
+                    format!("{prediction_id}-{i}")
+                },
+                model: model.card.name.clone(),
+                model_version: model.card.version.clone(),
+                timestamp: created_at.clone(),
+                label: model.card.labels.get(p.class_index).cloned(),
+                confidence: Some(f64::from(p.confidence)),
+                is_defect: model.card.is_defect(p.class_index),
+                latency_ms,
+                request_id: request_id.clone(),
+                trace_id: trace_id.clone(),
+                status: vigil_store::Status::Success,
+                error_type: None,
+                features: None,
+            });
+        }
+    }
     let predictions = scheduled
         .predictions
         .into_iter()
@@ -257,14 +289,40 @@ async fn finish(
         })
         .collect();
     Ok(PredictResponse {
-        prediction_id: uuid::Uuid::new_v4().to_string(),
+        prediction_id,
         request_id: vigil_telemetry::context::current_request_id(),
         model: model.card.name.clone(),
         model_version: model.card.version.clone(),
         predictions,
-        latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        created_at: crate::handlers::meta::now_rfc3339(),
+        latency_ms,
+        created_at,
     })
+}
+
+/// A failed prediction is logged too: one error record for the request.
+fn forward_failure(
+    state: &AppState,
+    model: &vigil_model::LoadedModel,
+    error_type: &str,
+    started: Instant,
+) {
+    if let Some(forwarder) = state.forwarder.get() {
+        forwarder.submit(WireRecord {
+            prediction_id: uuid::Uuid::new_v4().to_string(),
+            model: model.card.name.clone(),
+            model_version: model.card.version.clone(),
+            timestamp: crate::handlers::meta::now_rfc3339(),
+            label: None,
+            confidence: None,
+            is_defect: false,
+            latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            request_id: vigil_telemetry::context::current_request_id(),
+            trace_id: vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone())),
+            status: vigil_store::Status::Error,
+            error_type: Some(error_type.to_owned()),
+            features: None,
+        });
+    }
 }
 
 /// Counts a prediction that the request timeout cut off while it waited or ran: the

@@ -1,5 +1,8 @@
 //! Test support: run the real binary on port 0 and read its JSON log lines.
 
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

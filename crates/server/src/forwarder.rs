@@ -1,0 +1,410 @@
+//! The prediction-record forwarder: every prediction becomes a record that travels to
+//! the collector in batches, off the request path. Handlers only `try_send` into a
+//! bounded queue; one task batches, posts with retry and backoff, and while the
+//! collector is unreachable writes batches to a disk spool under the data dir, which
+//! it replays (oldest first) once the collector answers again. `prediction_id` is the
+//! collector's idempotency key, so re-sending after a lost acknowledgement or a crash
+//! never stores a record twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use vigil_collector::record::WireRecord;
+
+/// Settings of the forwarder.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Base URL of the collector, e.g. `http://127.0.0.1:8001`.
+    pub collector_url: String,
+    /// Where batches wait while the collector is unreachable.
+    pub spool_dir: PathBuf,
+    /// Records held in memory before new ones are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Records per `POST /log`.
+    pub batch_size: usize,
+    /// A partial batch is sent after this long.
+    pub flush_interval: Duration,
+    /// Tries per batch before it is spooled.
+    pub attempts: u32,
+    /// First retry delay; doubles per try up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Records the spool may hold; the oldest segments go (counted) beyond it.
+    pub max_spool_records: u64,
+}
+
+impl ForwarderConfig {
+    pub fn new(collector_url: impl Into<String>, spool_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            collector_url: collector_url.into(),
+            spool_dir: spool_dir.into(),
+            queue_capacity: 100_000,
+            batch_size: 500,
+            flush_interval: Duration::from_millis(200),
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            max_spool_records: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+/// `prediction_log_records_total{outcome}` and `prediction_log_spool_records`.
+#[derive(Debug, Clone)]
+pub struct ForwarderMetrics {
+    sent: Counter,
+    spooled: Counter,
+    retried: Counter,
+    dropped: Counter,
+    spool: Gauge,
+}
+
+impl ForwarderMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let family: Family<Outcome, Counter> = Family::default();
+        let get = |outcome| family.get_or_create(&Outcome { outcome }).clone();
+        let m = Self {
+            sent: get("sent"),
+            spooled: get("spooled"),
+            retried: get("retried"),
+            dropped: get("dropped"),
+            spool: Gauge::default(),
+        };
+        registry.register(
+            "prediction_log_records",
+            "Prediction records by what happened to them: sent, spooled, retried, dropped",
+            family,
+        );
+        registry.register(
+            "prediction_log_spool_records",
+            "Prediction records waiting in the disk spool",
+            m.spool.clone(),
+        );
+        m
+    }
+}
+
+/// The handle handlers use. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    tx: mpsc::Sender<WireRecord>,
+    metrics: ForwarderMetrics,
+}
+
+/// The running forwarding task.
+#[derive(Debug)]
+pub struct ForwarderTask {
+    join: tokio::task::JoinHandle<u64>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ForwarderTask {
+    /// Stops taking new records and resolves once every queued one is sent or spooled;
+    /// returns how many were flushed this way.
+    pub async fn finish(self) -> u64 {
+        let _ = self.stop.send(());
+        self.join.await.unwrap_or(0)
+    }
+}
+
+impl Forwarder {
+    /// Starts the forwarding task.
+    pub fn start(
+        config: ForwarderConfig,
+        metrics: ForwarderMetrics,
+    ) -> std::io::Result<(Self, ForwarderTask)> {
+        std::fs::create_dir_all(&config.spool_dir)?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let spool = Spool::open(&config.spool_dir, config.max_spool_records, metrics.clone())?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let worker = Worker {
+            config,
+            metrics: metrics.clone(),
+            client,
+            spool,
+            down: false,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let join = tokio::spawn(worker.run(rx, stopped));
+        Ok((Self { tx, metrics }, ForwarderTask { join, stop }))
+    }
+
+    /// Queues a record; never waits. A full queue drops it (counted as `dropped`).
+    pub fn submit(&self, record: WireRecord) {
+        if self.tx.try_send(record).is_err() {
+            self.metrics.dropped.inc();
+        }
+    }
+}
+
+struct Worker {
+    config: ForwarderConfig,
+    metrics: ForwarderMetrics,
+    client: reqwest::Client,
+    spool: Spool,
+    /// The last attempt failed: new batches go straight to the spool until a replay
+    /// succeeds.
+    down: bool,
+}
+
+enum Sent {
+    Ok,
+    /// The collector refused the batch as invalid: resending cannot help.
+    Rejected(String),
+    Failed(String),
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<WireRecord>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> u64 {
+        let mut flushed_at_end = 0;
+        let mut stopping = false;
+        let mut batch = Vec::with_capacity(self.config.batch_size);
+        let mut replay = tokio::time::interval(self.config.backoff.max(Duration::from_millis(50)));
+        replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = tokio::time::sleep(self.config.flush_interval);
+            tokio::pin!(deadline);
+            let closed = loop {
+                tokio::select! {
+                    record = rx.recv() => match record {
+                        Some(r) => {
+                            batch.push(r);
+                            if batch.len() >= self.config.batch_size {
+                                break false;
+                            }
+                        }
+                        None => break true,
+                    },
+                    () = &mut deadline => break false,
+                    _ = &mut stop, if !stopping => {
+                        // Take nothing new; what is queued still comes out of recv().
+                        stopping = true;
+                        rx.close();
+                    }
+                    _ = replay.tick(), if self.spool.records() > 0 && batch.is_empty() => break false,
+                }
+            };
+            if !batch.is_empty() {
+                let n = batch.len() as u64;
+                self.deliver(std::mem::take(&mut batch), !stopping).await;
+                if stopping {
+                    flushed_at_end += n;
+                }
+            }
+            if self.spool.records() > 0 && !closed {
+                self.replay_one().await;
+            }
+            if closed {
+                return flushed_at_end;
+            }
+        }
+    }
+
+    /// Sends a batch (with retries unless the collector is known to be down, or we are
+    /// shutting down), else spools it.
+    async fn deliver(&mut self, batch: Vec<WireRecord>, may_retry: bool) {
+        let n = batch.len() as u64;
+        if !self.down {
+            let tries = if may_retry {
+                self.config.attempts.max(1)
+            } else {
+                1
+            };
+            let mut delay = self.config.backoff;
+            for attempt in 1..=tries {
+                match self.post(&batch).await {
+                    Sent::Ok => {
+                        self.metrics.sent.inc_by(n);
+                        return;
+                    }
+                    Sent::Rejected(why) => {
+                        tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
+                        self.metrics.dropped.inc_by(n);
+                        return;
+                    }
+                    Sent::Failed(why) if attempt < tries => {
+                        tracing::warn!(target: "vigil::forwarder", records = n, attempt, reason = %why, "prediction_log_retry");
+                        self.metrics.retried.inc_by(n);
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.config.max_backoff);
+                    }
+                    Sent::Failed(why) => {
+                        tracing::warn!(target: "vigil::forwarder", records = n, reason = %why, "collector_unreachable");
+                        self.down = true;
+                    }
+                }
+            }
+        }
+        match self.spool.push(&batch) {
+            Ok(()) => {
+                self.metrics.spooled.inc_by(n);
+            }
+            Err(e) => {
+                tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
+                self.metrics.dropped.inc_by(n);
+            }
+        }
+    }
+
+    /// Tries the oldest spooled batch once; success deletes it and marks the collector up.
+    async fn replay_one(&mut self) {
+        let Some((path, batch)) = self.spool.oldest() else {
+            return;
+        };
+        match self.post(&batch).await {
+            Sent::Ok => {
+                self.metrics.sent.inc_by(batch.len() as u64);
+                self.spool.remove(&path, batch.len() as u64);
+                if self.down {
+                    tracing::info!(target: "vigil::forwarder", spooled = self.spool.records(), "collector_reachable");
+                }
+                self.down = false;
+            }
+            Sent::Rejected(why) => {
+                tracing::error!(target: "vigil::forwarder", records = batch.len(), reason = %why, "prediction_records_rejected");
+                self.metrics.dropped.inc_by(batch.len() as u64);
+                self.spool.remove(&path, batch.len() as u64);
+            }
+            Sent::Failed(_) => self.down = true,
+        }
+    }
+
+    async fn post(&self, batch: &[WireRecord]) -> Sent {
+        let url = format!("{}/log", self.config.collector_url.trim_end_matches('/'));
+        let body = serde_json::json!({ "records": batch });
+        match self.client.post(&url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => Sent::Ok,
+            Ok(r)
+                if r.status().is_client_error()
+                    && r.status() != reqwest::StatusCode::REQUEST_TIMEOUT
+                    && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Sent::Rejected(format!("status {}", r.status()))
+            }
+            Ok(r) => Sent::Failed(format!("status {}", r.status())),
+            Err(e) => Sent::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Batches on disk, one file per batch (`<sequence>.jsonl`, a record per line),
+/// written to a temporary name and renamed so a crash never leaves half a batch.
+struct Spool {
+    dir: PathBuf,
+    /// Most records kept on disk.
+    max: u64,
+    next: u64,
+    records: AtomicU64,
+    metrics: ForwarderMetrics,
+}
+
+impl Spool {
+    fn open(dir: &Path, max: u64, metrics: ForwarderMetrics) -> std::io::Result<Self> {
+        let mut next = 0;
+        let mut records = 0;
+        for (seq, path) in Self::segments_in(dir)? {
+            next = next.max(seq + 1);
+            records += std::fs::read_to_string(&path)
+                .map(|t| t.lines().count() as u64)
+                .unwrap_or(0);
+        }
+        metrics.spool.set(records as i64);
+        if records > 0 {
+            tracing::info!(target: "vigil::forwarder", records, dir = %dir.display(), "spool_found");
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            max: max.max(1),
+            next,
+            records: AtomicU64::new(records),
+            metrics,
+        })
+    }
+
+    fn segments_in(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+        let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .filter_map(|p| Some((p.file_stem()?.to_str()?.parse().ok()?, p)))
+            .collect();
+        segments.sort();
+        Ok(segments)
+    }
+
+    fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, n: u64) {
+        self.records.store(n, Ordering::Relaxed);
+        self.metrics.spool.set(n as i64);
+    }
+
+    fn push(&mut self, batch: &[WireRecord]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for r in batch {
+            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let path = self.dir.join(format!("{:020}.jsonl", self.next));
+        let tmp = self.dir.join(format!("{:020}.tmp", self.next));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        self.next += 1;
+        self.set(self.records() + batch.len() as u64);
+        self.enforce_bound()
+    }
+
+    /// Drops the oldest segments (counted) while the spool holds too many records.
+    fn enforce_bound(&mut self) -> std::io::Result<()> {
+        while self.records() > self.max {
+            let Some((_, oldest)) = Self::segments_in(&self.dir)?.into_iter().next() else {
+                break;
+            };
+            let n = std::fs::read_to_string(&oldest)
+                .map(|t| t.lines().count() as u64)
+                .unwrap_or(0);
+            std::fs::remove_file(&oldest)?;
+            self.metrics.dropped.inc_by(n);
+            self.set(self.records().saturating_sub(n));
+            tracing::warn!(target: "vigil::forwarder", records = n, "spool_full_dropped_oldest");
+        }
+        Ok(())
+    }
+
+    fn oldest(&self) -> Option<(PathBuf, Vec<WireRecord>)> {
+        let (_, path) = Self::segments_in(&self.dir).ok()?.into_iter().next()?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        let batch: Vec<WireRecord> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Some((path, batch))
+    }
+
+    fn remove(&mut self, path: &Path, n: u64) {
+        if std::fs::remove_file(path).is_ok() {
+            self.set(self.records().saturating_sub(n));
+        }
+    }
+}

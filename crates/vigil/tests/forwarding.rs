@@ -1,0 +1,175 @@
+//! Every prediction reaches the collector exactly once: with the collector down (disk
+//! spool, replayed on recovery), killed mid-stream (retries and idempotent ids), and
+//! across a SIGTERM of `vigil up` right after the responses.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Vigil, sample};
+
+const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn predict(client: &reqwest::Client, base: &str, n: usize) {
+    for _ in 0..n {
+        let r = client
+            .post(format!("{base}/predict"))
+            .json(&json!({"features": GOOD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// Rows the collector holds for the default model.
+async fn stored(client: &reqwest::Client, collector: &str) -> u64 {
+    let stats: Value = client
+        .get(format!("{collector}/stats?window=1d"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "defect-detector")
+        .map_or(0, |m| m["count"].as_u64().unwrap())
+}
+
+/// Waits (the readiness condition, not a fixed sleep) until the collector holds `n` rows.
+async fn wait_stored(client: &reqwest::Client, collector: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = stored(client, collector).await;
+        if got >= n {
+            assert_eq!(
+                got, n,
+                "more rows than predictions: something was stored twice"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {n} records arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn records_spooled_while_the_collector_is_down_arrive_exactly_once() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let serve = Vigil::start(&["--collector-url", &url], &[]);
+    let client = reqwest::Client::new();
+    predict(&client, &format!("http://{}", serve.addr), 300).await;
+    // All 300 end up on disk (none sent, none dropped).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = serve.metrics().await;
+        if sample(&m, "prediction_log_spool_records") == 300.0 {
+            assert_eq!(
+                sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+                0.0
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "records were not spooled:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let data = tempdir("collector-data");
+    let collector = Vigil::start_command(
+        "collector",
+        &[
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    wait_stored(&client, &url, 300).await;
+    let m = serve.metrics().await;
+    assert_eq!(sample(&m, "prediction_log_spool_records"), 0.0);
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"sent\"}"),
+        300.0
+    );
+    // Settled: nothing more arrives.
+    assert_eq!(stored(&client, &url).await, 300);
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn a_collector_killed_mid_stream_loses_and_duplicates_nothing() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = tempdir("collector-kill");
+    let port_arg = port.to_string();
+    let args = [
+        "--port",
+        port_arg.as_str(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let collector = Vigil::start_command("collector", &args, &[]);
+    let serve = Vigil::start(&["--collector-url", &url], &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", serve.addr);
+    predict(&client, &base, 150).await;
+    collector.signal("KILL");
+    predict(&client, &base, 150).await;
+    let _ = collector.stop();
+    let collector = Vigil::start_command("collector", &args, &[]);
+    wait_stored(&client, &url, 300).await;
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn sigterm_right_after_the_responses_keeps_every_record() {
+    let data = tempdir("up-sigterm");
+    let up = Vigil::start_command("up", &["--data-dir", data.to_str().unwrap()], &[]);
+    let client = reqwest::Client::new();
+    predict(
+        &client,
+        &format!("http://{}", up.address_of("inference")),
+        200,
+    )
+    .await;
+    let (code, lines) = up.stop();
+    assert_eq!(code, Some(0));
+    assert!(lines.iter().any(|l| l["message"] == "shutdown_complete"));
+    // Read the rows back through a fresh collector on the same data dir.
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let base = format!("http://{}", collector.address_of("collector"));
+    assert_eq!(stored(&client, &base).await, 200);
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -141,9 +141,22 @@ async fn a_collector_killed_mid_stream_loses_and_duplicates_nothing() {
     let serve = Vigil::start(&["--collector-url", &url], &[]);
     let client = reqwest::Client::new();
     let base = format!("http://{}", serve.addr);
-    predict(&client, &base, 150).await;
+    // Traffic keeps flowing while the collector dies in the middle of it.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let traffic = tokio::spawn({
+        let (client, base, done) = (client.clone(), base.clone(), done.clone());
+        async move {
+            for _ in 0..300 {
+                predict(&client, &base, 1).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 120 {
+        tokio::task::yield_now().await;
+    }
     collector.signal("KILL");
-    predict(&client, &base, 150).await;
+    traffic.await.unwrap();
     let _ = collector.stop();
     let collector = Vigil::start_command("collector", &args, &[]);
     wait_stored(&client, &url, 300).await;
@@ -172,4 +185,40 @@ async fn sigterm_right_after_the_responses_keeps_every_record() {
     assert_eq!(stored(&client, &base).await, 200);
     let _ = collector.stop();
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn postgres_going_away_does_not_stop_predictions_and_loses_no_record() {
+    let pg = vigil_store::testing::Postgres::start();
+    let db = pg.database();
+    let up = Vigil::start_command("up", &["--database-url", &db], &[]);
+    let client = reqwest::Client::new();
+    let inference = format!("http://{}", up.address_of("inference"));
+    let collector = format!("http://{}", up.address_of("collector"));
+    predict(&client, &inference, 50).await;
+    wait_stored(&client, &collector, 50).await;
+
+    pg.stop();
+    // The inference service keeps answering while the database is away.
+    predict(&client, &inference, 50).await;
+    let health = client
+        .get(format!("{collector}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    let m = client
+        .get(format!("{collector}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(sample(&m, "logging_db_initialized"), 0.0);
+
+    pg.restart();
+    wait_stored(&client, &collector, 100).await;
+    let (code, _) = up.stop();
+    assert_eq!(code, Some(0));
 }

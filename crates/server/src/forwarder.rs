@@ -408,3 +408,78 @@ impl Spool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> WireRecord {
+        WireRecord {
+            prediction_id: id.into(),
+            model: "m".into(),
+            model_version: "1".into(),
+            timestamp: "2026-11-22T21:00:00Z".into(),
+            label: Some("ok".into()),
+            confidence: Some(0.9),
+            is_defect: false,
+            latency_ms: 1.0,
+            request_id: "r".into(),
+            trace_id: None,
+            status: vigil_store::Status::Success,
+            error_type: None,
+            features: None,
+        }
+    }
+
+    fn spool_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vigil-spool-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_batches_and_counts_them() {
+        let dir = spool_dir();
+        let metrics = ForwarderMetrics::register(&mut Registry::default());
+        let mut spool = Spool::open(&dir, 5, metrics.clone()).unwrap();
+        spool.push(&[record("a1"), record("a2")]).unwrap();
+        spool.push(&[record("b1"), record("b2")]).unwrap();
+        assert_eq!(spool.records(), 4);
+        // A third batch overflows the bound of 5: the oldest batch goes.
+        spool.push(&[record("c1"), record("c2")]).unwrap();
+        assert_eq!(spool.records(), 4);
+        assert_eq!(metrics.dropped.get(), 2);
+        assert_eq!(metrics.spool.get(), 4);
+        let (path, oldest) = spool.oldest().unwrap();
+        assert_eq!(
+            oldest
+                .iter()
+                .map(|r| r.prediction_id.as_str())
+                .collect::<Vec<_>>(),
+            ["b1", "b2"]
+        );
+        spool.remove(&path, 2);
+        assert_eq!(spool.records(), 2);
+        // A new process finds what is left, in order.
+        let reopened = Spool::open(&dir, 5, metrics).unwrap();
+        assert_eq!(reopened.records(), 2);
+        assert_eq!(reopened.oldest().unwrap().1[0].prediction_id, "c1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn half_written_batches_are_never_replayed() {
+        let dir = spool_dir();
+        // A crash between write and rename leaves only a .tmp file behind.
+        std::fs::write(dir.join("00000000000000000007.tmp"), "{\"prediction_id\":").unwrap();
+        let spool = Spool::open(
+            &dir,
+            10,
+            ForwarderMetrics::register(&mut Registry::default()),
+        )
+        .unwrap();
+        assert_eq!(spool.records(), 0);
+        assert!(spool.oldest().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

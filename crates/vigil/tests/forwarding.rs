@@ -222,3 +222,100 @@ async fn postgres_going_away_does_not_stop_predictions_and_loses_no_record() {
     let (code, _) = up.stop();
     assert_eq!(code, Some(0));
 }
+
+/// Reads one HTTP/1.1 message (headers and a Content-Length body) from `stream`.
+async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_acknowledgement_is_retried_without_storing_twice() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempdir("lost-ack");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    // A proxy that delivers the first two batches to the collector but hangs up
+    // before the acknowledgement reaches the sender.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lost_in_proxy = lost.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            let lost = lost_in_proxy.clone();
+            tokio::spawn(async move {
+                while let Some(request) = read_message(&mut client).await {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    server.write_all(&request).await.unwrap();
+                    let Some(response) = read_message(&mut server).await else {
+                        return;
+                    };
+                    if lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                        return; // stored upstream, acknowledgement lost
+                    }
+                    client.write_all(&response).await.unwrap();
+                }
+            });
+        }
+    });
+    let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
+    let client = reqwest::Client::new();
+    predict(&client, &format!("http://{}", serve.addr), 40).await;
+    let base = format!("http://{upstream}");
+    wait_stored(&client, &base, 40).await;
+    // Settle: every record has been acknowledged once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = serve.metrics().await;
+        if sample(&m, "prediction_log_records_total{outcome=\"sent\"}") == 40.0 {
+            assert!(
+                sample(&m, "prediction_log_records_total{outcome=\"retried\"}") > 0.0,
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(&m, "logging_duplicate_records_total") > 0.0,
+        "the retry re-sent stored records"
+    );
+    assert_eq!(stored(&client, &base).await, 40);
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -290,8 +290,12 @@ impl Worker {
 
     async fn post(&self, batch: &[WireRecord]) -> Sent {
         let url = format!("{}/log", self.config.collector_url.trim_end_matches('/'));
-        let body = serde_json::json!({ "records": batch });
-        match self.client.post(&url).json(&body).send().await {
+        // Serialized straight from the records (no intermediate `Value` tree).
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            records: &'a [WireRecord],
+        }
+        match self.client.post(&url).json(&Body { records: batch }).send().await {
             Ok(r) if r.status().is_success() => Sent::Ok,
             Ok(r)
                 if r.status().is_client_error()

@@ -295,7 +295,13 @@ impl Worker {
         struct Body<'a> {
             records: &'a [WireRecord],
         }
-        match self.client.post(&url).json(&Body { records: batch }).send().await {
+        match self
+            .client
+            .post(&url)
+            .json(&Body { records: batch })
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => Sent::Ok,
             Ok(r)
                 if r.status().is_client_error()

@@ -92,32 +92,41 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
+        let postgres = Self {
+            port: free_port(),
+            bin,
+            dir,
+        };
+        postgres.pg_ctl_start();
+        postgres
+    }
+
+    /// Starts the server on its port and waits until it accepts connections.
+    fn pg_ctl_start(&self) {
+        let data = self.dir.0.join("data");
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.0.display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.0.display()
         );
-        let log = dir.0.join("server.log");
-        let out = as_postgres(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
+        let log = self.dir.0.join("server.log");
+        let args = [
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &opts,
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "start",
+        ];
+        let out = as_postgres(&self.bin.join("pg_ctl"), &args);
         assert!(
             out.status.success(),
             "pg_ctl start: {}{}",
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        Self { port, bin, dir }
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -166,31 +175,7 @@ impl Postgres {
     }
 
     pub fn restart(&self) {
-        let data = self.dir.0.join("data");
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.0.display()
-        );
-        let log = self.dir.0.join("server.log");
-        let out = as_postgres(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl restart: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.pg_ctl_start();
     }
 }
 

@@ -879,6 +879,13 @@ async fn a_full_inference_queue_answers_503_with_retry_after() {
 #[tokio::test]
 async fn a_timed_out_prediction_is_counted_as_an_error() {
     let state = state_with(Limits::default());
+    // Forward to a collector that is not there: the error record lands in the spool.
+    let spool = std::env::temp_dir().join(format!("vigil-timeout-spool-{}", uuid::Uuid::new_v4()));
+    let mut config = vigil_server::forwarder::ForwarderConfig::new("http://127.0.0.1:9", &spool);
+    config.attempts = 1;
+    let (forwarder, task) =
+        vigil_server::forwarder::Forwarder::start(config, state.forwarder_metrics.clone()).unwrap();
+    state.forwarder.set(forwarder).unwrap();
     // A zero timeout fires as soon as the handler first waits, which is on inference.
     let app = app(
         state,
@@ -908,4 +915,18 @@ async fn a_timed_out_prediction_is_counted_as_an_error() {
         ),
         1024.0
     );
+    // Flushing the forwarder spools the one error record for the request.
+    assert_eq!(task.finish().await, 1);
+    let spooled = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    let record: serde_json::Value = serde_json::from_str(spooled.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (record["status"].as_str(), record["error_type"].as_str()),
+        (Some("error"), Some("timeout"))
+    );
+    assert_eq!(record["model"], "digits");
+    let _ = std::fs::remove_dir_all(&spool);
 }

@@ -204,8 +204,11 @@ async fn finish(
     let rows = batch.rows as u64;
     handles.batch_size.observe(rows as f64);
     let pending = TimeoutGuard {
+        state,
+        model: &model,
         handles,
         rows,
+        started,
         armed: true,
     };
     let outcome = state
@@ -325,11 +328,15 @@ fn forward_failure(
     }
 }
 
-/// Counts a prediction that the request timeout cut off while it waited or ran: the
-/// handler is dropped mid-way, so only a drop guard sees it.
+/// Counts (and forwards as an error record) a prediction that the request timeout cut
+/// off while it waited or ran: the handler is dropped mid-way, so only a drop guard
+/// sees it.
 struct TimeoutGuard<'a> {
+    state: &'a AppState,
+    model: &'a vigil_model::LoadedModel,
     handles: &'a crate::metrics::ModelHandles,
     rows: u64,
+    started: Instant,
     armed: bool,
 }
 
@@ -349,6 +356,7 @@ impl Drop for TimeoutGuard<'_> {
                 c.inc();
             }
             self.handles.error.inc_by(self.rows);
+            forward_failure(self.state, self.model, "timeout", self.started);
         }
     }
 }

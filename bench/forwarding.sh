@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# What forwarding costs /predict: `vigil serve` alone vs `vigil serve --collector-url`
-# posting every record to a `vigil collector` (SQLite) on the same machine, which
-# also takes CPU from this 2-core box. 3 alternating wrk runs each, medians.
+# What forwarding costs /predict: `vigil serve` alone (off) vs `vigil serve
+# --collector-url` posting every record to a `vigil collector` (SQLite) on the same
+# machine, which also takes CPU from this 2-core box (on), and to a sink that
+# discards the batches (sink: the inference process's own cost). 3 alternating wrk
+# runs each, medians.
 #
 #   bench/forwarding.sh [duration_seconds=10] [connections=32]
 set -euo pipefail
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-32}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-cargo build --release -q -p vigil
+cargo build --release -q -p vigil -p vigil-bench-hello
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
@@ -21,17 +23,22 @@ target/release/vigil serve --host 127.0.0.1 --port 9622 --data-dir "$work/off" >
 pids+=($!)
 target/release/vigil serve --host 127.0.0.1 --port 9623 --data-dir "$work/on" --collector-url http://127.0.0.1:9621 >/dev/null 2>&1 &
 pids+=($!)
-up 9621; up 9622; up 9623
+target/release/vigil-bench-hello 127.0.0.1:9625 >/dev/null 2>&1 &
+pids+=($!)
+target/release/vigil serve --host 127.0.0.1 --port 9624 --data-dir "$work/sink" --collector-url http://127.0.0.1:9625 >/dev/null 2>&1 &
+pids+=($!)
+up 9621; up 9622; up 9623; up 9624
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for run in 1 2 3; do
-  for mode in off:9622 on:9623; do
+  for mode in off:9622 on:9623 sink:9624; do
     name=${mode%%:*}; port=${mode##*:}
     rps=$(wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$port/predict" | awk '/Requests\/sec/ {print $2}')
     printf 'forwarding %-3s run %s: %10s req/s\n' "$name" "$run" "$rps"
     echo "$rps" >>"$work/$name.rps"
   done
 done
-off=$(median <"$work/off.rps"); on=$(median <"$work/on.rps")
-echo "median: off $off req/s, on $on req/s, cost $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.1f", 100*(1-a/b)}')%"
+off=$(median <"$work/off.rps"); on=$(median <"$work/on.rps"); sink=$(median <"$work/sink.rps")
+cost() { awk -v a="$1" -v b="$off" 'BEGIN {printf "%.1f", 100*(1-a/b)}'; }
+echo "median: off $off req/s, on $on req/s (cost $(cost "$on")%), sink $sink req/s (cost $(cost "$sink")%)"
 sent=$(curl -s http://127.0.0.1:9623/metrics | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}')
 echo "records sent by the forwarding instance: $sent"

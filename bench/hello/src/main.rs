@@ -1,5 +1,6 @@
 //! Bare axum: no logs, no metrics, no ids. `POST /predict` answers a fixed JSON body,
-//! so the benchmark compares vigil against the cheapest server the same stack allows.
+//! so the benchmark compares vigil against the cheapest server the same stack allows;
+//! `POST /log` accepts and discards record batches (a collector sink).
 //!
 //!     vigil-bench-hello 127.0.0.1:9000
 

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,7 +16,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::sync::mpsc;
 use vigil_collector::record::WireRecord;
 
 /// Settings of the forwarder.
@@ -99,8 +99,19 @@ impl ForwarderMetrics {
 /// The handle handlers use. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
-    tx: mpsc::Sender<WireRecord>,
+    queue: Arc<Queue>,
     metrics: ForwarderMetrics,
+}
+
+/// Records waiting to be sent. Handlers append under a short lock; the task swaps
+/// the whole vector out. Nobody is woken per record (a wake-up per prediction cost
+/// more than the prediction); the task is woken only when a full batch is waiting.
+#[derive(Debug)]
+struct Queue {
+    records: Mutex<Vec<WireRecord>>,
+    full_batch: tokio::sync::Notify,
+    capacity: usize,
+    batch_size: usize,
 }
 
 /// The running forwarding task.
@@ -126,7 +137,12 @@ impl Forwarder {
         metrics: ForwarderMetrics,
     ) -> std::io::Result<(Self, ForwarderTask)> {
         std::fs::create_dir_all(&config.spool_dir)?;
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let queue = Arc::new(Queue {
+            records: Mutex::new(Vec::with_capacity(config.batch_size)),
+            full_batch: tokio::sync::Notify::new(),
+            capacity: config.queue_capacity.max(1),
+            batch_size: config.batch_size.max(1),
+        });
         let spool = Spool::open(&config.spool_dir, config.max_spool_records, metrics.clone())?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -140,14 +156,23 @@ impl Forwarder {
             down: false,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let join = tokio::spawn(worker.run(rx, stopped));
-        Ok((Self { tx, metrics }, ForwarderTask { join, stop }))
+        let join = tokio::spawn(worker.run(queue.clone(), stopped));
+        Ok((Self { queue, metrics }, ForwarderTask { join, stop }))
     }
 
     /// Queues a record; never waits. A full queue drops it (counted as `dropped`).
     pub fn submit(&self, record: WireRecord) {
-        if self.tx.try_send(record).is_err() {
+        let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() >= self.queue.capacity {
+            drop(records);
             self.metrics.dropped.inc();
+            return;
+        }
+        records.push(record);
+        let full = records.len() == self.queue.batch_size;
+        drop(records);
+        if full {
+            self.queue.full_batch.notify_one();
         }
     }
 }
@@ -170,51 +195,33 @@ enum Sent {
 }
 
 impl Worker {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<WireRecord>,
-        mut stop: tokio::sync::oneshot::Receiver<()>,
-    ) -> u64 {
-        let mut flushed_at_end = 0;
-        let mut stopping = false;
-        let mut batch = Vec::with_capacity(self.config.batch_size);
+    async fn run(mut self, queue: Arc<Queue>, mut stop: tokio::sync::oneshot::Receiver<()>) -> u64 {
         let mut replay = tokio::time::interval(self.config.backoff.max(Duration::from_millis(50)));
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
         loop {
-            let deadline = tokio::time::sleep(self.config.flush_interval);
-            tokio::pin!(deadline);
-            let closed = loop {
-                tokio::select! {
-                    record = rx.recv() => match record {
-                        Some(r) => {
-                            batch.push(r);
-                            if batch.len() >= self.config.batch_size {
-                                break false;
-                            }
-                        }
-                        None => break true,
-                    },
-                    () = &mut deadline => break false,
-                    _ = &mut stop, if !stopping => {
-                        // Take nothing new; what is queued still comes out of recv().
-                        stopping = true;
-                        rx.close();
-                    }
-                    _ = replay.tick(), if self.spool.records() > 0 && batch.is_empty() => break false,
-                }
-            };
-            if !batch.is_empty() {
-                let n = batch.len() as u64;
-                self.deliver(std::mem::take(&mut batch), !stopping).await;
-                if stopping {
-                    flushed_at_end += n;
-                }
+            tokio::select! {
+                () = queue.full_batch.notified() => {}
+                () = tokio::time::sleep(self.config.flush_interval) => {}
+                _ = replay.tick(), if self.spool.records() > 0 => {}
+                _ = &mut stop, if !stopping => stopping = true,
             }
-            if self.spool.records() > 0 && !closed {
+            // Handlers still running during shutdown can add records until the last
+            // swap; the server has drained by the time `finish` is called.
+            let taken =
+                std::mem::take(&mut *queue.records.lock().unwrap_or_else(|p| p.into_inner()));
+            let n = taken.len() as u64;
+            let mut rest = taken;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(self.config.batch_size));
+                let batch = std::mem::replace(&mut rest, tail);
+                self.deliver(batch, !stopping).await;
+            }
+            if stopping {
+                return n;
+            }
+            if self.spool.records() > 0 {
                 self.replay_one().await;
-            }
-            if closed {
-                return flushed_at_end;
             }
         }
     }

@@ -30,11 +30,20 @@ pids+=($!)
 up 9621; up 9622; up 9623; up 9624
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for run in 1 2 3; do
-  for mode in off:9622 on:9623 sink:9624; do
+  for mode in off:9622 sink:9624 on:9623; do
     name=${mode%%:*}; port=${mode##*:}
     rps=$(wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$port/predict" | awk '/Requests\/sec/ {print $2}')
-    printf 'forwarding %-3s run %s: %10s req/s\n' "$name" "$run" "$rps"
+    printf 'forwarding %-4s run %s: %10s req/s\n' "$name" "$run" "$rps"
     echo "$rps" >>"$work/$name.rps"
+    # A forwarder still working through a backlog would steal CPU from the next run:
+    # wait until its sent counter stops moving.
+    prev=-1
+    while :; do
+      cur=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}')
+      [ "$cur" = "$prev" ] && break
+      prev=$cur
+      sleep 1
+    done
   done
 done
 off=$(median <"$work/off.rps"); on=$(median <"$work/on.rps"); sink=$(median <"$work/sink.rps")

@@ -80,6 +80,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         log_payloads = config.limits.log_payloads,
         "starting"
     );
+    let mut signals = ShutdownSignals::install()?;
     // Two stop signals: the inference service drains first, then its forwarder
     // flushes to the collector, and only then does the collector stop.
     let (stop_inference, inference_stop) = tokio::sync::watch::channel(false);
@@ -185,7 +186,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
                 let (service, result) = failed;
                 return Err(anyhow::anyhow!("the {service} service stopped unexpectedly: {result}"));
             }
-            reason = shutdown_signal() => reason,
+            reason = signals.recv() => reason,
         }
     };
     let in_flight: i64 = inference.as_ref().map_or(0, |s| s.http.in_flight.get())
@@ -305,13 +306,28 @@ fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
     Ok(models)
 }
 
-/// Resolves with the name of the signal that asked us to stop.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT handlers, installed before any port is bound: a signal that
+/// arrives right after the `listening` line must start a graceful shutdown, not kill
+/// the process with the default action.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    /// Resolves with the name of the signal that asked us to stop.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }

@@ -611,3 +611,15 @@ async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
     let _ = second.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Regression: the signal handlers were installed only after the services started, so
+/// a SIGTERM right after the `listening` line could kill the process outright.
+#[test]
+fn sigterm_right_after_listening_is_still_a_graceful_shutdown() {
+    for _ in 0..5 {
+        let vigil = Vigil::start(&[], &[]);
+        let (code, lines) = vigil.stop();
+        assert_eq!(code, Some(0));
+        assert!(lines.iter().any(|l| l["message"] == "shutdown_complete"));
+    }
+}

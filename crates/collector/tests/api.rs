@@ -88,6 +88,16 @@ async fn collector(store: Store) -> Router {
     app(state)
 }
 
+/// A collector on a fresh database of `pg`.
+async fn postgres_collector(pg: &Postgres) -> Router {
+    collector(
+        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 async fn contract(app: &Router) {
     // One record, then a batch that repeats it: stored once, duplicate counted.
     let r = send(app, post("/log", record("p-0", false).to_string())).await;
@@ -250,12 +260,7 @@ async fn sqlite_collector_stores_each_record_once_and_answers_reads_and_alerts()
 #[tokio::test]
 async fn postgres_collector_meets_the_same_contract() {
     let pg = Postgres::start();
-    let app = collector(
-        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let app = postgres_collector(&pg).await;
     contract(&app).await;
 }
 
@@ -379,12 +384,7 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
 #[tokio::test]
 async fn a_postgres_outage_is_a_503_and_recovers() {
     let pg = Postgres::start();
-    let app = collector(
-        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let app = postgres_collector(&pg).await;
     assert_eq!(send(&app, get("/health")).await.status, StatusCode::OK);
     pg.stop();
     let health = send(&app, get("/health")).await;

@@ -58,6 +58,15 @@ fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
         .unwrap()
 }
 
+/// An empty-bodied request with any method, including ones HTTP does not define.
+fn with_method(method: &str, uri: impl AsRef<str>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri.as_ref())
+        .body(Body::empty())
+        .unwrap()
+}
+
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
@@ -482,33 +491,9 @@ async fn unknown_routes_and_methods_answer_json_and_add_no_series() {
     let (app, _) = router();
     // Warm up: one of each kind, so the only series are the collapsed ones.
     send(&app, get("/warm-up")).await;
-    send(
-        &app,
-        Request::builder()
-            .method("BREW")
-            .uri("/warm")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    send(
-        &app,
-        Request::builder()
-            .method("BREW")
-            .uri("/predict")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    send(
-        &app,
-        Request::builder()
-            .method("DELETE")
-            .uri("/predict")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    send(&app, with_method("BREW", "/warm")).await;
+    send(&app, with_method("BREW", "/predict")).await;
+    send(&app, with_method("DELETE", "/predict")).await;
     metrics_text(&app).await;
     let before = metrics_text(&app).await;
     for i in 0..2000u32 {
@@ -544,28 +529,12 @@ async fn unknown_routes_and_methods_answer_json_and_add_no_series() {
         "X-CUSTOM-METHOD",
     ];
     for method in odd {
-        let reply = send(
-            &app,
-            Request::builder()
-                .method(method)
-                .uri("/predict")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let reply = send(&app, with_method(method, "/predict")).await;
         assert_eq!(
             assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED),
             "method_not_allowed"
         );
-        let reply = send(
-            &app,
-            Request::builder()
-                .method(method)
-                .uri(format!("/odd/{method}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let reply = send(&app, with_method(method, format!("/odd/{method}"))).await;
         assert_eq!(assert_error(&reply, StatusCode::NOT_FOUND), "not_found");
     }
     let after = metrics_text(&app).await;

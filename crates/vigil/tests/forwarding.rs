@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Vigil, sample};
+use support::{Vigil, get_text, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -207,14 +207,7 @@ async fn postgres_going_away_does_not_stop_predictions_and_loses_no_record() {
         .await
         .unwrap();
     assert_eq!(health.status(), 503);
-    let m = client
-        .get(format!("{collector}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(format!("{collector}/metrics")).await;
     assert_eq!(sample(&m, "logging_db_initialized"), 0.0);
 
     pg.restart();
@@ -302,14 +295,7 @@ async fn a_lost_acknowledgement_is_retried_without_storing_twice() {
         assert!(Instant::now() < deadline, "{m}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let m = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(format!("{base}/metrics")).await;
     assert!(
         sample(&m, "logging_duplicate_records_total") > 0.0,
         "the retry re-sent stored records"

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Vigil, histogram_invariants, sample};
+use support::{Vigil, get_text, histogram_invariants, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -533,14 +533,7 @@ async fn up_runs_inference_and_collector_in_one_process() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let metrics = client
-        .get(format!("http://{collector}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("http://{collector}/metrics")).await;
     assert!(
         metrics.contains("service_info{service=\"collector\""),
         "{metrics}"

@@ -236,16 +236,17 @@ async fn finish(
     let trace_id = vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()));
     handles.latency.observe(
         scheduled.compute.as_secs_f64(),
-        trace_id.map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
+        trace_id
+            .clone()
+            .map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
         None,
     );
     handles.success.inc_by(rows);
     let prediction_id = uuid::Uuid::new_v4().to_string();
     let created_at = crate::handlers::meta::now_rfc3339();
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let request_id = vigil_telemetry::context::current_request_id();
     if let Some(forwarder) = state.forwarder.get() {
-        let request_id = vigil_telemetry::context::current_request_id();
-        let trace_id = vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()));
         let single = scheduled.predictions.len() == 1;
         for (i, p) in scheduled.predictions.iter().enumerate() {
             forwarder.submit(WireRecord {
@@ -293,7 +294,7 @@ async fn finish(
         .collect();
     Ok(PredictResponse {
         prediction_id,
-        request_id: vigil_telemetry::context::current_request_id(),
+        request_id,
         model: model.card.name.clone(),
         model_version: model.card.version.clone(),
         predictions,

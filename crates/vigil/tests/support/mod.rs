@@ -147,12 +147,7 @@ impl Vigil {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        get_text(self.url("/metrics")).await
     }
 
     /// Polls `/metrics` until `series` has `value` (a state the test waits for).
@@ -244,6 +239,11 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+/// The body of a GET, as text.
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
 /// The value of one series in a text exposition.

@@ -630,6 +630,12 @@ async fn models_health_and_openapi() {
     assert_eq!(names, ["defect-detector", "digits"]);
     let reply = send(&app, get("/models/defect-detector")).await;
     assert_eq!(reply.body["features"][0]["name"], "temperature_c");
+    // The training distribution is published so clients can sample realistic inputs.
+    let reference = &reply.body["features"][0]["reference"];
+    assert_eq!(
+        reference["edges"].as_array().unwrap().len() + 1,
+        reference["expected"].as_array().unwrap().len()
+    );
     assert_eq!(reply.body["labels"], json!(["ok", "defect"]));
     assert_eq!(reply.body["defect_labels"], json!(["defect"]));
     assert_eq!(reply.body["status"], "loaded");

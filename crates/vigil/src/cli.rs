@@ -30,6 +30,44 @@ pub enum Command {
     Serve(ServeArgs),
     /// The prediction-logging service alone (0.0.0.0:8001 by default).
     Collector(ServeArgs),
+    /// Traffic generator: good, invalid and drifted prediction requests at a set rate.
+    /// Prints a JSON report; exits 1 if any answer broke the API contract.
+    Load(LoadArgs),
+}
+
+/// Options of `vigil load`.
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Inference service to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub target: String,
+    /// Model to send to (`/models/{name}/predict`); the default model via `/predict` otherwise.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Requests per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// How long to run: 30s, 5m, 500ms, …
+    #[arg(long, value_parser = vigil_load::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after this many requests (with --duration: whichever comes first).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Share of invalid requests (0–1): wrong feature count, NaN, strings, bad JSON, …
+    #[arg(long, default_value_t = 0.0)]
+    pub invalid: f64,
+    /// Share of drifted requests (0–1): inputs above the training distribution.
+    #[arg(long, default_value_t = 0.0)]
+    pub drifted: f64,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seed of the input generator (same seed, same requests).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Options of the services. `None` means "not given here": the file or default decides.

@@ -105,6 +105,7 @@ impl Config {
             Command::Up(a) => (Mode::Up, a),
             Command::Serve(a) => (Mode::Serve, a),
             Command::Collector(a) => (Mode::Collector, a),
+            Command::Load(_) => anyhow::bail!("`vigil load` takes no service configuration"),
         };
         Self::merge(mode, args, file)
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod load;
 mod run;
 
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let cli::Command::Load(args) = cli.command {
+        return load::run(args);
+    }
     let config = match config::Config::resolve(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -18,6 +18,18 @@ pub struct FeatureInfo {
     pub min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// The training distribution drift is measured against, when the card has one.
+    /// Clients such as `vigil load` sample realistic inputs from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceInfo>,
+}
+
+/// Interior bin edges and the training share of each of the `edges.len() + 1` bins
+/// `(-inf, e0), [e0, e1), …, [e_last, inf)`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReferenceInfo {
+    pub edges: Vec<f64>,
+    pub expected: Vec<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -71,6 +83,16 @@ fn info(state: &AppState, m: &LoadedModel) -> ModelInfo {
                 name: f.name.clone(),
                 min: f.min,
                 max: f.max,
+                reference: m
+                    .card
+                    .drift
+                    .features
+                    .iter()
+                    .find(|r| r.name == f.name)
+                    .map(|r| ReferenceInfo {
+                        edges: r.edges.clone(),
+                        expected: r.expected.clone(),
+                    }),
             })
             .collect(),
         labels: m.card.labels.clone(),

@@ -1,0 +1,56 @@
+//! `vigil load`: runs the traffic generator of `vigil-load` and prints its report.
+
+use std::process::ExitCode;
+
+use crate::EXIT_CONFIG;
+use crate::cli::LoadArgs;
+
+pub fn run(args: LoadArgs) -> ExitCode {
+    let config = vigil_load::LoadConfig {
+        target: args.target,
+        model: args.model,
+        rate: args.rate,
+        duration: args.duration,
+        requests: args.requests,
+        concurrency: args.concurrency,
+        invalid: args.invalid,
+        drifted: args.drifted,
+        batch: args.batch,
+        seed: args.seed,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(vigil_load::run(config)) {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+            if report.unexpected > 0 {
+                eprintln!(
+                    "vigil load: {} answers broke the API contract (see `examples`)",
+                    report.unexpected
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ vigil_load::LoadError::Config(_)) => {
+            eprintln!("vigil load: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("vigil load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `vigil load` against a real server: the mix arrives as asked, every invalid request
+//! is answered 4xx and counted, drifted traffic moves the drift gauges, and bad
+//! settings or an unreachable target fail clearly.
+
+mod support;
+
+use serde_json::Value;
+use support::{Vigil, get_text, sample};
+
+async fn load(args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("load")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), report, stderr)
+}
+
+/// Sum of every series of a counter family.
+fn family_total(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+fn count(report: &Value, kind: &str, pred: impl Fn(u16) -> bool) -> u64 {
+    report["statuses"][kind]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(status, _)| pred(status.parse().unwrap()))
+                .map(|(_, n)| n.as_u64().unwrap())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn mixed_traffic_is_answered_by_contract_and_drift_shows_in_the_gauges() {
+    let vigil = Vigil::start(&[], &[]);
+    let target = vigil.url("");
+
+    let (code, report, stderr) = load(&[
+        "--target",
+        &target,
+        "--requests",
+        "400",
+        "--rate",
+        "2000",
+        "--invalid",
+        "0.3",
+        "--seed",
+        "3",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stderr}\n{report}");
+    assert_eq!(report["sent"], 400);
+    assert_eq!(report["model"], "defect-detector");
+    assert_eq!(report["unexpected"], 0, "{report}");
+    let invalid = count(&report, "invalid", |s| (400..500).contains(&s));
+    let good = count(&report, "good", |s| s == 200);
+    assert!(invalid > 60, "{report}");
+    assert_eq!(invalid + good, 400, "{report}");
+    assert_eq!(count(&report, "invalid", |s| !(400..500).contains(&s)), 0);
+    // Several kinds of rejection, not one repeated.
+    assert!(
+        report["statuses"]["invalid"].as_object().unwrap().len() >= 3,
+        "{report}"
+    );
+
+    let metrics = get_text(vigil.url("/metrics")).await;
+    assert_eq!(
+        family_total(&metrics, "input_validation_errors_total"),
+        invalid as f64
+    );
+    let psi = r#"model_feature_drift_psi{model="defect-detector",feature="temperature_c"}"#;
+    // Rows drawn from the training distribution do not look drifted.
+    assert!(sample(&metrics, psi) < 0.25, "{}", sample(&metrics, psi));
+
+    let (code, report, stderr) = load(&[
+        "--target",
+        &target,
+        "--model",
+        "defect-detector",
+        "--requests",
+        "1000",
+        "--rate",
+        "5000",
+        "--drifted",
+        "1",
+        "--batch",
+        "2",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stderr}\n{report}");
+    assert_eq!(count(&report, "drifted", |s| s == 200), 1000, "{report}");
+    let metrics = get_text(vigil.url("/metrics")).await;
+    for feature in ["temperature_c", "pressure_kpa", "current_a"] {
+        let series =
+            format!(r#"model_feature_drift_psi{{model="defect-detector",feature="{feature}"}}"#);
+        assert!(
+            sample(&metrics, &series) > 1.0,
+            "{feature}: {}",
+            sample(&metrics, &series)
+        );
+    }
+    assert!(
+        metrics.contains(
+            r#"http_requests_total{method="POST",route="/models/{name}/predict",status="200"} 1000"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_exit_64_and_an_unreachable_target_exits_1() {
+    let (code, _, stderr) = load(&["--rate", "0", "--requests", "1"]).await;
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--rate"), "{stderr}");
+    let (code, _, stderr) =
+        load(&["--invalid", "0.8", "--drifted", "0.5", "--requests", "1"]).await;
+    assert_eq!(code, Some(64), "{stderr}");
+    let (code, _, stderr) = load(&["--requests", "1", "--duration", "soon"]).await;
+    assert_eq!(code, Some(2), "clap rejects the value: {stderr}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, stderr) = load(&[
+        "--target",
+        &format!("http://127.0.0.1:{port}"),
+        "--requests",
+        "1",
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read the model schema"), "{stderr}");
+}

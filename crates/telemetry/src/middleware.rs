@@ -277,7 +277,7 @@ impl Record {
         let error_code = info.map(|i| i.code);
         tracing::info!(
             target: "vigil::access",
-            method = %self.method,
+            method = self.method.as_str(),
                         path,
             query = query.as_deref(),
             route = self.route.as_str(),
@@ -293,7 +293,7 @@ impl Record {
         if elapsed >= self.shared.config.slow_request {
             tracing::warn!(
                 target: "vigil::access",
-                method = %self.method,
+                method = self.method.as_str(),
                 route = self.route.as_str(),
                 status,
                 duration_ms,

@@ -5,22 +5,27 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Whether a field, header or parameter name is likely to hold a secret.
 pub fn is_sensitive(name: &str) -> bool {
-    const NEEDLES: [&[u8]; 9] = [
-        b"password",
-        b"passwd",
-        b"token",
-        b"secret",
-        b"api_key",
-        b"apikey",
-        b"api-key",
-        b"authorization",
-        b"cookie",
-    ];
-    // Runs for every field of every log line: compare in place, no lowercase copy.
-    let name = name.as_bytes();
-    NEEDLES
-        .iter()
-        .any(|n| name.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
+    // Called for every field of every log line: dispatch on each byte's lowercase
+    // form and compare only the needles that can start there, instead of sliding all
+    // nine needles over the name.
+    let b = name.as_bytes();
+    (0..b.len()).any(|i| {
+        let rest = &b[i..];
+        let starts = |n: &[u8]| rest.len() >= n.len() && rest[..n.len()].eq_ignore_ascii_case(n);
+        match b[i] | 0x20 {
+            b'p' => starts(b"password") || starts(b"passwd"),
+            b't' => starts(b"token"),
+            b's' => starts(b"secret"),
+            b'a' => {
+                starts(b"api_key")
+                    || starts(b"apikey")
+                    || starts(b"api-key")
+                    || starts(b"authorization")
+            }
+            b'c' => starts(b"cookie"),
+            _ => false,
+        }
+    })
 }
 
 /// The query string with the values of sensitive parameters replaced.
@@ -86,6 +91,53 @@ fn percent_decode_lossy(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitive_names_anywhere_in_any_case() {
+        let sensitive = [
+            "password",
+            "user_password",
+            "PASSWD",
+            "x-auth-token",
+            "Token",
+            "client_secret",
+            "api_key",
+            "APIKEY",
+            "X-Api-Key",
+            "authorization",
+            "Proxy-Authorization",
+            "set-cookie",
+            "COOKIE",
+            "passwordx",
+        ];
+        for name in sensitive {
+            assert!(is_sensitive(name), "{name}");
+        }
+        let harmless = [
+            "",
+            "p",
+            "pass",
+            "passw",
+            "tok",
+            "toke",
+            "secre",
+            "api",
+            "api key",
+            "cooki",
+            "method",
+            "route",
+            "status",
+            "duration_ms",
+            "client_ip",
+            "apartment",
+            "authoriz",
+            "user",
+            "request_id",
+        ];
+        for name in harmless {
+            assert!(!is_sensitive(name), "{name}");
+        }
+    }
 
     #[test]
     fn redacts_sensitive_query_parameters() {

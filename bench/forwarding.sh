@@ -2,10 +2,12 @@
 # What forwarding costs /predict: `vigil serve` alone (off) vs `vigil serve
 # --collector-url` posting every record to a `vigil collector` (SQLite) on the same
 # machine, which also takes CPU from this 2-core box (on), and to a sink that
-# discards the batches (sink: the inference process's own cost). 3 alternating wrk
-# runs each, medians.
+# discards the batches (sink: the inference process's own cost). ROUNDS alternating
+# wrk runs each (default 3); medians of the runs, and the median of the per-round
+# sink/off ratios (runs next to each other share the VM's mood).
 #
 #   bench/forwarding.sh [duration_seconds=10] [connections=32]
+#   ROUNDS=5 MODES="off sink" bench/forwarding.sh     # skip the slow `on` runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -29,12 +31,22 @@ target/release/vigil serve --host 127.0.0.1 --port 9624 --data-dir "$work/sink" 
 pids+=($!)
 up 9621; up 9622; up 9623; up 9624
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for run in 1 2 3; do
-  for mode in off:9622 sink:9624 on:9623; do
-    name=${mode%%:*}; port=${mode##*:}
+declare -A ports=([off]=9622 [sink]=9624 [on]=9623)
+# The inference process's own CPU per prediction (process_cpu_seconds_total over
+# predictions_total): steadier than req/s on a shared VM.
+sample() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_cpu_seconds_total/ {c=$2}
+  /^predictions_total\{model="defect-detector",version="1.0.0",status="success"\}/ {p=$2} END {print c, p}'; }
+for run in $(seq 1 "${ROUNDS:-3}"); do
+  for name in ${MODES:-off sink on}; do
+    port=${ports[$name]}
+    before=$(sample "$port")
     rps=$(wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$port/predict" | awk '/Requests\/sec/ {print $2}')
-    printf 'forwarding %-4s run %s: %10s req/s\n' "$name" "$run" "$rps"
+    # Work still in flight (the forwarder's last batch) belongs to this run.
+    sleep 0.5
+    us=$(echo "$before $(sample "$port")" | awk '{printf "%.2f", ($3-$1)/($4-$2)*1e6}')
+    printf 'forwarding %-4s run %s: %10s req/s  %6s µs CPU per prediction\n' "$name" "$run" "$rps" "$us"
     echo "$rps" >>"$work/$name.rps"
+    echo "$us" >>"$work/$name.cpu"
     # A forwarder still working through a backlog would steal CPU from the next run:
     # wait until its sent counter stops moving.
     prev=-1
@@ -46,8 +58,16 @@ for run in 1 2 3; do
     done
   done
 done
-off=$(median <"$work/off.rps"); on=$(median <"$work/on.rps"); sink=$(median <"$work/sink.rps")
+off=$(median <"$work/off.rps")
 cost() { awk -v a="$1" -v b="$off" 'BEGIN {printf "%.1f", 100*(1-a/b)}'; }
-echo "median: off $off req/s, on $on req/s (cost $(cost "$on")%), sink $sink req/s (cost $(cost "$sink")%)"
+for name in ${MODES:-off sink on}; do
+  [ "$name" = off ] && continue
+  m=$(median <"$work/$name.rps")
+  ratios=$(paste "$work/$name.rps" "$work/off.rps" | awk '{printf "%.3f\n", $1/$2}')
+  echo "median: off $off req/s, $name $m req/s (cost $(cost "$m")%); per-round $name/off:" $ratios \
+    "(median $(echo "$ratios" | median))"
+  echo "median CPU per prediction: off $(median <"$work/off.cpu") µs, $name $(median <"$work/$name.cpu") µs"
+done
+[[ " ${MODES:-on} " == *" on "* ]] || exit 0
 sent=$(curl -s http://127.0.0.1:9623/metrics | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}')
 echo "records sent by the forwarding instance: $sent"

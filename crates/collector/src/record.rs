@@ -44,6 +44,52 @@ pub struct WireRecord {
     pub features: Option<Vec<f64>>,
 }
 
+/// A record borrowing its text from the sender: the inference service serializes it
+/// straight into its send buffer, without an owned [`WireRecord`] per prediction.
+/// Same wire format; absent optional fields are left out (the collector defaults them).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RecordRef<'a> {
+    pub prediction_id: &'a str,
+    pub model: &'a str,
+    pub model_version: &'a str,
+    /// RFC 3339.
+    pub timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    pub is_defect: bool,
+    pub latency_ms: f64,
+    pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<&'a [f64]>,
+}
+
+impl<'a> From<&'a WireRecord> for RecordRef<'a> {
+    fn from(r: &'a WireRecord) -> Self {
+        Self {
+            prediction_id: &r.prediction_id,
+            model: &r.model,
+            model_version: &r.model_version,
+            timestamp: &r.timestamp,
+            label: r.label.as_deref(),
+            confidence: r.confidence,
+            is_defect: r.is_defect,
+            latency_ms: r.latency_ms,
+            request_id: &r.request_id,
+            trace_id: r.trace_id.as_deref(),
+            status: r.status,
+            error_type: r.error_type.as_deref(),
+            features: r.features.as_deref(),
+        }
+    }
+}
+
 impl WireRecord {
     /// The stored form of a stored record, for `GET /predictions`.
     pub fn from_stored(r: Record) -> Self {
@@ -257,6 +303,27 @@ mod tests {
             "is_defect": false, "latency_ms": 1.2, "request_id": "r1",
             "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "status": "success"
         })
+    }
+
+    /// What the inference service sends (borrowed, nulls left out) reads back as the
+    /// same record, for a success and an error record.
+    #[test]
+    fn borrowed_records_are_the_same_wire_format() {
+        let success: WireRecord = serde_json::from_value(good("p1")).unwrap();
+        let mut error = success.clone();
+        error.status = Status::Error;
+        error.error_type = Some("timeout".into());
+        error.label = None;
+        error.confidence = None;
+        error.trace_id = None;
+        error.features = Some(vec![1.5, -2.0]);
+        for record in [success, error] {
+            let text = serde_json::to_string(&RecordRef::from(&record)).unwrap();
+            assert!(!text.contains("null"), "{text}");
+            let back: WireRecord = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, record);
+            assert_eq!(parse_body(text.as_bytes(), 10).unwrap().len(), 1);
+        }
     }
 
     #[test]

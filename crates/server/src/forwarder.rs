@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use vigil_collector::record::WireRecord;
+use vigil_collector::record::{RecordRef, WireRecord};
 
 /// Settings of the forwarder.
 #[derive(Debug, Clone)]
@@ -97,6 +97,116 @@ impl ForwarderMetrics {
 }
 
 /// The handle handlers use. Cloning is cheap.
+/// Records already serialized (compact JSON objects, which never contain a raw
+/// newline), stored back to back: record `i` is `data[ends[i - 1]..ends[i]]`. Records
+/// are serialized once, when submitted; batches, request bodies and spool files are
+/// byte copies of them. No owned record per prediction lives in the queue.
+#[derive(Debug, Default)]
+pub struct Batch {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn with_capacity(records: usize) -> Self {
+        Self {
+            // About 300 bytes per record; a larger batch just grows.
+            data: Vec::with_capacity(records * 320),
+            ends: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn push(&mut self, record: &[u8]) {
+        self.data.extend_from_slice(record);
+        self.ends.push(self.data.len());
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    /// Room for `records` more records of typical size.
+    fn reserve(&mut self, records: usize) {
+        self.data.reserve(records * 320);
+        self.ends.reserve(records);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.data[a..b])
+    }
+
+    /// Splits into batches of at most `size` records, in order.
+    fn chunks(self, size: usize) -> Vec<Batch> {
+        if self.len() <= size {
+            return vec![self];
+        }
+        let mut out = Vec::new();
+        let mut current = Batch::with_capacity(size);
+        for record in self.iter() {
+            if current.len() == size {
+                out.push(std::mem::replace(&mut current, Batch::with_capacity(size)));
+            }
+            current.push(record);
+        }
+        out.push(current);
+        out
+    }
+
+    /// The `POST /log` body: `{"records":[…]}`.
+    fn body(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.data.len() + self.len() + 16);
+        body.extend_from_slice(b"{\"records\":[");
+        for (i, record) in self.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(record);
+        }
+        body.extend_from_slice(b"]}");
+        body
+    }
+
+    /// One record per line, as spool files hold them.
+    fn to_jsonl(&self) -> Vec<u8> {
+        let mut text = Vec::with_capacity(self.data.len() + self.len());
+        for record in self.iter() {
+            text.extend_from_slice(record);
+            text.push(b'\n');
+        }
+        text
+    }
+
+    /// Reads a spool file back; lines that are not a record (a damaged file) are
+    /// skipped rather than sent to be rejected.
+    fn from_jsonl(text: &[u8]) -> Self {
+        let mut batch = Batch::default();
+        for line in text.split(|b| *b == b'\n') {
+            if serde_json::from_slice::<WireRecord>(line).is_ok() {
+                batch.push(line);
+            }
+        }
+        batch
+    }
+}
+
+thread_local! {
+    /// Where a handler serializes its record before taking the queue's lock, so the
+    /// lock is held for a copy, not for the serialization.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     queue: Arc<Queue>,
@@ -108,7 +218,7 @@ pub struct Forwarder {
 /// more than the prediction); the task is woken only when a full batch is waiting.
 #[derive(Debug)]
 struct Queue {
-    records: Mutex<Vec<WireRecord>>,
+    records: Mutex<Batch>,
     full_batch: tokio::sync::Notify,
     capacity: usize,
     batch_size: usize,
@@ -138,7 +248,7 @@ impl Forwarder {
     ) -> std::io::Result<(Self, ForwarderTask)> {
         std::fs::create_dir_all(&config.spool_dir)?;
         let queue = Arc::new(Queue {
-            records: Mutex::new(Vec::with_capacity(config.batch_size)),
+            records: Mutex::new(Batch::with_capacity(config.batch_size)),
             full_batch: tokio::sync::Notify::new(),
             capacity: config.queue_capacity.max(1),
             batch_size: config.batch_size.max(1),
@@ -149,6 +259,7 @@ impl Forwarder {
             .build()
             .map_err(std::io::Error::other)?;
         let worker = Worker {
+            spare: Batch::with_capacity(config.batch_size),
             config,
             metrics: metrics.clone(),
             client,
@@ -161,24 +272,35 @@ impl Forwarder {
     }
 
     /// Queues a record; never waits. A full queue drops it (counted as `dropped`).
-    pub fn submit(&self, record: WireRecord) {
-        let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
-        if records.len() >= self.queue.capacity {
+    pub fn submit(&self, record: &RecordRef<'_>) {
+        SCRATCH.with_borrow_mut(|json| {
+            json.clear();
+            if let Err(e) = serde_json::to_writer(&mut *json, record) {
+                // Only a non-string map key could fail here; there is none.
+                tracing::error!(target: "vigil::forwarder", error = %e, "record_not_serializable");
+                self.metrics.dropped.inc();
+                return;
+            }
+            let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
+            if records.len() >= self.queue.capacity {
+                drop(records);
+                self.metrics.dropped.inc();
+                return;
+            }
+            records.push(json);
+            let full = records.len() == self.queue.batch_size;
             drop(records);
-            self.metrics.dropped.inc();
-            return;
-        }
-        records.push(record);
-        let full = records.len() == self.queue.batch_size;
-        drop(records);
-        if full {
-            self.queue.full_batch.notify_one();
-        }
+            if full {
+                self.queue.full_batch.notify_one();
+            }
+        });
     }
 }
 
 struct Worker {
     config: ForwarderConfig,
+    /// The buffer that replaces the queue's at the next swap.
+    spare: Batch,
     metrics: ForwarderMetrics,
     client: reqwest::Client,
     spool: Spool,
@@ -207,15 +329,33 @@ impl Worker {
                 _ = &mut stop, if !stopping => stopping = true,
             }
             // Handlers still running during shutdown can add records until the last
-            // swap; the server has drained by the time `finish` is called.
-            let taken =
-                std::mem::take(&mut *queue.records.lock().unwrap_or_else(|p| p.into_inner()));
-            let n = taken.len() as u64;
-            let mut rest = taken;
-            while !rest.is_empty() {
-                let tail = rest.split_off(rest.len().min(self.config.batch_size));
-                let batch = std::mem::replace(&mut rest, tail);
-                self.deliver(batch, !stopping).await;
+            // swap; the server has drained by the time `finish` is called. What is left
+            // behind has room for a full batch: handlers append under the lock, and
+            // growing from empty would copy the records over and over there.
+            let taken = {
+                let mut queued = queue.records.lock().unwrap_or_else(|p| p.into_inner());
+                if queued.is_empty() {
+                    None
+                } else {
+                    let spare = std::mem::take(&mut self.spare);
+                    Some(std::mem::replace(&mut *queued, spare))
+                }
+            };
+            let mut n = 0;
+            if let Some(mut taken) = taken {
+                n = taken.len() as u64;
+                if taken.len() <= self.config.batch_size {
+                    self.deliver(&taken, !stopping).await;
+                } else {
+                    for batch in std::mem::take(&mut taken).chunks(self.config.batch_size) {
+                        self.deliver(&batch, !stopping).await;
+                    }
+                }
+                // Reused as the next buffer handlers fill: no large allocation (and
+                // no fresh pages to zero) per batch.
+                taken.clear();
+                taken.reserve(self.config.batch_size);
+                self.spare = taken;
             }
             if stopping {
                 return n;
@@ -228,7 +368,7 @@ impl Worker {
 
     /// Sends a batch (with retries unless the collector is known to be down, or we are
     /// shutting down), else spools it.
-    async fn deliver(&mut self, batch: Vec<WireRecord>, may_retry: bool) {
+    async fn deliver(&mut self, batch: &Batch, may_retry: bool) {
         let n = batch.len() as u64;
         if !self.down {
             let tries = if may_retry {
@@ -238,7 +378,7 @@ impl Worker {
             };
             let mut delay = self.config.backoff;
             for attempt in 1..=tries {
-                match self.post(&batch).await {
+                match self.post(batch).await {
                     Sent::Ok => {
                         self.metrics.sent.inc_by(n);
                         return;
@@ -261,7 +401,7 @@ impl Worker {
                 }
             }
         }
-        match self.spool.push(&batch) {
+        match self.spool.push(batch) {
             Ok(()) => {
                 self.metrics.spooled.inc_by(n);
             }
@@ -295,17 +435,13 @@ impl Worker {
         }
     }
 
-    async fn post(&self, batch: &[WireRecord]) -> Sent {
+    async fn post(&self, batch: &Batch) -> Sent {
         let url = format!("{}/log", self.config.collector_url.trim_end_matches('/'));
-        // Serialized straight from the records (no intermediate `Value` tree).
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            records: &'a [WireRecord],
-        }
         match self
             .client
             .post(&url)
-            .json(&Body { records: batch })
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(batch.body())
             .send()
             .await
         {
@@ -377,12 +513,8 @@ impl Spool {
         self.metrics.spool.set(n as i64);
     }
 
-    fn push(&mut self, batch: &[WireRecord]) -> std::io::Result<()> {
-        let mut text = String::new();
-        for r in batch {
-            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
+    fn push(&mut self, batch: &Batch) -> std::io::Result<()> {
+        let text = batch.to_jsonl();
         let path = self.dir.join(format!("{:020}.jsonl", self.next));
         let tmp = self.dir.join(format!("{:020}.tmp", self.next));
         std::fs::write(&tmp, text)?;
@@ -409,14 +541,10 @@ impl Spool {
         Ok(())
     }
 
-    fn oldest(&self) -> Option<(PathBuf, Vec<WireRecord>)> {
+    fn oldest(&self) -> Option<(PathBuf, Batch)> {
         let (_, path) = Self::segments_in(&self.dir).ok()?.into_iter().next()?;
-        let text = std::fs::read_to_string(&path).ok()?;
-        let batch: Vec<WireRecord> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        Some((path, batch))
+        let text = std::fs::read(&path).ok()?;
+        Some((path, Batch::from_jsonl(&text)))
     }
 
     fn remove(&mut self, path: &Path, n: u64) {
@@ -448,6 +576,44 @@ mod tests {
         }
     }
 
+    fn batch(records: &[WireRecord]) -> Batch {
+        let mut b = Batch::default();
+        for r in records {
+            b.push(&serde_json::to_vec(&RecordRef::from(r)).unwrap());
+        }
+        b
+    }
+
+    fn ids(batch: &Batch) -> Vec<String> {
+        batch
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<WireRecord>(r)
+                    .unwrap()
+                    .prediction_id
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_split_into_bodies_and_spool_lines_without_losing_a_record() {
+        let records: Vec<WireRecord> = (0..7).map(|i| record(&format!("p{i}"))).collect();
+        let all = batch(&records);
+        let chunks = all.chunks(3);
+        assert_eq!(chunks.iter().map(Batch::len).collect::<Vec<_>>(), [3, 3, 1]);
+        let parsed: Vec<String> = chunks.iter().flat_map(ids).collect();
+        assert_eq!(parsed, (0..7).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        // The POST body is what the collector parses.
+        let body = chunks[0].body();
+        let sent = vigil_collector::record::parse_body(&body, 10).unwrap();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[2].prediction_id, "p2");
+        // Spool lines read back as the same batch; a damaged line is skipped.
+        let mut lines = chunks[1].to_jsonl();
+        lines.extend_from_slice(b"{\"prediction_id\":\n");
+        assert_eq!(ids(&Batch::from_jsonl(&lines)), ["p3", "p4", "p5"]);
+    }
+
     fn spool_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("vigil-spool-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -459,28 +625,22 @@ mod tests {
         let dir = spool_dir();
         let metrics = ForwarderMetrics::register(&mut Registry::default());
         let mut spool = Spool::open(&dir, 5, metrics.clone()).unwrap();
-        spool.push(&[record("a1"), record("a2")]).unwrap();
-        spool.push(&[record("b1"), record("b2")]).unwrap();
+        spool.push(&batch(&[record("a1"), record("a2")])).unwrap();
+        spool.push(&batch(&[record("b1"), record("b2")])).unwrap();
         assert_eq!(spool.records(), 4);
         // A third batch overflows the bound of 5: the oldest batch goes.
-        spool.push(&[record("c1"), record("c2")]).unwrap();
+        spool.push(&batch(&[record("c1"), record("c2")])).unwrap();
         assert_eq!(spool.records(), 4);
         assert_eq!(metrics.dropped.get(), 2);
         assert_eq!(metrics.spool.get(), 4);
         let (path, oldest) = spool.oldest().unwrap();
-        assert_eq!(
-            oldest
-                .iter()
-                .map(|r| r.prediction_id.as_str())
-                .collect::<Vec<_>>(),
-            ["b1", "b2"]
-        );
+        assert_eq!(ids(&oldest), ["b1", "b2"]);
         spool.remove(&path, 2);
         assert_eq!(spool.records(), 2);
         // A new process finds what is left, in order.
         let reopened = Spool::open(&dir, 5, metrics).unwrap();
         assert_eq!(reopened.records(), 2);
-        assert_eq!(reopened.oldest().unwrap().1[0].prediction_id, "c1");
+        assert_eq!(ids(&reopened.oldest().unwrap().1)[0], "c1");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

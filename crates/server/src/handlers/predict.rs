@@ -10,7 +10,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
-use vigil_collector::record::WireRecord;
+use vigil_collector::record::RecordRef;
 use vigil_model::input::{BatchBuilder, Cell};
 use vigil_model::{InputError, InputErrorReason};
 
@@ -249,22 +249,25 @@ async fn finish(
     if let Some(forwarder) = state.forwarder.get() {
         let single = scheduled.predictions.len() == 1;
         for (i, p) in scheduled.predictions.iter().enumerate() {
-            forwarder.submit(WireRecord {
-                // One record per instance; a batch's instances share the request's id.
-                prediction_id: if single {
-                    prediction_id.clone()
-                } else {
-                    format!("{prediction_id}-{i}")
-                },
-                model: model.card.name.clone(),
-                model_version: model.card.version.clone(),
-                timestamp: created_at.clone(),
-                label: model.card.labels.get(p.class_index).cloned(),
+            // One record per instance; a batch's instances share the request's id.
+            let numbered;
+            let id = if single {
+                prediction_id.as_str()
+            } else {
+                numbered = format!("{prediction_id}-{i}");
+                numbered.as_str()
+            };
+            forwarder.submit(&RecordRef {
+                prediction_id: id,
+                model: &model.card.name,
+                model_version: &model.card.version,
+                timestamp: &created_at,
+                label: model.card.labels.get(p.class_index).map(String::as_str),
                 confidence: Some(f64::from(p.confidence)),
                 is_defect: model.card.is_defect(p.class_index),
                 latency_ms,
-                request_id: request_id.clone(),
-                trace_id: trace_id.clone(),
+                request_id: &request_id,
+                trace_id: trace_id.as_deref(),
                 status: vigil_store::Status::Success,
                 error_type: None,
                 features: None,
@@ -311,19 +314,20 @@ fn forward_failure(
     started: Instant,
 ) {
     if let Some(forwarder) = state.forwarder.get() {
-        forwarder.submit(WireRecord {
-            prediction_id: uuid::Uuid::new_v4().to_string(),
-            model: model.card.name.clone(),
-            model_version: model.card.version.clone(),
-            timestamp: crate::handlers::meta::now_rfc3339(),
+        let trace_id = vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()));
+        forwarder.submit(&RecordRef {
+            prediction_id: &uuid::Uuid::new_v4().to_string(),
+            model: &model.card.name,
+            model_version: &model.card.version,
+            timestamp: &crate::handlers::meta::now_rfc3339(),
             label: None,
             confidence: None,
             is_defect: false,
             latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-            request_id: vigil_telemetry::context::current_request_id(),
-            trace_id: vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone())),
+            request_id: &vigil_telemetry::context::current_request_id(),
+            trace_id: trace_id.as_deref(),
             status: vigil_store::Status::Error,
-            error_type: Some(error_type.to_owned()),
+            error_type: Some(error_type),
             features: None,
         });
     }

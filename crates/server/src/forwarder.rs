@@ -7,8 +7,10 @@
 //! never stores a record twice.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -281,7 +283,7 @@ impl Forwarder {
                 self.metrics.dropped.inc();
                 return;
             }
-            let mut records = self.queue.records.lock().unwrap_or_else(|p| p.into_inner());
+            let mut records = self.queue.records.lock();
             if records.len() >= self.queue.capacity {
                 drop(records);
                 self.metrics.dropped.inc();
@@ -333,7 +335,7 @@ impl Worker {
             // behind has room for a full batch: handlers append under the lock, and
             // growing from empty would copy the records over and over there.
             let taken = {
-                let mut queued = queue.records.lock().unwrap_or_else(|p| p.into_inner());
+                let mut queued = queue.records.lock();
                 if queued.is_empty() {
                     None
                 } else {

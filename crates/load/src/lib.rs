@@ -11,7 +11,7 @@ mod generate;
 mod run;
 
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
-pub use run::{LoadConfig, LoadError, Report, run};
+pub use run::{LoadConfig, LoadError, Report, run, run_until};
 
 /// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -88,6 +88,16 @@ fn expected(kind: Kind, status: u16) -> bool {
 
 /// Runs the load until the duration or request count is reached.
 pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
+    run_until(config, std::future::pending()).await
+}
+
+/// Like [`run`], but also stops sending when `stop` completes (Ctrl-C in `vigil
+/// load`); without a duration or request count it runs until then. The requests in
+/// flight are still awaited and reported.
+pub async fn run_until(
+    config: LoadConfig,
+    stop: impl Future<Output = ()>,
+) -> Result<Report, LoadError> {
     if !(config.rate.is_finite() && config.rate > 0.0) {
         return Err(LoadError::Config("--rate must be above 0".into()));
     }
@@ -99,9 +109,6 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         return Err(LoadError::Config(
             "--invalid and --drifted are shares between 0 and 1 that add up to at most 1".into(),
         ));
-    }
-    if config.duration.is_none() && config.requests.is_none() {
-        return Err(LoadError::Config("give --duration or --requests".into()));
     }
     let target = config.target.trim_end_matches('/').to_owned();
     let client = reqwest::Client::builder()
@@ -127,8 +134,12 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut stop = std::pin::pin!(stop);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = &mut stop => break,
+        }
         if config.requests.is_some_and(|n| sent >= n)
             || config.duration.is_some_and(|d| started.elapsed() >= d)
         {

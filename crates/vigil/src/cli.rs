@@ -47,7 +47,7 @@ pub struct LoadArgs {
     /// Requests per second.
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
-    /// How long to run: 30s, 5m, 500ms, …
+    /// How long to run: 30s, 5m, 500ms, … (neither this nor --requests: until Ctrl-C)
     #[arg(long, value_parser = vigil_load::parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Stop after this many requests (with --duration: whichever comes first).

@@ -29,7 +29,16 @@ pub fn run(args: LoadArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(vigil_load::run(config)) {
+    // Ctrl-C or SIGTERM ends the run early; the report still comes out.
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    match runtime.block_on(vigil_load::run_until(config, stop)) {
         Ok(report) => {
             println!(
                 "{}",

@@ -142,3 +142,44 @@ async fn bad_settings_exit_64_and_an_unreachable_target_exits_1() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot read the model schema"), "{stderr}");
 }
+
+#[tokio::test]
+async fn without_a_limit_it_runs_until_interrupted_and_still_reports() {
+    let vigil = Vigil::start(&[], &[]);
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["load", "--target", &vigil.url(""), "--rate", "200"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness signal: the server has answered some of its requests.
+    let series = r#"predictions_total{model="defect-detector",version="1.0.0",status="success"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sample(&vigil.metrics().await, series) < 20.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vigil load sent nothing"
+        );
+        tokio::task::yield_now().await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent = report["sent"].as_u64().unwrap();
+    assert!(sent >= 20, "{report}");
+    // Every request sent before the interrupt was answered and counted.
+    assert_eq!(count(&report, "good", |s| s == 200), sent, "{report}");
+}

@@ -229,6 +229,8 @@ enum Taken {
 /// The first job plus every queued job for the same model that fits in `max_rows`.
 /// Jobs whose caller has gone away are dropped here instead of being computed.
 fn take_batch(q: &mut Queue, first: Job, max_rows: usize) -> Taken {
+    // Without the test-util feature the match has a single arm.
+    #[allow(clippy::infallible_destructuring_match)]
     let first = match first {
         Job::Predict(job) => job,
         #[cfg(feature = "test-util")]

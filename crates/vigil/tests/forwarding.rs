@@ -7,17 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Vigil, get_text, sample};
+use support::{Vigil, free_port, get_json, get_text, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -43,14 +35,7 @@ async fn predict(client: &reqwest::Client, base: &str, n: usize) {
 
 /// Rows the collector holds for the default model.
 async fn stored(client: &reqwest::Client, collector: &str) -> u64 {
-    let stats: Value = client
-        .get(format!("{collector}/stats?window=1d"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(client, format!("{collector}/stats?window=1d")).await;
     stats["models"]
         .as_array()
         .unwrap()

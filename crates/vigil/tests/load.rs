@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Vigil, get_text, sample};
+use support::{Vigil, free_port, get_text, sample};
 
 async fn load(args: &[&str]) -> (Option<i32>, Value, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -127,11 +127,7 @@ async fn bad_settings_exit_64_and_an_unreachable_target_exits_1() {
     let (code, _, stderr) = load(&["--requests", "1", "--duration", "soon"]).await;
     assert_eq!(code, Some(2), "clap rejects the value: {stderr}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let (code, _, stderr) = load(&[
         "--target",
         &format!("http://127.0.0.1:{port}"),

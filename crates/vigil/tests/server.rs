@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Vigil, get_text, histogram_invariants, sample};
+use support::{Vigil, get_json, get_text, histogram_invariants, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -513,14 +513,7 @@ async fn up_runs_inference_and_collector_in_one_process() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let health: Value = client
-        .get(format!("http://{collector}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&client, format!("http://{collector}/health")).await;
     assert_eq!(health["checks"]["database"]["backend"], "sqlite");
     let record = json!({
         "prediction_id": "up-1", "model": "defect-detector", "model_version": "1.0.0",
@@ -592,14 +585,7 @@ async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
         .await
         .unwrap();
     assert_eq!(again, json!({"accepted": 0, "duplicates": 1}));
-    let page: Value = client
-        .get(format!("{base}/predictions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&client, format!("{base}/predictions")).await;
     assert_eq!(page["predictions"][0]["error_type"], "non_finite_output");
     let _ = second.stop();
     let _ = std::fs::remove_dir_all(&dir);

@@ -241,6 +241,20 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
+/// The body of a GET on `client`, as JSON.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The body of a GET, as text.
 pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()

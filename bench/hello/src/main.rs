@@ -4,7 +4,10 @@
 //!
 //!     vigil-bench-hello 127.0.0.1:9000
 
+use std::pin::Pin;
+
 use axum::Router;
+use axum::body::HttpBody;
 use axum::routing::{get, post};
 
 #[tokio::main]
@@ -19,10 +22,13 @@ async fn main() {
             post(|| async { ([("content-type", "application/json")], r#"{"label":"ok"}"#) }),
         )
         // A collector that stores nothing: bench/forwarding.sh uses it to measure what
-        // forwarding costs the inference process alone.
+        // forwarding costs the inference process alone. It reads the whole body, frame
+        // by frame, without gathering it (a stand-in for a collector on another host
+        // should take as little of this machine as it can).
         .route(
             "/log",
-            post(|_body: axum::body::Bytes| async {
+            post(|body: axum::body::Body| async move {
+                drain(body).await;
                 (
                     axum::http::StatusCode::ACCEPTED,
                     [("content-type", "application/json")],
@@ -33,4 +39,11 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     println!("listening on {}", listener.local_addr().expect("addr"));
     axum::serve(listener, app).await.expect("serve");
+}
+
+/// Reads a request body to its end and drops it.
+async fn drain(mut body: axum::body::Body) {
+    while let Some(Ok(_frame)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+    {
+    }
 }

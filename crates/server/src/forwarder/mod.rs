@@ -1,8 +1,9 @@
 //! The prediction-record forwarder: every prediction becomes a record that travels to
-//! the collector in batches, off the request path. Handlers only `try_send` into a
-//! bounded queue; one task batches, posts with retry and backoff, and while the
-//! collector is unreachable writes batches to a disk spool under the data dir, which
-//! it replays (oldest first) once the collector answers again. `prediction_id` is the
+//! the collector in batches, off the request path. Handlers serialize the record and
+//! append it to a bounded queue without waiting; a task on a thread of its own posts
+//! full batches with retry and backoff, and while the collector is unreachable writes
+//! them to a disk spool under the data dir, which it replays (oldest first) once the
+//! collector answers again. `prediction_id` is the
 //! collector's idempotency key, so re-sending after a lost acknowledgement or a crash
 //! never stores a record twice.
 
@@ -20,6 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use vigil_collector::record::{RecordRef, WireRecord};
 
+mod packed;
+
 /// Settings of the forwarder.
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
@@ -31,7 +34,7 @@ pub struct ForwarderConfig {
     pub queue_capacity: usize,
     /// Records per `POST /log`.
     pub batch_size: usize,
-    /// A partial batch is sent after this long.
+    /// A partial batch goes out at least this often.
     pub flush_interval: Duration,
     /// Tries per batch before it is spooled.
     pub attempts: u32,
@@ -48,7 +51,10 @@ impl ForwarderConfig {
             collector_url: collector_url.into(),
             spool_dir: spool_dir.into(),
             queue_capacity: 100_000,
-            batch_size: 500,
+            // Each POST costs the sender about 100 µs whatever its size (client, two
+            // wake-ups, the response); at 2,000 records that is 0.05 µs a record, and a
+            // batch (~600 KB) is still far below the collector's limits.
+            batch_size: 2_000,
             flush_interval: Duration::from_millis(200),
             attempts: 3,
             backoff: Duration::from_millis(100),
@@ -98,22 +104,35 @@ impl ForwarderMetrics {
     }
 }
 
-/// The handle handlers use. Cloning is cheap.
-/// Records already serialized (compact JSON objects, which never contain a raw
-/// newline), stored back to back: record `i` is `data[ends[i - 1]..ends[i]]`. Records
-/// are serialized once, when submitted; batches, request bodies and spool files are
-/// byte copies of them. No owned record per prediction lives in the queue.
-#[derive(Debug, Default)]
+/// `POST /log` bodies are `{"records":[…]}`; a batch is built in that form.
+const OPEN: &[u8] = b"{\"records\":[";
+const CLOSE: &[u8] = b"]}";
+
+/// Records as JSON (compact objects, which never contain a raw newline), laid out as
+/// the `POST /log` body they will be sent as: the opening `{"records":[`, then the
+/// records separated by commas; `ends[i]` is where record `i` ends. The request body
+/// is this buffer itself; spool files are byte copies.
+#[derive(Debug)]
 pub struct Batch {
     data: Vec<u8>,
     ends: Vec<usize>,
 }
 
+impl Default for Batch {
+    fn default() -> Self {
+        Self::in_buffer(Vec::new(), 0)
+    }
+}
+
 impl Batch {
-    fn with_capacity(records: usize) -> Self {
+    /// An empty batch in `data`'s allocation, with room for `records` records of
+    /// typical size (about 300 bytes; a larger batch just grows).
+    fn in_buffer(mut data: Vec<u8>, records: usize) -> Self {
+        data.clear();
+        data.reserve(OPEN.len() + records * 320 + CLOSE.len());
+        data.extend_from_slice(OPEN);
         Self {
-            // About 300 bytes per record; a larger batch just grows.
-            data: Vec::with_capacity(records * 320),
+            data,
             ends: Vec::with_capacity(records),
         }
     }
@@ -127,67 +146,44 @@ impl Batch {
     }
 
     fn push(&mut self, record: &[u8]) {
+        if !self.ends.is_empty() {
+            self.data.push(b',');
+        }
         self.data.extend_from_slice(record);
         self.ends.push(self.data.len());
     }
 
-    fn clear(&mut self) {
-        self.data.clear();
-        self.ends.clear();
-    }
-
-    /// Room for `records` more records of typical size.
-    fn reserve(&mut self, records: usize) {
-        self.data.reserve(records * 320);
-        self.ends.reserve(records);
+    /// Serializes `record` straight into the body.
+    fn push_json(&mut self, record: &RecordRef<'_>) -> serde_json::Result<()> {
+        let mark = self.data.len();
+        if !self.ends.is_empty() {
+            self.data.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut self.data, record) {
+            self.data.truncate(mark);
+            return Err(e);
+        }
+        self.ends.push(self.data.len());
+        Ok(())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(|(a, b)| &self.data[a..b])
+        records(&self.data, &self.ends)
     }
 
-    /// Splits into batches of at most `size` records, in order.
-    fn chunks(self, size: usize) -> Vec<Batch> {
-        if self.len() <= size {
-            return vec![self];
+    /// The finished `POST /log` body, sharing this batch's buffer; `pool` gets the
+    /// buffer back once the body is dropped (sent, or spooled, and released by the
+    /// HTTP client), so batches do not allocate (and fault in) fresh memory.
+    fn into_body(mut self, pool: Option<Arc<Queue>>) -> Body {
+        self.data.extend_from_slice(CLOSE);
+        let ends = std::mem::take(&mut self.ends);
+        Body {
+            bytes: bytes::Bytes::from_owner(Pooled {
+                data: self.data,
+                pool,
+            }),
+            ends,
         }
-        let mut out = Vec::new();
-        let mut current = Batch::with_capacity(size);
-        for record in self.iter() {
-            if current.len() == size {
-                out.push(std::mem::replace(&mut current, Batch::with_capacity(size)));
-            }
-            current.push(record);
-        }
-        out.push(current);
-        out
-    }
-
-    /// The `POST /log` body: `{"records":[…]}`.
-    fn body(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.data.len() + self.len() + 16);
-        body.extend_from_slice(b"{\"records\":[");
-        for (i, record) in self.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(record);
-        }
-        body.extend_from_slice(b"]}");
-        body
-    }
-
-    /// One record per line, as spool files hold them.
-    fn to_jsonl(&self) -> Vec<u8> {
-        let mut text = Vec::with_capacity(self.data.len() + self.len());
-        for record in self.iter() {
-            text.extend_from_slice(record);
-            text.push(b'\n');
-        }
-        text
     }
 
     /// Reads a spool file back; lines that are not a record (a damaged file) are
@@ -203,33 +199,139 @@ impl Batch {
     }
 }
 
-thread_local! {
-    /// Where a handler serializes its record before taking the queue's lock, so the
-    /// lock is held for a copy, not for the serialization.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Record `i` of a batch laid out as [`Batch`] describes.
+fn records<'a>(data: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    // Each record after the first starts one past the previous end (the comma).
+    let starts = std::iter::once(OPEN.len()).chain(ends.iter().map(|e| e + 1));
+    starts.zip(ends.iter().copied()).map(|(a, b)| &data[a..b])
 }
 
+/// A batch ready to send: the body (cheap to clone for retries) and where its
+/// records end, for the spool.
+struct Body {
+    bytes: bytes::Bytes,
+    ends: Vec<usize>,
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// One record per line, as spool files hold them.
+    fn to_jsonl(&self) -> Vec<u8> {
+        let mut text = Vec::with_capacity(self.bytes.len());
+        for record in records(&self.bytes, &self.ends) {
+            text.extend_from_slice(record);
+            text.push(b'\n');
+        }
+        text
+    }
+}
+
+/// A body's buffer, handed back to the queue's free list when the last reference
+/// to the body goes.
+struct Pooled {
+    data: Vec<u8>,
+    pool: Option<Arc<Queue>>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.pool {
+            let mut pending = queue.pending.lock();
+            if pending.bodies.len() < FREE_BUFFERS {
+                pending.bodies.push(std::mem::take(&mut self.data));
+            }
+        }
+    }
+}
+
+/// Emptied buffers kept for reuse, of each kind: so a batch does not allocate (and
+/// fault in) fresh memory.
+const FREE_BUFFERS: usize = 3;
+
+/// Records in the compact form handlers write ([`packed`]), back to back.
+#[derive(Debug, Default)]
+struct Packed {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl Packed {
+    /// About 200 bytes a record; a larger batch just grows.
+    fn in_buffer(mut data: Vec<u8>, records: usize) -> Self {
+        data.clear();
+        data.reserve(records * 200);
+        Self { data, len: 0 }
+    }
+}
+
+/// The handle handlers use. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     queue: Arc<Queue>,
     metrics: ForwarderMetrics,
 }
 
-/// Records waiting to be sent. Handlers append under a short lock; the task swaps
-/// the whole vector out. Nobody is woken per record (a wake-up per prediction cost
-/// more than the prediction); the task is woken only when a full batch is waiting.
+/// Records waiting to be sent. A handler appends its record, packed, to the filling
+/// batch under a short lock (a copy of a couple of hundred bytes); the handler that
+/// fills it to `batch_size` seals it and wakes the forwarder, which is the only
+/// wake-up (a wake-up per prediction cost more than the prediction). Sealed batches
+/// are exactly `batch_size` records: no re-splitting, copying or extra small requests
+/// when records arrive between the wake-up and the forwarder.
 #[derive(Debug)]
 struct Queue {
-    records: Mutex<Batch>,
+    pending: Mutex<Pending>,
     full_batch: tokio::sync::Notify,
     capacity: usize,
     batch_size: usize,
 }
 
-/// The running forwarding task.
+#[derive(Debug, Default)]
+struct Pending {
+    filling: Packed,
+    /// Full batches, oldest first.
+    sealed: std::collections::VecDeque<Packed>,
+    /// Buffers of batches already turned into bodies, to fill next.
+    free: Vec<Vec<u8>>,
+    /// Buffers of sent bodies.
+    bodies: Vec<Vec<u8>>,
+    /// Records in `filling` and `sealed`.
+    records: usize,
+}
+
+impl Pending {
+    /// Swaps the filling batch for an empty one and returns it.
+    fn take_filling(&mut self, batch_size: usize) -> Packed {
+        let buffer = self.free.pop().unwrap_or_default();
+        let taken = std::mem::replace(&mut self.filling, Packed::in_buffer(buffer, batch_size));
+        self.records -= taken.len;
+        taken
+    }
+
+    /// The oldest sealed batch, or with `partial` the filling one if it has records.
+    fn next_batch(&mut self, partial: bool, batch_size: usize) -> Option<Packed> {
+        if let Some(batch) = self.sealed.pop_front() {
+            self.records -= batch.len;
+            return Some(batch);
+        }
+        (partial && self.filling.len > 0).then(|| self.take_filling(batch_size))
+    }
+}
+
+/// The running forwarder: a thread of its own with a single-threaded runtime, so
+/// its network I/O, timers and wake-ups never share the request workers' event loop
+/// (on a small machine, sharing it cost more than the records themselves).
 #[derive(Debug)]
 pub struct ForwarderTask {
-    join: tokio::task::JoinHandle<u64>,
+    done: tokio::sync::oneshot::Receiver<u64>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -238,7 +340,7 @@ impl ForwarderTask {
     /// returns how many were flushed this way.
     pub async fn finish(self) -> u64 {
         let _ = self.stop.send(());
-        self.join.await.unwrap_or(0)
+        self.done.await.unwrap_or(0)
     }
 }
 
@@ -249,66 +351,91 @@ impl Forwarder {
         metrics: ForwarderMetrics,
     ) -> std::io::Result<(Self, ForwarderTask)> {
         std::fs::create_dir_all(&config.spool_dir)?;
+        let batch_size = config.batch_size.max(1);
         let queue = Arc::new(Queue {
-            records: Mutex::new(Batch::with_capacity(config.batch_size)),
+            pending: Mutex::new(Pending {
+                filling: Packed::in_buffer(Vec::new(), batch_size),
+                ..Pending::default()
+            }),
             full_batch: tokio::sync::Notify::new(),
             capacity: config.queue_capacity.max(1),
-            batch_size: config.batch_size.max(1),
+            batch_size,
         });
         let spool = Spool::open(&config.spool_dir, config.max_spool_records, metrics.clone())?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?;
+        let url = format!("{}/log", config.collector_url.trim_end_matches('/'))
+            .parse()
+            .map_err(std::io::Error::other)?;
         let worker = Worker {
-            spare: Batch::with_capacity(config.batch_size),
+            url,
             config,
             metrics: metrics.clone(),
             client,
             spool,
             down: false,
+            features: Vec::new(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let join = tokio::spawn(worker.run(queue.clone(), stopped));
-        Ok((Self { queue, metrics }, ForwarderTask { join, stop }))
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let shared = queue.clone();
+        std::thread::Builder::new()
+            .name("vigil-forwarder".into())
+            .spawn(move || {
+                // Encoding a batch takes the better part of a millisecond; preempting a
+                // request worker for it stalls half the request pipeline on two cores.
+                // Encoding a batch takes the better part of a millisecond: under
+                // SCHED_BATCH it runs beside the request workers instead of preempting
+                // one of them when it wakes.
+                vigil_telemetry::threads::prefer_batch_scheduling();
+                let flushed = runtime.block_on(worker.run(shared, stopped));
+                let _ = finished.send(flushed);
+            })?;
+        Ok((Self { queue, metrics }, ForwarderTask { done, stop }))
     }
 
     /// Queues a record; never waits. A full queue drops it (counted as `dropped`).
     pub fn submit(&self, record: &RecordRef<'_>) {
-        SCRATCH.with_borrow_mut(|json| {
-            json.clear();
-            if let Err(e) = serde_json::to_writer(&mut *json, record) {
-                // Only a non-string map key could fail here; there is none.
-                tracing::error!(target: "vigil::forwarder", error = %e, "record_not_serializable");
-                self.metrics.dropped.inc();
-                return;
-            }
-            let mut records = self.queue.records.lock();
-            if records.len() >= self.queue.capacity {
-                drop(records);
-                self.metrics.dropped.inc();
-                return;
-            }
-            records.push(json);
-            let full = records.len() == self.queue.batch_size;
-            drop(records);
-            if full {
-                self.queue.full_batch.notify_one();
-            }
-        });
+        let queue = &*self.queue;
+        let mut pending = queue.pending.lock();
+        if pending.records >= queue.capacity {
+            drop(pending);
+            self.metrics.dropped.inc();
+            return;
+        }
+        packed::write(&mut pending.filling.data, record);
+        pending.filling.len += 1;
+        pending.records += 1;
+        let full = pending.filling.len >= queue.batch_size;
+        if full {
+            let batch = pending.take_filling(queue.batch_size);
+            pending.records += batch.len;
+            pending.sealed.push_back(batch);
+        }
+        drop(pending);
+        if full {
+            queue.full_batch.notify_one();
+        }
     }
 }
 
 struct Worker {
     config: ForwarderConfig,
-    /// The buffer that replaces the queue's at the next swap.
-    spare: Batch,
+    /// `{collector_url}/log`.
+    url: reqwest::Url,
     metrics: ForwarderMetrics,
     client: reqwest::Client,
     spool: Spool,
     /// The last attempt failed: new batches go straight to the spool until a replay
     /// succeeds.
     down: bool,
+    /// Scratch for a packed record's features.
+    features: Vec<f64>,
 }
 
 enum Sent {
@@ -322,42 +449,30 @@ impl Worker {
     async fn run(mut self, queue: Arc<Queue>, mut stop: tokio::sync::oneshot::Receiver<()>) -> u64 {
         let mut replay = tokio::time::interval(self.config.backoff.max(Duration::from_millis(50)));
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A partial batch goes out at least this often, however slow the traffic.
+        let mut flush = tokio::time::interval(self.config.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping = false;
         loop {
+            let mut partial = false;
             tokio::select! {
                 () = queue.full_batch.notified() => {}
-                () = tokio::time::sleep(self.config.flush_interval) => {}
+                _ = flush.tick() => partial = true,
                 _ = replay.tick(), if self.spool.records() > 0 => {}
                 _ = &mut stop, if !stopping => stopping = true,
             }
             // Handlers still running during shutdown can add records until the last
-            // swap; the server has drained by the time `finish` is called. What is left
-            // behind has room for a full batch: handlers append under the lock, and
-            // growing from empty would copy the records over and over there.
-            let taken = {
-                let mut queued = queue.records.lock();
-                if queued.is_empty() {
-                    None
-                } else {
-                    let spare = std::mem::take(&mut self.spare);
-                    Some(std::mem::replace(&mut *queued, spare))
-                }
-            };
+            // take; the server has drained by the time `finish` is called.
             let mut n = 0;
-            if let Some(mut taken) = taken {
-                n = taken.len() as u64;
-                if taken.len() <= self.config.batch_size {
-                    self.deliver(&taken, !stopping).await;
-                } else {
-                    for batch in std::mem::take(&mut taken).chunks(self.config.batch_size) {
-                        self.deliver(&batch, !stopping).await;
-                    }
-                }
-                // Reused as the next buffer handlers fill: no large allocation (and
-                // no fresh pages to zero) per batch.
-                taken.clear();
-                taken.reserve(self.config.batch_size);
-                self.spare = taken;
+            loop {
+                let next = queue
+                    .pending
+                    .lock()
+                    .next_batch(partial || stopping, queue.batch_size);
+                let Some(packed) = next else { break };
+                let body = encode(&queue, packed, &mut self.features, &self.metrics);
+                n += body.len() as u64;
+                self.deliver(body, !stopping).await;
             }
             if stopping {
                 return n;
@@ -367,10 +482,9 @@ impl Worker {
             }
         }
     }
-
     /// Sends a batch (with retries unless the collector is known to be down, or we are
     /// shutting down), else spools it.
-    async fn deliver(&mut self, batch: &Batch, may_retry: bool) {
+    async fn deliver(&mut self, batch: Body, may_retry: bool) {
         let n = batch.len() as u64;
         if !self.down {
             let tries = if may_retry {
@@ -380,7 +494,7 @@ impl Worker {
             };
             let mut delay = self.config.backoff;
             for attempt in 1..=tries {
-                match self.post(batch).await {
+                match self.post(&batch).await {
                     Sent::Ok => {
                         self.metrics.sent.inc_by(n);
                         return;
@@ -403,7 +517,7 @@ impl Worker {
                 }
             }
         }
-        match self.spool.push(batch) {
+        match self.spool.push(&batch) {
             Ok(()) => {
                 self.metrics.spooled.inc_by(n);
             }
@@ -419,6 +533,7 @@ impl Worker {
         let Some((path, batch)) = self.spool.oldest() else {
             return;
         };
+        let batch = batch.into_body(None);
         match self.post(&batch).await {
             Sent::Ok => {
                 self.metrics.sent.inc_by(batch.len() as u64);
@@ -437,13 +552,13 @@ impl Worker {
         }
     }
 
-    async fn post(&self, batch: &Batch) -> Sent {
-        let url = format!("{}/log", self.config.collector_url.trim_end_matches('/'));
+    async fn post(&self, batch: &Body) -> Sent {
         match self
             .client
-            .post(&url)
+            .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(batch.body())
+            // A reference to the same buffer: a retry sends it again without a copy.
+            .body(batch.bytes.clone())
             .send()
             .await
         {
@@ -459,6 +574,40 @@ impl Worker {
             Err(e) => Sent::Failed(e.to_string()),
         }
     }
+}
+
+/// Turns a batch of packed records into its JSON body, and hands the packed buffer
+/// back to be filled again.
+fn encode(
+    queue: &Arc<Queue>,
+    packed: Packed,
+    features: &mut Vec<f64>,
+    metrics: &ForwarderMetrics,
+) -> Body {
+    let buffer = queue.pending.lock().bodies.pop().unwrap_or_default();
+    let mut batch = Batch::in_buffer(buffer, packed.len);
+    let mut failure = None;
+    for record in packed::records(&packed.data) {
+        let encoded = record
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| packed::read(bytes, features).map_err(|e| e.to_string()))
+            .and_then(|record| batch.push_json(&record).map_err(|e| e.to_string()));
+        if let Err(e) = encoded {
+            failure = Some(e);
+        }
+    }
+    // Only a bug can lose a record here; if one does, it is counted, never silent.
+    let lost = packed.len.saturating_sub(batch.len());
+    if let Some(error) = failure {
+        tracing::error!(target: "vigil::forwarder", records = lost, error = %error, "record_not_serializable");
+        metrics.dropped.inc_by(lost as u64);
+    }
+    let mut pending = queue.pending.lock();
+    if pending.free.len() < FREE_BUFFERS {
+        pending.free.push(packed.data);
+    }
+    drop(pending);
+    batch.into_body(Some(queue.clone()))
 }
 
 /// Batches on disk, one file per batch (`<sequence>.jsonl`, a record per line),
@@ -515,7 +664,7 @@ impl Spool {
         self.metrics.spool.set(n as i64);
     }
 
-    fn push(&mut self, batch: &Batch) -> std::io::Result<()> {
+    fn push(&mut self, batch: &Body) -> std::io::Result<()> {
         let text = batch.to_jsonl();
         let path = self.dir.join(format!("{:020}.jsonl", self.next));
         let tmp = self.dir.join(format!("{:020}.tmp", self.next));
@@ -597,23 +746,92 @@ mod tests {
             .collect()
     }
 
+    fn body(records: &[WireRecord]) -> Body {
+        batch(records).into_body(None)
+    }
+
     #[test]
-    fn batches_split_into_bodies_and_spool_lines_without_losing_a_record() {
-        let records: Vec<WireRecord> = (0..7).map(|i| record(&format!("p{i}"))).collect();
+    fn a_batch_is_the_body_the_collector_parses_and_the_lines_the_spool_holds() {
+        let records: Vec<WireRecord> = (0..3).map(|i| record(&format!("p{i}"))).collect();
         let all = batch(&records);
-        let chunks = all.chunks(3);
-        assert_eq!(chunks.iter().map(Batch::len).collect::<Vec<_>>(), [3, 3, 1]);
-        let parsed: Vec<String> = chunks.iter().flat_map(ids).collect();
-        assert_eq!(parsed, (0..7).map(|i| format!("p{i}")).collect::<Vec<_>>());
-        // The POST body is what the collector parses.
-        let body = chunks[0].body();
-        let sent = vigil_collector::record::parse_body(&body, 10).unwrap();
+        assert_eq!(ids(&all), ["p0", "p1", "p2"]);
+        let body = all.into_body(None);
+        let sent = vigil_collector::record::parse_body(&body.bytes, 10).unwrap();
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[2].prediction_id, "p2");
         // Spool lines read back as the same batch; a damaged line is skipped.
-        let mut lines = chunks[1].to_jsonl();
+        let mut lines = body.to_jsonl();
         lines.extend_from_slice(b"{\"prediction_id\":\n");
-        assert_eq!(ids(&Batch::from_jsonl(&lines)), ["p3", "p4", "p5"]);
+        assert_eq!(ids(&Batch::from_jsonl(&lines)), ["p0", "p1", "p2"]);
+        // An empty batch is still a valid (empty) body.
+        let empty = Batch::default().into_body(None);
+        assert_eq!(&empty.bytes[..], b"{\"records\":[]}");
+    }
+
+    fn queue(capacity: usize, batch_size: usize) -> (Forwarder, Arc<Queue>) {
+        let queue = Arc::new(Queue {
+            pending: Mutex::new(Pending {
+                filling: Packed::in_buffer(Vec::new(), batch_size),
+                ..Pending::default()
+            }),
+            full_batch: tokio::sync::Notify::new(),
+            capacity,
+            batch_size,
+        });
+        let metrics = ForwarderMetrics::register(&mut Registry::default());
+        (
+            Forwarder {
+                queue: queue.clone(),
+                metrics,
+            },
+            queue,
+        )
+    }
+
+    #[test]
+    fn handlers_seal_batches_of_exactly_batch_size_and_the_queue_bound_drops_and_counts() {
+        let (forwarder, queue) = queue(8, 3);
+        let records: Vec<WireRecord> = (0..9).map(|i| record(&format!("p{i}"))).collect();
+        for r in &records {
+            forwarder.submit(&RecordRef::from(r));
+        }
+        // Eight fit; the ninth is dropped and counted, never half-queued.
+        let metrics = &forwarder.metrics;
+        assert_eq!(metrics.dropped.get(), 1);
+        let mut pending = queue.pending.lock();
+        assert_eq!(pending.records, 8);
+        assert_eq!(pending.sealed.len(), 2);
+        let first = pending.next_batch(false, 3).unwrap();
+        let second = pending.next_batch(false, 3).unwrap();
+        // The partial batch goes only when asked for (a flush tick or shutdown).
+        assert!(pending.next_batch(false, 3).is_none());
+        let partial = pending.next_batch(true, 3).unwrap();
+        assert!(pending.next_batch(true, 3).is_none());
+        assert_eq!(pending.records, 0);
+        drop(pending);
+        // Packed records become the JSON body, in order, nothing lost.
+        let mut features = Vec::new();
+        let bodies: Vec<Body> = [first, second, partial]
+            .into_iter()
+            .map(|b| encode(&queue, b, &mut features, metrics))
+            .collect();
+        let sent: Vec<String> = bodies
+            .iter()
+            .flat_map(|b| vigil_collector::record::parse_body(&b.bytes, 10).unwrap())
+            .map(|r| r.prediction_id)
+            .collect();
+        assert_eq!(sent, (0..8).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        assert_eq!(metrics.dropped.get(), 1);
+        // Buffers come back to be filled again: packed ones once encoded, bodies once
+        // the HTTP client lets go of them.
+        assert_eq!(queue.pending.lock().free.len(), 3);
+        drop(bodies);
+        let mut pending = queue.pending.lock();
+        assert_eq!(pending.bodies.len(), 3);
+        let capacity = pending.free.last().unwrap().capacity();
+        pending.take_filling(3);
+        assert_eq!(pending.free.len(), 2);
+        assert!(pending.filling.data.capacity() >= capacity);
     }
 
     fn spool_dir() -> PathBuf {
@@ -627,11 +845,11 @@ mod tests {
         let dir = spool_dir();
         let metrics = ForwarderMetrics::register(&mut Registry::default());
         let mut spool = Spool::open(&dir, 5, metrics.clone()).unwrap();
-        spool.push(&batch(&[record("a1"), record("a2")])).unwrap();
-        spool.push(&batch(&[record("b1"), record("b2")])).unwrap();
+        spool.push(&body(&[record("a1"), record("a2")])).unwrap();
+        spool.push(&body(&[record("b1"), record("b2")])).unwrap();
         assert_eq!(spool.records(), 4);
         // A third batch overflows the bound of 5: the oldest batch goes.
-        spool.push(&batch(&[record("c1"), record("c2")])).unwrap();
+        spool.push(&body(&[record("c1"), record("c2")])).unwrap();
         assert_eq!(spool.records(), 4);
         assert_eq!(metrics.dropped.get(), 2);
         assert_eq!(metrics.spool.get(), 4);

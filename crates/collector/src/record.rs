@@ -44,8 +44,9 @@ pub struct WireRecord {
     pub features: Option<Vec<f64>>,
 }
 
-/// A record borrowing its text from the sender: the inference service serializes it
-/// straight into its send buffer, without an owned [`WireRecord`] per prediction.
+/// A record borrowing its text from the sender: the inference service's forwarder
+/// serializes it straight into the `POST /log` body, without an owned [`WireRecord`]
+/// per prediction.
 /// Same wire format; absent optional fields are left out (the collector defaults them).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RecordRef<'a> {

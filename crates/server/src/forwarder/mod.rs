@@ -113,7 +113,7 @@ const CLOSE: &[u8] = b"]}";
 /// records separated by commas; `ends[i]` is where record `i` ends. The request body
 /// is this buffer itself; spool files are byte copies.
 #[derive(Debug)]
-pub struct Batch {
+struct Batch {
     data: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -137,12 +137,8 @@ impl Batch {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
     }
 
     fn push(&mut self, record: &[u8]) {
@@ -165,10 +161,6 @@ impl Batch {
         }
         self.ends.push(self.data.len());
         Ok(())
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        records(&self.data, &self.ends)
     }
 
     /// The finished `POST /log` body, sharing this batch's buffer; `pool` gets the
@@ -308,21 +300,22 @@ struct Pending {
 }
 
 impl Pending {
-    /// Swaps the filling batch for an empty one and returns it.
-    fn take_filling(&mut self, batch_size: usize) -> Packed {
+    /// Moves the filling batch to the sealed ones and starts an empty one, in a
+    /// recycled buffer when there is one.
+    fn seal(&mut self, batch_size: usize) {
         let buffer = self.free.pop().unwrap_or_default();
-        let taken = std::mem::replace(&mut self.filling, Packed::in_buffer(buffer, batch_size));
-        self.records -= taken.len;
-        taken
+        let full = std::mem::replace(&mut self.filling, Packed::in_buffer(buffer, batch_size));
+        self.sealed.push_back(full);
     }
 
     /// The oldest sealed batch, or with `partial` the filling one if it has records.
     fn next_batch(&mut self, partial: bool, batch_size: usize) -> Option<Packed> {
-        if let Some(batch) = self.sealed.pop_front() {
-            self.records -= batch.len;
-            return Some(batch);
+        if self.sealed.is_empty() && partial && self.filling.len > 0 {
+            self.seal(batch_size);
         }
-        (partial && self.filling.len > 0).then(|| self.take_filling(batch_size))
+        let batch = self.sealed.pop_front()?;
+        self.records -= batch.len;
+        Some(batch)
     }
 }
 
@@ -345,7 +338,7 @@ impl ForwarderTask {
 }
 
 impl Forwarder {
-    /// Starts the forwarding task.
+    /// Starts the forwarder's thread.
     pub fn start(
         config: ForwarderConfig,
         metrics: ForwarderMetrics,
@@ -387,8 +380,6 @@ impl Forwarder {
         std::thread::Builder::new()
             .name("vigil-forwarder".into())
             .spawn(move || {
-                // Encoding a batch takes the better part of a millisecond; preempting a
-                // request worker for it stalls half the request pipeline on two cores.
                 // Encoding a batch takes the better part of a millisecond: under
                 // SCHED_BATCH it runs beside the request workers instead of preempting
                 // one of them when it wakes.
@@ -413,9 +404,7 @@ impl Forwarder {
         pending.records += 1;
         let full = pending.filling.len >= queue.batch_size;
         if full {
-            let batch = pending.take_filling(queue.batch_size);
-            pending.records += batch.len;
-            pending.sealed.push_back(batch);
+            pending.seal(queue.batch_size);
         }
         drop(pending);
         if full {
@@ -482,6 +471,7 @@ impl Worker {
             }
         }
     }
+
     /// Sends a batch (with retries unless the collector is known to be down, or we are
     /// shutting down), else spools it.
     async fn deliver(&mut self, batch: Body, may_retry: bool) {
@@ -736,8 +726,7 @@ mod tests {
     }
 
     fn ids(batch: &Batch) -> Vec<String> {
-        batch
-            .iter()
+        records(&batch.data, &batch.ends)
             .map(|r| {
                 serde_json::from_slice::<WireRecord>(r)
                     .unwrap()
@@ -829,7 +818,7 @@ mod tests {
         let mut pending = queue.pending.lock();
         assert_eq!(pending.bodies.len(), 3);
         let capacity = pending.free.last().unwrap().capacity();
-        pending.take_filling(3);
+        pending.seal(3);
         assert_eq!(pending.free.len(), 2);
         assert!(pending.filling.data.capacity() >= capacity);
     }

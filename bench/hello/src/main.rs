@@ -21,17 +21,25 @@ async fn main() {
             "/predict",
             post(|| async { ([("content-type", "application/json")], r#"{"label":"ok"}"#) }),
         )
-        // A collector that stores nothing: bench/forwarding.sh uses it to measure what
+        // A collector that stores nothing: bench/forwarding*.sh use it to measure what
         // forwarding costs the inference process alone. It reads the whole body, frame
         // by frame, without gathering it (a stand-in for a collector on another host
-        // should take as little of this machine as it can).
+        // should take as little of this machine as it can), and offers the binary
+        // encoding as `vigil collector` does, so the forwarder sends what it would send
+        // a real collector.
         .route(
             "/log",
             post(|body: axum::body::Body| async move {
                 drain(body).await;
                 (
                     axum::http::StatusCode::ACCEPTED,
-                    [("content-type", "application/json")],
+                    [
+                        ("content-type", "application/json"),
+                        (
+                            "accept-post",
+                            "application/json, application/vnd.vigil.records",
+                        ),
+                    ],
                     r#"{"accepted":0,"duplicates":0}"#,
                 )
             }),

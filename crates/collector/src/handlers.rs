@@ -10,11 +10,15 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigil_store::{AlertEffect, Cursor, Filter, Incident, ModelStats, Record};
-use vigil_telemetry::body::{BodyRejection, read_json};
+use vigil_telemetry::body::{BodyRejection, read_json, read_limited};
 
 use crate::CollectorState;
 use crate::error::CollectorError;
-use crate::record::{BodyError, WireRecord, parse_body, rfc3339_ms};
+use crate::packed;
+use crate::record::{BodyError, WireRecord, parse_binary_body, parse_body, rfc3339_ms};
+
+/// The `POST /log` encodings, as `Accept-Post` (W3C LDP) lists them.
+pub const ACCEPT_POST: &str = "application/json, application/vnd.vigil.records";
 
 /// Most rows one `GET /predictions` page returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -26,7 +30,13 @@ fn now_ms() -> i64 {
 }
 
 async fn body(req: Request, limit: usize) -> Result<bytes::Bytes, CollectorError> {
-    read_json(req, limit).await.map_err(|r| match r {
+    to_collector_error(read_json(req, limit).await)
+}
+
+fn to_collector_error(
+    read: Result<bytes::Bytes, BodyRejection>,
+) -> Result<bytes::Bytes, CollectorError> {
+    read.map_err(|r| match r {
         BodyRejection::UnsupportedMediaType { .. } => CollectorError::UnsupportedMediaType,
         BodyRejection::PayloadTooLarge { limit } => CollectorError::PayloadTooLarge { limit },
         BodyRejection::Read => CollectorError::BodyRead,
@@ -46,13 +56,28 @@ pub struct LogAccepted {
     pub duplicates: u64,
 }
 
-/// `POST /log`: one record or `{"records": [...]}`; stored once each, all or nothing.
+/// `POST /log`: one record or `{"records": [...]}`, or a binary batch
+/// ([`crate::packed`]); stored once each, all or nothing.
 pub async fn log(
     State(state): State<CollectorState>,
     req: Request,
 ) -> Result<Response, CollectorError> {
-    let bytes = body(req, state.config.body_limit).await?;
-    let records = parse_body(&bytes, state.config.max_records).map_err(|e| match e {
+    let binary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(packed::is_content_type);
+    let bytes = if binary {
+        to_collector_error(read_limited(req, state.config.body_limit).await)?
+    } else {
+        body(req, state.config.body_limit).await?
+    };
+    let parsed = if binary {
+        parse_binary_body(&bytes, state.config.max_records)
+    } else {
+        parse_body(&bytes, state.config.max_records)
+    };
+    let records = parsed.map_err(|e| match e {
         BodyError::Json(m) => CollectorError::MalformedJson(m),
         BodyError::Shape(m) => CollectorError::Invalid(m),
         BodyError::Records(errors) => CollectorError::InvalidRecords(errors),
@@ -80,6 +105,8 @@ pub async fn log(
     count_stored(&state, &records, &inserted.new);
     Ok((
         StatusCode::ACCEPTED,
+        // Tells senders (vigil's forwarder) they may switch to the binary encoding.
+        [(header::HeaderName::from_static("accept-post"), ACCEPT_POST)],
         Json(LogAccepted {
             accepted: inserted.accepted,
             duplicates: inserted.duplicates,

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod packed;
 pub mod record;
 
 use std::sync::Arc;

@@ -1,10 +1,13 @@
-//! The wire format of a prediction record (SPEC §5) and its validation. A batch is
-//! checked record by record; any bad record rejects the whole batch, with the index,
+//! The wire format of a prediction record (SPEC §5) and its validation, for JSON
+//! bodies and for vigil's binary batches ([`crate::packed`]). A batch is checked
+//! record by record; any bad record rejects the whole batch, with the index,
 //! field and reason of each problem, so a sender can fix and resend without guessing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use vigil_store::{Record, Status};
+
+use crate::packed;
 
 /// Longest id (prediction, request, trace) accepted.
 pub const MAX_ID_LEN: usize = 128;
@@ -91,6 +94,26 @@ impl<'a> From<&'a WireRecord> for RecordRef<'a> {
     }
 }
 
+impl From<RecordRef<'_>> for WireRecord {
+    fn from(r: RecordRef<'_>) -> Self {
+        Self {
+            prediction_id: r.prediction_id.to_owned(),
+            model: r.model.to_owned(),
+            model_version: r.model_version.to_owned(),
+            timestamp: r.timestamp.to_owned(),
+            label: r.label.map(str::to_owned),
+            confidence: r.confidence,
+            is_defect: r.is_defect,
+            latency_ms: r.latency_ms,
+            request_id: r.request_id.to_owned(),
+            trace_id: r.trace_id.map(str::to_owned),
+            status: r.status,
+            error_type: r.error_type.map(str::to_owned),
+            features: r.features.map(<[f64]>::to_vec),
+        }
+    }
+}
+
 impl WireRecord {
     /// The stored form of a stored record, for `GET /predictions`.
     pub fn from_stored(r: Record) -> Self {
@@ -136,20 +159,63 @@ pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyEr
                 "the body must be a record object or {\"records\": [...]}".into(),
             ));
         };
-    if raws.is_empty() {
+    check_count(raws.len(), max_records)?;
+    check_records(
+        raws.iter()
+            .map(|raw| serde_json::from_str::<WireRecord>(raw.get()).map_err(|e| e.to_string())),
+    )
+}
+
+/// Parses a binary batch ([`crate::packed`]) into records, or every problem found.
+/// Each record is checked exactly as a JSON one is; damage to the framing (a length
+/// running past the end) refuses the whole body, since nothing after it can be
+/// located.
+pub fn parse_binary_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyError> {
+    let rest = body.strip_prefix(packed::MAGIC.as_slice()).ok_or_else(|| {
+        BodyError::Shape(format!(
+            "a {} body starts with `VGL1`",
+            packed::CONTENT_TYPE
+        ))
+    })?;
+    let framed: Vec<&[u8]> = packed::records(rest)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            BodyError::Shape(format!(
+                "the record framing is damaged at byte {}",
+                e.0 + packed::MAGIC.len()
+            ))
+        })?;
+    check_count(framed.len(), max_records)?;
+    let mut features = Vec::new();
+    check_records(framed.iter().map(|bytes| {
+        packed::read(bytes, &mut features)
+            .map(WireRecord::from)
+            .map_err(|e| e.to_string())
+    }))
+}
+
+fn check_count(n: usize, max_records: usize) -> Result<(), BodyError> {
+    if n == 0 {
         return Err(BodyError::Shape("`records` is empty".into()));
     }
-    if raws.len() > max_records {
+    if n > max_records {
         return Err(BodyError::Shape(format!(
-            "{} records, the limit is {max_records}",
-            raws.len()
+            "{n} records, the limit is {max_records}"
         )));
     }
-    let mut records = Vec::with_capacity(raws.len());
+    Ok(())
+}
+
+/// Validates decoded records in order: all of them, or the index and reason of every
+/// one that is wrong (undecodable, invalid, or repeating an id of the same batch).
+fn check_records(
+    decoded: impl ExactSizeIterator<Item = Result<WireRecord, String>>,
+) -> Result<Vec<Record>, BodyError> {
+    let mut records = Vec::with_capacity(decoded.len());
     let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(raws.len());
-    for (index, raw) in raws.iter().enumerate() {
-        match serde_json::from_str::<WireRecord>(raw.get()) {
+    let mut seen = std::collections::HashSet::with_capacity(decoded.len());
+    for (index, wire) in decoded.enumerate() {
+        match wire {
             Ok(wire) => match validate(index, wire) {
                 Ok(record) => {
                     if !seen.insert(record.prediction_id.clone()) {
@@ -163,10 +229,10 @@ pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyEr
                 }
                 Err(e) => errors.push(e),
             },
-            Err(e) => errors.push(RecordError {
+            Err(reason) => errors.push(RecordError {
                 index,
                 field: None,
-                reason: e.to_string(),
+                reason,
             }),
         }
     }
@@ -257,10 +323,14 @@ fn validate(index: usize, w: WireRecord) -> Result<Record, RecordError> {
         }
         _ => {}
     }
-    if let Some(f) = &w.features
-        && f.len() > 4096
-    {
-        return Err(bad("features", "at most 4096 values"));
+    if let Some(f) = &w.features {
+        if f.len() > 4096 {
+            return Err(bad("features", "at most 4096 values"));
+        }
+        // JSON cannot carry NaN or infinities; a binary batch can.
+        if !f.iter().all(|v| v.is_finite()) {
+            return Err(bad("features", "must be finite numbers"));
+        }
     }
     Ok(Record {
         prediction_id: w.prediction_id,
@@ -379,6 +449,103 @@ mod tests {
         let three = json!({"records": [good("a"), good("b"), good("c")]}).to_string();
         assert!(matches!(
             parse_body(three.as_bytes(), 2),
+            Err(BodyError::Shape(_))
+        ));
+    }
+
+    /// A binary batch of `records` as vigil's forwarder sends it.
+    fn binary(records: &[WireRecord]) -> Vec<u8> {
+        let mut body = packed::MAGIC.to_vec();
+        for r in records {
+            packed::write(&mut body, &RecordRef::from(r));
+        }
+        body
+    }
+
+    fn wire(value: serde_json::Value) -> WireRecord {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_binary_batch_stores_what_the_same_json_batch_stores() {
+        let mut error = wire(good("b"));
+        error.status = Status::Error;
+        error.error_type = Some("timeout".into());
+        error.label = None;
+        error.confidence = None;
+        error.features = Some(vec![1.5, -2.0]);
+        let records = [wire(good("a")), error];
+        let json = serde_json::to_vec(&json!({"records": records})).unwrap();
+        assert_eq!(
+            parse_binary_body(&binary(&records), 10).unwrap(),
+            parse_body(&json, 10).unwrap()
+        );
+    }
+
+    #[test]
+    fn binary_records_are_checked_like_json_ones_and_damage_is_a_clear_error() {
+        let mut bad_trace = wire(good("c"));
+        bad_trace.trace_id = Some("not-hex".into());
+        let mut nan = wire(good("d"));
+        nan.features = Some(vec![f64::NAN]);
+        let mut inf = wire(good("e"));
+        inf.latency_ms = f64::INFINITY;
+        let body = binary(&[wire(good("a")), bad_trace, nan, inf, wire(good("a"))]);
+        let Err(BodyError::Records(errors)) = parse_binary_body(&body, 10) else {
+            panic!()
+        };
+        let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, Some("trace_id")),
+                (2, Some("features")),
+                (3, Some("latency_ms")),
+                (4, Some("prediction_id"))
+            ]
+        );
+        // A record whose fields do not decode (a status byte of 7, invalid UTF-8) is
+        // reported by index; the framing around it still holds.
+        let mut body = binary(&[wire(good("a")), wire(good("b"))]);
+        let mut one = Vec::new();
+        packed::write(&mut one, &RecordRef::from(&wire(good("c"))));
+        let status_at = one.len() - 4 - 4 - 1; // before error_type (absent) and features (absent)
+        one[status_at] = 7;
+        body.extend_from_slice(&one);
+        let mut bad_utf8 = Vec::new();
+        packed::write(&mut bad_utf8, &RecordRef::from(&wire(good("d"))));
+        bad_utf8[8] = 0xff; // inside prediction_id
+        body.extend_from_slice(&bad_utf8);
+        let Err(BodyError::Records(errors)) = parse_binary_body(&body, 10) else {
+            panic!()
+        };
+        let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
+        assert_eq!(got, [(2, None), (3, None)]);
+        assert!(errors[0].reason.contains("damaged"), "{}", errors[0].reason);
+        // Framing, header, emptiness and the record limit refuse the whole body.
+        let two = binary(&[wire(good("a")), wire(good("b"))]);
+        for refused in [
+            &two[..two.len() - 1],
+            &two[1..],
+            b"VGL2".as_slice(),
+            b"".as_slice(),
+            packed::MAGIC.as_slice(),
+            b"{\"records\": []}".as_slice(),
+        ] {
+            assert!(
+                matches!(parse_binary_body(refused, 10), Err(BodyError::Shape(_))),
+                "{refused:?}"
+            );
+        }
+        assert!(matches!(
+            parse_binary_body(&two, 1),
+            Err(BodyError::Shape(_))
+        ));
+        // A length prefix claiming 4 GiB is refused without reading (or allocating) it.
+        let mut huge = packed::MAGIC.to_vec();
+        huge.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
+        assert!(matches!(
+            parse_binary_body(&huge, 10),
             Err(BodyError::Shape(_))
         ));
     }

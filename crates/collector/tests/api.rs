@@ -8,6 +8,8 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use vigil_collector::packed;
+use vigil_collector::record::{RecordRef, WireRecord};
 use vigil_collector::{CollectorConfig, CollectorState, app};
 use vigil_store::Store;
 use vigil_store::testing::{Postgres, TempDir};
@@ -47,6 +49,23 @@ fn post(uri: &str, body: impl Into<String>) -> Request<Body> {
     Request::post(uri)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.into()))
+        .unwrap()
+}
+
+/// `POST /log` with a binary batch of `records`, as vigil's forwarder sends it.
+fn post_binary(records: &[Value]) -> Request<Body> {
+    let mut body = packed::MAGIC.to_vec();
+    for r in records {
+        let wire: WireRecord = serde_json::from_value(r.clone()).unwrap();
+        packed::write(&mut body, &RecordRef::from(&wire));
+    }
+    post_bytes(body)
+}
+
+fn post_bytes(body: Vec<u8>) -> Request<Body> {
+    Request::post("/log")
+        .header(header::CONTENT_TYPE, packed::CONTENT_TYPE)
+        .body(Body::from(body))
         .unwrap()
 }
 
@@ -111,7 +130,6 @@ async fn contract(app: &Router) {
     // The same batch again (a retry after a lost acknowledgement): nothing new.
     let r = send(app, post("/log", json!({ "records": batch }).to_string())).await;
     assert_eq!(r.body, json!({"accepted": 0, "duplicates": 10}));
-
     // An invalid batch is rejected whole, naming each bad record.
     let mut bad = record("p-100", false);
     bad["confidence"] = json!(7);
@@ -185,6 +203,35 @@ async fn contract(app: &Router) {
     assert_eq!(dd["defect_rate"], 0.5);
     assert_eq!(dd["labels"], json!({"defect": 5, "ok": 5}));
 
+    // The same rules over vigil's binary encoding, which every 202 advertises.
+    let binary = [
+        record("p-9", true),
+        record("b-0", true),
+        record("b-1", false),
+    ];
+    let resp = app.clone().oneshot(post_binary(&binary)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        resp.headers()["accept-post"],
+        "application/json, application/vnd.vigil.records"
+    );
+    let r = send(app, post_binary(&binary)).await;
+    assert_eq!(
+        r.body,
+        json!({"accepted": 0, "duplicates": 3}),
+        "{}",
+        r.text
+    );
+    let stored = send(app, get("/predictions?limit=1000")).await.body;
+    let b0 = stored["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prediction_id"] == "b-0")
+        .unwrap();
+    assert_eq!(b0["request_id"], "req-b-0");
+    assert_eq!(b0["features"], record("b-0", true)["features"]);
+
     // Alertmanager webhook v4: firing opens, repeated firing does not, resolved closes.
     let hook = |status: &str| {
         json!({
@@ -226,18 +273,19 @@ async fn contract(app: &Router) {
         "2026-11-22T21:05:00Z"
     );
 
+    // Ten JSON records and two binary ones; the binary posts repeated 1 and 3 ids.
     let m = send(app, get("/metrics")).await.text;
     assert_eq!(
         sample(&m, "logging_predictions_total{model=\"defect-detector\"}"),
-        10.0
+        12.0
     );
     assert_eq!(
         sample(&m, "logging_defects_total{model=\"defect-detector\"}"),
-        5.0
+        6.0
     );
-    assert_eq!(sample(&m, "logging_duplicate_records_total"), 11.0);
+    assert_eq!(sample(&m, "logging_duplicate_records_total"), 15.0);
     assert_eq!(sample(&m, "logging_db_initialized"), 1.0);
-    assert_eq!(sample(&m, "logging_db_write_duration_seconds_count"), 3.0);
+    assert_eq!(sample(&m, "logging_db_write_duration_seconds_count"), 5.0);
     assert_eq!(
         sample(
             &m,
@@ -269,6 +317,13 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let dir = TempDir::new("collector-bad");
     let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
     let big = json!({"records": vec![record("x", false); 600]}).to_string();
+    let binary_body =
+        http_body_util::BodyExt::collect(post_binary(&[record("z", false)]).into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+    let mut bad_binary = record("w", false);
+    bad_binary["latency_ms"] = json!(-1.0);
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (
             post("/log", "{not json"),
@@ -302,6 +357,26 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         ),
         (
             post("/log", "{\"prediction_id\": \"a\"}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_records",
+        ),
+        (
+            post_bytes(b"VGL2".to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post_bytes(binary_body[..binary_body.len() - 3].to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post_bytes(vec![0; 300 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            post_binary(&[record("y", false), bad_binary]),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_records",
         ),

@@ -43,6 +43,12 @@ pub async fn read_json(req: Request, limit: usize) -> Result<Bytes, BodyRejectio
             got: content_type.map(|c| c.chars().take(100).collect()),
         });
     }
+    read_limited(req, limit).await
+}
+
+/// Reads a body of any media type (the caller has checked it), at most `limit`
+/// bytes: a larger declared `Content-Length` is refused before reading.
+pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

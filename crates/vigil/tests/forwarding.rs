@@ -290,3 +290,120 @@ async fn a_lost_acknowledgement_is_retried_without_storing_twice() {
     let _ = collector.stop();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The `Content-Type` of an HTTP request, lowercased.
+fn content_type(request: &[u8]) -> String {
+    let end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    String::from_utf8_lossy(&request[..end])
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type:"))
+        .map_or_else(String::new, |v| v.trim().to_owned())
+}
+
+/// A response without its `Accept-Post` header: what a collector that has not (or
+/// no longer has) the binary encoding answers.
+fn without_accept_post(response: &[u8]) -> Vec<u8> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..end]);
+    let kept: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("accept-post:"))
+        .collect();
+    let mut out = kept.join("\r\n").into_bytes();
+    out.extend_from_slice(&response[end..]);
+    out
+}
+
+#[tokio::test]
+async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it_stops() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncWriteExt;
+    const BINARY: &str = "application/vnd.vigil.records";
+    let data = tempdir("encodings");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    // A proxy that notes each batch's encoding. Once `downgraded`, it plays a collector
+    // without the binary encoding: 415 for a binary batch, no `Accept-Post`.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let downgraded = Arc::new(AtomicBool::new(false));
+    let (seen_in_proxy, downgraded_in_proxy) = (seen.clone(), downgraded.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            let (seen, downgraded) = (seen_in_proxy.clone(), downgraded_in_proxy.clone());
+            tokio::spawn(async move {
+                while let Some(request) = read_message(&mut client).await {
+                    let kind = content_type(&request);
+                    seen.lock().unwrap().push(kind.clone());
+                    let old = downgraded.load(Ordering::SeqCst);
+                    if old && kind == BINARY {
+                        let body =
+                            r#"{"error":{"code":"unsupported_media_type","message":"JSON only"}}"#;
+                        let response = format!(
+                            "HTTP/1.1 415 Unsupported Media Type\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        client.write_all(response.as_bytes()).await.unwrap();
+                        continue;
+                    }
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    server.write_all(&request).await.unwrap();
+                    let response = read_message(&mut server).await.unwrap();
+                    let response = if old {
+                        without_accept_post(&response)
+                    } else {
+                        response
+                    };
+                    client.write_all(&response).await.unwrap();
+                }
+            });
+        }
+    });
+    let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", serve.addr);
+    let collector_base = format!("http://{upstream}");
+    // The first batch goes as JSON; its 202 advertises the binary encoding.
+    predict(&client, &base, 5).await;
+    wait_stored(&client, &collector_base, 5).await;
+    predict(&client, &base, 5).await;
+    wait_stored(&client, &collector_base, 10).await;
+    let before: Vec<String> = seen.lock().unwrap().clone();
+    assert_eq!(before[0], "application/json", "{before:?}");
+    assert_eq!(before.last().unwrap(), BINARY, "{before:?}");
+    // The collector loses the encoding: the refused batch goes again as JSON, and the
+    // following ones start as JSON.
+    downgraded.store(true, Ordering::SeqCst);
+    predict(&client, &base, 5).await;
+    wait_stored(&client, &collector_base, 15).await;
+    predict(&client, &base, 5).await;
+    wait_stored(&client, &collector_base, 20).await;
+    let after: Vec<String> = seen.lock().unwrap()[before.len()..].to_vec();
+    assert_eq!(after[0], BINARY, "{after:?}");
+    assert!(after.len() >= 3, "{after:?}");
+    assert!(
+        after[1..].iter().all(|k| k == "application/json"),
+        "{after:?}"
+    );
+    let m = serve.metrics().await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"sent\"}"),
+        20.0
+    );
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        0.0
+    );
+    let collector_metrics = get_text(format!("{collector_base}/metrics")).await;
+    assert_eq!(
+        sample(&collector_metrics, "logging_duplicate_records_total"),
+        0.0
+    );
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}

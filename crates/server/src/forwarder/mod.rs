@@ -1,11 +1,12 @@
 //! The prediction-record forwarder: every prediction becomes a record that travels to
-//! the collector in batches, off the request path. Handlers serialize the record and
-//! append it to a bounded queue without waiting; a task on a thread of its own posts
-//! full batches with retry and backoff, and while the collector is unreachable writes
-//! them to a disk spool under the data dir, which it replays (oldest first) once the
-//! collector answers again. `prediction_id` is the
-//! collector's idempotency key, so re-sending after a lost acknowledgement or a crash
-//! never stores a record twice.
+//! the collector in batches, off the request path. Handlers append the record, in
+//! vigil's binary encoding ([`packed`]), to a bounded queue without waiting; a task on
+//! a thread of its own posts full batches with retry and backoff (as JSON until the
+//! collector advertises the binary encoding, then as the filled buffer itself), and
+//! while the collector is unreachable writes them to a disk spool under the data dir,
+//! which it replays (oldest first) once the collector answers again. `prediction_id`
+//! is the collector's idempotency key, so re-sending after a lost acknowledgement or a
+//! crash never stores a record twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use vigil_collector::record::{RecordRef, WireRecord};
 
-mod packed;
+use vigil_collector::packed;
 
 /// Settings of the forwarder.
 #[derive(Debug, Clone)]
@@ -173,6 +174,7 @@ impl Batch {
             bytes: bytes::Bytes::from_owner(Pooled {
                 data: self.data,
                 pool,
+                packed: false,
             }),
             ends,
         }
@@ -226,6 +228,8 @@ impl Body {
 struct Pooled {
     data: Vec<u8>,
     pool: Option<Arc<Queue>>,
+    /// A packed batch (back to `free`) rather than a JSON body (back to `bodies`).
+    packed: bool,
 }
 
 impl AsRef<[u8]> for Pooled {
@@ -238,8 +242,13 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(queue) = &self.pool {
             let mut pending = queue.pending.lock();
-            if pending.bodies.len() < FREE_BUFFERS {
-                pending.bodies.push(std::mem::take(&mut self.data));
+            let list = if self.packed {
+                &mut pending.free
+            } else {
+                &mut pending.bodies
+            };
+            if list.len() < FREE_BUFFERS {
+                list.push(std::mem::take(&mut self.data));
             }
         }
     }
@@ -249,19 +258,53 @@ impl Drop for Pooled {
 /// fault in) fresh memory.
 const FREE_BUFFERS: usize = 3;
 
-/// Records in the compact form handlers write ([`packed`]), back to back.
-#[derive(Debug, Default)]
+/// A binary batch as handlers fill it ([`packed`]): the format's header, then the
+/// records back to back. A full one is the `POST /log` body as it stands.
+#[derive(Debug)]
 struct Packed {
     data: Vec<u8>,
     len: usize,
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Self::in_buffer(Vec::new(), 0)
+    }
 }
 
 impl Packed {
     /// About 200 bytes a record; a larger batch just grows.
     fn in_buffer(mut data: Vec<u8>, records: usize) -> Self {
         data.clear();
-        data.reserve(records * 200);
+        data.reserve(packed::MAGIC.len() + records * 200);
+        data.extend_from_slice(packed::MAGIC);
         Self { data, len: 0 }
+    }
+
+    /// The batch as a body to send (more than once if need be); its buffer goes back
+    /// to be filled again once the last reference is dropped.
+    fn into_body(self, queue: &Arc<Queue>) -> Outgoing {
+        Outgoing {
+            bytes: bytes::Bytes::from_owner(Pooled {
+                data: self.data,
+                pool: Some(queue.clone()),
+                packed: true,
+            }),
+            len: self.len,
+        }
+    }
+}
+
+/// A sealed binary batch on its way out.
+struct Outgoing {
+    bytes: bytes::Bytes,
+    len: usize,
+}
+
+impl Outgoing {
+    /// The packed records, after the header.
+    fn records(&self) -> &[u8] {
+        &self.bytes[packed::MAGIC.len()..]
     }
 }
 
@@ -369,6 +412,7 @@ impl Forwarder {
             client,
             spool,
             down: false,
+            binary: false,
             features: Vec::new(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -423,6 +467,9 @@ struct Worker {
     /// The last attempt failed: new batches go straight to the spool until a replay
     /// succeeds.
     down: bool,
+    /// The collector has advertised the binary encoding (`Accept-Post`): batches go
+    /// as they were packed, without JSON encoding.
+    binary: bool,
     /// Scratch for a packed record's features.
     features: Vec<f64>,
 }
@@ -431,6 +478,8 @@ enum Sent {
     Ok,
     /// The collector refused the batch as invalid: resending cannot help.
     Rejected(String),
+    /// 415: the collector does not take this encoding (any more).
+    Unsupported,
     Failed(String),
 }
 
@@ -459,9 +508,9 @@ impl Worker {
                     .lock()
                     .next_batch(partial || stopping, queue.batch_size);
                 let Some(packed) = next else { break };
-                let body = encode(&queue, packed, &mut self.features, &self.metrics);
-                n += body.len() as u64;
-                self.deliver(body, !stopping).await;
+                n += packed.len as u64;
+                self.deliver(&queue, packed.into_body(&queue), !stopping)
+                    .await;
             }
             if stopping {
                 return n;
@@ -473,9 +522,11 @@ impl Worker {
     }
 
     /// Sends a batch (with retries unless the collector is known to be down, or we are
-    /// shutting down), else spools it.
-    async fn deliver(&mut self, batch: Body, may_retry: bool) {
-        let n = batch.len() as u64;
+    /// shutting down), else spools it. It goes as it was packed when the collector
+    /// takes the binary encoding; else it is encoded as JSON, once, when first needed.
+    async fn deliver(&mut self, queue: &Arc<Queue>, batch: Outgoing, may_retry: bool) {
+        let n = batch.len as u64;
+        let mut json: Option<Body> = None;
         if !self.down {
             let tries = if may_retry {
                 self.config.attempts.max(1)
@@ -483,11 +534,31 @@ impl Worker {
                 1
             };
             let mut delay = self.config.backoff;
-            for attempt in 1..=tries {
-                match self.post(&batch).await {
+            let mut attempt = 1;
+            while attempt <= tries {
+                // (A JSON body holds fewer records only if encoding lost some, counted.)
+                let (sent, records) = if self.binary {
+                    (
+                        self.post(batch.bytes.clone(), packed::CONTENT_TYPE).await,
+                        n,
+                    )
+                } else {
+                    let body = json.get_or_insert_with(|| {
+                        encode(queue, &batch, &mut self.features, &self.metrics)
+                    });
+                    let records = body.len() as u64;
+                    (self.post(body.bytes.clone(), JSON).await, records)
+                };
+                match sent {
                     Sent::Ok => {
-                        self.metrics.sent.inc_by(n);
+                        self.metrics.sent.inc_by(records);
                         return;
+                    }
+                    // A collector replaced by one without the binary encoding: the same
+                    // batch goes again as JSON, and so do the next ones.
+                    Sent::Unsupported => {
+                        tracing::warn!(target: "vigil::forwarder", "collector_refused_binary_batches");
+                        self.binary = false;
                     }
                     Sent::Rejected(why) => {
                         tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
@@ -499,15 +570,20 @@ impl Worker {
                         self.metrics.retried.inc_by(n);
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(self.config.max_backoff);
+                        attempt += 1;
                     }
                     Sent::Failed(why) => {
                         tracing::warn!(target: "vigil::forwarder", records = n, reason = %why, "collector_unreachable");
                         self.down = true;
+                        break;
                     }
                 }
             }
         }
-        match self.spool.push(&batch) {
+        // The spool holds JSON lines, readable by people and by any collector.
+        let body = json.unwrap_or_else(|| encode(queue, &batch, &mut self.features, &self.metrics));
+        let n = body.len() as u64;
+        match self.spool.push(&body) {
             Ok(()) => {
                 self.metrics.spooled.inc_by(n);
             }
@@ -524,7 +600,7 @@ impl Worker {
             return;
         };
         let batch = batch.into_body(None);
-        match self.post(&batch).await {
+        match self.post(batch.bytes.clone(), JSON).await {
             Sent::Ok => {
                 self.metrics.sent.inc_by(batch.len() as u64);
                 self.spool.remove(&path, batch.len() as u64);
@@ -538,66 +614,86 @@ impl Worker {
                 self.metrics.dropped.inc_by(batch.len() as u64);
                 self.spool.remove(&path, batch.len() as u64);
             }
-            Sent::Failed(_) => self.down = true,
+            // (Only a binary batch is answered `Unsupported`, and replays are JSON.)
+            Sent::Failed(_) | Sent::Unsupported => self.down = true,
         }
     }
 
-    async fn post(&self, batch: &Body) -> Sent {
-        match self
+    /// One `POST /log`. A JSON one that succeeds tells, in `Accept-Post`, whether the
+    /// collector takes the binary encoding.
+    async fn post(&mut self, body: bytes::Bytes, content_type: &'static str) -> Sent {
+        // The body is a reference to the batch's buffer: a retry sends it again
+        // without a copy.
+        let sent = self
             .client
             .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            // A reference to the same buffer: a retry sends it again without a copy.
-            .body(batch.bytes.clone())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
             .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => Sent::Ok,
-            Ok(r)
-                if r.status().is_client_error()
-                    && r.status() != reqwest::StatusCode::REQUEST_TIMEOUT
-                    && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
-            {
-                Sent::Rejected(format!("status {}", r.status()))
+            .await;
+        let r = match sent {
+            Ok(r) => r,
+            Err(e) => return Sent::Failed(e.to_string()),
+        };
+        let status = r.status();
+        if status.is_success() {
+            if !self.binary && accepts_binary(r.headers()) {
+                tracing::info!(target: "vigil::forwarder", "collector_accepts_binary_batches");
+                self.binary = true;
             }
-            Ok(r) => Sent::Failed(format!("status {}", r.status())),
-            Err(e) => Sent::Failed(e.to_string()),
+            return Sent::Ok;
         }
+        if status == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE && content_type != JSON {
+            return Sent::Unsupported;
+        }
+        if status.is_client_error()
+            && status != reqwest::StatusCode::REQUEST_TIMEOUT
+            && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            return Sent::Rejected(format!("status {status}"));
+        }
+        Sent::Failed(format!("status {status}"))
     }
 }
 
-/// Turns a batch of packed records into its JSON body, and hands the packed buffer
-/// back to be filled again.
+const JSON: &str = "application/json";
+
+/// Whether a response's `Accept-Post` lists the binary encoding.
+fn accepts_binary(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all("accept-post")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(packed::is_content_type)
+}
+
+/// Turns a binary batch into its JSON body (in a recycled buffer when there is one).
 fn encode(
     queue: &Arc<Queue>,
-    packed: Packed,
+    batch: &Outgoing,
     features: &mut Vec<f64>,
     metrics: &ForwarderMetrics,
 ) -> Body {
     let buffer = queue.pending.lock().bodies.pop().unwrap_or_default();
-    let mut batch = Batch::in_buffer(buffer, packed.len);
+    let mut json = Batch::in_buffer(buffer, batch.len);
     let mut failure = None;
-    for record in packed::records(&packed.data) {
+    for record in packed::records(batch.records()) {
         let encoded = record
             .map_err(|e| e.to_string())
             .and_then(|bytes| packed::read(bytes, features).map_err(|e| e.to_string()))
-            .and_then(|record| batch.push_json(&record).map_err(|e| e.to_string()));
+            .and_then(|record| json.push_json(&record).map_err(|e| e.to_string()));
         if let Err(e) = encoded {
             failure = Some(e);
         }
     }
     // Only a bug can lose a record here; if one does, it is counted, never silent.
-    let lost = packed.len.saturating_sub(batch.len());
+    let lost = batch.len.saturating_sub(json.len());
     if let Some(error) = failure {
         tracing::error!(target: "vigil::forwarder", records = lost, error = %error, "record_not_serializable");
         metrics.dropped.inc_by(lost as u64);
     }
-    let mut pending = queue.pending.lock();
-    if pending.free.len() < FREE_BUFFERS {
-        pending.free.push(packed.data);
-    }
-    drop(pending);
-    batch.into_body(Some(queue.clone()))
+    json.into_body(Some(queue.clone()))
 }
 
 /// Batches on disk, one file per batch (`<sequence>.jsonl`, a record per line),
@@ -798,11 +894,18 @@ mod tests {
         assert!(pending.next_batch(true, 3).is_none());
         assert_eq!(pending.records, 0);
         drop(pending);
-        // Packed records become the JSON body, in order, nothing lost.
+        // A sealed buffer is the binary body as it stands, and encodes to the same
+        // records as JSON: in order, nothing lost.
         let mut features = Vec::new();
+        let mut binary = Vec::new();
         let bodies: Vec<Body> = [first, second, partial]
             .into_iter()
-            .map(|b| encode(&queue, b, &mut features, metrics))
+            .map(|b| {
+                let out = b.into_body(&queue);
+                let records = vigil_collector::record::parse_binary_body(&out.bytes, 10);
+                binary.extend(records.unwrap().into_iter().map(|r| r.prediction_id));
+                encode(&queue, &out, &mut features, metrics)
+            })
             .collect();
         let sent: Vec<String> = bodies
             .iter()
@@ -810,6 +913,7 @@ mod tests {
             .map(|r| r.prediction_id)
             .collect();
         assert_eq!(sent, (0..8).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        assert_eq!(binary, sent);
         assert_eq!(metrics.dropped.get(), 1);
         // Buffers come back to be filled again: packed ones once encoded, bodies once
         // the HTTP client lets go of them.

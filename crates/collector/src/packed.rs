@@ -1,20 +1,46 @@
-//! The compact form a handler writes a prediction record in: its fields copied back
-//! to back (strings length-prefixed, numbers little-endian), which takes a handler a
-//! few `memcpy`s instead of a JSON serialization with escaping and float formatting.
-//! The forwarder's own thread turns each packed record into JSON while it builds the
-//! `POST /log` body, so that work stays off the request path. The form never leaves
-//! the process, so it needs no versioning.
+//! vigil's binary batch encoding of prediction records, the `POST /log` body
+//! `application/vnd.vigil.records`: the four bytes `VGL1` (format and version), then
+//! each record prefixed with its length in bytes (`u32`, little-endian). A record is
+//! its fields back to back in the order of [`RecordRef`]: strings as a `u32` length
+//! and UTF-8 bytes (`u32::MAX` for an absent one), `confidence` as a presence byte and
+//! an `f64`, `is_defect` as a byte, `latency_ms` as an `f64`, `status` as a byte
+//! (0 success, 1 error), `features` as a `u32` count (`u32::MAX` for none) and that
+//! many `f64`s; numbers are little-endian.
+//!
+//! Why it exists: the inference service's handlers append a record in this form with
+//! a few `memcpy`s, and its forwarder sends the filled buffer as it is, so a
+//! prediction costs no JSON escaping or float formatting on the serving machine and
+//! the collector no JSON parsing. JSON stays the collector's public format (SPEC §5);
+//! the forwarder switches to this one only after the collector has advertised it in
+//! `Accept-Post`, so it never sends it to a collector that cannot read it. The
+//! collector checks every record of a binary batch exactly as it checks JSON ones.
 
-use vigil_collector::record::RecordRef;
+use crate::record::RecordRef;
 use vigil_store::Status;
+
+/// The media type of a binary batch.
+pub const CONTENT_TYPE: &str = "application/vnd.vigil.records";
+
+/// The first bytes of a binary batch: the format and its version.
+pub const MAGIC: &[u8; 4] = b"VGL1";
 
 /// Marks an absent optional string, float or list.
 const NONE: u32 = u32::MAX;
 
-/// A packed record that does not decode: only a bug in this module can cause it.
+/// A packed record that does not decode: a damaged or hostile body (or, in the
+/// process that wrote it, a bug in this module).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("packed prediction record is damaged at byte {0}")]
 pub struct Damaged(pub usize);
+
+/// Whether `content_type` (a `Content-Type` header value, parameters allowed) names
+/// the binary batch encoding.
+pub fn is_content_type(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE))
+}
 
 /// Appends `record` to `out`, prefixed with its length.
 pub fn write(out: &mut Vec<u8>, record: &RecordRef<'_>) {
@@ -184,7 +210,7 @@ impl<'a> Reader<'a> {
             n => {
                 let at = self.at;
                 let bytes = self.take(n as usize)?;
-                // Written from a `&str`: only damage makes this fail.
+                // Written from a `&str`: only damage (or a hostile sender) fails this.
                 std::str::from_utf8(bytes)
                     .map(Some)
                     .map_err(|_| Damaged(at))
@@ -196,7 +222,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_collector::record::WireRecord;
+    use crate::record::WireRecord;
 
     fn full() -> WireRecord {
         WireRecord {

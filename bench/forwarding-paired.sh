@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-5}
 conns=${2:-32}
 rounds=${ROUNDS:-20}
+[ "$rounds" -ge 2 ] || { echo "ROUNDS must be at least 2" >&2; exit 2; }
 read -r left right <<<"${PAIR:-off sink}"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 cargo build --release -q -p vigil -p vigil-bench-hello
@@ -43,6 +44,7 @@ case $placement in
   turns) cg=/sys/fs/cgroup/freezer pin=() ;;
   *) echo "PLACEMENT is cores or turns" >&2; exit 2 ;;
 esac
+[ -d "$cg" ] || { echo "needs the v1 cgroup controller mounted at $cg" >&2; exit 2; }
 declare -A side_ports
 start_side() { # name port sink_port
   local name=$1 port=$2 sink=$3 args=()
@@ -97,11 +99,18 @@ load() { # name seconds -> writes $work/<name>.txt
     "http://127.0.0.1:${side_ports[$1]}/predict" >"$work/$1.txt"
 }
 rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
+# Two samples -> CPU µs per prediction and rows per inference batch over the run.
+per_prediction() {
+  awk '{ if ($6 == $2 || $8 == $4) { print "no predictions in this run" > "/dev/stderr"; exit 1 }
+         printf "%.2f %.2f", ($5-$1)/($6-$2)*1e6, ($7-$3)/($8-$4) }'
+}
 
 # The swapper: every 50 ms, the sides trade cores (cores) or turns (turns).
 python3 - "$placement" "$cg/vigil-bench-$left" "$cg/vigil-bench-$right" <<'PY' &
-import os, sys, time
+import os, signal, sys, time
 placement, groups = sys.argv[1], sys.argv[2:]
+# However it ends, it leaves both sides running: a side left frozen would hang its wrk.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 def freeze(group, state):
     with open(f"{group}/freezer.state", "w") as f:
         f.write(state)
@@ -109,19 +118,24 @@ def freeze(group, state):
     while state == "FROZEN" and open(f"{group}/freezer.state").read().strip() != "FROZEN":
         time.sleep(0.0005)
 turn = 0
-while True:
-    if placement == "cores":
-        for group, cpu in zip(groups, (turn, 1 - turn)):
-            for tid in open(f"{group}/tasks").read().split():
-                try:
-                    os.sched_setaffinity(int(tid), {cpu})
-                except OSError:
-                    pass  # a thread that just ended
-    else:
-        freeze(groups[1 - turn], "FROZEN")
-        freeze(groups[turn], "THAWED")
-    turn = 1 - turn
-    time.sleep(0.05)
+try:
+    while True:
+        if placement == "cores":
+            for group, cpu in zip(groups, (turn, 1 - turn)):
+                for tid in open(f"{group}/tasks").read().split():
+                    try:
+                        os.sched_setaffinity(int(tid), {cpu})
+                    except OSError:
+                        pass  # a thread that just ended
+        else:
+            freeze(groups[1 - turn], "FROZEN")
+            freeze(groups[turn], "THAWED")
+        turn = 1 - turn
+        time.sleep(0.05)
+finally:
+    if placement == "turns":
+        for group in groups:
+            freeze(group, "THAWED")
 PY
 swapper=$!
 load "$left" 2 &
@@ -136,20 +150,25 @@ for round in $(seq 1 "$rounds"); do
   load "$right" "$duration" &
   wait "$l" "$!"
   sleep 0.5 # the forwarder's last batch belongs to this run
-  lus=$(echo "$lb $(sample "${side_ports[$left]}")" | awk '{printf "%.2f %.2f", ($5-$1)/($6-$2)*1e6, ($7-$3)/($8-$4)}')
-  rus=$(echo "$rb $(sample "${side_ports[$right]}")" | awk '{printf "%.2f %.2f", ($5-$1)/($6-$2)*1e6, ($7-$3)/($8-$4)}')
+  lus=$(echo "$lb $(sample "${side_ports[$left]}")" | per_prediction)
+  rus=$(echo "$rb $(sample "${side_ports[$right]}")" | per_prediction)
   printf 'round %2s  %-5s %9s req/s %6s µs CPU %5s rows/batch   %-5s %9s req/s %6s µs CPU %5s rows/batch\n' \
     "$round" "$left" "$(rps "$left")" $lus "$right" "$(rps "$right")" $rus
   echo "$round $(rps "$left") $lus $(rps "$right") $rus" >>"$work/runs"
   for side in "$left" "$right"; do
     if [ "${side%[0-9]}" = sink ]; then settle "${side_ports[$side]}"; fi
   done
+  # Without the swapper the sides are no longer paired: stop rather than mislead.
+  kill -0 "$swapper" 2>/dev/null || { echo "the swapper died; results are not paired" >&2; exit 1; }
 done
 python3 - "$work/runs" "$left" "$right" <<'PY'
 import math, statistics as st, sys
 path, left, right = sys.argv[1:]
 rows = [[float(x) for x in line.split()] for line in open(path)]
-ratios = [r[4] / r[1] for r in rows]
+# The cost is always the forwarding side over off, whichever side it ran on.
+flip = left != "off" and right.startswith("off")
+num, den = (left, right) if flip else (right, left)
+ratios = [(r[1] / r[4]) if flip else (r[4] / r[1]) for r in rows]
 logs = [math.log(x) for x in ratios]
 se = st.stdev(logs) / len(logs) ** 0.5
 gm = math.exp(st.mean(logs))
@@ -158,7 +177,7 @@ for name, at in ((left, 1), (right, 4)):
     print(f"{name}: median {st.median(r[at] for r in rows):,.0f} req/s, "
           f"{st.median(r[at + 1] for r in rows):.2f} µs CPU per prediction, "
           f"{st.median(r[at + 2] for r in rows):.2f} rows per inference batch")
-print(f"{right}/{left} per round: geometric mean {gm:.4f} (± 2 SE: {lo:.4f}-{hi:.4f}), "
+print(f"{num}/{den} per round: geometric mean {gm:.4f} (± 2 SE: {lo:.4f}-{hi:.4f}), "
       f"median {st.median(ratios):.4f}; cost {100 * (1 - gm):.1f} % "
       f"({100 * (1 - hi):.1f}-{100 * (1 - lo):.1f} %)")
 print("  per-round ratios:", " ".join(f"{x:.3f}" for x in ratios))

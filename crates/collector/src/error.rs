@@ -14,6 +14,10 @@ pub enum CollectorError {
     MalformedJson(String),
     #[error("unsupported content type")]
     UnsupportedMediaType,
+    /// A binary batch of a version (or format) this collector does not read: a 415,
+    /// so vigil's forwarder resends it as JSON.
+    #[error("{0}")]
+    UnsupportedVersion(String),
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("cannot read the request body")]
@@ -38,7 +42,9 @@ impl CollectorError {
             Self::MalformedJson(_) | Self::BodyRead | Self::InvalidQuery(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedVersion(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) | Self::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -50,7 +56,7 @@ impl CollectorError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::UnsupportedVersion(_) => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BodyRead => "body_read_error",
             Self::Invalid(_) => "invalid_body",

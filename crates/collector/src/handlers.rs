@@ -80,6 +80,7 @@ pub async fn log(
     let records = parsed.map_err(|e| match e {
         BodyError::Json(m) => CollectorError::MalformedJson(m),
         BodyError::Shape(m) => CollectorError::Invalid(m),
+        BodyError::Version(m) => CollectorError::UnsupportedVersion(m),
         BodyError::Records(errors) => CollectorError::InvalidRecords(errors),
     })?;
     let started = Instant::now();

@@ -47,9 +47,9 @@ pub struct WireRecord {
     pub features: Option<Vec<f64>>,
 }
 
-/// A record borrowing its text from the sender: the inference service's forwarder
-/// serializes it straight into the `POST /log` body, without an owned [`WireRecord`]
-/// per prediction.
+/// A record borrowing its text from the sender: the inference service's handlers pack
+/// it ([`crate::packed`]) and its forwarder serializes it straight into a JSON body,
+/// without an owned [`WireRecord`] per prediction.
 /// Same wire format; absent optional fields are left out (the collector defaults them).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RecordRef<'a> {
@@ -169,15 +169,18 @@ pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyEr
 /// Parses a binary batch ([`crate::packed`]) into records, or every problem found.
 /// Each record is checked exactly as a JSON one is; damage to the framing (a length
 /// running past the end) refuses the whole body, since nothing after it can be
-/// located.
+/// located. A body without this version's header is an unknown encoding (a 415, so a
+/// sender can fall back to JSON), not a bad batch.
 pub fn parse_binary_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyError> {
     let rest = body.strip_prefix(packed::MAGIC.as_slice()).ok_or_else(|| {
-        BodyError::Shape(format!(
-            "a {} body starts with `VGL1`",
+        BodyError::Version(format!(
+            "this collector reads {} bodies that start with `VGL1`",
             packed::CONTENT_TYPE
         ))
     })?;
+    // One frame past the limit is enough to refuse the batch.
     let framed: Vec<&[u8]> = packed::records(rest)
+        .take(max_records.saturating_add(1))
         .collect::<Result<_, _>>()
         .map_err(|e| {
             BodyError::Shape(format!(
@@ -258,8 +261,10 @@ fn looks_like_batch(text: &str) -> bool {
 pub enum BodyError {
     /// Not JSON at all.
     Json(String),
-    /// JSON of the wrong overall shape.
+    /// JSON of the wrong overall shape, or a binary batch whose framing is damaged.
     Shape(String),
+    /// A binary batch that does not start with this version's header.
+    Version(String),
     /// Some records are invalid.
     Records(Vec<RecordError>),
 }
@@ -279,10 +284,12 @@ fn validate(index: usize, w: WireRecord) -> Result<Record, RecordError> {
             "must be 1-128 printable ASCII characters without spaces",
         ));
     }
-    if !id_ok(&w.request_id) {
+    // The inference service keeps a caller's `X-Request-ID` with spaces in it: refusing
+    // those here would refuse the whole batch their record travels in.
+    if !vigil_telemetry::context::RequestId::is_acceptable(w.request_id.as_bytes()) {
         return Err(bad(
             "request_id",
-            "must be 1-128 printable ASCII characters without spaces",
+            "must be 1-128 printable ASCII characters",
         ));
     }
     if let Some(t) = &w.trace_id
@@ -438,6 +445,30 @@ mod tests {
         );
     }
 
+    /// `request_id` takes what the inference service keeps from `X-Request-ID`.
+    #[test]
+    fn request_ids_follow_the_inference_services_rule() {
+        let mut spaced = good("a");
+        spaced["request_id"] = json!("order 42 / line 7");
+        assert_eq!(
+            parse_body(spaced.to_string().as_bytes(), 10).unwrap()[0].request_id,
+            "order 42 / line 7"
+        );
+        for bad in [
+            json!(""),
+            json!("tab\there"),
+            json!("é"),
+            json!("x".repeat(129)),
+        ] {
+            let mut r = good("b");
+            r["request_id"] = bad;
+            let Err(BodyError::Records(errors)) = parse_body(r.to_string().as_bytes(), 10) else {
+                panic!("{r}")
+            };
+            assert_eq!(errors[0].field, Some("request_id"));
+        }
+    }
+
     #[test]
     fn shapes_and_limits() {
         assert!(matches!(parse_body(b"[1,2]", 10), Err(BodyError::Shape(_))));
@@ -522,19 +553,24 @@ mod tests {
         let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
         assert_eq!(got, [(2, None), (3, None)]);
         assert!(errors[0].reason.contains("damaged"), "{}", errors[0].reason);
-        // Framing, header, emptiness and the record limit refuse the whole body.
+        // Framing, emptiness and the record limit refuse the whole body.
         let two = binary(&[wire(good("a")), wire(good("b"))]);
-        for refused in [
-            &two[..two.len() - 1],
-            &two[1..],
-            b"VGL2".as_slice(),
-            b"".as_slice(),
-            packed::MAGIC.as_slice(),
-            b"{\"records\": []}".as_slice(),
-        ] {
+        for refused in [&two[..two.len() - 1], packed::MAGIC.as_slice()] {
             assert!(
                 matches!(parse_binary_body(refused, 10), Err(BodyError::Shape(_))),
                 "{refused:?}"
+            );
+        }
+        // Without this version's header it is another encoding, not a bad batch.
+        for other in [
+            &two[1..],
+            b"VGL2".as_slice(),
+            b"".as_slice(),
+            b"{\"records\": []}".as_slice(),
+        ] {
+            assert!(
+                matches!(parse_binary_body(other, 10), Err(BodyError::Version(_))),
+                "{other:?}"
             );
         }
         assert!(matches!(

@@ -362,8 +362,8 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         ),
         (
             post_bytes(b"VGL2".to_vec()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
         ),
         (
             post_bytes(binary_body[..binary_body.len() - 3].to_vec()),

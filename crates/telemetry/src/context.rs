@@ -25,11 +25,18 @@ impl RequestId {
 
     /// The caller's id if it is acceptable.
     pub fn parse(value: &[u8]) -> Option<Self> {
-        let ok = !value.is_empty()
+        // Checked: all bytes are printable ASCII, hence valid UTF-8.
+        Self::is_acceptable(value)
+            .then(|| Self(std::str::from_utf8(value).unwrap_or_default().into()))
+    }
+
+    /// Whether `value` is kept as a request id: 1-128 printable ASCII characters
+    /// (spaces included, SPEC §3). The collector accepts exactly these in a record's
+    /// `request_id`, so no id the inference service keeps can get a batch refused.
+    pub fn is_acceptable(value: &[u8]) -> bool {
+        !value.is_empty()
             && value.len() <= MAX_REQUEST_ID_LEN
-            && value.iter().all(|b| (0x20..0x7f).contains(b));
-        // Checked above: all bytes are printable ASCII, hence valid UTF-8.
-        ok.then(|| Self(std::str::from_utf8(value).unwrap_or_default().into()))
+            && value.iter().all(|b| (0x20..0x7f).contains(b))
     }
 
     pub fn from_headers(headers: &HeaderMap) -> Self {

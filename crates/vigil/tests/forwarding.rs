@@ -407,3 +407,43 @@ async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it
     let _ = collector.stop();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A caller's `X-Request-ID` with a space in it is kept (SPEC §3: printable ASCII), so
+/// the collector must take it too: otherwise it would refuse the whole batch, and with
+/// it every other caller's records.
+#[tokio::test]
+async fn a_request_id_with_spaces_does_not_cost_its_batch() {
+    let data = tempdir("spaced-id");
+    let up = Vigil::start_command("up", &["--data-dir", data.to_str().unwrap()], &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", up.address_of("inference"));
+    let collector = format!("http://{}", up.address_of("collector"));
+    predict(&client, &base, 3).await;
+    let r = client
+        .post(format!("{base}/predict"))
+        .header("x-request-id", "order 42 / line 7")
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "order 42 / line 7");
+    predict(&client, &base, 3).await;
+    wait_stored(&client, &collector, 7).await;
+    let page: Value = get_json(&client, format!("{collector}/predictions?limit=10")).await;
+    assert!(
+        page["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["request_id"] == "order 42 / line 7"),
+        "{page}"
+    );
+    let m = get_text(format!("{base}/metrics")).await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        0.0
+    );
+    let _ = up.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}

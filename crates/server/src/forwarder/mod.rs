@@ -54,7 +54,8 @@ impl ForwarderConfig {
             queue_capacity: 100_000,
             // Each POST costs the sender about 100 µs whatever its size (client, two
             // wake-ups, the response); at 2,000 records that is 0.05 µs a record, and a
-            // batch (~600 KB) is still far below the collector's limits.
+            // batch (~430 KB binary, ~710 KB as JSON) is still far below the
+            // collector's limits.
             batch_size: 2_000,
             flush_interval: Duration::from_millis(200),
             attempts: 3,
@@ -105,7 +106,8 @@ impl ForwarderMetrics {
     }
 }
 
-/// `POST /log` bodies are `{"records":[…]}`; a batch is built in that form.
+/// JSON `POST /log` bodies are `{"records":[…]}`; a JSON batch (sent to a collector
+/// without the binary encoding, and spooled) is built in that form.
 const OPEN: &[u8] = b"{\"records\":[";
 const CLOSE: &[u8] = b"]}";
 
@@ -334,9 +336,9 @@ struct Pending {
     filling: Packed,
     /// Full batches, oldest first.
     sealed: std::collections::VecDeque<Packed>,
-    /// Buffers of batches already turned into bodies, to fill next.
+    /// Buffers of delivered packed batches (sent, spooled or dropped), to fill next.
     free: Vec<Vec<u8>>,
-    /// Buffers of sent bodies.
+    /// Buffers of delivered JSON bodies, to encode the next one in.
     bodies: Vec<Vec<u8>>,
     /// Records in `filling` and `sealed`.
     records: usize,
@@ -424,9 +426,9 @@ impl Forwarder {
         std::thread::Builder::new()
             .name("vigil-forwarder".into())
             .spawn(move || {
-                // Encoding a batch takes the better part of a millisecond: under
-                // SCHED_BATCH it runs beside the request workers instead of preempting
-                // one of them when it wakes.
+                // Sending a batch (or encoding one as JSON) takes a fraction of a
+                // millisecond: under SCHED_BATCH it runs beside the request workers
+                // instead of preempting one of them when it wakes.
                 vigil_telemetry::threads::prefer_batch_scheduling();
                 let flushed = runtime.block_on(worker.run(shared, stopped));
                 let _ = finished.send(flushed);
@@ -561,8 +563,8 @@ impl Worker {
                         self.binary = false;
                     }
                     Sent::Rejected(why) => {
-                        tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
-                        self.metrics.dropped.inc_by(n);
+                        tracing::error!(target: "vigil::forwarder", records, reason = %why, "prediction_records_rejected");
+                        self.metrics.dropped.inc_by(records);
                         return;
                     }
                     Sent::Failed(why) if attempt < tries => {
@@ -915,7 +917,7 @@ mod tests {
         assert_eq!(sent, (0..8).map(|i| format!("p{i}")).collect::<Vec<_>>());
         assert_eq!(binary, sent);
         assert_eq!(metrics.dropped.get(), 1);
-        // Buffers come back to be filled again: packed ones once encoded, bodies once
+        // Buffers come back to be filled again: packed ones once their batch is delivered (here: encoded and let go), bodies once
         // the HTTP client lets go of them.
         assert_eq!(queue.pending.lock().free.len(), 3);
         drop(bodies);

@@ -80,6 +80,12 @@ pub fn write(out: &mut Vec<u8>, record: &RecordRef<'_>) {
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+/// Appends a record as [`records`] yields it (without its length prefix), framed again.
+pub fn write_framed(out: &mut Vec<u8>, record: &[u8]) {
+    out.extend_from_slice(&len32(record.len()).to_le_bytes());
+    out.extend_from_slice(record);
+}
+
 /// The packed records in `data`, in order.
 pub fn records(data: &[u8]) -> impl Iterator<Item = Result<&[u8], Damaged>> {
     let mut at = 0;

@@ -315,54 +315,90 @@ fn without_accept_post(response: &[u8]) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it_stops() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
+/// What the test proxy does with a request.
+enum Step {
+    /// Answers it itself with this response.
+    Answer(Vec<u8>),
+    /// Passes it to the collector, and the answer back (without `Accept-Post`).
+    Forward { hide_accept_post: bool },
+}
+
+fn answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A proxy in front of the collector at `upstream` that lets `step` decide each
+/// request's fate; returns its address.
+async fn proxy(
+    upstream: std::net::SocketAddr,
+    step: impl Fn(&[u8]) -> Step + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     use tokio::io::AsyncWriteExt;
-    const BINARY: &str = "application/vnd.vigil.records";
-    let data = tempdir("encodings");
-    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
-    let upstream = collector.address_of("collector");
-    // A proxy that notes each batch's encoding. Once `downgraded`, it plays a collector
-    // without the binary encoding: 415 for a binary batch, no `Accept-Post`.
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_addr = proxy.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let downgraded = Arc::new(AtomicBool::new(false));
-    let (seen_in_proxy, downgraded_in_proxy) = (seen.clone(), downgraded.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let step = std::sync::Arc::new(step);
     tokio::spawn(async move {
         loop {
-            let (mut client, _) = proxy.accept().await.unwrap();
-            let (seen, downgraded) = (seen_in_proxy.clone(), downgraded_in_proxy.clone());
+            let (mut client, _) = listener.accept().await.unwrap();
+            let step = step.clone();
             tokio::spawn(async move {
                 while let Some(request) = read_message(&mut client).await {
-                    let kind = content_type(&request);
-                    seen.lock().unwrap().push(kind.clone());
-                    let old = downgraded.load(Ordering::SeqCst);
-                    if old && kind == BINARY {
-                        let body =
-                            r#"{"error":{"code":"unsupported_media_type","message":"JSON only"}}"#;
-                        let response = format!(
-                            "HTTP/1.1 415 Unsupported Media Type\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        client.write_all(response.as_bytes()).await.unwrap();
-                        continue;
-                    }
-                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                    server.write_all(&request).await.unwrap();
-                    let response = read_message(&mut server).await.unwrap();
-                    let response = if old {
-                        without_accept_post(&response)
-                    } else {
-                        response
+                    let response = match step(&request) {
+                        Step::Answer(response) => response,
+                        Step::Forward { hide_accept_post } => {
+                            let mut server =
+                                tokio::net::TcpStream::connect(upstream).await.unwrap();
+                            server.write_all(&request).await.unwrap();
+                            let response = read_message(&mut server).await.unwrap();
+                            if hide_accept_post {
+                                without_accept_post(&response)
+                            } else {
+                                response
+                            }
+                        }
                     };
                     client.write_all(&response).await.unwrap();
                 }
             });
         }
     });
+    addr
+}
+
+#[tokio::test]
+async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it_stops() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const BINARY: &str = "application/vnd.vigil.records";
+    let data = tempdir("encodings");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    // A proxy that notes each batch's encoding. Once `downgraded`, it plays a collector
+    // without the binary encoding: 415 for a binary batch, no `Accept-Post`.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let downgraded = Arc::new(AtomicBool::new(false));
+    let (seen_in_proxy, downgraded_in_proxy) = (seen.clone(), downgraded.clone());
+    let proxy_addr = proxy(upstream, move |request| {
+        let kind = content_type(request);
+        seen_in_proxy.lock().unwrap().push(kind.clone());
+        match (downgraded_in_proxy.load(Ordering::SeqCst), kind == BINARY) {
+            (true, true) => Step::Answer(answer(
+                "415 Unsupported Media Type",
+                r#"{"error":{"code":"unsupported_media_type","message":"JSON only"}}"#,
+            )),
+            (true, false) => Step::Forward {
+                hide_accept_post: true,
+            },
+            (false, _) => Step::Forward {
+                hide_accept_post: false,
+            },
+        }
+    })
+    .await;
     let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
     let client = reqwest::Client::new();
     let base = format!("http://{}", serve.addr);
@@ -445,5 +481,69 @@ async fn a_request_id_with_spaces_does_not_cost_its_batch() {
         0.0
     );
     let _ = up.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A collector that refuses some records of a batch (422 `invalid_records`, naming
+/// them) costs only those: the forwarder resends the rest, and a spooled batch loses
+/// only the named records on replay. Each refused record is counted as dropped.
+#[tokio::test]
+async fn records_the_collector_refuses_cost_only_themselves() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const PASS: u8 = 0;
+    const DOWN: u8 = 1;
+    const REFUSE_ONE: u8 = 2;
+    let data = tempdir("refused");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    let mode = Arc::new(AtomicU8::new(REFUSE_ONE));
+    let mode_in_proxy = mode.clone();
+    let proxy_addr = proxy(upstream, move |_| match mode_in_proxy.load(Ordering::SeqCst) {
+        DOWN => Step::Answer(answer("503 Service Unavailable", "{}")),
+        REFUSE_ONE => {
+            mode_in_proxy.store(PASS, Ordering::SeqCst);
+            Step::Answer(answer(
+                "422 Unprocessable Entity",
+                r#"{"error":{"code":"invalid_records","message":"1 invalid record(s); nothing was stored","details":{"errors":[{"index":1,"field":"confidence","reason":"must be between 0 and 1"}]}},"request_id":"r"}"#,
+            ))
+        }
+        _ => Step::Forward {
+            hide_accept_post: false,
+        },
+    })
+    .await;
+    let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", serve.addr);
+    let collector_base = format!("http://{upstream}");
+    // A sent batch: the named record goes, the other four are resent and stored.
+    predict(&client, &base, 5).await;
+    wait_stored(&client, &collector_base, 4).await;
+    // A spooled batch: replayed once the collector answers, which refuses one record.
+    mode.store(DOWN, Ordering::SeqCst);
+    predict(&client, &base, 5).await;
+    serve
+        .wait_for_metric("prediction_log_records_total{outcome=\"spooled\"}", 5.0)
+        .await;
+    mode.store(REFUSE_ONE, Ordering::SeqCst);
+    wait_stored(&client, &collector_base, 8).await;
+    serve
+        .wait_for_metric("prediction_log_spool_records", 0.0)
+        .await;
+    let m = serve.metrics().await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"sent\"}"),
+        8.0,
+        "{m}"
+    );
+    assert_eq!(stored(&client, &collector_base).await, 8);
+    let _ = serve.stop();
+    let _ = collector.stop();
     let _ = std::fs::remove_dir_all(&data);
 }

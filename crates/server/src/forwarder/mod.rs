@@ -214,6 +214,18 @@ impl Body {
         self.ends.len()
     }
 
+    /// The body without the records at `refused` (indexes into it).
+    fn without(&self, refused: &[usize]) -> Self {
+        let refused: std::collections::HashSet<usize> = refused.iter().copied().collect();
+        let mut kept = Batch::default();
+        for (i, record) in records(&self.bytes, &self.ends).enumerate() {
+            if !refused.contains(&i) {
+                kept.push(record);
+            }
+        }
+        kept.into_body(None)
+    }
+
     /// One record per line, as spool files hold them.
     fn to_jsonl(&self) -> Vec<u8> {
         let mut text = Vec::with_capacity(self.bytes.len());
@@ -307,6 +319,25 @@ impl Outgoing {
     /// The packed records, after the header.
     fn records(&self) -> &[u8] {
         &self.bytes[packed::MAGIC.len()..]
+    }
+
+    /// The batch without the records at `refused` (indexes into it).
+    fn without(&self, refused: &[usize]) -> Self {
+        let refused: std::collections::HashSet<usize> = refused.iter().copied().collect();
+        let mut data = packed::MAGIC.to_vec();
+        let mut len = 0;
+        for (i, record) in packed::records(self.records()).enumerate() {
+            if let Ok(record) = record
+                && !refused.contains(&i)
+            {
+                packed::write_framed(&mut data, record);
+                len += 1;
+            }
+        }
+        Self {
+            bytes: data.into(),
+            len,
+        }
     }
 }
 
@@ -478,8 +509,12 @@ struct Worker {
 
 enum Sent {
     Ok,
-    /// The collector refused the batch as invalid: resending cannot help.
-    Rejected(String),
+    /// The collector refused the batch as invalid: resending it cannot help. `records`
+    /// are the refused records' indexes when it named them (422 `invalid_records`).
+    Rejected {
+        why: String,
+        records: Vec<usize>,
+    },
     /// 415: the collector does not take this encoding (any more).
     Unsupported,
     Failed(String),
@@ -526,9 +561,10 @@ impl Worker {
     /// Sends a batch (with retries unless the collector is known to be down, or we are
     /// shutting down), else spools it. It goes as it was packed when the collector
     /// takes the binary encoding; else it is encoded as JSON, once, when first needed.
-    async fn deliver(&mut self, queue: &Arc<Queue>, batch: Outgoing, may_retry: bool) {
-        let n = batch.len as u64;
+    async fn deliver(&mut self, queue: &Arc<Queue>, mut batch: Outgoing, may_retry: bool) {
+        let mut n = batch.len as u64;
         let mut json: Option<Body> = None;
+        let mut pruned = false;
         if !self.down {
             let tries = if may_retry {
                 self.config.attempts.max(1)
@@ -562,7 +598,26 @@ impl Worker {
                         tracing::warn!(target: "vigil::forwarder", "collector_refused_binary_batches");
                         self.binary = false;
                     }
-                    Sent::Rejected(why) => {
+                    // One bad record must not cost its neighbours: the batch goes again
+                    // without the records the collector named (once; they are counted).
+                    Sent::Rejected { why, records: bad }
+                        if !pruned
+                            && !bad.is_empty()
+                            && records == n
+                            && bad.iter().all(|&i| i < batch.len) =>
+                    {
+                        batch = batch.without(&bad);
+                        let refused = n - batch.len as u64;
+                        tracing::error!(target: "vigil::forwarder", records = refused, resent = batch.len, reason = %why, "prediction_records_rejected");
+                        self.metrics.dropped.inc_by(refused);
+                        n = batch.len as u64;
+                        json = None;
+                        pruned = true;
+                        if n == 0 {
+                            return;
+                        }
+                    }
+                    Sent::Rejected { why, .. } => {
                         tracing::error!(target: "vigil::forwarder", records, reason = %why, "prediction_records_rejected");
                         self.metrics.dropped.inc_by(records);
                         return;
@@ -611,10 +666,27 @@ impl Worker {
                 }
                 self.down = false;
             }
-            Sent::Rejected(why) => {
-                tracing::error!(target: "vigil::forwarder", records = batch.len(), reason = %why, "prediction_records_rejected");
-                self.metrics.dropped.inc_by(batch.len() as u64);
-                self.spool.remove(&path, batch.len() as u64);
+            // The named records leave the spool file (counted); the rest stay for the
+            // next replay. A refusal that names none drops the file.
+            Sent::Rejected { why, records: bad } => {
+                let n = batch.len() as u64;
+                let kept = (!bad.is_empty() && bad.iter().all(|&i| i < batch.len()))
+                    .then(|| batch.without(&bad))
+                    .filter(|kept| kept.len() > 0);
+                let refused = match kept.map(|k| (k.len(), self.spool.replace(&path, n, &k))) {
+                    Some((kept, Ok(()))) => n - kept as u64,
+                    Some((_, Err(e))) => {
+                        tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
+                        self.spool.remove(&path, n);
+                        n
+                    }
+                    None => {
+                        self.spool.remove(&path, n);
+                        n
+                    }
+                };
+                tracing::error!(target: "vigil::forwarder", records = refused, reason = %why, "prediction_records_rejected");
+                self.metrics.dropped.inc_by(refused);
             }
             // (Only a binary batch is answered `Unsupported`, and replays are JSON.)
             Sent::Failed(_) | Sent::Unsupported => self.down = true,
@@ -652,9 +724,44 @@ impl Worker {
             && status != reqwest::StatusCode::REQUEST_TIMEOUT
             && status != reqwest::StatusCode::TOO_MANY_REQUESTS
         {
-            return Sent::Rejected(format!("status {status}"));
+            let body = r.bytes().await.unwrap_or_default();
+            let (why, records) = refused_records(&body);
+            return Sent::Rejected {
+                why: format!("status {status}{why}"),
+                records,
+            };
         }
         Sent::Failed(format!("status {status}"))
+    }
+}
+
+/// The records a 422 `invalid_records` answer names (SPEC §5: `details.errors[]` with
+/// `index`, `field`, `reason`), and the first one's reason for the log.
+fn refused_records(body: &[u8]) -> (String, Vec<usize>) {
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (String::new(), Vec::new());
+    };
+    let errors = answer["error"]["details"]["errors"].as_array();
+    let indexes: Option<Vec<usize>> = errors.map(|errors| {
+        errors
+            .iter()
+            .filter_map(|e| e["index"].as_u64().and_then(|i| usize::try_from(i).ok()))
+            .collect()
+    });
+    let first = errors
+        .and_then(|e| e.first())
+        .map_or_else(String::new, |e| {
+            format!(
+                ": record {}: {} {}",
+                e["index"],
+                e["field"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            )
+        });
+    // Only a complete list can be acted on.
+    match indexes {
+        Some(i) if i.len() == errors.map_or(0, Vec::len) => (first, i),
+        _ => (first, Vec::new()),
     }
 }
 
@@ -790,6 +897,15 @@ impl Spool {
         if std::fs::remove_file(path).is_ok() {
             self.set(self.records().saturating_sub(n));
         }
+    }
+
+    /// Rewrites the segment at `path` (which held `n` records) to hold `kept` only.
+    fn replace(&mut self, path: &Path, n: u64, kept: &Body) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, kept.to_jsonl())?;
+        std::fs::rename(&tmp, path)?;
+        self.set(self.records().saturating_sub(n) + kept.len() as u64);
+        Ok(())
     }
 }
 
@@ -927,6 +1043,44 @@ mod tests {
         pending.seal(3);
         assert_eq!(pending.free.len(), 2);
         assert!(pending.filling.data.capacity() >= capacity);
+    }
+
+    #[test]
+    fn refusals_name_records_only_when_the_answer_lists_every_one() {
+        let named = br#"{"error":{"code":"invalid_records","details":{"errors":[
+            {"index":3,"field":"confidence","reason":"must be between 0 and 1"},
+            {"index":0,"reason":"missing field `model`"}]}}}"#;
+        let (why, records) = refused_records(named);
+        assert_eq!(records, [3, 0]);
+        assert_eq!(why, ": record 3: confidence must be between 0 and 1");
+        // Not JSON, another error, or an index that is not a number: nothing to prune.
+        for other in [
+            b"<html>".as_slice(),
+            br#"{"error":{"code":"invalid_body","details":null}}"#,
+            br#"{"error":{"details":{"errors":[{"index":1},{"index":"x"}]}}}"#,
+        ] {
+            assert!(refused_records(other).1.is_empty());
+        }
+        // Pruning keeps the other records, in order, in both forms.
+        let (forwarder, queue) = queue(10, 10);
+        for i in 0..4 {
+            forwarder.submit(&RecordRef::from(&record(&format!("p{i}"))));
+        }
+        let batch = queue
+            .pending
+            .lock()
+            .next_batch(true, 10)
+            .unwrap()
+            .into_body(&queue);
+        let kept = batch.without(&[1, 3]);
+        let ids = |records: Vec<vigil_store::Record>| -> Vec<String> {
+            records.into_iter().map(|r| r.prediction_id).collect()
+        };
+        let binary = vigil_collector::record::parse_binary_body(&kept.bytes, 10).unwrap();
+        assert_eq!(ids(binary), ["p0", "p2"]);
+        let json = encode(&queue, &batch, &mut Vec::new(), &forwarder.metrics).without(&[0]);
+        let json = vigil_collector::record::parse_body(&json.bytes, 10).unwrap();
+        assert_eq!(ids(json), ["p1", "p2", "p3"]);
     }
 
     fn spool_dir() -> PathBuf {

@@ -152,18 +152,7 @@ impl Vigil {
 
     /// Polls `/metrics` until `series` has `value` (a state the test waits for).
     pub async fn wait_for_metric(&self, series: &str, value: f64) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = self.metrics().await;
-            if sample(&text, series) == value {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{series} never reached {value}:\n{text}"
-            );
-            tokio::task::yield_now().await;
-        }
+        wait_for_metric_at(&self.url("/metrics"), series, value).await;
     }
 
     pub fn signal(&self, sig: &str) {
@@ -256,6 +245,22 @@ pub fn free_port() -> u16 {
 }
 
 /// The body of a GET, as text.
+/// Polls the metrics page at `url` until `series` has `value`.
+pub async fn wait_for_metric_at(url: &str, series: &str, value: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = get_text(url).await;
+        if sample(&text, series) == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {value}:\n{text}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }

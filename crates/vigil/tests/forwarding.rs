@@ -315,6 +315,21 @@ fn without_accept_post(response: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The forwarder's `sent` and `dropped` record counts.
+fn assert_outcomes(metrics: &str, sent: f64, dropped: f64) {
+    let outcome = |o: &str| {
+        sample(
+            metrics,
+            &format!("prediction_log_records_total{{outcome=\"{o}\"}}"),
+        )
+    };
+    assert_eq!(
+        (outcome("sent"), outcome("dropped")),
+        (sent, dropped),
+        "{metrics}"
+    );
+}
+
 /// What the test proxy does with a request.
 enum Step {
     /// Answers it itself with this response.
@@ -425,15 +440,7 @@ async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it
         after[1..].iter().all(|k| k == "application/json"),
         "{after:?}"
     );
-    let m = serve.metrics().await;
-    assert_eq!(
-        sample(&m, "prediction_log_records_total{outcome=\"sent\"}"),
-        20.0
-    );
-    assert_eq!(
-        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
-        0.0
-    );
+    assert_outcomes(&serve.metrics().await, 20.0, 0.0);
     let collector_metrics = get_text(format!("{collector_base}/metrics")).await;
     assert_eq!(
         sample(&collector_metrics, "logging_duplicate_records_total"),
@@ -531,17 +538,7 @@ async fn records_the_collector_refuses_cost_only_themselves() {
     serve
         .wait_for_metric("prediction_log_spool_records", 0.0)
         .await;
-    let m = serve.metrics().await;
-    assert_eq!(
-        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
-        2.0,
-        "{m}"
-    );
-    assert_eq!(
-        sample(&m, "prediction_log_records_total{outcome=\"sent\"}"),
-        8.0,
-        "{m}"
-    );
+    assert_outcomes(&serve.metrics().await, 8.0, 2.0);
     assert_eq!(stored(&client, &collector_base).await, 8);
     let _ = serve.stop();
     let _ = collector.stop();

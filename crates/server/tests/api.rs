@@ -853,7 +853,14 @@ async fn a_full_inference_queue_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_timed_out_prediction_is_counted_as_an_error() {
-    let state = state_with(Limits::default());
+    // With the only inference thread held, the job waits in the queue, so the handler
+    // is surely waiting when the timer fires (a free thread could finish the job
+    // before the handler first polls for it, if the handler were preempted between).
+    let state = state_with(Limits {
+        concurrency: 1,
+        ..Limits::default()
+    });
+    let slot = state.scheduler.occupy();
     // Forward to a collector that is not there: the error record lands in the spool.
     let spool = std::env::temp_dir().join(format!("vigil-timeout-spool-{}", uuid::Uuid::new_v4()));
     let mut config = vigil_server::forwarder::ForwarderConfig::new("http://127.0.0.1:9", &spool);
@@ -890,6 +897,7 @@ async fn a_timed_out_prediction_is_counted_as_an_error() {
         ),
         1024.0
     );
+    drop(slot);
     // Flushing the forwarder spools the one error record for the request.
     assert_eq!(task.finish().await, 1);
     let spooled = std::fs::read_dir(&spool)

@@ -23,7 +23,7 @@ command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 cargo build --release -q -p vigil -p vigil-bench-hello
 work=$(mktemp -d)
 pids=()
-up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return; sleep 0.1; done; }
+. bench/lib.sh
 
 # Two placements, both immune to that drift because both sides meet the same vCPUs at
 # the same moments. The two vCPUs of this VM run at different speeds at the same
@@ -84,16 +84,6 @@ sample() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_cpu_seconds_to
   /^predictions_total\{model="defect-detector",version="1.0.0",status="success"\}/ {p=$2}
   /^prediction_batch_size_sum\{model="defect-detector"/ {bs=$2} /^prediction_batch_size_count\{model="defect-detector"/ {bc=$2}
   END {print c, p, bs, bc}'; }
-sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
-settle() { # waits until a forwarding side's sent counter stops moving
-  local prev=-1 cur
-  while :; do
-    cur=$(sent "$1")
-    [ "$cur" = "$prev" ] && return
-    prev=$cur
-    sleep 1
-  done
-}
 load() { # name seconds -> writes $work/<name>.txt
   in_side "$1" wrk -t1 -c"$conns" -d"$2s" -s bench/predict.lua \
     "http://127.0.0.1:${side_ports[$1]}/predict" >"$work/$1.txt"

@@ -23,7 +23,7 @@ cargo build --release -q -p vigil -p vigil-bench-hello
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return; sleep 0.1; done; }
+. bench/lib.sh
 
 target/release/vigil collector --host 127.0.0.1 --port 9621 --data-dir "$work/collector" >/dev/null 2>&1 &
 pids+=($!)
@@ -40,7 +40,6 @@ declare -A ports=([off]=9622 [sink]=9624 [on]=9623)
 # CPU seconds and predictions of one instance.
 sample() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_cpu_seconds_total/ {c=$2}
   /^predictions_total\{model="defect-detector",version="1.0.0",status="success"\}/ {p=$2} END {print c, p}'; }
-sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
 for round in $(seq 1 "${ROUNDS:-12}"); do
   for name in $(printf '%s\n' $modes | shuf); do
     port=${ports[$name]}
@@ -51,15 +50,7 @@ for round in $(seq 1 "${ROUNDS:-12}"); do
     us=$(echo "$before $(sample "$port")" | awk '{printf "%.2f", ($3-$1)/($4-$2)*1e6}')
     printf 'round %2s %-4s %10s req/s  %6s µs CPU per prediction\n' "$round" "$name" "$rps" "$us"
     echo "$round $name $rps $us" >>"$work/runs"
-    # A forwarder still working through a backlog would steal CPU from the next run:
-    # wait until its sent counter stops moving.
-    prev=-1
-    while [ "$name" != off ]; do
-      cur=$(sent "$port")
-      [ "$cur" = "$prev" ] && break
-      prev=$cur
-      sleep 1
-    done
+    if [ "$name" != off ]; then settle "$port"; fi
   done
 done
 python3 - "$work/runs" <<'PY'

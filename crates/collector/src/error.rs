@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 use vigil_telemetry::ErrorInfo;
+use vigil_telemetry::body::BodyRejection;
 use vigil_telemetry::error::error_response;
 
 use crate::record::RecordError;
@@ -34,6 +35,16 @@ pub enum CollectorError {
     MethodNotAllowed,
     #[error("the database is unavailable")]
     Unavailable(#[source] vigil_store::StoreError),
+}
+
+impl From<BodyRejection> for CollectorError {
+    fn from(r: BodyRejection) -> Self {
+        match r {
+            BodyRejection::UnsupportedMediaType { .. } => Self::UnsupportedMediaType,
+            BodyRejection::PayloadTooLarge { limit } => Self::PayloadTooLarge { limit },
+            BodyRejection::Read => Self::BodyRead,
+        }
+    }
 }
 
 impl CollectorError {

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigil_store::{AlertEffect, Cursor, Filter, Incident, ModelStats, Record};
-use vigil_telemetry::body::{BodyRejection, read_json, read_limited};
+use vigil_telemetry::body::{read_json, read_limited};
 
 use crate::CollectorState;
 use crate::error::CollectorError;
@@ -27,20 +27,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-async fn body(req: Request, limit: usize) -> Result<bytes::Bytes, CollectorError> {
-    to_collector_error(read_json(req, limit).await)
-}
-
-fn to_collector_error(
-    read: Result<bytes::Bytes, BodyRejection>,
-) -> Result<bytes::Bytes, CollectorError> {
-    read.map_err(|r| match r {
-        BodyRejection::UnsupportedMediaType { .. } => CollectorError::UnsupportedMediaType,
-        BodyRejection::PayloadTooLarge { limit } => CollectorError::PayloadTooLarge { limit },
-        BodyRejection::Read => CollectorError::BodyRead,
-    })
 }
 
 fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError> {
@@ -67,15 +53,11 @@ pub async fn log(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(packed::is_content_type);
-    let bytes = if binary {
-        to_collector_error(read_limited(req, state.config.body_limit).await)?
-    } else {
-        body(req, state.config.body_limit).await?
-    };
+    let (limit, max_records) = (state.config.body_limit, state.config.max_records);
     let parsed = if binary {
-        parse_binary_body(&bytes, state.config.max_records)
+        parse_binary_body(&read_limited(req, limit).await?, max_records)
     } else {
-        parse_body(&bytes, state.config.max_records)
+        parse_body(&read_json(req, limit).await?, max_records)
     };
     let records = parsed.map_err(|e| match e {
         BodyError::Json(m) => CollectorError::MalformedJson(m),
@@ -309,7 +291,7 @@ pub async fn alerts(
     State(state): State<CollectorState>,
     req: Request,
 ) -> Result<Response, CollectorError> {
-    let bytes = body(req, state.config.body_limit).await?;
+    let bytes = read_json(req, state.config.body_limit).await?;
     let hook: Webhook = serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             CollectorError::MalformedJson(e.to_string())

@@ -429,12 +429,8 @@ mod tests {
         let mut bad_ts = good("e");
         bad_ts["timestamp"] = json!("yesterday");
         let body = json!({"records": [good("a"), no_error_type, bad_conf, bad_ts, {"nope": 1}, good("a")]});
-        let Err(BodyError::Records(errors)) = parse_body(body.to_string().as_bytes(), 10) else {
-            panic!()
-        };
-        let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
         assert_eq!(
-            got,
+            fields(&refused(parse_body(body.to_string().as_bytes(), 10))),
             [
                 (1, Some("error_type")),
                 (2, Some("confidence")),
@@ -443,6 +439,18 @@ mod tests {
                 (5, Some("prediction_id"))
             ]
         );
+    }
+
+    /// The per-record errors of a refused batch.
+    fn refused(parsed: Result<Vec<Record>, BodyError>) -> Vec<RecordError> {
+        match parsed {
+            Err(BodyError::Records(errors)) => errors,
+            other => panic!("not refused record by record: {other:?}"),
+        }
+    }
+
+    fn fields(errors: &[RecordError]) -> Vec<(usize, Option<&'static str>)> {
+        errors.iter().map(|e| (e.index, e.field)).collect()
     }
 
     /// `request_id` takes what the inference service keeps from `X-Request-ID`.
@@ -462,9 +470,7 @@ mod tests {
         ] {
             let mut r = good("b");
             r["request_id"] = bad;
-            let Err(BodyError::Records(errors)) = parse_body(r.to_string().as_bytes(), 10) else {
-                panic!("{r}")
-            };
+            let errors = refused(parse_body(r.to_string().as_bytes(), 10));
             assert_eq!(errors[0].field, Some("request_id"));
         }
     }
@@ -522,12 +528,8 @@ mod tests {
         let mut inf = wire(good("e"));
         inf.latency_ms = f64::INFINITY;
         let body = binary(&[wire(good("a")), bad_trace, nan, inf, wire(good("a"))]);
-        let Err(BodyError::Records(errors)) = parse_binary_body(&body, 10) else {
-            panic!()
-        };
-        let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
         assert_eq!(
-            got,
+            fields(&refused(parse_binary_body(&body, 10))),
             [
                 (1, Some("trace_id")),
                 (2, Some("features")),
@@ -547,11 +549,8 @@ mod tests {
         packed::write(&mut bad_utf8, &RecordRef::from(&wire(good("d"))));
         bad_utf8[8] = 0xff; // inside prediction_id
         body.extend_from_slice(&bad_utf8);
-        let Err(BodyError::Records(errors)) = parse_binary_body(&body, 10) else {
-            panic!()
-        };
-        let got: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
-        assert_eq!(got, [(2, None), (3, None)]);
+        let errors = refused(parse_binary_body(&body, 10));
+        assert_eq!(fields(&errors), [(2, None), (3, None)]);
         assert!(errors[0].reason.contains("damaged"), "{}", errors[0].reason);
         // Framing, emptiness and the record limit refuse the whole body.
         let two = binary(&[wire(good("a")), wire(good("b"))]);

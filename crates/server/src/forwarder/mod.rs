@@ -860,11 +860,7 @@ impl Spool {
     }
 
     fn push(&mut self, batch: &Body) -> std::io::Result<()> {
-        let text = batch.to_jsonl();
-        let path = self.dir.join(format!("{:020}.jsonl", self.next));
-        let tmp = self.dir.join(format!("{:020}.tmp", self.next));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &path)?;
+        write_segment(&self.dir.join(format!("{:020}.jsonl", self.next)), batch)?;
         self.next += 1;
         self.set(self.records() + batch.len() as u64);
         self.enforce_bound()
@@ -901,12 +897,18 @@ impl Spool {
 
     /// Rewrites the segment at `path` (which held `n` records) to hold `kept` only.
     fn replace(&mut self, path: &Path, n: u64, kept: &Body) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, kept.to_jsonl())?;
-        std::fs::rename(&tmp, path)?;
+        write_segment(path, kept)?;
         self.set(self.records().saturating_sub(n) + kept.len() as u64);
         Ok(())
     }
+}
+
+/// Writes `batch` as the segment `path` (`<sequence>.jsonl`) through `<sequence>.tmp`
+/// and a rename, so a crash never leaves half a batch under the segment's name.
+fn write_segment(path: &Path, batch: &Body) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, batch.to_jsonl())?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

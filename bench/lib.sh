@@ -1,0 +1,20 @@
+# Helpers shared by the bench scripts that drive `vigil serve` instances on loopback.
+# Sourced, not run.
+
+# up PORT: waits (up to 10 s) until the instance on PORT answers /health.
+up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return; sleep 0.1; done; }
+
+# sent PORT: the instance's forwarded records (prediction_log_records_total{outcome="sent"}).
+sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
+
+# settle PORT: waits until the instance's sent counter stops moving, so a forwarder
+# still working through a backlog does not steal CPU from the next run.
+settle() {
+  local prev=-1 cur
+  while :; do
+    cur=$(sent "$1")
+    [ "$cur" = "$prev" ] && return
+    prev=$cur
+    sleep 1
+  done
+}

@@ -7,7 +7,7 @@ use vigil_telemetry::ErrorInfo;
 use vigil_telemetry::body::BodyRejection;
 use vigil_telemetry::error::error_response;
 
-use crate::record::RecordError;
+use vigil_records::RecordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {

@@ -1,21 +1,20 @@
 //! The collector's handlers.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vigil_store::{AlertEffect, Cursor, Filter, Incident, ModelStats, Record};
+use vigil_records::{BodyError, Record, WireRecord, packed, rfc3339_ms};
+use vigil_store::{AlertEffect, Cursor, Filter, Incident, ModelStats};
 use vigil_telemetry::body::{read_json, read_limited};
 
 use crate::CollectorState;
 use crate::error::CollectorError;
-use crate::packed;
-use crate::record::{BodyError, WireRecord, parse_binary_body, parse_body, rfc3339_ms};
 
 /// The `POST /log` encodings, as `Accept-Post` (W3C LDP) lists them.
 pub const ACCEPT_POST: &str = "application/json, application/vnd.vigil.records";
@@ -23,7 +22,7 @@ pub const ACCEPT_POST: &str = "application/json, application/vnd.vigil.records";
 /// Most rows one `GET /predictions` page returns.
 pub const MAX_PAGE: u32 = 1000;
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -43,7 +42,7 @@ pub struct LogAccepted {
 }
 
 /// `POST /log`: one record or `{"records": [...]}`, or a binary batch
-/// ([`crate::packed`]); stored once each, all or nothing.
+/// ([`vigil_records::packed`]); stored once each, all or nothing.
 pub async fn log(
     State(state): State<CollectorState>,
     req: Request,
@@ -55,9 +54,9 @@ pub async fn log(
         .is_some_and(packed::is_content_type);
     let (limit, max_records) = (state.config.body_limit, state.config.max_records);
     let parsed = if binary {
-        parse_binary_body(&read_limited(req, limit).await?, max_records)
+        packed::parse_body(&read_limited(req, limit).await?, max_records)
     } else {
-        parse_body(&read_json(req, limit).await?, max_records)
+        vigil_records::json::parse_body(&read_json(req, limit).await?, max_records)
     };
     let records = parsed.map_err(|e| match e {
         BodyError::Json(m) => CollectorError::MalformedJson(m),
@@ -65,27 +64,10 @@ pub async fn log(
         BodyError::Version(m) => CollectorError::UnsupportedVersion(m),
         BodyError::Records(errors) => CollectorError::InvalidRecords(errors),
     })?;
-    let started = Instant::now();
-    let result = state.store.insert(&records, now_ms()).await;
-    let took = started.elapsed();
-    state.collector.db_write.observe(took.as_secs_f64());
-    if took > state.config.slow_write {
-        tracing::warn!(
-            records = records.len(),
-            duration_ms = took.as_millis() as u64,
-            backend = state.store.backend(),
-            "slow_db_write"
-        );
-    }
-    let inserted = result.map_err(|e| {
-        state.collector.db_initialized.set(0);
-        CollectorError::Unavailable(e)
-    })?;
-    state.collector.db_initialized.set(1);
-    if inserted.duplicates > 0 {
-        state.collector.duplicates.inc_by(inserted.duplicates);
-    }
-    count_stored(&state, &records, &inserted.new);
+    let inserted = state
+        .ingest(&records)
+        .await
+        .map_err(CollectorError::Unavailable)?;
     Ok((
         StatusCode::ACCEPTED,
         // Tells senders (vigil's forwarder) they may switch to the binary encoding.
@@ -96,29 +78,6 @@ pub async fn log(
         }),
     )
         .into_response())
-}
-
-/// Counts the newly stored records per model (duplicates were counted apart).
-fn count_stored(state: &CollectorState, records: &[Record], new: &[bool]) {
-    let mut per_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for (r, _) in records.iter().zip(new).filter(|(_, new)| **new) {
-        let entry = per_model.entry(&r.model).or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(r.is_defect);
-    }
-    for (model, (n, defects)) in per_model {
-        let label = crate::metrics::ModelLabel {
-            model: state.collector.models.admit(model),
-        };
-        state.collector.predictions.get_or_create(&label).inc_by(n);
-        if defects > 0 {
-            state
-                .collector
-                .defects
-                .get_or_create(&label)
-                .inc_by(defects);
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,31 +406,13 @@ pub async fn health(State(state): State<CollectorState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-pub async fn live() -> Json<serde_json::Value> {
-    Json(json!({"status": "alive"}))
-}
-
 /// Ready when the database answers: a collector that cannot store should not get traffic.
 pub async fn ready(State(state): State<CollectorState>) -> Response {
-    if state.probe_database().await {
-        (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready"})),
-        )
-            .into_response()
-    }
+    vigil_telemetry::probes::ready_response(state.probe_database().await)
 }
 
 pub async fn metrics(State(state): State<CollectorState>, headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (body, content_type) = state.metrics.render(accept);
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    vigil_telemetry::probes::metrics_response(&state.metrics, &headers)
 }
 
 pub async fn not_found() -> CollectorError {

@@ -5,9 +5,8 @@
 
 pub mod error;
 pub mod handlers;
+mod ingest;
 pub mod metrics;
-pub mod packed;
-pub mod record;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +127,7 @@ pub fn app(state: CollectorState) -> Router {
         .route("/alerts", post(handlers::alerts))
         .route("/incidents", get(handlers::incidents))
         .route("/health", get(handlers::health))
-        .route("/health/live", get(handlers::live))
+        .route("/health/live", get(vigil_telemetry::probes::live))
         .route("/health/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -8,11 +8,11 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use vigil_collector::packed;
-use vigil_collector::record::{RecordRef, WireRecord};
 use vigil_collector::{CollectorConfig, CollectorState, app};
+use vigil_records::{RecordRef, WireRecord, packed};
 use vigil_store::Store;
 use vigil_store::testing::{Postgres, TempDir};
+use vigil_test_support::sample;
 
 struct Reply {
     status: StatusCode,
@@ -81,17 +81,6 @@ fn record(id: &str, defect: bool) -> Value {
         "latency_ms": 1.2, "request_id": format!("req-{id}"), "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         "status": "success", "features": [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0]
     })
-}
-
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 async fn collector(store: Store) -> Router {

@@ -111,14 +111,3 @@ pub enum ModelError {
         classes: usize,
     },
 }
-
-impl ModelError {
-    /// The `error_type` label of `prediction_errors_total`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Inference(_) => "inference_failed",
-            Self::NonFiniteOutput { .. } => "non_finite_output",
-            Self::OutputShape { .. } => "bad_output_shape",
-        }
-    }
-}

@@ -1,5 +1,5 @@
-//! `ApiError`: every way a request can fail, mapped to a status and the SPEC's JSON
-//! shape. Internals (error chains, model paths) go to the log via [`ErrorInfo`], never
+//! `ApiError`: every way a request can fail, mapped to a status and the error body
+//! (docs/reference.md §2). Internals (error chains, model paths) go to the log via [`ErrorInfo`], never
 //! into the body.
 
 use axum::response::{IntoResponse, Response};
@@ -8,6 +8,8 @@ use serde_json::json;
 use vigil_model::{InputError, ModelError};
 use vigil_telemetry::ErrorInfo;
 use vigil_telemetry::error::error_response;
+
+use crate::labels::ValidationReason;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,14 +62,10 @@ impl ApiError {
 
     /// The stable `error.code`.
     pub fn code(&self) -> &'static str {
+        if let Some(reason) = self.validation_reason() {
+            return reason.as_str();
+        }
         match self {
-            Self::MalformedJson(_) => "malformed_json",
-            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::BodyRead => "body_read_error",
-            Self::InvalidBody(_) => "invalid_body",
-            Self::InvalidInput(e) => e.reason.as_str(),
-            Self::UnknownModel(_) => "model_not_found",
             Self::InvalidPath(_) => "invalid_path",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -75,21 +73,23 @@ impl ApiError {
             Self::NotReady => "not_ready",
             Self::Model(_) => "model_error",
             Self::Internal(_) => "internal",
+            // Validation errors are answered above.
+            _ => "invalid_request",
         }
     }
 
     /// The `reason` label of `input_validation_errors_total`, for client mistakes.
-    pub fn validation_reason(&self) -> Option<&'static str> {
-        match self {
-            Self::MalformedJson(_)
-            | Self::UnsupportedMediaType { .. }
-            | Self::PayloadTooLarge { .. }
-            | Self::InvalidBody(_)
-            | Self::InvalidInput(_)
-            | Self::UnknownModel(_)
-            | Self::BodyRead => Some(self.code()),
-            _ => None,
-        }
+    pub fn validation_reason(&self) -> Option<ValidationReason> {
+        Some(match self {
+            Self::MalformedJson(_) => ValidationReason::MalformedJson,
+            Self::UnsupportedMediaType { .. } => ValidationReason::UnsupportedMediaType,
+            Self::PayloadTooLarge { .. } => ValidationReason::PayloadTooLarge,
+            Self::BodyRead => ValidationReason::BodyRead,
+            Self::InvalidBody(_) => ValidationReason::InvalidBody,
+            Self::InvalidInput(e) => ValidationReason::Input(e.reason),
+            Self::UnknownModel(_) => ValidationReason::ModelNotFound,
+            _ => return None,
+        })
     }
 
     fn message_and_details(&self) -> (String, serde_json::Value) {
@@ -114,22 +114,6 @@ impl ApiError {
         }
     }
 }
-
-/// Every validation reason, for pre-creating `input_validation_errors_total` series.
-pub const VALIDATION_REASONS: [&str; 12] = [
-    "malformed_json",
-    "unsupported_media_type",
-    "payload_too_large",
-    "invalid_body",
-    "model_not_found",
-    "wrong_feature_count",
-    "non_finite",
-    "out_of_range",
-    "invalid_type",
-    "empty_batch",
-    "batch_too_large",
-    "body_read_error",
-];
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

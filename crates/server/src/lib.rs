@@ -4,10 +4,11 @@
 
 pub mod error;
 pub mod extract;
-pub mod forwarder;
 pub mod handlers;
+pub mod labels;
 pub mod metrics;
 pub mod openapi;
+pub mod outcome;
 pub mod router;
 pub mod scheduler;
 pub mod state;

@@ -1,4 +1,4 @@
-//! The inference service's model metrics (SPEC §4). Every series a request can touch
+//! The inference service's model metrics (docs/reference.md §4). Every series a request can touch
 //! is created at start-up for the loaded models and the closed reason/error sets, and
 //! its handle kept, so the hot path does no label lookups and bad input can never add
 //! a series. Drift gauges are computed at scrape time from the drift monitors.
@@ -17,18 +17,10 @@ use prometheus_client::registry::Registry;
 use vigil_model::{LoadedModel, ModelRegistry};
 use vigil_telemetry::metrics::{LATENCY_BUCKETS, TraceExemplar};
 
-use crate::error::VALIDATION_REASONS;
+use crate::labels::{ErrorType, ValidationReason};
 
 /// The `model` label used when a request failed before a loaded model was known.
 pub const UNKNOWN_MODEL: &str = "unknown";
-/// `error_type` values of `prediction_errors_total`.
-pub const ERROR_TYPES: [&str; 5] = [
-    "inference_failed",
-    "non_finite_output",
-    "bad_output_shape",
-    "overloaded",
-    "timeout",
-];
 
 const BATCH_BUCKETS: [f64; 11] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
@@ -87,18 +79,19 @@ pub struct ModelHandles {
     pub confidence: Histogram,
     /// Indexed by class index.
     pub by_class: Vec<Counter>,
-    errors: HashMap<&'static str, Counter>,
-    validation: HashMap<&'static str, Counter>,
+    errors: HashMap<ErrorType, Counter>,
+    validation: HashMap<ValidationReason, Counter>,
     pub loaded: Gauge,
 }
 
 impl ModelHandles {
-    pub fn error(&self, error_type: &str) -> Option<&Counter> {
-        self.errors.get(error_type)
+    /// `prediction_errors_total` of this model for `error_type` (every type has one).
+    pub fn error(&self, error_type: ErrorType) -> Option<&Counter> {
+        self.errors.get(&error_type)
     }
 
-    pub fn validation(&self, reason: &str) -> Option<&Counter> {
-        self.validation.get(reason)
+    pub fn validation(&self, reason: ValidationReason) -> Option<&Counter> {
+        self.validation.get(&reason)
     }
 }
 
@@ -106,7 +99,7 @@ impl ModelHandles {
 #[derive(Debug, Clone)]
 pub struct ModelMetrics {
     per_model: Arc<HashMap<String, ModelHandles>>,
-    unknown: Arc<HashMap<&'static str, Counter>>,
+    unknown: Arc<HashMap<ValidationReason, Counter>>,
     /// `app_health_status`.
     pub health: Gauge,
 }
@@ -169,31 +162,30 @@ impl ModelMetrics {
                         )
                     })
                     .collect(),
-                errors: ERROR_TYPES
-                    .iter()
-                    .map(|&t| {
+                errors: ErrorType::ALL
+                    .into_iter()
+                    .map(|t| {
                         (
                             t,
                             handle(
                                 &errors,
                                 &ModelErrorType {
                                     model: name.clone(),
-                                    error_type: t,
+                                    error_type: t.as_str(),
                                 },
                             ),
                         )
                     })
                     .collect(),
-                validation: VALIDATION_REASONS
-                    .iter()
-                    .map(|&r| {
+                validation: ValidationReason::all()
+                    .map(|r| {
                         (
                             r,
                             handle(
                                 &validation,
                                 &ModelReason {
                                     model: name.clone(),
-                                    reason: r,
+                                    reason: r.as_str(),
                                 },
                             ),
                         )
@@ -207,16 +199,15 @@ impl ModelMetrics {
                 .observe(m.load_duration.as_secs_f64());
             per_model.insert(name, handles);
         }
-        let unknown = VALIDATION_REASONS
-            .iter()
-            .map(|&r| {
+        let unknown = ValidationReason::all()
+            .map(|r| {
                 (
                     r,
                     handle(
                         &validation,
                         &ModelReason {
                             model: UNKNOWN_MODEL.into(),
-                            reason: r,
+                            reason: r.as_str(),
                         },
                     ),
                 )
@@ -300,10 +291,10 @@ impl ModelMetrics {
     }
 
     /// Counts a rejected request against its model (or `unknown`).
-    pub fn count_validation(&self, model: Option<&str>, reason: &str) {
+    pub fn count_validation(&self, model: Option<&str>, reason: ValidationReason) {
         let counter = match model.and_then(|m| self.per_model.get(m)) {
             Some(h) => h.validation(reason),
-            None => self.unknown.get(reason),
+            None => self.unknown.get(&reason),
         };
         if let Some(c) = counter {
             c.inc();

@@ -7,9 +7,9 @@ use std::time::Instant;
 use vigil_model::ModelRegistry;
 use vigil_telemetry::{HttpMetrics, Metrics};
 
-use crate::forwarder::{Forwarder, ForwarderMetrics};
 use crate::metrics::ModelMetrics;
 use crate::scheduler::Scheduler;
+use vigil_forwarder::{Forwarder, ForwarderMetrics};
 
 /// Request limits. Defaults suit the bundled models on a small machine.
 #[derive(Debug, Clone)]

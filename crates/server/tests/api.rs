@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use vigil_model::ModelRegistry;
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
+use vigil_test_support::sample;
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -71,8 +72,8 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-/// Asserts the SPEC's error shape, that the body's request id is the header's, and
-/// returns the error code.
+/// Asserts the error shape (docs/reference.md §2: `details` always an object), that
+/// the body's request id is the header's, and returns the error code.
 fn assert_error(reply: &Reply, status: StatusCode) -> String {
     assert_eq!(reply.status, status, "{}", reply.text);
     let rid = reply
@@ -89,6 +90,7 @@ fn assert_error(reply: &Reply, status: StatusCode) -> String {
         "{}",
         reply.text
     );
+    assert!(reply.body["error"]["details"].is_object(), "{}", reply.text);
     reply.body["error"]["code"]
         .as_str()
         .expect("error.code")
@@ -105,17 +107,6 @@ fn series(text: &str) -> BTreeSet<String> {
         .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
         .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_owned())
         .collect()
-}
-
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .unwrap_or_else(|| panic!("no series {series}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -639,6 +630,13 @@ async fn models_health_and_openapi() {
     assert_eq!(reply.body["labels"], json!(["ok", "defect"]));
     assert_eq!(reply.body["defect_labels"], json!(["defect"]));
     assert_eq!(reply.body["status"], "loaded");
+    // No traffic yet: no drift to report, and the document says so (a fuzzer found
+    // `null` where it promised a number).
+    assert_eq!(reply.body["drift"]["window_rows"], 0);
+    assert_eq!(
+        reply.body["drift"]["features"]["temperature_c"],
+        Value::Null
+    );
 
     let reply = send(&app, get("/health")).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -674,6 +672,17 @@ async fn models_health_and_openapi() {
     .collect();
     assert_eq!(paths, routes);
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let psi = &doc["components"]["schemas"]["DriftInfo"]["properties"]["features"]["additionalProperties"]
+        ["type"];
+    assert!(
+        psi.as_array().is_some_and(|t| t.contains(&json!("null"))),
+        "PSI values may be null: {psi}"
+    );
+    let details = &doc["components"]["schemas"]["ErrorDetail"]["required"];
+    assert!(
+        details.as_array().unwrap().contains(&json!("details")),
+        "{details}"
+    );
 }
 
 #[tokio::test]
@@ -863,10 +872,14 @@ async fn a_timed_out_prediction_is_counted_as_an_error() {
     let slot = state.scheduler.occupy();
     // Forward to a collector that is not there: the error record lands in the spool.
     let spool = std::env::temp_dir().join(format!("vigil-timeout-spool-{}", uuid::Uuid::new_v4()));
-    let mut config = vigil_server::forwarder::ForwarderConfig::new("http://127.0.0.1:9", &spool);
+    let mut config = vigil_forwarder::ForwarderConfig::new(&spool);
     config.attempts = 1;
-    let (forwarder, task) =
-        vigil_server::forwarder::Forwarder::start(config, state.forwarder_metrics.clone()).unwrap();
+    let (forwarder, task) = vigil_forwarder::Forwarder::start(
+        config,
+        state.forwarder_metrics.clone(),
+        vigil_forwarder::HttpDelivery::new("http://127.0.0.1:9").unwrap(),
+    )
+    .unwrap();
     state.forwarder.set(forwarder).unwrap();
     // A zero timeout fires as soon as the handler first waits, which is on inference.
     let app = app(
@@ -898,18 +911,21 @@ async fn a_timed_out_prediction_is_counted_as_an_error() {
         1024.0
     );
     drop(slot);
-    // Flushing the forwarder spools the one error record for the request.
+    // Flushing the forwarder leaves the one error record for the request in the spool.
     assert_eq!(task.finish().await, 1);
-    let spooled = std::fs::read_dir(&spool)
+    let records: Vec<vigil_records::Record> = std::fs::read_dir(&spool)
         .unwrap()
         .filter_map(Result::ok)
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect::<String>();
-    let record: serde_json::Value = serde_json::from_str(spooled.lines().next().unwrap()).unwrap();
+        .flat_map(|e| {
+            let segment = std::fs::read(e.path()).unwrap();
+            vigil_records::packed::parse_body(&segment, 10).unwrap()
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
-        (record["status"].as_str(), record["error_type"].as_str()),
-        (Some("error"), Some("timeout"))
+        (records[0].status, records[0].error_type.as_deref()),
+        (vigil_records::Status::Error, Some("timeout"))
     );
-    assert_eq!(record["model"], "digits");
+    assert_eq!(records[0].model, "digits");
     let _ = std::fs::remove_dir_all(&spool);
 }

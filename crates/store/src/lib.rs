@@ -7,12 +7,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
+pub use vigil_records::{Record, Status};
 
 /// Most records written by one INSERT statement (13 binds each stays well under
 /// SQLite's 32,766 bind limit).
@@ -36,43 +37,6 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-/// Outcome of a prediction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Success,
-    Error,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// One prediction as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub prediction_id: String,
-    pub model: String,
-    pub model_version: String,
-    /// When the prediction was made, unix milliseconds.
-    pub ts_ms: i64,
-    pub label: Option<String>,
-    pub confidence: Option<f64>,
-    pub is_defect: bool,
-    pub latency_ms: f64,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub status: Status,
-    pub error_type: Option<String>,
-    /// The input features as JSON text, when the sender includes them.
-    pub features: Option<String>,
 }
 
 /// What an insert did.
@@ -338,7 +302,7 @@ impl Store {
                         latency_ms: row.try_get("latency_ms")?,
                         request_id: row.try_get("request_id")?,
                         trace_id: row.try_get("trace_id")?,
-                        status: if status == "error" { Status::Error } else { Status::Success },
+                        status: Status::parse(&status).unwrap_or(Status::Error),
                         error_type: row.try_get("error_type")?,
                         features: row.try_get("features")?,
                     })

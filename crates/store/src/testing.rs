@@ -6,21 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vigil-{tag}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use vigil_test_support::TempDir;
+use vigil_test_support::free_port;
 
 /// A PostgreSQL server of its own, stopped and deleted on drop.
 pub struct Postgres {
@@ -39,14 +26,6 @@ fn pg_bin() -> PathBuf {
     versions
         .pop()
         .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs a PostgreSQL binary as the `postgres` user (the server refuses to run as root).

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use http::HeaderMap;
 
 /// Longest `X-Request-ID` kept as given; longer ones are replaced.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
+pub const MAX_REQUEST_ID_LEN: usize = vigil_records::id::MAX_ID_LEN;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
@@ -30,13 +30,11 @@ impl RequestId {
             .then(|| Self(std::str::from_utf8(value).unwrap_or_default().into()))
     }
 
-    /// Whether `value` is kept as a request id: 1-128 printable ASCII characters
-    /// (spaces included, SPEC §3). The collector accepts exactly these in a record's
-    /// `request_id`, so no id the inference service keeps can get a batch refused.
+    /// Whether `value` is kept as a request id (`vigil_records::id::is_request_id`:
+    /// the collector accepts exactly these in a record, so no id kept here can get a
+    /// record refused).
     pub fn is_acceptable(value: &[u8]) -> bool {
-        !value.is_empty()
-            && value.len() <= MAX_REQUEST_ID_LEN
-            && value.iter().all(|b| (0x20..0x7f).contains(b))
+        vigil_records::id::is_request_id(value)
     }
 
     pub fn from_headers(headers: &HeaderMap) -> Self {

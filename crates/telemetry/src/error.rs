@@ -15,9 +15,14 @@ pub struct ErrorDetail {
     pub code: String,
     /// For humans; never contains internals.
     pub message: String,
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    #[schema(value_type = Object)]
+    /// More about the error; `{}` when there is nothing to add.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object, required = true)]
     pub details: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -46,7 +51,11 @@ pub fn error_response(
         error: ErrorDetail {
             code: code.to_owned(),
             message: message.into(),
-            details,
+            details: if details.is_null() {
+                empty_object()
+            } else {
+                details
+            },
         },
         request_id: context::current_request_id(),
     };

@@ -11,6 +11,7 @@ pub mod exposition;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
+pub mod probes;
 pub mod process;
 pub mod redact;
 pub mod threads;

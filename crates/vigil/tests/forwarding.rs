@@ -2,21 +2,15 @@
 //! spool, replayed on recovery), killed mid-stream (retries and idempotent ids), and
 //! across a SIGTERM of `vigil up` right after the responses.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Vigil, free_port, get_json, get_text, sample};
+use vigil_test_support::{Vigil, free_port, get_json, get_text, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vigil-{tag}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let dir = std::env::temp_dir().join(format!("vigil-{tag}-{}", vigil_test_support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -542,5 +536,100 @@ async fn records_the_collector_refuses_cost_only_themselves() {
     assert_eq!(stored(&client, &collector_base).await, 8);
     let _ = serve.stop();
     let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Every prediction id `vigil up` (or a collector) at `collector` has stored.
+async fn stored_ids(client: &reqwest::Client, collector: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{collector}/predictions?limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = get_json(client, url).await;
+        for p in page["predictions"].as_array().unwrap() {
+            ids.push(p["prediction_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// SIGKILL gives the process no chance to flush: a record is safe only if it was on
+/// disk before its prediction was answered. After a restart on the same data dir,
+/// every answered prediction is stored, once.
+#[tokio::test]
+async fn every_prediction_answered_before_a_sigkill_is_stored_exactly_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let data = tempdir("up-sigkill");
+    let args = ["--data-dir", data.to_str().unwrap()];
+    let up = Vigil::start_command("up", &args, &[]);
+    let inference = format!("http://{}", up.address_of("inference"));
+    let answered = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (inference, answered, count) = (inference.clone(), answered.clone(), count.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                // Until the process dies under us.
+                while let Ok(r) = client
+                    .post(format!("{inference}/predict"))
+                    .json(&json!({"features": GOOD}))
+                    .send()
+                    .await
+                {
+                    let Ok(body) = r.json::<Value>().await else {
+                        break;
+                    };
+                    answered
+                        .lock()
+                        .unwrap()
+                        .push(body["prediction_id"].as_str().unwrap().to_owned());
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    while count.load(Ordering::SeqCst) < 3000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    up.signal("KILL");
+    for c in clients {
+        c.await.unwrap();
+    }
+    let _ = up.stop();
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+    assert!(answered.len() >= 3000);
+
+    let up = Vigil::start_command("up", &args, &[]);
+    let client = reqwest::Client::new();
+    let inference_metrics = format!("http://{}/metrics", up.address_of("inference"));
+    vigil_test_support::wait_for_metric_at(&inference_metrics, "prediction_log_spool_records", 0.0)
+        .await;
+    let collector = format!("http://{}", up.address_of("collector"));
+    let stored = stored_ids(&client, &collector).await;
+    let unique: std::collections::HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "a record was stored twice");
+    let missing: Vec<&String> = answered.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered predictions were not stored, e.g. {:?}",
+        missing.len(),
+        answered.len(),
+        &missing[..missing.len().min(3)]
+    );
+    let m = get_text(&inference_metrics).await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        0.0
+    );
+    let (code, _) = up.stop();
+    assert_eq!(code, Some(0));
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -2,10 +2,8 @@
 //! is answered 4xx and counted, drifted traffic moves the drift gauges, and bad
 //! settings or an unreachable target fail clearly.
 
-mod support;
-
 use serde_json::Value;
-use support::{Vigil, free_port, get_text, sample};
+use vigil_test_support::{Vigil, free_port, get_text, sample};
 
 async fn load(args: &[&str]) -> (Option<i32>, Value, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))

@@ -2,14 +2,12 @@
 //! them, secrets and hostile text, config errors, metrics under load, and a live
 //! `/metrics` checked by `promtool`.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Vigil, get_json, get_text, histogram_invariants, sample};
+use vigil_test_support::{Vigil, get_json, get_text, histogram_invariants, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -482,21 +480,9 @@ fn a_busy_port_is_a_clear_startup_error() {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vigil-test-{}", uuid_like()));
+    let dir = std::env::temp_dir().join(format!("vigil-test-{}", vigil_test_support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    format!(
-        "{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 #[tokio::test]
@@ -533,7 +519,7 @@ async fn up_runs_inference_and_collector_in_one_process() {
     );
     // The record posted here and the one forwarded for the prediction above (within
     // the forwarder's 200 ms flush): two rows, whichever landed first.
-    support::wait_for_metric_at(
+    vigil_test_support::wait_for_metric_at(
         &format!("http://{collector}/metrics"),
         "logging_predictions_total{model=\"defect-detector\"}",
         2.0,

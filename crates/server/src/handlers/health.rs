@@ -31,10 +31,7 @@ pub struct Health {
     pub version: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Probe {
-    pub status: String,
-}
+pub use vigil_telemetry::probes::Probe;
 
 /// Overall health with per-component checks.
 #[utoipa::path(get, path = "/health", tag = "health",
@@ -78,31 +75,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 /// Liveness: the process is up and answering.
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Probe)))]
-pub async fn live() -> Json<Probe> {
-    Json(Probe {
-        status: "alive".into(),
-    })
+pub async fn live() -> axum::Json<Probe> {
+    vigil_telemetry::probes::live().await
 }
 
 /// Readiness: models are loaded and the service is not draining.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = Probe), (status = 503, body = Probe)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    if state.is_ready() && !state.models.is_empty() {
-        (
-            StatusCode::OK,
-            Json(Probe {
-                status: "ready".into(),
-            }),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Probe {
-                status: "not_ready".into(),
-            }),
-        )
-            .into_response()
-    }
+    vigil_telemetry::probes::ready_response(state.is_ready() && !state.models.is_empty())
 }

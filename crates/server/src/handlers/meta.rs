@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, header};
+use http::HeaderMap;
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
@@ -15,13 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/metrics", tag = "observability",
     responses((status = 200, description = "Prometheus text format 0.0.4 or OpenMetrics 1.0", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (body, content_type) = state.metrics.render(accept);
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    vigil_telemetry::probes::metrics_response(&state.metrics, &headers)
 }
 
 /// This API as an OpenAPI 3 document.

@@ -36,9 +36,10 @@ pub struct ReferenceInfo {
 pub struct DriftInfo {
     /// Rows in the current drift window.
     pub window_rows: usize,
-    /// PSI per feature over the window.
-    pub features: std::collections::BTreeMap<String, f64>,
-    /// PSI of the predicted class mix.
+    /// PSI per feature over the window; `null` while the window holds no data to
+    /// compare.
+    pub features: std::collections::BTreeMap<String, Option<f64>>,
+    /// PSI of the predicted class mix; `null` without data.
     pub prediction: Option<f64>,
 }
 
@@ -101,8 +102,12 @@ fn info(state: &AppState, m: &LoadedModel) -> ModelInfo {
         load_time_ms: (m.load_duration.as_secs_f64() * 1e6).round() / 1e3,
         drift: DriftInfo {
             window_rows: snap.rows,
-            features: snap.features.into_iter().collect(),
-            prediction: snap.prediction,
+            features: snap
+                .features
+                .into_iter()
+                .map(|(feature, psi)| (feature, psi.is_finite().then_some(psi)))
+                .collect(),
+            prediction: snap.prediction.filter(|psi| psi.is_finite()),
         },
     }
 }

@@ -1,7 +1,7 @@
-//! Test support: run the real binary on port 0 and read its JSON log lines.
-
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
+//! The real `vigil` binary in a test: started on port 0 (and a data dir of its own
+//! unless the test names one), its JSON log lines read as they come, stopped with a
+//! signal. A test waits for log lines and metric values (readiness signals), never
+//! for a fixed time.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,8 +12,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long to wait for a readiness signal before failing the test.
-const PATIENCE: Duration = Duration::from_secs(30);
+use crate::http::{get_text, wait_for_metric_at};
+use crate::prometheus::PATIENCE;
+
+/// The `vigil` binary cargo built beside the running test (`target/<profile>/vigil`,
+/// the test itself being in `target/<profile>/deps/`), or `VIGIL_BIN`.
+pub fn vigil_binary() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("VIGIL_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    profile.join("vigil")
+}
 
 pub struct Vigil {
     child: Option<Child>,
@@ -35,9 +49,9 @@ impl Vigil {
         let data = std::env::temp_dir().join(format!(
             "vigil-data-{}-{}",
             std::process::id(),
-            rand_suffix()
+            crate::unique()
         ));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        let mut cmd = Command::new(vigil_binary());
         // A caller that names its own data dir keeps it; otherwise it is ours to delete.
         let owns_data = !args.contains(&"--data-dir");
         cmd.arg(command).args(["--host", "127.0.0.1"]);
@@ -220,111 +234,5 @@ impl Drop for Vigil {
         if self.owns_data {
             let _ = std::fs::remove_dir_all(&self.data);
         }
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-/// The body of a GET on `client`, as JSON.
-pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The body of a GET, as text.
-/// Polls the metrics page at `url` until `series` has `value`.
-pub async fn wait_for_metric_at(url: &str, series: &str, value: f64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let text = get_text(url).await;
-        if sample(&text, series) == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {value}:\n{text}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
-    reqwest::get(url).await.unwrap().text().await.unwrap()
-}
-
-/// The value of one series in a text exposition.
-pub fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
-/// Checks every histogram in a scrape: cumulative buckets never decrease, and the
-/// `+Inf` bucket equals `_count`.
-pub fn histogram_invariants(text: &str) {
-    use std::collections::HashMap;
-    let mut buckets: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
-    let mut counts: HashMap<String, f64> = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let value: f64 = value.parse().unwrap();
-        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-        let labels = labels.trim_end_matches('}');
-        if let Some(base) = name.strip_suffix("_bucket") {
-            let mut le = None;
-            let rest: Vec<&str> = labels
-                .split(',')
-                .filter(|kv| match kv.strip_prefix("le=") {
-                    Some(v) => {
-                        le = Some(v.trim_matches('"').to_owned());
-                        false
-                    }
-                    None => true,
-                })
-                .collect();
-            let le = le.unwrap();
-            let bound = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap()
-            };
-            buckets
-                .entry(format!("{base}{{{}}}", rest.join(",")))
-                .or_default()
-                .push((bound, value));
-        } else if let Some(base) = name.strip_suffix("_count") {
-            counts.insert(format!("{base}{{{labels}}}"), value);
-        }
-    }
-    assert!(!buckets.is_empty());
-    for (key, mut b) in buckets {
-        b.sort_by(|x, y| x.0.total_cmp(&y.0));
-        assert!(
-            b.windows(2).all(|w| w[0].1 <= w[1].1),
-            "buckets decrease in {key}: {b:?}"
-        );
-        let inf = b.last().unwrap();
-        assert_eq!(inf.0, f64::INFINITY, "{key} has no +Inf bucket");
-        assert_eq!(Some(&inf.1), counts.get(&key), "+Inf != _count for {key}");
     }
 }

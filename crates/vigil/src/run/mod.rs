@@ -9,12 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use vigil_collector::{CollectorConfig, CollectorState};
+use vigil_forwarder::{Forwarder, ForwarderConfig, HttpDelivery};
 use vigil_model::ModelRegistry;
-use vigil_server::forwarder::{Forwarder, ForwarderConfig};
 use vigil_server::{AppState, app, serve};
 use vigil_store::Store;
 
 use crate::config::{Config, Mode};
+
+mod local_delivery;
 
 /// Model loads slower than this log a warning (start-up time is a deployment SLO).
 const SLOW_MODEL_LOAD: Duration = Duration::from_secs(5);
@@ -137,24 +139,39 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         let state = AppState::new(models, config.limits.clone());
         let listener = bind("inference", config.host, config.port).await?;
         let address = listener.local_addr()?;
-        let collector_url = match (&collector, &config.collector_url) {
-            (Some((_, _, address)), _) => Some(format!("http://{address}")),
-            (None, url) => url.clone(),
+        // `up` stores records in process; `serve` posts them to `--collector-url`.
+        let spool = config.data_dir.join("spool");
+        let forwarder_config = ForwarderConfig::new(&spool);
+        let started = match (&collector, &config.collector_url) {
+            (Some((collector, ..)), _) => {
+                let delivery = local_delivery::LocalDelivery::new(
+                    collector.clone(),
+                    tokio::runtime::Handle::current(),
+                );
+                Some((
+                    "in process".to_owned(),
+                    Forwarder::start(forwarder_config, state.forwarder_metrics.clone(), delivery),
+                ))
+            }
+            (None, Some(url)) => {
+                let delivery = HttpDelivery::new(url)
+                    .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
+                Some((
+                    url.clone(),
+                    Forwarder::start(forwarder_config, state.forwarder_metrics.clone(), delivery),
+                ))
+            }
+            (None, None) => None,
         };
-        if let Some(url) = collector_url {
-            let spool = config.data_dir.join("spool");
-            let (handle, task) = Forwarder::start(
-                ForwarderConfig::new(url.clone(), &spool),
-                state.forwarder_metrics.clone(),
-            )
-            .with_context(|| {
+        if let Some((to, result)) = started {
+            let (handle, task) = result.with_context(|| {
                 format!(
                     "cannot start the prediction forwarder (spool {})",
                     spool.display()
                 )
             })?;
             let _ = state.forwarder.set(handle);
-            tracing::info!(target: LIFECYCLE, collector = %url, spool = %spool.display(), "forwarding_predictions");
+            tracing::info!(target: LIFECYCLE, collector = %to, spool = %spool.display(), "forwarding_predictions");
             forwarder = Some(task);
         }
         let done = tokio::spawn(serve(

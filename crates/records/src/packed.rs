@@ -10,13 +10,13 @@
 //! Why it exists: the inference service's handlers append a record in this form with
 //! a few `memcpy`s, and its forwarder sends the filled buffer as it is, so a
 //! prediction costs no JSON escaping or float formatting on the serving machine and
-//! the collector no JSON parsing. JSON stays the collector's public format (SPEC §5);
+//! the collector no JSON parsing. JSON stays the collector's public format;
 //! the forwarder switches to this one only after the collector has advertised it in
 //! `Accept-Post`, so it never sends it to a collector that cannot read it. The
 //! collector checks every record of a binary batch exactly as it checks JSON ones.
 
-use crate::record::RecordRef;
-use vigil_store::Status;
+use crate::validate::{Checked, check_count, check_records, validate};
+use crate::{BodyError, Record, RecordRef, Status};
 
 /// The media type of a binary batch.
 pub const CONTENT_TYPE: &str = "application/vnd.vigil.records";
@@ -165,6 +165,34 @@ pub fn read<'a>(bytes: &'a [u8], features: &'a mut Vec<f64>) -> Result<RecordRef
     })
 }
 
+/// Parses a binary batch into validated records, or every problem found. Each record
+/// is checked exactly as a JSON one is; damage to the framing (a length running past
+/// the end) refuses the whole body, since nothing after it can be located. A body
+/// without this version's header is an unknown encoding (a 415, so a sender can fall
+/// back to JSON), not a bad batch.
+pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyError> {
+    let rest = body.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+        BodyError::Version(format!(
+            "this collector reads {CONTENT_TYPE} bodies that start with `VGL1`"
+        ))
+    })?;
+    // One frame past the limit is enough to refuse the batch.
+    let framed: Vec<&[u8]> = records(rest)
+        .take(max_records.saturating_add(1))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            BodyError::Shape(format!(
+                "the record framing is damaged at byte {}",
+                e.0 + MAGIC.len()
+            ))
+        })?;
+    check_count(framed.len(), max_records)?;
+    check_records(framed.len(), |index, features| {
+        let record = read(framed[index], features).map_err(|e| e.to_string())?;
+        Ok(Checked(validate(index, &record)))
+    })
+}
+
 fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
@@ -228,7 +256,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::WireRecord;
+    use crate::WireRecord;
 
     fn full() -> WireRecord {
         WireRecord {

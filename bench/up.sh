@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# What storing every prediction costs: a bare axum hello-world (bench/hello), `vigil
+# serve` (no forwarding) and `vigil up` (every prediction stored in SQLite, in process)
+# side by side, in alternating rounds, one-row POST /predict, keep-alive. After each
+# `up` round the script waits until every answered prediction is stored and checks
+# that the counts agree.
+#
+#   bench/up.sh [duration_seconds=6] [connections=32]
+#   RUNS=3 (rounds), THREADS=1 (wrk threads)
+# Needs Debian's wrk (installed here if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+duration=${1:-6}
+conns=${2:-32}
+runs=${RUNS:-3}
+threads=${THREADS:-1}
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+cargo build --release -q -p vigil -p vigil-bench-hello
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+target/release/vigil-bench-hello 127.0.0.1:9411 >/dev/null 2>&1 & pids+=($!)
+target/release/vigil serve --host 127.0.0.1 --port 9412 --data-dir "$work/serve" >/dev/null 2>&1 & pids+=($!)
+target/release/vigil up --host 127.0.0.1 --port 9413 --collector-port 9414 --data-dir "$work/up" >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:9411/ && break; sleep 0.1; done
+up 9412
+up 9413
+for port in 9412 9413; do
+  curl -fsS -XPOST "http://127.0.0.1:$port/predict" -H 'content-type: application/json' \
+    -d '{"features": [70, 250, 2.5, 45, 1500, 12]}' >/dev/null
+done
+
+# answered PORT: 200s of POST /predict so far.
+answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
+# stored: records the collector of `up` stored.
+stored() { curl -s http://127.0.0.1:9414/metrics | awk '/^logging_predictions_total\{model="defect-detector"\}/ {printf "%d", $2}'; }
+
+load() { # url label
+  wrk -t"$threads" -c"$conns" -d"${duration}s" -s bench/predict.lua "$1" >"$work/$2.txt"
+  awk '/Requests\/sec/ {print $2}' "$work/$2.txt" >"$work/$2.rps"
+  printf '%-10s %12s req/s\n' "$2" "$(cat "$work/$2.rps")"
+}
+
+echo "wrk -t$threads -c$conns -d${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
+for run in $(seq 1 "$runs"); do
+  load http://127.0.0.1:9411/predict "hello-$run"
+  load http://127.0.0.1:9412/predict "serve-$run"
+  load http://127.0.0.1:9413/predict "up-$run"
+  # Every answered prediction is stored before the next round starts.
+  for _ in $(seq 1 600); do [ "$(stored)" = "$(answered 9413)" ] && break; sleep 0.1; done
+  echo "  up: answered $(answered 9413), stored $(stored)"
+  [ "$(stored)" = "$(answered 9413)" ] || { echo "up lost records" >&2; exit 1; }
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+hello=$(cat "$work"/hello-*.rps | median)
+serve=$(cat "$work"/serve-*.rps | median)
+up=$(cat "$work"/up-*.rps | median)
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100*a/b}'; }
+echo "median req/s: hello-world $hello, serve $serve, up $up"
+echo "serve / hello-world $(pct "$serve" "$hello"); up / hello-world $(pct "$up" "$hello"); up / serve $(pct "$up" "$serve")"

@@ -1,0 +1,61 @@
+//! Storing validated records: the one way records reach the database, whether they
+//! came over `POST /log` or, in `vigil up`, straight from the inference service's
+//! forwarder in the same process. Both count the same `logging_*` metrics and warn
+//! about the same slow writes.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use vigil_records::Record;
+use vigil_store::{Inserted, StoreError};
+
+use crate::CollectorState;
+use crate::handlers::now_ms;
+
+impl CollectorState {
+    /// Stores `records` (already validated), each at most once, all or nothing, and
+    /// counts what was new.
+    pub async fn ingest(&self, records: &[Record]) -> Result<Inserted, StoreError> {
+        let started = Instant::now();
+        let result = self.store.insert(records, now_ms()).await;
+        let took = started.elapsed();
+        self.collector.db_write.observe(took.as_secs_f64());
+        if took > self.config.slow_write {
+            tracing::warn!(
+                target: "vigil_collector::ingest",
+                records = records.len(),
+                duration_ms = took.as_millis() as u64,
+                backend = self.store.backend(),
+                "slow_db_write"
+            );
+        }
+        let inserted = result.inspect_err(|_| {
+            self.collector.db_initialized.set(0);
+        })?;
+        self.collector.db_initialized.set(1);
+        if inserted.duplicates > 0 {
+            self.collector.duplicates.inc_by(inserted.duplicates);
+        }
+        self.count_stored(records, &inserted.new);
+        Ok(inserted)
+    }
+
+    /// Counts the newly stored records per model (duplicates were counted apart).
+    fn count_stored(&self, records: &[Record], new: &[bool]) {
+        let mut per_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (r, _) in records.iter().zip(new).filter(|(_, new)| **new) {
+            let entry = per_model.entry(&r.model).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(r.is_defect);
+        }
+        for (model, (n, defects)) in per_model {
+            let label = crate::metrics::ModelLabel {
+                model: self.collector.models.admit(model),
+            };
+            self.collector.predictions.get_or_create(&label).inc_by(n);
+            if defects > 0 {
+                self.collector.defects.get_or_create(&label).inc_by(defects);
+            }
+        }
+    }
+}

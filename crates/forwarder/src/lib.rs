@@ -1,0 +1,108 @@
+//! The prediction-record forwarder: every prediction becomes a record that reaches
+//! storage exactly once, off the request path.
+//!
+//! A handler calls [`Forwarder::submit`]: the record is packed into the filling
+//! [batch](batch) in memory and written to that batch's [spool](spool) segment on disk
+//! before the prediction is answered, so an answered prediction survives a crash. The
+//! [queue](queue) is bounded in memory; beyond it whole batches wait on disk only. A
+//! [worker](worker) on a thread of its own hands full batches to a [`Delivery`]
+//! ([delivery]: HTTP to a remote collector, or the collector in the same process),
+//! with retry and backoff, parks what cannot be delivered, and replays it later. The
+//! prediction id is the idempotency key, so delivering a batch again after a lost
+//! answer or a restart never stores a record twice. [metrics] are the same on every
+//! delivery path.
+
+mod batch;
+mod config;
+pub mod delivery;
+mod metrics;
+mod queue;
+mod spool;
+#[cfg(test)]
+mod testing;
+mod worker;
+
+use std::sync::Arc;
+
+pub use batch::Batch;
+pub use config::ForwarderConfig;
+pub use delivery::{Delivered, Delivery, HttpDelivery};
+pub use metrics::{ForwarderMetrics, Outcome};
+use vigil_records::RecordRef;
+
+use crate::queue::Queue;
+use crate::spool::Spool;
+use crate::worker::Worker;
+
+/// The handle handlers use. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    queue: Arc<Queue>,
+}
+
+/// The running worker.
+#[derive(Debug)]
+pub struct ForwarderTask {
+    done: tokio::sync::oneshot::Receiver<u64>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ForwarderTask {
+    /// Stops taking new batches and resolves once every queued one is delivered or
+    /// parked on disk; returns how many records went out this way.
+    pub async fn finish(self) -> u64 {
+        let _ = self.stop.send(());
+        self.done.await.unwrap_or(0)
+    }
+}
+
+impl Forwarder {
+    /// Opens the spool (parking what an earlier run left there) and starts the worker
+    /// on a thread of its own with a single-threaded runtime, so its timers, I/O and
+    /// wake-ups never share the request workers' event loop (on a small machine,
+    /// sharing it cost more than the records themselves).
+    pub fn start<D: Delivery>(
+        config: ForwarderConfig,
+        metrics: ForwarderMetrics,
+        delivery: D,
+    ) -> std::io::Result<(Self, ForwarderTask)> {
+        let (spool, segments) =
+            Spool::open(&config.spool_dir, config.max_spool_records, metrics.clone())?;
+        let queue = Arc::new(Queue::new(
+            config.queue_capacity,
+            config.batch_size,
+            segments,
+            metrics.clone(),
+        ));
+        let worker = Worker {
+            config,
+            delivery,
+            metrics,
+            spool,
+            down: false,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let shared = queue.clone();
+        std::thread::Builder::new()
+            .name("vigil-forwarder".into())
+            .spawn(move || {
+                // Delivering a batch takes a fraction of a millisecond: under
+                // SCHED_BATCH it runs beside the request workers instead of preempting
+                // one of them when it wakes.
+                vigil_telemetry::threads::prefer_batch_scheduling();
+                let flushed = runtime.block_on(worker.run(shared, stopped));
+                let _ = finished.send(flushed);
+            })?;
+        Ok((Self { queue }, ForwarderTask { done, stop }))
+    }
+
+    /// Queues a record, in memory and in the spool on disk; never waits for delivery
+    /// and never refuses a record.
+    pub fn submit(&self, record: &RecordRef<'_>) {
+        self.queue.push(record);
+    }
+}

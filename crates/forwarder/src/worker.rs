@@ -1,0 +1,193 @@
+//! The forwarder's worker: takes sealed batches from the queue and delivers them, with
+//! retry and backoff; parks in the spool what cannot be delivered now and replays it,
+//! oldest first, once deliveries succeed again. A batch's segment file is deleted only
+//! once the batch is stored or refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::batch::Batch;
+use crate::config::ForwarderConfig;
+use crate::delivery::{Delivered, Delivery};
+use crate::metrics::ForwarderMetrics;
+use crate::queue::Queue;
+use crate::spool::Spool;
+
+pub(crate) struct Worker<D> {
+    pub(crate) config: ForwarderConfig,
+    pub(crate) delivery: D,
+    pub(crate) metrics: ForwarderMetrics,
+    pub(crate) spool: Spool,
+    /// The last attempt failed: new batches are parked straight away until a replay
+    /// succeeds.
+    pub(crate) down: bool,
+}
+
+impl<D: Delivery> Worker<D> {
+    /// Runs until `stop`, then delivers (or parks) everything queued once and returns
+    /// how many records it took in that last round.
+    pub(crate) async fn run(
+        mut self,
+        queue: Arc<Queue>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> u64 {
+        let mut replay = tokio::time::interval(self.config.backoff.max(Duration::from_millis(50)));
+        replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A partial batch goes out at least this often, however slow the traffic.
+        let mut flush = tokio::time::interval(self.config.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
+        loop {
+            let mut partial = false;
+            tokio::select! {
+                () = queue.full_batch.notified() => {}
+                _ = flush.tick() => partial = true,
+                _ = replay.tick(), if self.spool.records() > 0 => {}
+                _ = &mut stop, if !stopping => stopping = true,
+            }
+            // Handlers still running during shutdown can add records until the last
+            // take; the server has drained by the time `finish` is called.
+            let mut n = 0;
+            loop {
+                self.take_parked(&queue);
+                let Some(batch) = queue.next_batch(partial || stopping) else {
+                    break;
+                };
+                n += batch.len() as u64;
+                self.deliver(batch, !stopping).await;
+            }
+            self.take_parked(&queue);
+            if stopping {
+                queue.close();
+                return n;
+            }
+            if self.spool.records() > 0 {
+                self.replay_one().await;
+            }
+        }
+    }
+
+    /// Takes over the batches handlers moved out of a full queue.
+    fn take_parked(&mut self, queue: &Queue) {
+        for (seq, n) in queue.take_parked() {
+            self.spool.park(seq, n);
+        }
+    }
+
+    /// Delivers a batch (with retries unless deliveries are known to fail, or we are
+    /// shutting down), else parks it in the spool.
+    async fn deliver(&mut self, mut batch: Batch, may_retry: bool) {
+        if !self.down {
+            let tries = if may_retry {
+                self.config.attempts.max(1)
+            } else {
+                1
+            };
+            let mut delay = self.config.backoff;
+            let mut attempt = 1;
+            let mut pruned = false;
+            while attempt <= tries {
+                let n = batch.len() as u64;
+                match self.delivery.deliver(&batch).await {
+                    Delivered::Stored => {
+                        self.metrics.sent.inc_by(n);
+                        self.spool.delete(batch.seq);
+                        return;
+                    }
+                    // One bad record must not cost its neighbours: the batch goes again
+                    // without the records named (once; they are counted).
+                    Delivered::Rejected { why, records: bad }
+                        if !pruned && !bad.is_empty() && bad.iter().all(|&i| i < batch.len()) =>
+                    {
+                        let kept = batch.without(&bad);
+                        let refused = n - kept.len() as u64;
+                        tracing::error!(target: "vigil::forwarder", records = refused, resent = kept.len(), reason = %why, "prediction_records_rejected");
+                        self.metrics.dropped.inc_by(refused);
+                        pruned = true;
+                        if kept.is_empty() {
+                            self.spool.delete(batch.seq);
+                            return;
+                        }
+                        batch = kept;
+                    }
+                    Delivered::Rejected { why, .. } => {
+                        tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
+                        self.metrics.dropped.inc_by(n);
+                        self.spool.delete(batch.seq);
+                        return;
+                    }
+                    Delivered::Failed(why) if attempt < tries => {
+                        tracing::warn!(target: "vigil::forwarder", records = n, attempt, reason = %why, "prediction_log_retry");
+                        self.metrics.retried.inc_by(n);
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.config.max_backoff);
+                        attempt += 1;
+                    }
+                    Delivered::Failed(why) => {
+                        tracing::warn!(target: "vigil::forwarder", records = n, reason = %why, "collector_unreachable");
+                        self.down = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.park(batch);
+    }
+
+    /// The batch waits in the spool. Its segment holds it unless a write failed or
+    /// records were pruned: then the segment is written again from memory.
+    fn park(&mut self, batch: Batch) {
+        let n = batch.len() as u64;
+        if !batch.durable
+            && let Err(e) = self.spool.segments().rewrite(batch.seq, &batch)
+        {
+            tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
+            self.spool.segments().delete(batch.seq);
+            self.metrics.dropped.inc_by(n);
+            return;
+        }
+        self.metrics.spooled.inc_by(n);
+        self.spool.park(batch.seq, n);
+    }
+
+    /// Tries the oldest parked batch once; success deletes it and marks deliveries
+    /// as working again.
+    async fn replay_one(&mut self) {
+        let Some(batch) = self.spool.oldest() else {
+            return;
+        };
+        let n = batch.len() as u64;
+        match self.delivery.deliver(&batch).await {
+            Delivered::Stored => {
+                self.metrics.sent.inc_by(n);
+                self.spool.delete(batch.seq);
+                if self.down {
+                    tracing::info!(target: "vigil::forwarder", spooled = self.spool.records(), "collector_reachable");
+                }
+                self.down = false;
+            }
+            // The named records leave the segment (counted); the rest stay for the
+            // next replay. A refusal that names none drops the segment.
+            Delivered::Rejected { why, records: bad } => {
+                let kept = (!bad.is_empty() && bad.iter().all(|&i| i < batch.len()))
+                    .then(|| batch.without(&bad))
+                    .filter(|kept| !kept.is_empty());
+                let refused = match kept.map(|k| (k.len(), self.spool.replace(&k))) {
+                    Some((kept, Ok(()))) => n - kept as u64,
+                    Some((_, Err(e))) => {
+                        tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
+                        self.spool.delete(batch.seq);
+                        n
+                    }
+                    None => {
+                        self.spool.delete(batch.seq);
+                        n
+                    }
+                };
+                tracing::error!(target: "vigil::forwarder", records = refused, reason = %why, "prediction_records_rejected");
+                self.metrics.dropped.inc_by(refused);
+            }
+            Delivered::Failed(_) => self.down = true,
+        }
+    }
+}

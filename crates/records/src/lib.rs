@@ -1,0 +1,18 @@
+//! The prediction record, the one contract every part of vigil that makes, carries or
+//! stores one shares: the inference service builds it ([`RecordRef`]), the forwarder
+//! packs and spools it ([`packed`]), the collector parses and validates it ([`json`],
+//! [`packed`], both through the same checks), and the store keeps it ([`Record`]).
+//! Nothing here does I/O.
+
+mod error;
+pub mod id;
+pub mod json;
+pub mod packed;
+mod record;
+mod status;
+mod validate;
+
+pub use error::{BodyError, RecordError};
+pub use record::{Record, RecordRef, WireRecord, rfc3339_ms};
+pub use status::Status;
+pub use validate::MAX_FEATURES;

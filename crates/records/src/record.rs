@@ -1,0 +1,153 @@
+//! The record's three forms: [`WireRecord`] (owned, as JSON senders write it),
+//! [`RecordRef`] (borrowed, as the inference service builds and the binary encoding
+//! reads it) and [`Record`] (validated, as stores keep it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Status;
+
+/// A record as senders write it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WireRecord {
+    pub prediction_id: String,
+    pub model: String,
+    pub model_version: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    #[serde(default)]
+    pub is_defect: bool,
+    pub latency_ms: f64,
+    pub request_id: String,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    pub status: Status,
+    #[serde(default)]
+    pub error_type: Option<String>,
+    #[serde(default)]
+    pub features: Option<Vec<f64>>,
+}
+
+/// A record borrowing its text from the sender: the inference service's handlers pack
+/// it ([`crate::packed`]) without an owned [`WireRecord`] per prediction, and the
+/// forwarder serializes it straight into a JSON body when a collector wants JSON.
+/// Same wire format; absent optional fields are left out (the collector defaults them).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RecordRef<'a> {
+    pub prediction_id: &'a str,
+    pub model: &'a str,
+    pub model_version: &'a str,
+    /// RFC 3339.
+    pub timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    pub is_defect: bool,
+    pub latency_ms: f64,
+    pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<&'a [f64]>,
+}
+
+impl<'a> From<&'a WireRecord> for RecordRef<'a> {
+    fn from(r: &'a WireRecord) -> Self {
+        Self {
+            prediction_id: &r.prediction_id,
+            model: &r.model,
+            model_version: &r.model_version,
+            timestamp: &r.timestamp,
+            label: r.label.as_deref(),
+            confidence: r.confidence,
+            is_defect: r.is_defect,
+            latency_ms: r.latency_ms,
+            request_id: &r.request_id,
+            trace_id: r.trace_id.as_deref(),
+            status: r.status,
+            error_type: r.error_type.as_deref(),
+            features: r.features.as_deref(),
+        }
+    }
+}
+
+impl From<RecordRef<'_>> for WireRecord {
+    fn from(r: RecordRef<'_>) -> Self {
+        Self {
+            prediction_id: r.prediction_id.to_owned(),
+            model: r.model.to_owned(),
+            model_version: r.model_version.to_owned(),
+            timestamp: r.timestamp.to_owned(),
+            label: r.label.map(str::to_owned),
+            confidence: r.confidence,
+            is_defect: r.is_defect,
+            latency_ms: r.latency_ms,
+            request_id: r.request_id.to_owned(),
+            trace_id: r.trace_id.map(str::to_owned),
+            status: r.status,
+            error_type: r.error_type.map(str::to_owned),
+            features: r.features.map(<[f64]>::to_vec),
+        }
+    }
+}
+
+impl WireRecord {
+    /// The stored form of a stored record, for `GET /predictions`.
+    pub fn from_stored(r: Record) -> Self {
+        Self {
+            prediction_id: r.prediction_id,
+            model: r.model,
+            model_version: r.model_version,
+            timestamp: rfc3339_ms(r.ts_ms),
+            label: r.label,
+            confidence: r.confidence,
+            is_defect: r.is_defect,
+            latency_ms: r.latency_ms,
+            request_id: r.request_id,
+            trace_id: r.trace_id,
+            status: r.status,
+            error_type: r.error_type,
+            features: r.features.and_then(|f| serde_json::from_str(&f).ok()),
+        }
+    }
+}
+
+/// One prediction as stored: a record that passed validation, its time as unix
+/// milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub prediction_id: String,
+    pub model: String,
+    pub model_version: String,
+    /// When the prediction was made, unix milliseconds.
+    pub ts_ms: i64,
+    pub label: Option<String>,
+    pub confidence: Option<f64>,
+    pub is_defect: bool,
+    pub latency_ms: f64,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub status: Status,
+    pub error_type: Option<String>,
+    /// The input features as JSON text, when the sender includes them.
+    pub features: Option<String>,
+}
+
+/// Unix milliseconds as RFC 3339 UTC.
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,104 @@
+//! `POST /predict` and `POST /models/{name}/predict`: parse the request
+//! ([`parse`]), predict and record the outcome ([`crate::outcome`]), answer.
+
+mod parse;
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::extract::{JsonBytes, PathName};
+use crate::outcome;
+use crate::state::AppState;
+
+pub use parse::PredictRequest;
+
+/// One instance's prediction.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Prediction {
+    pub label: String,
+    pub class_index: usize,
+    /// Probability of the predicted class.
+    pub confidence: f32,
+    /// One probability per label, in the model's label order.
+    pub probabilities: Vec<f32>,
+}
+
+/// The answer to a prediction request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PredictResponse {
+    pub prediction_id: String,
+    pub request_id: String,
+    pub model: String,
+    pub model_version: String,
+    pub predictions: Vec<Prediction>,
+    /// Time spent in the server on this prediction, in milliseconds.
+    pub latency_ms: f64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Predicts with the default model or the one named in the body.
+#[utoipa::path(post, path = "/predict", tag = "inference", request_body = PredictRequest,
+    responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
+        (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
+        (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
+        (status = 503, body = vigil_telemetry::ErrorBody)))]
+pub async fn predict(
+    State(state): State<AppState>,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    run(&state, None, body).await
+}
+
+/// Predicts with the model named in the path.
+#[utoipa::path(post, path = "/models/{name}/predict", tag = "inference", request_body = PredictRequest,
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
+        (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
+        (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
+        (status = 503, body = vigil_telemetry::ErrorBody)))]
+pub async fn predict_model(
+    State(state): State<AppState>,
+    name: Result<PathName, ApiError>,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let name = name?.0;
+    run(&state, Some(&name), body).await
+}
+
+async fn run(
+    state: &AppState,
+    path_model: Option<&str>,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let started = Instant::now();
+    let (model, batch) = parse::parse(state, path_model, body).map_err(|refused| {
+        outcome::rejected(state, refused.model.as_deref(), &refused.error);
+        refused.error
+    })?;
+    let done = outcome::predict(state, &model, batch, started).await?;
+    let labels = &model.card.labels;
+    Ok(Json(PredictResponse {
+        prediction_id: done.prediction_id,
+        request_id: done.request_id,
+        model: model.card.name.clone(),
+        model_version: model.card.version.clone(),
+        predictions: done
+            .predictions
+            .into_iter()
+            .map(|p| Prediction {
+                label: labels.get(p.class_index).cloned().unwrap_or_default(),
+                class_index: p.class_index,
+                confidence: p.confidence,
+                probabilities: p.probabilities,
+            })
+            .collect(),
+        latency_ms: done.latency_ms,
+        created_at: done.created_at,
+    }))
+}

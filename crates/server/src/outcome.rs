@@ -1,0 +1,206 @@
+//! A prediction's outcome, recorded in one place for every endpoint that predicts:
+//! the model metrics, the forwarded record (one per instance on success, one per
+//! request on failure) and the error's log fields. Success, a model error, overload
+//! and the request timeout all end here; an endpoint parses its own request format,
+//! calls [`predict`], and formats its own answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use vigil_model::{Batch, LoadedModel, RowPrediction};
+use vigil_records::{RecordRef, Status};
+
+use crate::error::ApiError;
+use crate::labels::ErrorType;
+use crate::metrics::ModelHandles;
+use crate::state::AppState;
+
+/// What a successful prediction answered.
+#[derive(Debug)]
+pub struct Predicted {
+    pub predictions: Vec<RowPrediction>,
+    /// The request's prediction id; instance `i` of a batch is stored as `{id}-{i}`.
+    pub prediction_id: String,
+    pub request_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Time in the server since the request arrived, in milliseconds (µs precision).
+    pub latency_ms: f64,
+}
+
+/// Runs `batch` on `model` and records the outcome, whatever it is.
+pub async fn predict(
+    state: &AppState,
+    model: &Arc<LoadedModel>,
+    batch: Batch,
+    started: Instant,
+) -> Result<Predicted, ApiError> {
+    let handles = state
+        .model_metrics
+        .model(&model.card.name)
+        .ok_or_else(|| ApiError::Internal("model has no metrics".into()))?;
+    let attempt = Attempt {
+        state,
+        model,
+        handles,
+        rows: batch.rows as u64,
+        started,
+        armed: true,
+    };
+    handles.batch_size.observe(batch.rows as f64);
+    match state
+        .scheduler
+        .run(model.clone(), batch, &handles.queue_depth)
+        .await
+    {
+        Ok(scheduled) => {
+            let trace_id = current_trace_id();
+            handles.queue.observe(scheduled.queue.as_secs_f64());
+            handles.latency.observe(
+                scheduled.compute.as_secs_f64(),
+                trace_id
+                    .clone()
+                    .map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
+                None,
+            );
+            Ok(attempt.succeeded(scheduled.predictions, trace_id.as_deref()))
+        }
+        Err(e) => {
+            let error_type = match &e {
+                ApiError::Overloaded => ErrorType::Overloaded,
+                ApiError::Model(m) => ErrorType::from(m),
+                _ => ErrorType::InferenceFailed,
+            };
+            attempt.failed(error_type);
+            Err(e)
+        }
+    }
+}
+
+/// Counts a request refused before it could run, against its model when it named one
+/// that is loaded (else `unknown`: labels stay bounded).
+pub fn rejected(state: &AppState, model: Option<&LoadedModel>, error: &ApiError) {
+    if let Some(reason) = error.validation_reason() {
+        state
+            .model_metrics
+            .count_validation(model.map(|m| m.card.name.as_str()), reason);
+    }
+}
+
+fn current_trace_id() -> Option<String> {
+    vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()))
+}
+
+fn latency_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// A prediction under way. Dropped without an outcome (the request timeout dropped
+/// the handler while it waited or ran), it records the timeout.
+struct Attempt<'a> {
+    state: &'a AppState,
+    model: &'a LoadedModel,
+    handles: &'a ModelHandles,
+    rows: u64,
+    started: Instant,
+    armed: bool,
+}
+
+impl Attempt<'_> {
+    fn succeeded(mut self, predictions: Vec<RowPrediction>, trace_id: Option<&str>) -> Predicted {
+        self.armed = false;
+        let (card, handles) = (&self.model.card, self.handles);
+        handles.success.inc_by(self.rows);
+        let prediction_id = vigil_records::id::new_prediction_id().to_string();
+        let created_at = crate::handlers::meta::now_rfc3339();
+        let latency_ms = latency_ms(self.started);
+        let request_id = vigil_telemetry::context::current_request_id();
+        let forwarder = self.state.forwarder.get();
+        let single = predictions.len() == 1;
+        let mut numbered = String::new();
+        for (i, p) in predictions.iter().enumerate() {
+            handles.confidence.observe(f64::from(p.confidence));
+            if let Some(c) = handles.by_class.get(p.class_index) {
+                c.inc();
+            }
+            let Some(forwarder) = forwarder else { continue };
+            // One record per instance; a batch's instances share the request's id.
+            let id = if single {
+                prediction_id.as_str()
+            } else {
+                numbered.clear();
+                numbered.push_str(&prediction_id);
+                numbered.push('-');
+                numbered.push_str(itoa::Buffer::new().format(i));
+                numbered.as_str()
+            };
+            forwarder.submit(&RecordRef {
+                prediction_id: id,
+                model: &card.name,
+                model_version: &card.version,
+                timestamp: &created_at,
+                label: card.labels.get(p.class_index).map(String::as_str),
+                confidence: Some(f64::from(p.confidence)),
+                is_defect: card.is_defect(p.class_index),
+                latency_ms,
+                request_id: &request_id,
+                trace_id,
+                status: Status::Success,
+                error_type: None,
+                features: None,
+            });
+        }
+        Predicted {
+            predictions,
+            prediction_id,
+            request_id,
+            created_at,
+            latency_ms,
+        }
+    }
+
+    fn failed(mut self, error_type: ErrorType) {
+        self.armed = false;
+        self.record_failure(error_type);
+    }
+
+    /// Counts the failure and forwards one error record for the request.
+    fn record_failure(&self, error_type: ErrorType) {
+        if let Some(c) = self.handles.error(error_type) {
+            c.inc();
+        }
+        self.handles.error.inc_by(self.rows);
+        if let Some(forwarder) = self.state.forwarder.get() {
+            let card = &self.model.card;
+            forwarder.submit(&RecordRef {
+                prediction_id: &vigil_records::id::new_prediction_id().to_string(),
+                model: &card.name,
+                model_version: &card.version,
+                timestamp: &crate::handlers::meta::now_rfc3339(),
+                label: None,
+                confidence: None,
+                is_defect: false,
+                latency_ms: latency_ms(self.started),
+                request_id: &vigil_telemetry::context::current_request_id(),
+                trace_id: current_trace_id().as_deref(),
+                status: Status::Error,
+                error_type: Some(error_type.as_str()),
+                features: None,
+            });
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let timed_out = vigil_telemetry::context::with_current(|c| {
+            c.is_some_and(|c| c.timed_out.load(std::sync::atomic::Ordering::Acquire))
+        });
+        if timed_out {
+            self.record_failure(ErrorType::Timeout);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! HTTP helpers for tests.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::prometheus::{PATIENCE, try_sample};
+
+/// The body of a GET on `client`, as JSON.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The body of a GET, as text.
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// Polls the metrics page at `url` until `series` has `value`.
+pub async fn wait_for_metric_at(url: &str, series: &str, value: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = get_text(url).await;
+        if try_sample(&text, series) == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {value}:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,4 +1,4 @@
-//! The prediction-logging service (SPEC §5): `POST /log` stores every prediction record
+//! The prediction-logging service (docs/reference.md §5): `POST /log` stores every prediction record
 //! exactly once, `GET /predictions` and `GET /stats` read them back, `POST /alerts`
 //! turns Alertmanager webhooks into incidents, and `/health` and `/metrics` say
 //! whether the database is there. The binary binds the socket; `app` is the router.

@@ -1,4 +1,4 @@
-//! The collector's own metrics (SPEC §4). Model names and alert names arrive in
+//! The collector's own metrics (docs/reference.md §4). Model names and alert names arrive in
 //! request bodies, so they pass through [`BoundedValues`]: the first few distinct
 //! values get series of their own and everything after that is counted as `other`.
 //! A client cannot grow the series count without bound.

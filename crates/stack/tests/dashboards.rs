@@ -39,7 +39,7 @@ const SIZE_BUCKETS: &[&str] = &[
     "16777216.0",
 ];
 
-/// Histogram families vigil exposes (SPEC §4) and their bucket bounds exactly as
+/// Histogram families vigil exposes (docs/reference.md §4) and their bucket bounds exactly as
 /// printed (`le="1.0"`, never `le="1"`).
 const HISTOGRAMS: &[(&str, &[&str])] = &[
     ("http_request_duration_seconds", LATENCY_BUCKETS),
@@ -72,7 +72,7 @@ const HISTOGRAMS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Counter and gauge series vigil exposes (SPEC §4), plus Prometheus's own `up`.
+/// Counter and gauge series vigil exposes (docs/reference.md §4), plus Prometheus's own `up`.
 const SERIES: &[&str] = &[
     "up",
     "http_requests_total",
@@ -953,7 +953,7 @@ fn selectors_use_known_metrics() {
         }
     }
     assert_no_problems(&problems);
-    // The SPEC's metrics that the brief of these dashboards names must all be shown.
+    // The metrics (docs/reference.md §4) that the brief of these dashboards names must all be shown.
     for required in [
         "http_requests_total",
         "http_request_duration_seconds",

@@ -16,7 +16,7 @@ const LABEL_ALLOWLIST: [&str; 5] = ["level", "service", "container", "compose_se
 /// One value per request: a label with these would make one stream per request.
 const PER_REQUEST: [&str; 2] = ["request_id", "trace_id"];
 
-/// Fields of vigil's log lines the pipeline must extract (SPEC §6).
+/// Fields of vigil's log lines the pipeline must extract (docs/reference.md §6).
 const EXTRACTED: [&str; 8] = [
     "timestamp",
     "level",

@@ -1,7 +1,8 @@
 //! Background threads that must not preempt the request path.
 //!
-//! A thread woken by a request (an inference worker, the log writer, the prediction
-//! forwarder) would by default preempt the async worker that woke it: on a busy small
+//! A thread woken by a request (an inference worker, the prediction forwarder; the log
+//! writers keep the default policy) would by default preempt the async worker that
+//! woke it: on a busy small
 //! machine that is a context switch per request, and the woken thread then finds one
 //! job instead of a batch.
 //! Linux's `SCHED_BATCH` policy keeps normal priority and fairness but gives up wake-up

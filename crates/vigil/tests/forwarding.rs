@@ -445,7 +445,7 @@ async fn batches_go_binary_once_the_collector_offers_it_and_back_to_json_when_it
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// A caller's `X-Request-ID` with a space in it is kept (SPEC §3: printable ASCII), so
+/// A caller's `X-Request-ID` with a space in it is kept (docs/reference.md §2: printable ASCII), so
 /// the collector must take it too: otherwise it would refuse the whole batch, and with
 /// it every other caller's records.
 #[tokio::test]

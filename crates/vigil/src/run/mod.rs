@@ -8,18 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use vigil_collector::{CollectorConfig, CollectorState};
-use vigil_forwarder::{Forwarder, ForwarderConfig, HttpDelivery};
-use vigil_model::ModelRegistry;
-use vigil_server::{AppState, app, serve};
-use vigil_store::Store;
 
 use crate::config::{Config, Mode};
 
+mod collector;
+mod inference;
 mod local_delivery;
+mod signals;
 
-/// Model loads slower than this log a warning (start-up time is a deployment SLO).
-const SLOW_MODEL_LOAD: Duration = Duration::from_secs(5);
+use signals::ShutdownSignals;
 
 /// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
 const LIFECYCLE: &str = vigil_telemetry::logging::LIFECYCLE_TARGET;
@@ -35,7 +32,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = &result {
         tracing::error!(target: LIFECYCLE, error = %format!("{e:#}"), "fatal");
     }
-    // Let blocking inference tasks finish, then flush the log queue.
+    // Give tasks still running a moment, then flush the log queue.
     runtime.shutdown_timeout(Duration::from_millis(500));
     drop(guard);
     result
@@ -93,106 +90,24 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let mut running = Vec::new();
 
-    // The collector first, so `up`'s inference service has somewhere to send records.
+    // The collector first, so `up`'s inference service has somewhere to store records.
+    let mut running = Vec::new();
     let mut collector = None;
     if matches!(config.mode, Mode::Up | Mode::Collector) {
-        let store = Store::open(config.database_url.as_deref(), &config.data_dir)
-            .await
-            .context("cannot open the prediction database")?;
-        let state = CollectorState::new(
-            store,
-            CollectorConfig {
-                slow_request: config.router.slow_request,
-                request_timeout: config.router.request_timeout,
-                ..CollectorConfig::default()
-            },
-        );
-        if !state.probe_database().await {
-            tracing::warn!(target: LIFECYCLE, backend = state.store.backend(), "database_unreachable_at_start");
-        }
-        let probe = state.spawn_probe(Duration::from_secs(5));
-        let port = if config.mode == Mode::Up {
-            config.collector_port
-        } else {
-            config.port
-        };
-        let listener = bind("collector", config.host, port).await?;
-        let address = listener.local_addr()?;
-        let done = tokio::spawn(serve(
-            listener,
-            vigil_collector::app(state.clone()),
-            until(&collector_stop),
-        ));
-        running.push(Running {
-            service: "collector",
-            done,
-        });
-        collector = Some((state, probe, address));
+        let (started, service) = collector::start(&config, until(&collector_stop)).await?;
+        running.push(service);
+        collector = Some(started);
     }
-
     let mut inference = None;
-    let mut forwarder = None;
     if matches!(config.mode, Mode::Up | Mode::Serve) {
-        let models = load_models(&config)?;
-        let state = AppState::new(models, config.limits.clone());
-        let listener = bind("inference", config.host, config.port).await?;
-        let address = listener.local_addr()?;
-        // `up` stores records in process; `serve` posts them to `--collector-url`.
-        let spool = config.data_dir.join("spool");
-        let forwarder_config = ForwarderConfig::new(&spool);
-        let started = match (&collector, &config.collector_url) {
-            (Some((collector, ..)), _) => {
-                let delivery = local_delivery::LocalDelivery::new(
-                    collector.clone(),
-                    tokio::runtime::Handle::current(),
-                );
-                Some((
-                    "in process".to_owned(),
-                    Forwarder::start(forwarder_config, state.forwarder_metrics.clone(), delivery),
-                ))
-            }
-            (None, Some(url)) => {
-                let delivery = HttpDelivery::new(url)
-                    .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
-                Some((
-                    url.clone(),
-                    Forwarder::start(forwarder_config, state.forwarder_metrics.clone(), delivery),
-                ))
-            }
-            (None, None) => None,
-        };
-        if let Some((to, result)) = started {
-            let (handle, task) = result.with_context(|| {
-                format!(
-                    "cannot start the prediction forwarder (spool {})",
-                    spool.display()
-                )
-            })?;
-            let _ = state.forwarder.set(handle);
-            tracing::info!(target: LIFECYCLE, collector = %to, spool = %spool.display(), "forwarding_predictions");
-            forwarder = Some(task);
-        }
-        let done = tokio::spawn(serve(
-            listener,
-            app(state.clone(), config.router.clone()),
-            until(&inference_stop),
-        ));
-        running.push(Running {
-            service: "inference",
-            done,
-        });
-        if config.mode == Mode::Up {
-            let collector_address = collector
-                .as_ref()
-                .map(|(_, _, a)| a.to_string())
-                .unwrap_or_default();
-            eprintln!(
-                "vigil is up: http://{address}\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector_address}/predictions  /stats  /incidents  /metrics"
-            );
-        }
-        inference = Some(state);
+        let (started, service) =
+            inference::start(&config, collector.as_ref(), until(&inference_stop)).await?;
+        running.push(service);
+        inference = Some(started);
+    }
+    if let (Some(inference), Some(collector)) = (&inference, &collector) {
+        where_to_look(inference.address, collector.address);
     }
 
     // Run until a signal, or until a service fails on its own.
@@ -206,21 +121,23 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
             reason = signals.recv() => reason,
         }
     };
-    let in_flight: i64 = inference.as_ref().map_or(0, |s| s.http.in_flight.get())
+    let in_flight: i64 = inference
+        .as_ref()
+        .map_or(0, |i| i.state.http.in_flight.get())
         + collector
             .as_ref()
-            .map_or(0, |(s, ..)| s.http.in_flight.get());
+            .map_or(0, |c| c.state.http.in_flight.get());
     tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
-    if let Some(state) = &inference {
-        state.set_ready(false);
+    if let Some(inference) = &inference {
+        inference.state.set_ready(false);
     }
     if !config.shutdown_delay.is_zero() {
         // Keep serving while load balancers notice the failing readiness probe
         // (Kubernetes removes the endpoint asynchronously), then stop accepting.
         tokio::time::sleep(config.shutdown_delay).await;
     }
-    if let Some(state) = &inference {
-        state.model_metrics.health.set(0);
+    if let Some(inference) = &inference {
+        inference.state.model_metrics.health.set(0);
     }
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
     let (inference_runs, collector_runs): (Vec<_>, Vec<_>) =
@@ -228,15 +145,14 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
     let _ = stop_inference.send(true);
     drain(inference_runs, deadline).await;
     let mut flushed_records = 0;
-    if let Some(task) = forwarder {
-        // Everything queued is sent, or spooled to disk for the next start.
+    if let Some(task) = inference.and_then(|i| i.forwarder) {
+        // Everything queued is delivered, or left on disk for the next start.
         flushed_records = task.finish().await;
     }
     let _ = stop_collector.send(true);
     drain(collector_runs, deadline).await;
-    if let Some((state, probe, _)) = collector {
-        probe.abort();
-        state.store.close().await;
+    if let Some(collector) = collector {
+        collector.close().await;
     }
     tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, flushed_records, "shutdown_complete");
     Ok(())
@@ -276,75 +192,9 @@ async fn futures_first_exit(running: &mut [Running]) -> (&'static str, String) {
     (running[index].service, outcome)
 }
 
-fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
-    let models = match &config.models_dir {
-        Some(dir) => ModelRegistry::from_dir(dir, config.default_model.as_deref()),
-        None => match &config.default_model {
-            Some(default) => {
-                let bundled = ModelRegistry::bundled()?;
-                let models = bundled
-                    .iter()
-                    .map(|m| m.card.name.clone())
-                    .collect::<Vec<_>>();
-                if !models.contains(default) {
-                    anyhow::bail!(
-                        "default model {default:?} is not bundled (bundled: {})",
-                        models.join(", ")
-                    );
-                }
-                Ok(bundled.with_default(default))
-            }
-            None => ModelRegistry::bundled(),
-        },
-    }
-    .context("cannot load models")?;
-    for m in models.iter() {
-        if m.load_duration > SLOW_MODEL_LOAD {
-            tracing::warn!(
-                target: LIFECYCLE,
-                model = %m.card.name,
-                load_ms = m.load_duration.as_millis() as u64,
-                threshold_ms = SLOW_MODEL_LOAD.as_millis() as u64,
-                "slow_model_load"
-            );
-        }
-        tracing::info!(
-            target: LIFECYCLE,
-            model = %m.card.name,
-            version = %m.card.version,
-            source = %m.source,
-            features = m.card.features.len(),
-            labels = m.card.labels.len(),
-            load_ms = (m.load_duration.as_secs_f64() * 1e6).round() / 1e3,
-            default = m.card.name == models.default_name(),
-            "model_loaded"
-        );
-    }
-    Ok(models)
-}
-
-/// SIGTERM and SIGINT handlers, installed before any port is bound: a signal that
-/// arrives right after the `listening` line must start a graceful shutdown, not kill
-/// the process with the default action.
-struct ShutdownSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignals {
-    fn install() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-        })
-    }
-
-    /// Resolves with the name of the signal that asked us to stop.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
+/// `vigil up`'s note on stderr: where to look first.
+fn where_to_look(address: std::net::SocketAddr, collector: std::net::SocketAddr) {
+    eprintln!(
+        "vigil is up: http://{address}\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector}/predictions  /stats  /incidents  /metrics"
+    );
 }

@@ -1,0 +1,139 @@
+//! Starting the inference service (`vigil serve`, and half of `vigil up`): load the
+//! models, bind, start the prediction forwarder (in process to `up`'s collector, or
+//! over HTTP to `--collector-url`), serve.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
+use vigil_model::ModelRegistry;
+use vigil_server::{AppState, app, serve};
+
+use super::collector::Collector;
+use super::local_delivery::LocalDelivery;
+use super::{LIFECYCLE, Running, bind};
+use crate::config::Config;
+
+/// Model loads slower than this log a warning (start-up time is a deployment SLO).
+const SLOW_MODEL_LOAD: Duration = Duration::from_secs(5);
+
+/// A started inference service.
+pub(super) struct Inference {
+    pub state: AppState,
+    pub address: SocketAddr,
+    /// Where prediction records go, when they go anywhere.
+    pub forwarder: Option<ForwarderTask>,
+}
+
+pub(super) async fn start(
+    config: &Config,
+    collector: Option<&Collector>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(Inference, Running)> {
+    let models = load_models(config)?;
+    let state = AppState::new(models, config.limits.clone());
+    let listener = bind("inference", config.host, config.port).await?;
+    let address = listener.local_addr()?;
+    let forwarder = start_forwarder(config, &state, collector)?;
+    let done = tokio::spawn(serve(
+        listener,
+        app(state.clone(), config.router.clone()),
+        stop,
+    ));
+    Ok((
+        Inference {
+            state,
+            address,
+            forwarder,
+        },
+        Running {
+            service: "inference",
+            done,
+        },
+    ))
+}
+
+/// `up` stores records in process; `serve` posts them to `--collector-url`; without
+/// either, records go nowhere.
+fn start_forwarder(
+    config: &Config,
+    state: &AppState,
+    collector: Option<&Collector>,
+) -> anyhow::Result<Option<ForwarderTask>> {
+    let spool = config.data_dir.join("spool");
+    let settings = ForwarderConfig::new(&spool);
+    let metrics = state.forwarder_metrics.clone();
+    let (to, started) = match (collector, &config.collector_url) {
+        (Some(collector), _) => {
+            let delivery =
+                LocalDelivery::new(collector.state.clone(), tokio::runtime::Handle::current());
+            (
+                "in process".to_owned(),
+                Forwarder::start(settings, metrics, delivery),
+            )
+        }
+        (None, Some(url)) => {
+            let delivery = HttpDelivery::new(url)
+                .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
+            (url.clone(), Forwarder::start(settings, metrics, delivery))
+        }
+        (None, None) => return Ok(None),
+    };
+    let (handle, task) = started.with_context(|| {
+        format!(
+            "cannot start the prediction forwarder (spool {})",
+            spool.display()
+        )
+    })?;
+    let _ = state.forwarder.set(handle);
+    tracing::info!(target: LIFECYCLE, collector = %to, spool = %spool.display(), "forwarding_predictions");
+    Ok(Some(task))
+}
+
+fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
+    let models = match &config.models_dir {
+        Some(dir) => ModelRegistry::from_dir(dir, config.default_model.as_deref()),
+        None => match &config.default_model {
+            Some(default) => {
+                let bundled = ModelRegistry::bundled()?;
+                let models = bundled
+                    .iter()
+                    .map(|m| m.card.name.clone())
+                    .collect::<Vec<_>>();
+                if !models.contains(default) {
+                    anyhow::bail!(
+                        "default model {default:?} is not bundled (bundled: {})",
+                        models.join(", ")
+                    );
+                }
+                Ok(bundled.with_default(default))
+            }
+            None => ModelRegistry::bundled(),
+        },
+    }
+    .context("cannot load models")?;
+    for m in models.iter() {
+        if m.load_duration > SLOW_MODEL_LOAD {
+            tracing::warn!(
+                target: LIFECYCLE,
+                model = %m.card.name,
+                load_ms = m.load_duration.as_millis() as u64,
+                threshold_ms = SLOW_MODEL_LOAD.as_millis() as u64,
+                "slow_model_load"
+            );
+        }
+        tracing::info!(
+            target: LIFECYCLE,
+            model = %m.card.name,
+            version = %m.card.version,
+            source = %m.source,
+            features = m.card.features.len(),
+            labels = m.card.labels.len(),
+            load_ms = (m.load_duration.as_secs_f64() * 1e6).round() / 1e3,
+            default = m.card.name == models.default_name(),
+            "model_loaded"
+        );
+    }
+    Ok(models)
+}

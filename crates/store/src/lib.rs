@@ -105,6 +105,26 @@ pub enum AlertEffect {
     NothingOpen,
 }
 
+/// `received_ms` for an insert: `now_ms`, or one past the last stamp this process
+/// handed out, so no two inserts of this process share one and an insert can tell
+/// its own rows from duplicates stored earlier.
+fn unique_stamp(now_ms: i64) -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now_ms.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 /// A connection pool to one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -133,7 +153,16 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            // Rows of a query cross from SQLite's thread in one go instead of waking
+            // the async side every 50 rows (sqlx's default).
+            .row_buffer_size(INSERT_CHUNK + 1)
+            // The pages inserts touch (the ends of the table and its indexes) stay in
+            // SQLite's own cache instead of being read back from the OS per statement.
+            .pragma("cache_size", "-32768")
+            // Checkpoint the WAL less often: the same hot pages are copied back once
+            // per 40 MB of log instead of once per 4 MB.
+            .pragma("wal_autocheckpoint", "10000");
         // WAL allows one writer at a time; readers never block it. A small pool keeps
         // writers queueing in the pool rather than spinning on the lock.
         let pool = SqlitePoolOptions::new()
@@ -199,6 +228,11 @@ impl Store {
 
     /// Stores records, each at most once: a `prediction_id` already present is counted
     /// as a duplicate and left as it was. All-or-nothing per call.
+    ///
+    /// Most batches hold only new records: then the insert's row count says so, and no
+    /// row comes back (`RETURNING` cost SQLite's thread a row object per record). Only
+    /// a chunk with duplicates asks which of its records this call stored: those
+    /// carrying this call's `received_ms`, which is unique per call in this process.
     pub async fn insert(
         &self,
         records: &[Record],
@@ -207,46 +241,61 @@ impl Store {
         if records.is_empty() {
             return Ok(Inserted::default());
         }
-        let accepted = with_pool!(self, pool => {
+        let stamp = unique_stamp(received_ms);
+        let new = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut accepted = std::collections::HashSet::with_capacity(records.len());
+            let mut new = Vec::with_capacity(records.len());
             for chunk in records.chunks(INSERT_CHUNK) {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, confidence, \
                      is_defect, latency_ms, request_id, trace_id, status, error_type, features, received_ms) ",
                 );
+                // Text is bound by reference: the records outlive the statement.
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.prediction_id.clone())
-                        .push_bind(r.model.clone())
-                        .push_bind(r.model_version.clone())
+                    b.push_bind(r.prediction_id.as_str())
+                        .push_bind(r.model.as_str())
+                        .push_bind(r.model_version.as_str())
                         .push_bind(r.ts_ms)
-                        .push_bind(r.label.clone())
+                        .push_bind(r.label.as_deref())
                         .push_bind(r.confidence)
                         .push_bind(i32::from(r.is_defect))
                         .push_bind(r.latency_ms)
-                        .push_bind(r.request_id.clone())
-                        .push_bind(r.trace_id.clone())
+                        .push_bind(r.request_id.as_str())
+                        .push_bind(r.trace_id.as_deref())
                         .push_bind(r.status.as_str())
-                        .push_bind(r.error_type.clone())
-                        .push_bind(r.features.clone())
-                        .push_bind(received_ms);
+                        .push_bind(r.error_type.as_deref())
+                        .push_bind(r.features.as_deref())
+                        .push_bind(stamp);
                 });
-                q.push(" ON CONFLICT (prediction_id) DO NOTHING RETURNING prediction_id");
-                for row in q.build().fetch_all(&mut *tx).await? {
-                    accepted.insert(row.try_get::<String, _>(0)?);
+                q.push(" ON CONFLICT (prediction_id) DO NOTHING");
+                let stored = q.build().execute(&mut *tx).await?.rows_affected();
+                if stored == chunk.len() as u64 {
+                    new.extend(std::iter::repeat_n(true, chunk.len()));
+                    continue;
                 }
+                let mut ours = QueryBuilder::new("SELECT prediction_id FROM predictions WHERE received_ms = ");
+                ours.push_bind(stamp).push(" AND prediction_id IN (");
+                let mut ids = ours.separated(", ");
+                for r in chunk {
+                    ids.push_bind(r.prediction_id.as_str());
+                }
+                ours.push(")");
+                let ours: std::collections::HashSet<String> = ours
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
+                new.extend(chunk.iter().map(|r| ours.contains(&r.prediction_id)));
             }
             tx.commit().await?;
-            accepted
+            new
         });
-        let new: Vec<bool> = records
-            .iter()
-            .map(|r| accepted.contains(&r.prediction_id))
-            .collect();
-        let n = accepted.len() as u64;
+        let accepted = new.iter().filter(|n| **n).count() as u64;
         Ok(Inserted {
-            accepted: n,
-            duplicates: records.len() as u64 - n,
+            accepted,
+            duplicates: records.len() as u64 - accepted,
             new,
         })
     }

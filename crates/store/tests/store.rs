@@ -37,6 +37,8 @@ async fn contract(store: &Store) {
     let mixed: Vec<Record> = (1490..1510).map(|i| record(i, "defect-detector")).collect();
     let m = store.insert(&mixed, 3).await.unwrap();
     assert_eq!((m.accepted, m.duplicates), (10, 10));
+    // Which ones were new, in order (the collector counts stored records from this).
+    assert_eq!(m.new, (1490..1510).map(|i| i >= 1500).collect::<Vec<_>>());
     let mut failed = record(0, "digits");
     failed.status = Status::Error;
     failed.error_type = Some("non_finite_output".into());

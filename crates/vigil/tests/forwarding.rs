@@ -188,9 +188,27 @@ async fn postgres_going_away_does_not_stop_predictions_and_loses_no_record() {
     assert_eq!(health.status(), 503);
     let m = get_text(format!("{collector}/metrics")).await;
     assert_eq!(sample(&m, "logging_db_initialized"), 0.0);
+    // Their records wait in the spool, every one of them.
+    vigil_test_support::wait_for_metric_at(
+        &format!("{inference}/metrics"),
+        "prediction_log_records_total{outcome=\"spooled\"}",
+        50.0,
+    )
+    .await;
 
     pg.restart();
     wait_stored(&client, &collector, 100).await;
+    vigil_test_support::wait_for_metric_at(
+        &format!("{inference}/metrics"),
+        "prediction_log_spool_records",
+        0.0,
+    )
+    .await;
+    let m = get_text(format!("{inference}/metrics")).await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        0.0
+    );
     let (code, _) = up.stop();
     assert_eq!(code, Some(0));
 }

@@ -113,7 +113,7 @@ impl Spool {
         metrics: ForwarderMetrics,
     ) -> std::io::Result<(Self, std::sync::Arc<Segments>)> {
         std::fs::create_dir_all(dir)?;
-        let mut found = BTreeMap::new();
+        let mut found = std::collections::BTreeSet::new();
         let mut legacy = Vec::new();
         for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
             let path = entry.path();
@@ -123,7 +123,7 @@ impl Spool {
                 .and_then(|s| s.parse::<u64>().ok());
             match (path.extension().and_then(|e| e.to_str()), seq) {
                 (Some(SEGMENT), Some(seq)) => {
-                    found.insert(seq, ());
+                    found.insert(seq);
                 }
                 (Some(LEGACY), Some(seq)) => legacy.push((seq, path)),
                 (Some("tmp"), Some(_)) => {
@@ -133,7 +133,7 @@ impl Spool {
             }
         }
         let next = found
-            .keys()
+            .iter()
             .chain(legacy.iter().map(|(seq, _)| seq))
             .max()
             .map_or(0, |m| m + 1);
@@ -152,7 +152,7 @@ impl Spool {
         for (_, path) in legacy {
             spool.convert_legacy(&path)?;
         }
-        for seq in found.into_keys() {
+        for seq in found {
             match segments.read(seq) {
                 Ok(batch) if !batch.is_empty() => spool.park(seq, batch.len() as u64),
                 // Empty (a batch that got no record before the process stopped).

@@ -131,15 +131,6 @@ impl Queue {
         std::mem::take(&mut self.pending.lock().parked)
     }
 
-    /// At shutdown, after the last batch was taken: an empty filling batch leaves no
-    /// segment behind.
-    pub(crate) fn close(&self) {
-        let pending = self.pending.lock();
-        if pending.filling.len == 0 {
-            self.segments.delete(pending.filling.seq);
-        }
-    }
-
     #[cfg(test)]
     pub(crate) fn records(&self) -> usize {
         self.pending.lock().records

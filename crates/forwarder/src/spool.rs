@@ -64,6 +64,20 @@ impl Segments {
         let _ = std::fs::remove_file(self.path(seq));
     }
 
+    /// Whether segment `seq` holds no record: empty, or the header alone.
+    fn holds_nothing(&self, seq: u64) -> bool {
+        std::fs::metadata(self.path(seq)).is_ok_and(|m| m.len() <= packed::MAGIC.len() as u64)
+    }
+
+    /// Moves segment `seq` out of the replay (`<seq>.unreadable`), kept for a person
+    /// to look at rather than deleted unread.
+    fn set_aside(&self, seq: u64) {
+        let path = self.path(seq);
+        let aside = path.with_extension("unreadable");
+        tracing::error!(target: "vigil::forwarder", segment = seq, kept = %aside.display(), "spool_segment_unreadable");
+        let _ = std::fs::rename(&path, &aside);
+    }
+
     /// Replaces segment `seq` with `batch`'s records, through a temporary file and a
     /// rename so a crash never leaves half of it.
     pub(crate) fn rewrite(&self, seq: u64, batch: &Batch) -> std::io::Result<()> {
@@ -136,7 +150,7 @@ impl Spool {
             .iter()
             .chain(legacy.iter().map(|(seq, _)| seq))
             .max()
-            .map_or(0, |m| m + 1);
+            .map_or(0, |m| m.saturating_add(1));
         let segments = std::sync::Arc::new(Segments {
             dir: dir.to_owned(),
             next: AtomicU64::new(next),
@@ -155,8 +169,11 @@ impl Spool {
         for seq in found {
             match segments.read(seq) {
                 Ok(batch) if !batch.is_empty() => spool.park(seq, batch.len() as u64),
-                // Empty (a batch that got no record before the process stopped).
-                _ => segments.delete(seq),
+                // A batch that got no record before the process stopped (the open
+                // segment at a shutdown, or a crash before the header was written).
+                _ if segments.holds_nothing(seq) => segments.delete(seq),
+                // Unreadable, or not this format: kept aside, never deleted unread.
+                _ => segments.set_aside(seq),
             }
         }
         if spool.records > 0 {
@@ -219,6 +236,7 @@ impl Spool {
                 Err(e) => {
                     tracing::error!(target: "vigil::forwarder", segment = seq, records = n, error = %e, "spool_read_failed");
                     self.metrics.dropped.inc_by(n);
+                    self.segments.set_aside(seq);
                     self.forget(seq);
                 }
             }
@@ -298,7 +316,11 @@ mod tests {
         // that got no record before the process stopped holds only the header.
         std::fs::write(dir.join(format!("{:020}.tmp", 5)), &body[..]).unwrap();
         std::fs::write(dir.join(format!("{:020}.vgl", 6)), packed::MAGIC).unwrap();
-        let (mut spool, _) = Spool::open(&dir, 10, metrics()).unwrap();
+        // Not this format (say, a later version's): set aside, never deleted unread.
+        std::fs::write(dir.join(format!("{:020}.vgl", 8)), b"VGL9 something").unwrap();
+        // A hostile name does not overflow the numbering.
+        std::fs::write(dir.join(format!("{}.vgl", u64::MAX)), packed::MAGIC).unwrap();
+        let (mut spool, segments) = Spool::open(&dir, 10, metrics()).unwrap();
         assert_eq!(spool.records(), 2);
         assert_eq!(ids(&spool.oldest().unwrap()), ["p1", "p2"]);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
@@ -306,7 +328,11 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, [format!("{:020}.vgl", 4)]);
+        assert_eq!(
+            left,
+            [format!("{:020}.vgl", 4), format!("{:020}.unreadable", 8)]
+        );
+        assert_eq!(segments.create().0, u64::MAX);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -58,7 +58,6 @@ impl<D: Delivery> Worker<D> {
             }
             self.take_parked(&queue);
             if stopping {
-                queue.close();
                 return n;
             }
             if self.spool.records() > 0 {
@@ -77,7 +76,9 @@ impl<D: Delivery> Worker<D> {
     /// Delivers a batch (with retries unless deliveries are known to fail, or we are
     /// shutting down), else parks it in the spool.
     async fn deliver(&mut self, mut batch: Batch, may_retry: bool) {
-        if !self.down {
+        // Down, deliveries wait for a replay to succeed; with nothing parked to replay
+        // (the spool could not be written) the next batch is the probe.
+        if !self.down || self.spool.records() == 0 {
             let tries = if may_retry {
                 self.config.attempts.max(1)
             } else {
@@ -92,6 +93,7 @@ impl<D: Delivery> Worker<D> {
                     Delivered::Stored => {
                         self.metrics.sent.inc_by(n);
                         self.spool.delete(batch.seq);
+                        self.down = false;
                         return;
                     }
                     // One bad record must not cost its neighbours: the batch goes again

@@ -519,7 +519,9 @@ async fn records_the_collector_refuses_cost_only_themselves() {
     let mode = Arc::new(AtomicU8::new(REFUSE_ONE));
     let mode_in_proxy = mode.clone();
     let proxy_addr = proxy(upstream, move |_| match mode_in_proxy.load(Ordering::SeqCst) {
-        DOWN => Step::Answer(answer("503 Service Unavailable", "{}")),
+        // What a proxy says when the collector is not behind it: no verdict on the
+        // records, so they wait in the spool.
+        DOWN => Step::Answer(answer("404 Not Found", "{}")),
         REFUSE_ONE => {
             mode_in_proxy.store(PASS, Ordering::SeqCst);
             Step::Answer(answer(

@@ -27,6 +27,8 @@ impl HttpDelivery {
     pub fn new(collector_url: &str) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // A redirect would turn the POST into a GET somewhere else: a failure.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         let url = reqwest::Url::parse(&format!("{}/log", collector_url.trim_end_matches('/')))
@@ -63,9 +65,12 @@ impl HttpDelivery {
         if status == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE && content_type != JSON {
             return Answer::Unsupported;
         }
-        if status.is_client_error()
-            && status != reqwest::StatusCode::REQUEST_TIMEOUT
-            && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        // Only the collector's own verdict on the records (400: not a body it can
+        // read, 422: records that break its rules) is final. Anything else (a proxy's
+        // 401/403/404/405/413, a redirect, a 5xx) says nothing about the records:
+        // the batch waits in the spool until the path to the collector is fixed.
+        if status == reqwest::StatusCode::BAD_REQUEST
+            || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY
         {
             let body = r.bytes().await.unwrap_or_default();
             let (why, records) = refused_records(&body);

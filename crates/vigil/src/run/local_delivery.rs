@@ -115,8 +115,11 @@ mod tests {
             .collect();
         assert_eq!(stored.len(), 2);
         assert!(stored.contains(&"a".to_owned()) && stored.contains(&"c".to_owned()));
-        // Nothing is left in the spool.
-        let left = std::fs::read_dir(dir.0.join("spool")).unwrap().count();
-        assert_eq!(left, 0);
+        // No record is left in the spool (the segment opened for the next batch holds
+        // only the format's header).
+        for entry in std::fs::read_dir(dir.0.join("spool")).unwrap() {
+            let len = entry.unwrap().metadata().unwrap().len();
+            assert!(len <= packed::MAGIC.len() as u64, "{len} bytes left");
+        }
     }
 }

@@ -18,6 +18,10 @@ mod signals;
 
 use signals::ShutdownSignals;
 
+/// The forwarder's last round at shutdown gets at least this long, even when the grace
+/// period is used up.
+const FLUSH_AT_LEAST: Duration = Duration::from_secs(5);
+
 /// Start-up and shutdown lines: logged at every level (see `vigil_telemetry::logging`).
 const LIFECYCLE: &str = vigil_telemetry::logging::LIFECYCLE_TARGET;
 
@@ -146,8 +150,14 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
     drain(inference_runs, deadline).await;
     let mut flushed_records = 0;
     if let Some(task) = inference.and_then(|i| i.forwarder) {
-        // Everything queued is delivered, or left on disk for the next start.
-        flushed_records = task.finish().await;
+        // Everything queued is delivered, or left on disk for the next start. A
+        // store that does not answer does not hold the exit up for long: what was
+        // not delivered by then is on disk too.
+        let until = deadline.max(tokio::time::Instant::now() + FLUSH_AT_LEAST);
+        match tokio::time::timeout_at(until, task.finish()).await {
+            Ok(n) => flushed_records = n,
+            Err(_) => tracing::warn!(target: LIFECYCLE, "forwarder_flush_expired"),
+        }
     }
     let _ = stop_collector.send(true);
     drain(collector_runs, deadline).await;

@@ -86,9 +86,4 @@ impl ForwarderMetrics {
             Outcome::Dropped => self.dropped.get(),
         }
     }
-
-    /// Records waiting in the spool now.
-    pub fn spooled_now(&self) -> i64 {
-        self.spool.get()
-    }
 }

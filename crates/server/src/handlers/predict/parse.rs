@@ -50,12 +50,6 @@ impl From<ApiError> for Refused {
     }
 }
 
-impl From<InputError> for Refused {
-    fn from(error: InputError) -> Self {
-        ApiError::from(error).into()
-    }
-}
-
 /// The model to run and the rows to run it on. `path_model` is the name in the path
 /// (`/models/{name}/predict`), which the body may repeat but not contradict.
 pub fn parse(

@@ -234,7 +234,48 @@ def write_nan_fixture() -> None:
     )
 
 
+def write_scores_fixture() -> None:
+    """A test-only model that answers scores, not probabilities: input * 5. It loads
+    and runs, so only the probe (outputs must be probabilities) can refuse it."""
+    out = ROOT / "testdata" / "uploads" / "scores-model"
+    out.mkdir(parents=True, exist_ok=True)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2])
+    scores = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])
+    five = helper.make_tensor("five", TensorProto.FLOAT, [], [5.0])
+    nodes = [helper.make_node("Mul", ["input", "five"], ["probabilities"])]
+    graph = helper.make_graph(nodes, "scores", [x], [scores], initializer=[five])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    (out / "model.onnx").write_bytes(model.SerializeToString())
+    (out / "model.toml").write_text(
+        "\n".join(
+            [
+                "# Test fixture written by scripts/train_models.py: answers input * 5.",
+                'name = "scores-model"',
+                'version = "0.0.1"',
+                'task = "classification"',
+                'description = "Scores instead of probabilities, for tests."',
+                'labels = ["a", "b"]',
+                "defect_labels = []",
+                "",
+                "[[features]]",
+                'name = "x0"',
+                "min = 0.0",
+                "max = 10.0",
+                "",
+                "[[features]]",
+                'name = "x1"',
+                "min = 0.0",
+                "max = 10.0",
+                "",
+            ]
+        )
+    )
+
+
 if __name__ == "__main__":
     train_defect_detector()
     train_digits()
     write_nan_fixture()
+    write_scores_fixture()

@@ -7,12 +7,16 @@ pub mod card;
 pub mod drift;
 pub mod error;
 pub mod input;
+pub mod probe;
 pub mod registry;
 pub mod runtime;
+pub mod versions;
 
 pub use card::{ModelCard, Task};
 pub use drift::{DriftMonitor, DriftSnapshot};
 pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
 pub use input::Batch;
+pub use probe::{ProbeError, ProbeReport, probe};
 pub use registry::{LoadedModel, ModelRegistry};
 pub use runtime::{OnnxModel, RowPrediction};
+pub use versions::{ModelState, StoreError, StoredVersion, VersionStore};

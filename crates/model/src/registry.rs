@@ -149,6 +149,25 @@ impl ModelRegistry {
         self
     }
 
+    /// The same models with `model` added, or in place of the one with its name (a new
+    /// version). The registry is a snapshot: callers swap whole registries.
+    pub fn with_model(&self, model: Arc<LoadedModel>) -> Self {
+        let mut next = self.clone();
+        next.models.insert(model.card.name.clone(), model);
+        next
+    }
+
+    /// The same models without `name`; `None` when it is the default or the last one
+    /// (a service always has a model to answer `/predict`).
+    pub fn without(&self, name: &str) -> Option<Self> {
+        if name == self.default || !self.models.contains_key(name) {
+            return None;
+        }
+        let mut next = self.clone();
+        next.models.remove(name);
+        Some(next)
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedModel>> {
         self.models.get(name)
     }

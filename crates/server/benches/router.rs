@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let state = AppState::new(ModelRegistry::bundled().unwrap(), Limits::default());
     let full = app(state.clone(), RouterConfig::default());
-    let bare: Router = routes().with_state(state);
+    let bare: Router = routes(&state).with_state(state.clone());
 
     let mut group = c.benchmark_group("router");
     for (name, router) in [("bare", &bare), ("telemetry", &full)] {

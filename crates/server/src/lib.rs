@@ -2,6 +2,7 @@
 //! error contract. The binary binds the socket and supplies the shutdown future, so
 //! tests can run the whole service on port 0 or call the router without a socket.
 
+pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -14,7 +15,7 @@ pub mod scheduler;
 pub mod state;
 
 pub use error::ApiError;
-pub use router::{app, serve};
+pub use router::app;
 pub use state::{AppState, Limits};
 
 /// The version reported by `service_info`, `/health` and the OpenAPI document.

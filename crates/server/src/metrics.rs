@@ -14,9 +14,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use vigil_model::{LoadedModel, ModelRegistry};
+use vigil_model::LoadedModel;
 use vigil_telemetry::metrics::{LATENCY_BUCKETS, TraceExemplar};
 
+use crate::catalog::{Models, Served};
 use crate::labels::{ErrorType, ValidationReason};
 
 /// The `model` label used when a request failed before a loaded model was known.
@@ -95,116 +96,54 @@ impl ModelHandles {
     }
 }
 
-/// All model metrics of the inference service.
+/// All model metrics of the inference service. The families are kept so a model
+/// version loaded later (upload, rollback, rescan) gets its series the same way.
 #[derive(Debug, Clone)]
 pub struct ModelMetrics {
-    per_model: Arc<HashMap<String, ModelHandles>>,
+    predictions: Family<ModelVersionStatus, Counter>,
+    latency: Family<ModelVersion, ExemplarHist, fn() -> ExemplarHist>,
+    queue: Family<ModelOnly, Histogram, HistFn>,
+    depth: Family<ModelOnly, Gauge>,
+    batch: Family<ModelOnly, Histogram, HistFn>,
+    confidence: Family<ModelOnly, Histogram, HistFn>,
+    by_class: Family<ModelClass, Counter>,
+    errors: Family<ModelErrorType, Counter>,
+    validation: Family<ModelReason, Counter>,
+    loaded: Family<ModelVersion, Gauge>,
+    load_time: Family<ModelOnly, Histogram, HistFn>,
     unknown: Arc<HashMap<ValidationReason, Counter>>,
     /// `app_health_status`.
     pub health: Gauge,
 }
 
 impl ModelMetrics {
-    pub fn register(registry: &mut Registry, models: &ModelRegistry) -> Self {
-        let predictions: Family<ModelVersionStatus, Counter> = Family::default();
-        let latency: Family<ModelVersion, ExemplarHist, fn() -> ExemplarHist> =
-            Family::new_with_constructor(|| {
+    /// Registers the model metric families; drift comes from [`register_drift`].
+    ///
+    /// [`register_drift`]: ModelMetrics::register_drift
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            predictions: Family::default(),
+            latency: Family::new_with_constructor(|| {
                 HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
-            });
-        let queue: Family<ModelOnly, Histogram, HistFn> =
-            Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
-        let depth: Family<ModelOnly, Gauge> = Family::default();
-        let batch: Family<ModelOnly, Histogram, HistFn> =
-            Family::new_with_constructor(|| Histogram::new(BATCH_BUCKETS));
-        let confidence: Family<ModelOnly, Histogram, HistFn> =
-            Family::new_with_constructor(|| Histogram::new(CONFIDENCE_BUCKETS));
-        let by_class: Family<ModelClass, Counter> = Family::default();
-        let errors: Family<ModelErrorType, Counter> = Family::default();
-        let validation: Family<ModelReason, Counter> = Family::default();
-        let loaded: Family<ModelVersion, Gauge> = Family::default();
-        let load_time: Family<ModelOnly, Histogram, HistFn> =
-            Family::new_with_constructor(|| Histogram::new(LOAD_BUCKETS));
-
-        let mut per_model = HashMap::new();
-        for m in models.iter() {
-            let name = m.card.name.clone();
-            let mv = ModelVersion {
-                model: name.clone(),
-                version: m.card.version.clone(),
-            };
-            let mo = ModelOnly {
-                model: name.clone(),
-            };
-            let status = |status| ModelVersionStatus {
-                model: name.clone(),
-                version: m.card.version.clone(),
-                status,
-            };
-            let handles = ModelHandles {
-                success: handle(&predictions, &status("success")),
-                error: handle(&predictions, &status("error")),
-                latency: handle(&latency, &mv),
-                queue: handle(&queue, &mo),
-                queue_depth: handle(&depth, &mo),
-                batch_size: handle(&batch, &mo),
-                confidence: handle(&confidence, &mo),
-                by_class: m
-                    .card
-                    .labels
-                    .iter()
-                    .map(|class| {
-                        handle(
-                            &by_class,
-                            &ModelClass {
-                                model: name.clone(),
-                                class: class.clone(),
-                            },
-                        )
-                    })
-                    .collect(),
-                errors: ErrorType::ALL
-                    .into_iter()
-                    .map(|t| {
-                        (
-                            t,
-                            handle(
-                                &errors,
-                                &ModelErrorType {
-                                    model: name.clone(),
-                                    error_type: t.as_str(),
-                                },
-                            ),
-                        )
-                    })
-                    .collect(),
-                validation: ValidationReason::all()
-                    .map(|r| {
-                        (
-                            r,
-                            handle(
-                                &validation,
-                                &ModelReason {
-                                    model: name.clone(),
-                                    reason: r.as_str(),
-                                },
-                            ),
-                        )
-                    })
-                    .collect(),
-                loaded: handle(&loaded, &mv),
-            };
-            handles.loaded.set(1);
-            load_time
-                .get_or_create(&mo)
-                .observe(m.load_duration.as_secs_f64());
-            per_model.insert(name, handles);
-        }
+            }),
+            queue: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            depth: Family::default(),
+            batch: Family::new_with_constructor(|| Histogram::new(BATCH_BUCKETS)),
+            confidence: Family::new_with_constructor(|| Histogram::new(CONFIDENCE_BUCKETS)),
+            by_class: Family::default(),
+            errors: Family::default(),
+            validation: Family::default(),
+            loaded: Family::default(),
+            load_time: Family::new_with_constructor(|| Histogram::new(LOAD_BUCKETS)),
+            unknown: Arc::new(HashMap::new()),
+            health: Gauge::default(),
+        };
         let unknown = ValidationReason::all()
             .map(|r| {
                 (
                     r,
                     handle(
-                        &validation,
+                        &metrics.validation,
                         &ModelReason {
                             model: UNKNOWN_MODEL.into(),
                             reason: r.as_str(),
@@ -213,87 +152,148 @@ impl ModelMetrics {
                 )
             })
             .collect();
-
-        let health = Gauge::default();
+        let metrics = Self {
+            unknown: Arc::new(unknown),
+            ..metrics
+        };
+        let m = metrics.clone();
         registry.register(
             "predictions",
             "Predictions served, by model, version and outcome",
-            predictions,
+            m.predictions,
         );
         registry.register(
             "prediction_latency_seconds",
             "Model compute time per batch in seconds",
-            latency,
+            m.latency,
         );
         registry.register(
             "prediction_queue_seconds",
             "Time waiting for an inference slot in seconds",
-            queue,
+            m.queue,
         );
         registry.register(
             "inference_queue_depth",
             "Requests waiting for an inference slot",
-            depth,
+            m.depth,
         );
         registry.register(
             "prediction_batch_size",
             "Instances per prediction request",
-            batch,
+            m.batch,
         );
         registry.register(
             "prediction_confidence",
             "Confidence (top probability) of each prediction",
-            confidence,
+            m.confidence,
         );
         registry.register(
             "predictions_by_class",
             "Predictions by predicted class",
-            by_class,
+            m.by_class,
         );
         registry.register(
             "prediction_errors",
             "Failed predictions by error type",
-            errors,
+            m.errors,
         );
         registry.register(
             "input_validation_errors",
             "Rejected prediction requests by reason",
-            validation,
+            m.validation,
         );
         registry.register(
             "model_loaded",
             "1 if the model version is loaded and serving",
-            loaded,
+            m.loaded,
         );
         registry.register(
             "model_load_time_seconds",
             "Time to load and optimise a model in seconds",
-            load_time,
+            m.load_time,
         );
         registry.register(
             "app_health_status",
             "1 when the service is healthy, 0 otherwise",
-            health.clone(),
+            m.health,
         );
-        registry.register_collector(Box::new(DriftCollector {
-            models: models.iter().cloned().collect(),
-        }));
-
-        Self {
-            per_model: Arc::new(per_model),
-            unknown: Arc::new(unknown),
-            health,
-        }
+        metrics
     }
 
-    pub fn model(&self, name: &str) -> Option<&ModelHandles> {
-        self.per_model.get(name)
+    /// Drift gauges, computed at scrape time from whatever models serve then.
+    pub fn register_drift(registry: &mut Registry, models: Models) {
+        registry.register_collector(Box::new(DriftCollector { models }));
+    }
+
+    /// Makes every series of `model`'s version (so no request can add one later),
+    /// marks it loaded and records its load time.
+    pub fn serve(&self, model: Arc<LoadedModel>) -> Served {
+        let name = model.card.name.clone();
+        let version = model.card.version.clone();
+        let mv = ModelVersion {
+            model: name.clone(),
+            version: version.clone(),
+        };
+        let mo = ModelOnly {
+            model: name.clone(),
+        };
+        let status = |status| ModelVersionStatus {
+            model: name.clone(),
+            version: version.clone(),
+            status,
+        };
+        let handles = ModelHandles {
+            success: handle(&self.predictions, &status("success")),
+            error: handle(&self.predictions, &status("error")),
+            latency: handle(&self.latency, &mv),
+            queue: handle(&self.queue, &mo),
+            queue_depth: handle(&self.depth, &mo),
+            batch_size: handle(&self.batch, &mo),
+            confidence: handle(&self.confidence, &mo),
+            by_class: model
+                .card
+                .labels
+                .iter()
+                .map(|class| {
+                    handle(
+                        &self.by_class,
+                        &ModelClass {
+                            model: name.clone(),
+                            class: class.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            errors: ErrorType::ALL
+                .into_iter()
+                .map(|t| {
+                    let labels = ModelErrorType {
+                        model: name.clone(),
+                        error_type: t.as_str(),
+                    };
+                    (t, handle(&self.errors, &labels))
+                })
+                .collect(),
+            validation: ValidationReason::all()
+                .map(|r| {
+                    let labels = ModelReason {
+                        model: name.clone(),
+                        reason: r.as_str(),
+                    };
+                    (r, handle(&self.validation, &labels))
+                })
+                .collect(),
+            loaded: handle(&self.loaded, &mv),
+        };
+        handles.loaded.set(1);
+        handle(&self.load_time, &mo).observe(model.load_duration.as_secs_f64());
+        Served { model, handles }
     }
 
     /// Counts a rejected request against its model (or `unknown`).
-    pub fn count_validation(&self, model: Option<&str>, reason: ValidationReason) {
-        let counter = match model.and_then(|m| self.per_model.get(m)) {
-            Some(h) => h.validation(reason),
+    pub fn count_validation(&self, model: Option<&Served>, reason: ValidationReason) {
+        let counter = match model {
+            Some(served) => served.handles.validation(reason),
             None => self.unknown.get(&reason),
         };
         if let Some(c) = counter {
@@ -317,13 +317,13 @@ where
 /// Computes `model_feature_drift_psi` and `model_prediction_drift_psi` at scrape time.
 #[derive(Debug)]
 struct DriftCollector {
-    models: Vec<Arc<LoadedModel>>,
+    models: Models,
 }
 
 impl Collector for DriftCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snapshots: Vec<_> = self
-            .models
+        let catalog = self.models.load();
+        let snapshots: Vec<_> = catalog
             .iter()
             .map(|m| (m.card.name.as_str(), m.drift.snapshot()))
             .collect();

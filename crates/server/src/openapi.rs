@@ -1,7 +1,8 @@
 //! The OpenAPI 3 document served at `/openapi.json`, generated from the handlers'
 //! annotations. A test checks that every route of the router is documented.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::handlers::{health, meta, models, predict};
 
@@ -20,6 +21,25 @@ use crate::handlers::{health, meta, models, predict};
         meta::openapi,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
+    modifiers(&KeySchemes),
     tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"))
 )]
 pub struct ApiDoc;
+
+/// The two ways to send an API key (docs/reference.md §2.10). Prediction routes name
+/// them as optional: they need a key only once a `predict` key is configured.
+struct KeySchemes;
+
+impl Modify for KeySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use vigil_model::{Batch, LoadedModel, RowPrediction};
+
+use crate::catalog::Served;
 use vigil_records::{RecordRef, Status};
 
 use crate::error::ApiError;
@@ -31,14 +33,11 @@ pub struct Predicted {
 /// Runs `batch` on `model` and records the outcome, whatever it is.
 pub async fn predict(
     state: &AppState,
-    model: &Arc<LoadedModel>,
+    served: &Arc<Served>,
     batch: Batch,
     started: Instant,
 ) -> Result<Predicted, ApiError> {
-    let handles = state
-        .model_metrics
-        .model(&model.card.name)
-        .ok_or_else(|| ApiError::Internal("model has no metrics".into()))?;
+    let (model, handles) = (&served.model, &served.handles);
     let attempt = Attempt {
         state,
         model,
@@ -79,11 +78,9 @@ pub async fn predict(
 
 /// Counts a request refused before it could run, against its model when it named one
 /// that is loaded (else `unknown`: labels stay bounded).
-pub fn rejected(state: &AppState, model: Option<&LoadedModel>, error: &ApiError) {
+pub fn rejected(state: &AppState, model: Option<&Served>, error: &ApiError) {
     if let Some(reason) = error.validation_reason() {
-        state
-            .model_metrics
-            .count_validation(model.map(|m| m.card.name.as_str()), reason);
+        state.model_metrics.count_validation(model, reason);
     }
 }
 

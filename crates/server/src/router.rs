@@ -1,13 +1,11 @@
-//! The router and the server loop. `app` builds the whole service for a state (tests
-//! call it with `oneshot`); `serve` runs it on a listener the caller bound, until the
-//! caller's shutdown future completes, then drains in-flight requests.
+//! The router. `app` builds the whole service for a state (tests call it with
+//! `oneshot`); `vigil_listener::serve` runs it on a listener the caller bound.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
+use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
 use crate::handlers::{health, meta, models, predict};
@@ -40,16 +38,25 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         },
         state.http.clone(),
     );
-    routes().layer(telemetry).with_state(state)
+    routes(&state).layer(telemetry).with_state(state)
 }
 
-/// The routes alone, without telemetry (benchmarks measure what the layer costs).
-pub fn routes() -> Router<AppState> {
+/// The routes alone, without telemetry (benchmarks measure what the layer costs). The
+/// auth guard sits inside telemetry, so refused requests are logged and counted too.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let auth = &state.auth;
+    // Unknown paths under /admin are refused before they are found missing, so the
+    // admin surface cannot be mapped without a key.
+    let admin = Router::new()
+        .fallback(meta::not_found)
+        .layer(auth.require(Role::Admin));
     Router::new()
         .route("/predict", post(predict::predict))
+        .route("/models/{name}/predict", post(predict::predict_model))
+        .route_layer(auth.require(Role::Predict))
+        .nest("/admin", admin)
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::get))
-        .route("/models/{name}/predict", post(predict::predict_model))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -57,19 +64,4 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(meta::openapi))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for in-flight requests to finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

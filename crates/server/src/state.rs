@@ -7,6 +7,9 @@ use std::time::Instant;
 use vigil_model::ModelRegistry;
 use vigil_telemetry::{HttpMetrics, Metrics};
 
+use vigil_auth::{Auth, Keyring};
+
+use crate::catalog::{Catalog, Models};
 use crate::metrics::ModelMetrics;
 use crate::scheduler::Scheduler;
 use vigil_forwarder::{Forwarder, ForwarderMetrics};
@@ -44,13 +47,16 @@ pub struct AppState(Arc<Inner>);
 
 #[derive(Debug)]
 pub struct Inner {
-    pub models: ModelRegistry,
+    /// The models serving now; swapped whole by the model lifecycle.
+    pub models: Models,
     pub limits: Limits,
     pub scheduler: Scheduler,
     pub metrics: Metrics,
     pub http: HttpMetrics,
     pub model_metrics: ModelMetrics,
     pub forwarder_metrics: ForwarderMetrics,
+    /// API keys in force, the guard's metrics and audit events.
+    pub auth: Auth,
     /// Where prediction records go, when a collector is configured.
     pub forwarder: OnceLock<Forwarder>,
     pub started: Instant,
@@ -66,11 +72,20 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Registers every metric and marks the service ready (models are loaded by now).
+    /// No keys: prediction is open, `/admin` answers 401 to everyone.
     pub fn new(models: ModelRegistry, limits: Limits) -> Self {
+        Self::with_keys(models, limits, Keyring::default())
+    }
+
+    /// As [`AppState::new`], with API keys.
+    pub fn with_keys(models: ModelRegistry, limits: Limits, keys: Keyring) -> Self {
         let mut registry = Metrics::base_registry("inference", crate::VERSION);
         let http = HttpMetrics::register(&mut registry);
-        let model_metrics = ModelMetrics::register(&mut registry, &models);
+        let model_metrics = ModelMetrics::register(&mut registry);
+        let models = Models::new(Catalog::new(models, &model_metrics));
+        ModelMetrics::register_drift(&mut registry, models.clone());
         let forwarder_metrics = ForwarderMetrics::register(&mut registry);
+        let auth = Auth::new(keys, &mut registry);
         model_metrics.health.set(1);
         let scheduler = Scheduler::new(limits.concurrency, limits.max_queue, limits.max_batch);
         Self(Arc::new(Inner {
@@ -81,6 +96,7 @@ impl AppState {
             http,
             model_metrics,
             forwarder_metrics,
+            auth,
             forwarder: OnceLock::new(),
             started: Instant::now(),
             ready: AtomicBool::new(true),

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use vigil_model::ModelRegistry;
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
+use vigil_test_support::oneshot::{assert_error, get, post, send, with_method};
 use vigil_test_support::sample;
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
@@ -28,73 +27,6 @@ fn router() -> (Router, AppState) {
         ..Limits::default()
     });
     (app(state.clone(), RouterConfig::default()), state)
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-        text,
-    }
-}
-
-fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.into())
-        .unwrap()
-}
-
-/// An empty-bodied request with any method, including ones HTTP does not define.
-fn with_method(method: &str, uri: impl AsRef<str>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri.as_ref())
-        .body(Body::empty())
-        .unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-/// Asserts the error shape (docs/reference.md §2: `details` always an object), that
-/// the body's request id is the header's, and returns the error code.
-fn assert_error(reply: &Reply, status: StatusCode) -> String {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    let rid = reply
-        .headers
-        .get("x-request-id")
-        .expect("x-request-id header")
-        .to_str()
-        .unwrap();
-    assert_eq!(reply.body["request_id"], rid, "{}", reply.text);
-    assert!(
-        reply.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{}",
-        reply.text
-    );
-    assert!(reply.body["error"]["details"].is_object(), "{}", reply.text);
-    reply.body["error"]["code"]
-        .as_str()
-        .expect("error.code")
-        .to_owned()
 }
 
 async fn metrics_text(app: &Router) -> String {

@@ -77,6 +77,8 @@ const SERIES: &[&str] = &[
     "up",
     "http_requests_total",
     "http_requests_in_flight",
+    "http_connections_open",
+    "http_connections_closed_total",
     "service_info",
     "app_health_status",
     "process_cpu_seconds_total",

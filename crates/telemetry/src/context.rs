@@ -153,7 +153,7 @@ pub struct RequestContext {
     pub trace_id: String,
     pub service: &'static str,
     /// The authenticated caller, once auth has run.
-    pub user: OnceLock<String>,
+    pub user: OnceLock<Arc<str>>,
     /// Set when the request timeout fired (before the handler is dropped).
     pub timed_out: AtomicBool,
 }

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use vigil_listener::ConnectionMetrics;
 
 use crate::exposition;
 use crate::logging::LogCounters;
@@ -145,6 +146,8 @@ pub struct HttpMetrics {
     pub in_flight: Gauge,
     pub request_size: SizeFamily,
     pub response_size: SizeFamily,
+    /// `http_connections_*`, kept by the service's listener (`vigil_listener::serve`).
+    pub connections: ConnectionMetrics,
 }
 
 impl HttpMetrics {
@@ -157,6 +160,7 @@ impl HttpMetrics {
             in_flight: Gauge::default(),
             request_size: Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS)),
             response_size: Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS)),
+            connections: ConnectionMetrics::register(registry),
         };
         registry.register(
             "http_requests",

@@ -271,7 +271,7 @@ impl Record {
             .observe(response_bytes as f64);
 
         let duration_ms = (secs * 1e6).round() / 1e3;
-        let user = self.ctx.user.get().map_or("anonymous", String::as_str);
+        let user = self.ctx.user.get().map_or("anonymous", |u| &**u);
         let path = truncate(self.uri.path(), MAX_LOGGED_PATH);
         let query = self.uri.query().map(redact_query);
         let error_code = info.map(|i| i.code);

@@ -1,8 +1,9 @@
 //! What vigil's tests share: the real binary as a child process ([`process`]), free
 //! ports and temporary directories, Prometheus text parsing ([`prometheus`]) and HTTP
-//! helpers ([`http`]). A dev-dependency only.
+//! helpers ([`http`], and in process with [`oneshot`]). A dev-dependency only.
 
 pub mod http;
+pub mod oneshot;
 pub mod process;
 pub mod prometheus;
 

@@ -33,6 +33,8 @@ pub struct Vigil {
     child: Option<Child>,
     pub addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
+    /// What it wrote to stderr (also passed on to the test's stderr).
+    errors: Arc<Mutex<Vec<String>>>,
     seen: Mutex<mpsc::Receiver<String>>,
     data: std::path::PathBuf,
     owns_data: bool,
@@ -67,7 +69,7 @@ impl Vigil {
         cmd.args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for var in [
             "VIGIL_LOG_LEVEL",
             "VIGIL_PORT",
@@ -92,10 +94,21 @@ impl Vigil {
                 let _ = tx.send(line);
             }
         });
+        let stderr = child.stderr.take().unwrap();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
         let mut vigil = Self {
             child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
             lines,
+            errors,
             seen: Mutex::new(rx),
             data,
             owns_data,
@@ -157,6 +170,19 @@ impl Vigil {
             {
                 return v;
             }
+        }
+    }
+
+    /// Blocks until a stderr line contains `text`; returns every stderr line so far.
+    pub fn wait_for_stderr(&self, text: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let lines = self.errors.lock().unwrap().clone();
+            if lines.iter().any(|l| l.contains(text)) {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "no stderr line with {text:?}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -33,6 +33,48 @@ pub enum Command {
     /// Traffic generator: good, invalid and drifted prediction requests at a set rate.
     /// Prints a JSON report; exits 1 if any answer broke the API contract.
     Load(LoadArgs),
+    /// API keys: create (printed once), list (names and roles, never keys), revoke.
+    Keys(KeysArgs),
+}
+
+/// Options of `vigil keys`.
+#[derive(Debug, Args, Clone)]
+pub struct KeysArgs {
+    /// The data dir whose `keys.toml` holds the keys (as for `vigil up`; default ./data).
+    #[arg(long, global = true, env = env::DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum KeysAction {
+    /// Make a key: prints it once, stores its hash in the data dir's `keys.toml`, and
+    /// prints the `[[keys]]` entry for a config file.
+    Create {
+        /// The caller's identity in logs, usage stats and audit events.
+        #[arg(long)]
+        name: String,
+        /// `admin` (everything) or `predict` (prediction endpoints only).
+        #[arg(long)]
+        role: vigil_auth::Role,
+        /// Print the key and its config entry without storing anything.
+        #[arg(long)]
+        print_only: bool,
+    },
+    /// The keys a service on this config and data dir accepts: names, roles, where
+    /// each is defined. Never the keys.
+    List {
+        /// One JSON object per key instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key from the data dir's `keys.toml`; running services stop accepting
+    /// it within seconds.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Options of `vigil load`.
@@ -121,6 +163,20 @@ pub struct ServeArgs {
     /// Requests running longer are answered 503 (0 disables).
     #[arg(long, env = env::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: Option<u64>,
+    /// A connection whose request head is not complete this long after it opened (or
+    /// after its first byte, on a keep-alive connection) is closed.
+    #[arg(long, env = env::HEADER_TIMEOUT_MS)]
+    pub header_timeout_ms: Option<u64>,
+    /// A keep-alive connection with no request in progress is closed after this.
+    #[arg(long, env = env::IDLE_TIMEOUT_MS)]
+    pub idle_timeout_ms: Option<u64>,
+    /// A connection whose request body stops coming (or that stops reading the
+    /// response) for this long is closed.
+    #[arg(long, env = env::BODY_TIMEOUT_MS)]
+    pub body_timeout_ms: Option<u64>,
+    /// Open connections per service at most; more are closed on arrival.
+    #[arg(long, env = env::MAX_CONNECTIONS)]
+    pub max_connections: Option<usize>,
     /// Requests slower than this log a `slow_request` warning.
     #[arg(long, env = env::SLOW_REQUEST_MS)]
     pub slow_request_ms: Option<u64>,

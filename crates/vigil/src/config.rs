@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use vigil_auth::{KeySpec, Keyring};
+use vigil_listener::ListenerConfig;
 use vigil_server::Limits;
 use vigil_server::router::RouterConfig;
 use vigil_telemetry::LogConfig;
@@ -32,6 +34,10 @@ pub mod env {
     pub const MAX_CONCURRENCY: &str = "VIGIL_MAX_CONCURRENCY";
     pub const MAX_QUEUE: &str = "VIGIL_MAX_QUEUE";
     pub const REQUEST_TIMEOUT_MS: &str = "VIGIL_REQUEST_TIMEOUT_MS";
+    pub const HEADER_TIMEOUT_MS: &str = "VIGIL_HEADER_TIMEOUT_MS";
+    pub const IDLE_TIMEOUT_MS: &str = "VIGIL_IDLE_TIMEOUT_MS";
+    pub const BODY_TIMEOUT_MS: &str = "VIGIL_BODY_TIMEOUT_MS";
+    pub const MAX_CONNECTIONS: &str = "VIGIL_MAX_CONNECTIONS";
     pub const SLOW_REQUEST_MS: &str = "VIGIL_SLOW_REQUEST_MS";
     pub const SHUTDOWN_GRACE_MS: &str = "VIGIL_SHUTDOWN_GRACE_MS";
     pub const SHUTDOWN_DELAY_MS: &str = "VIGIL_SHUTDOWN_DELAY_MS";
@@ -57,9 +63,16 @@ struct FileConfig {
     max_concurrency: Option<usize>,
     max_queue: Option<usize>,
     request_timeout_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     slow_request_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     shutdown_delay_ms: Option<u64>,
+    /// API keys (hashes only), beside the data dir's `keys.toml`.
+    #[serde(default)]
+    keys: Vec<KeySpec>,
 }
 
 /// Which services to run.
@@ -88,9 +101,13 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: Limits,
     pub router: RouterConfig,
+    /// Connection timeouts and cap, the same for every service of the process.
+    pub listener: ListenerConfig,
     pub shutdown_grace: Duration,
     /// Time between reporting not-ready and closing the listener.
     pub shutdown_delay: Duration,
+    /// The config file's `[[keys]]` (checked); the data dir's key file adds to them.
+    pub keys: Vec<KeySpec>,
 }
 
 const MAX_BODY_LIMIT: usize = 1 << 30;
@@ -105,7 +122,9 @@ impl Config {
             Command::Up(a) => (Mode::Up, a),
             Command::Serve(a) => (Mode::Serve, a),
             Command::Collector(a) => (Mode::Collector, a),
-            Command::Load(_) => anyhow::bail!("`vigil load` takes no service configuration"),
+            Command::Load(_) | Command::Keys(_) => {
+                anyhow::bail!("only the services take a service configuration")
+            }
         };
         Self::merge(mode, args, file)
     }
@@ -162,6 +181,34 @@ impl Config {
             slow_request: Duration::from_millis(slow_ms),
             request_timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
         };
+        let listener_defaults = ListenerConfig::default();
+        let ms = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map_or(default, Duration::from_millis)
+        };
+        let listener = ListenerConfig {
+            header_timeout: ms(
+                a.header_timeout_ms,
+                f.header_timeout_ms,
+                listener_defaults.header_timeout,
+            ),
+            idle_timeout: ms(
+                a.idle_timeout_ms,
+                f.idle_timeout_ms,
+                listener_defaults.idle_timeout,
+            ),
+            body_timeout: ms(
+                a.body_timeout_ms,
+                f.body_timeout_ms,
+                listener_defaults.body_timeout,
+            ),
+            max_connections: a
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(listener_defaults.max_connections),
+        };
+        listener.validate().context(
+            "listener settings (header_timeout_ms, idle_timeout_ms, body_timeout_ms, max_connections)",
+        )?;
         let level = a
             .log_level
             .clone()
@@ -181,6 +228,8 @@ impl Config {
         {
             bail!("collector_url must be an http:// or https:// URL");
         }
+        // Checked here so a bad entry stops start-up with the config error exit code.
+        Keyring::new(&f.keys).context("keys in the config file")?;
         let models_dir = a.models_dir.clone().or(f.models_dir);
         if let Some(dir) = &models_dir
             && !dir.is_dir()
@@ -212,6 +261,7 @@ impl Config {
             },
             limits,
             router,
+            listener,
             shutdown_grace: Duration::from_millis(
                 a.shutdown_grace_ms
                     .or(f.shutdown_grace_ms)
@@ -220,8 +270,24 @@ impl Config {
             shutdown_delay: Duration::from_millis(
                 a.shutdown_delay_ms.or(f.shutdown_delay_ms).unwrap_or(0),
             ),
+            keys: f.keys,
         })
     }
+}
+
+/// What `vigil keys` needs: the data dir (flag or variable, then the file, then
+/// `./data`) and the config file's keys.
+pub fn key_sources(cli: &Cli, data_dir: Option<&Path>) -> anyhow::Result<(PathBuf, Vec<KeySpec>)> {
+    let file = match &cli.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    Keyring::new(&file.keys).context("keys in the config file")?;
+    let dir = data_dir
+        .map(Path::to_owned)
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    Ok((dir, file.keys))
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -270,5 +336,30 @@ mod tests {
     #[test]
     fn unknown_file_keys_are_errors() {
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+
+    #[test]
+    fn listener_settings_come_from_flags_then_file_then_defaults() {
+        let args = ServeArgs {
+            header_timeout_ms: Some(300),
+            ..ServeArgs::default()
+        };
+        let f = file("header_timeout_ms = 5000\nidle_timeout_ms = 1000\nmax_connections = 50");
+        let c = Config::merge(Mode::Serve, &args, f).unwrap();
+        assert_eq!(c.listener.header_timeout, Duration::from_millis(300));
+        assert_eq!(c.listener.idle_timeout, Duration::from_secs(1));
+        assert_eq!(
+            c.listener.body_timeout,
+            ListenerConfig::default().body_timeout
+        );
+        assert_eq!(c.listener.max_connections, 50);
+        for (text, why) in [
+            ("header_timeout_ms = 0", "header_timeout"),
+            ("body_timeout_ms = 86400001", "body_timeout"),
+            ("max_connections = 0", "max_connections"),
+        ] {
+            let err = Config::merge(Mode::Serve, &ServeArgs::default(), file(text)).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{text}: {err:#}");
+        }
     }
 }

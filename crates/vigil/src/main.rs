@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod keys;
 mod load;
 mod run;
 
@@ -21,8 +22,10 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    if let cli::Command::Load(args) = cli.command {
-        return load::run(args);
+    match &cli.command {
+        cli::Command::Load(args) => return load::run(args.clone()),
+        cli::Command::Keys(args) => return keys::run(&cli, args),
+        _ => {}
     }
     let config = match config::Config::resolve(&cli) {
         Ok(c) => c,

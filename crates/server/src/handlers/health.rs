@@ -38,7 +38,7 @@ pub use vigil_telemetry::probes::Probe;
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let mut checks = BTreeMap::new();
-    let loaded = state.models.len();
+    let loaded = state.models.load().len();
     checks.insert(
         "models".to_owned(),
         Check {
@@ -83,5 +83,5 @@ pub async fn live() -> axum::Json<Probe> {
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = Probe), (status = 503, body = Probe)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    vigil_telemetry::probes::ready_response(state.is_ready() && !state.models.is_empty())
+    vigil_telemetry::probes::ready_response(state.is_ready() && !state.models.load().is_empty())
 }

@@ -67,13 +67,13 @@ pub struct ModelList {
     pub models: Vec<ModelInfo>,
 }
 
-fn info(state: &AppState, m: &LoadedModel) -> ModelInfo {
+fn info(default_name: &str, m: &LoadedModel) -> ModelInfo {
     let snap = m.drift.snapshot();
     ModelInfo {
         name: m.card.name.clone(),
         version: m.card.version.clone(),
         status: "loaded".into(),
-        default: m.card.name == state.models.default_name(),
+        default: m.card.name == default_name,
         task: "classification".into(),
         description: m.card.description.clone(),
         features: m
@@ -115,9 +115,13 @@ fn info(state: &AppState, m: &LoadedModel) -> ModelInfo {
 /// Every loaded model.
 #[utoipa::path(get, path = "/models", tag = "models", responses((status = 200, body = ModelList)))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
+    let catalog = state.models.load();
     Json(ModelList {
-        default_model: state.models.default_name().to_owned(),
-        models: state.models.iter().map(|m| info(&state, m)).collect(),
+        default_model: catalog.default_name().to_owned(),
+        models: catalog
+            .iter()
+            .map(|m| info(catalog.default_name(), m))
+            .collect(),
     })
 }
 
@@ -129,9 +133,7 @@ pub async fn get(
     name: Result<PathName, ApiError>,
 ) -> Result<Json<ModelInfo>, ApiError> {
     let name = name?.0;
-    let model = state
-        .models
-        .get(&name)
-        .ok_or(ApiError::UnknownModel(name))?;
-    Ok(Json(info(&state, model)))
+    let catalog = state.models.load();
+    let model = catalog.get(&name).ok_or(ApiError::UnknownModel(name))?;
+    Ok(Json(info(catalog.default_name(), model)))
 }

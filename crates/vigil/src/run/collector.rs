@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use vigil_collector::{CollectorConfig, CollectorState};
-use vigil_server::serve;
 use vigil_store::Store;
 
 use super::{LIFECYCLE, Running, bind};
@@ -54,7 +53,13 @@ pub(super) async fn start(
     };
     let listener = bind("collector", config.host, port).await?;
     let address = listener.local_addr()?;
-    let done = tokio::spawn(serve(listener, vigil_collector::app(state.clone()), stop));
+    let done = tokio::spawn(vigil_listener::serve(
+        listener,
+        vigil_collector::app(state.clone()),
+        config.listener,
+        state.http.connections.clone(),
+        stop,
+    ));
     Ok((
         Collector {
             state,

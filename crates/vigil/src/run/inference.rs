@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
 use vigil_model::ModelRegistry;
-use vigil_server::{AppState, app, serve};
+use vigil_server::{AppState, app};
 
 use super::collector::Collector;
 use super::local_delivery::LocalDelivery;
@@ -24,6 +24,8 @@ pub(super) struct Inference {
     pub address: SocketAddr,
     /// Where prediction records go, when they go anywhere.
     pub forwarder: Option<ForwarderTask>,
+    /// The admin key `vigil up` made on this start, to show once.
+    pub created_admin_key: Option<String>,
 }
 
 pub(super) async fn start(
@@ -32,13 +34,17 @@ pub(super) async fn start(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Inference, Running)> {
     let models = load_models(config)?;
-    let state = AppState::new(models, config.limits.clone());
+    let keys = super::keys::load(config)?;
+    let state = AppState::with_keys(models, config.limits.clone(), keys.keyring);
+    super::keys::watch(state.auth.clone(), config);
     let listener = bind("inference", config.host, config.port).await?;
     let address = listener.local_addr()?;
     let forwarder = start_forwarder(config, &state, collector)?;
-    let done = tokio::spawn(serve(
+    let done = tokio::spawn(vigil_listener::serve(
         listener,
         app(state.clone(), config.router.clone()),
+        config.listener,
+        state.http.connections.clone(),
         stop,
     ));
     Ok((
@@ -46,6 +52,7 @@ pub(super) async fn start(
             state,
             address,
             forwarder,
+            created_admin_key: keys.created_admin_key,
         },
         Running {
             service: "inference",

@@ -13,6 +13,7 @@ use crate::config::{Config, Mode};
 
 mod collector;
 mod inference;
+mod keys;
 mod local_delivery;
 mod signals;
 
@@ -45,7 +46,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// A running HTTP service: its name, and the future that ends when it has drained.
 struct Running {
     service: &'static str,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    done: tokio::task::JoinHandle<()>,
 }
 
 /// Binds `host:port` and logs the real address (port 0 picks a free one).
@@ -79,6 +80,10 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         max_queue = config.limits.max_queue,
         request_timeout_ms = config.router.request_timeout.map_or(0, |d| d.as_millis() as u64),
         slow_request_ms = config.router.slow_request.as_millis() as u64,
+        header_timeout_ms = config.listener.header_timeout.as_millis() as u64,
+        idle_timeout_ms = config.listener.idle_timeout.as_millis() as u64,
+        body_timeout_ms = config.listener.body_timeout.as_millis() as u64,
+        max_connections = config.listener.max_connections,
         log_level = %config.log.level,
         log_payloads = config.limits.log_payloads,
         "starting"
@@ -111,7 +116,11 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         inference = Some(started);
     }
     if let (Some(inference), Some(collector)) = (&inference, &collector) {
-        where_to_look(inference.address, collector.address);
+        where_to_look(
+            inference.address,
+            collector.address,
+            inference.created_admin_key.as_deref(),
+        );
     }
 
     // Run until a signal, or until a service fails on its own.
@@ -172,10 +181,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
 async fn drain(services: Vec<Running>, deadline: tokio::time::Instant) {
     for r in services {
         match tokio::time::timeout_at(deadline, r.done).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => {
-                tracing::error!(target: LIFECYCLE, service = r.service, error = %e, "drain_failed")
-            }
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(target: LIFECYCLE, service = r.service, error = %e, "drain_failed")
             }
@@ -195,15 +201,23 @@ async fn futures_first_exit(running: &mut [Running]) -> (&'static str, String) {
     let (result, index, _) =
         futures_util::future::select_all(running.iter_mut().map(|r| &mut r.done)).await;
     let outcome = match result {
-        Ok(Ok(())) => "it returned".to_owned(),
-        Ok(Err(e)) => e.to_string(),
+        Ok(()) => "it returned".to_owned(),
         Err(e) => e.to_string(),
     };
     (running[index].service, outcome)
 }
 
 /// `vigil up`'s note on stderr: where to look first.
-fn where_to_look(address: std::net::SocketAddr, collector: std::net::SocketAddr) {
+fn where_to_look(
+    address: std::net::SocketAddr,
+    collector: std::net::SocketAddr,
+    created_admin_key: Option<&str>,
+) {
+    if let Some(key) = created_admin_key {
+        eprintln!(
+            "admin key (shown once; only its hash is kept, in the data dir's keys.toml):\n  {key}\n  use it as `Authorization: Bearer <key>` for /admin; more keys: `vigil keys create`"
+        );
+    }
     eprintln!(
         "vigil is up: http://{address}\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector}/predictions  /stats  /incidents  /metrics"
     );

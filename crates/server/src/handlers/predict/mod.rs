@@ -44,7 +44,9 @@ pub struct PredictResponse {
 
 /// Predicts with the default model or the one named in the body.
 #[utoipa::path(post, path = "/predict", tag = "inference", request_body = PredictRequest,
+    security((), ("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
+        (status = 401, body = vigil_telemetry::ErrorBody),
         (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
         (status = 503, body = vigil_telemetry::ErrorBody)))]
@@ -58,7 +60,9 @@ pub async fn predict(
 /// Predicts with the model named in the path.
 #[utoipa::path(post, path = "/models/{name}/predict", tag = "inference", request_body = PredictRequest,
     params(("name" = String, Path, description = "Model name")),
+    security((), ("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
+        (status = 401, body = vigil_telemetry::ErrorBody),
         (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
         (status = 503, body = vigil_telemetry::ErrorBody)))]

@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 use vigil_model::input::{BatchBuilder, Cell};
 use vigil_model::{Batch, InputError, InputErrorReason, LoadedModel};
 
+use crate::catalog::Served;
+
 use crate::error::ApiError;
 use crate::extract::{JsonBytes, json_error};
 use crate::state::AppState;
@@ -40,7 +42,7 @@ const NON_FINITE_MARK: &[u8] = b"\"\\u0000non-finite\"";
 /// A request refused before it ran, with the model it named when that one is loaded
 /// (the `model` label of its validation error).
 pub struct Refused {
-    pub model: Option<Arc<LoadedModel>>,
+    pub model: Option<Arc<Served>>,
     pub error: ApiError,
 }
 
@@ -56,11 +58,12 @@ pub fn parse(
     state: &AppState,
     path_model: Option<&str>,
     body: Result<JsonBytes, ApiError>,
-) -> Result<(Arc<LoadedModel>, Batch), Refused> {
+) -> Result<(Arc<Served>, Batch), Refused> {
+    // One snapshot: the model and its metric handles stay together for the request.
+    let catalog = state.models.load();
     let named = match path_model {
         Some(name) => Some(
-            state
-                .models
+            catalog
                 .get(name)
                 .cloned()
                 .ok_or_else(|| ApiError::UnknownModel(name.to_owned()))?,
@@ -91,12 +94,11 @@ pub fn parse(
             ))));
         }
         (Some(path), _) => path,
-        (None, Some(name)) => state
-            .models
+        (None, Some(name)) => catalog
             .get(name)
             .cloned()
             .ok_or_else(|| ApiError::UnknownModel(name.clone()))?,
-        (None, None) => state.models.default_model().clone(),
+        (None, None) => catalog.default_model().clone(),
     };
     let batch = rows(state, &model, request).map_err(|error| Refused {
         model: Some(model.clone()),

@@ -1,0 +1,123 @@
+//! The models being served, as one swappable snapshot: each model with the metric
+//! handles of its version. A request takes the snapshot once and keeps what it found
+//! (model and handles together) until it is answered, so a swap never changes a model
+//! under a request in flight, and the next request sees the new version at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use vigil_model::{LoadedModel, ModelRegistry};
+
+use crate::metrics::{ModelHandles, ModelMetrics};
+
+/// A model version ready to serve, with its metric handles.
+#[derive(Debug)]
+pub struct Served {
+    pub model: Arc<LoadedModel>,
+    pub handles: ModelHandles,
+}
+
+impl std::ops::Deref for Served {
+    type Target = LoadedModel;
+    fn deref(&self) -> &LoadedModel {
+        &self.model
+    }
+}
+
+/// One consistent set of served models.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    registry: ModelRegistry,
+    served: BTreeMap<String, Arc<Served>>,
+}
+
+impl Catalog {
+    /// Makes the handles of every model (which also marks each `model_loaded`).
+    pub fn new(registry: ModelRegistry, metrics: &ModelMetrics) -> Self {
+        let served = registry
+            .iter()
+            .map(|m| (m.card.name.clone(), Arc::new(metrics.serve(m.clone()))))
+            .collect();
+        Self { registry, served }
+    }
+
+    /// The same catalog with `model` added or replacing its namesake.
+    pub fn with_model(&self, model: Arc<LoadedModel>, metrics: &ModelMetrics) -> Self {
+        let mut next = self.clone();
+        next.registry = self.registry.with_model(model.clone());
+        next.served
+            .insert(model.card.name.clone(), Arc::new(metrics.serve(model)));
+        next
+    }
+
+    /// The same catalog without `name`; `None` for the default or last model.
+    pub fn without(&self, name: &str) -> Option<Self> {
+        let registry = self.registry.without(name)?;
+        let mut served = self.served.clone();
+        served.remove(name);
+        Some(Self { registry, served })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Served>> {
+        self.served.get(name)
+    }
+
+    pub fn default_model(&self) -> &Arc<Served> {
+        &self.served[self.registry.default_name()]
+    }
+
+    pub fn default_name(&self) -> &str {
+        self.registry.default_name()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Served>> {
+        self.served.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.served.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.served.is_empty()
+    }
+
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.registry
+    }
+}
+
+/// The current catalog, swapped whole.
+#[derive(Debug, Clone)]
+pub struct Models(Arc<ArcSwap<Catalog>>);
+
+impl Models {
+    pub fn new(catalog: Catalog) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(catalog)))
+    }
+
+    /// The current snapshot (cheap; no lock).
+    pub fn load(&self) -> Guard<Arc<Catalog>> {
+        self.0.load()
+    }
+
+    /// Puts `next` in force for every request that starts from now on, and marks the
+    /// versions it no longer serves as not loaded.
+    pub fn replace(&self, next: Catalog) {
+        let previous = self.0.swap(Arc::new(next));
+        let current = self.0.load();
+        for old in previous.iter() {
+            let still = current
+                .get(&old.card.name)
+                .is_some_and(|s| Arc::ptr_eq(&s.model, &old.model));
+            if !still
+                && current
+                    .get(&old.card.name)
+                    .is_none_or(|s| s.card.version != old.card.version)
+            {
+                old.handles.loaded.set(0);
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `vigil keys`: make, list and revoke API keys in the data dir's `keys.toml` (hashes
+//! only). A new key goes to stdout alone, so `KEY=$(vigil keys create …)` works; what
+//! it is and the config-file entry go to stderr.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use vigil_auth::keyring::is_valid_name;
+use vigil_auth::{KeyFile, KeyHash, KeySpec, Keyring, Role, generate_key};
+
+use crate::cli::{Cli, KeysAction, KeysArgs};
+
+pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
+    match run_action(cli, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil keys: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_action(cli: &Cli, args: &KeysArgs) -> anyhow::Result<()> {
+    let (data_dir, config_keys) = crate::config::key_sources(cli, args.data_dir.as_deref())?;
+    let file = KeyFile::in_dir(&data_dir);
+    let stored = file.load()?;
+    match &args.action {
+        KeysAction::Create {
+            name,
+            role,
+            print_only,
+        } => create(&file, stored, &config_keys, name, *role, *print_only),
+        KeysAction::List { json } => {
+            list(&file, &stored, &config_keys, cli, *json);
+            Ok(())
+        }
+        KeysAction::Revoke { name } => revoke(&file, stored, &config_keys, cli, name),
+    }
+}
+
+fn create(
+    file: &KeyFile,
+    mut stored: Vec<KeySpec>,
+    config_keys: &[KeySpec],
+    name: &str,
+    role: Role,
+    print_only: bool,
+) -> anyhow::Result<()> {
+    if !is_valid_name(name) {
+        bail!("key name {name:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+    }
+    if stored.iter().chain(config_keys).any(|k| k.name == name) {
+        bail!("a key named {name:?} exists already; revoke it first or pick another name");
+    }
+    let key = generate_key()?;
+    let spec = KeySpec {
+        name: name.to_owned(),
+        role,
+        sha256: KeyHash::of(key.as_bytes()).to_hex(),
+        created_at: Some(now_rfc3339()),
+    };
+    if !print_only {
+        stored.push(spec.clone());
+        // The same checks the services make, before anything is written.
+        Keyring::new(stored.iter().chain(config_keys))?;
+        file.save(&stored)?;
+    }
+    println!("{key}");
+    let entry = toml::to_string(&spec).context("cannot format the key entry")?;
+    let where_ = if print_only {
+        "Not stored anywhere (--print-only).".to_owned()
+    } else {
+        format!(
+            "Its hash is stored in {}; running services accept it within seconds.",
+            file.path().display()
+        )
+    };
+    eprintln!(
+        "\nAbove: the {role} key {name:?}. It is shown only this once; keep it in a secret store.\n\
+         Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.\n{where_}\n\
+         To put it in a config file instead, add:\n\n[[keys]]\n{entry}"
+    );
+    Ok(())
+}
+
+fn list(file: &KeyFile, stored: &[KeySpec], config_keys: &[KeySpec], cli: &Cli, json: bool) {
+    let config_source = cli
+        .config
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let file_source = file.path().display().to_string();
+    let rows = config_keys
+        .iter()
+        .map(|k| (k, config_source.as_str()))
+        .chain(stored.iter().map(|k| (k, file_source.as_str())));
+    if json {
+        for (k, source) in rows {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": k.name, "role": k.role.as_str(),
+                    "created_at": k.created_at, "source": source,
+                })
+            );
+        }
+        return;
+    }
+    println!("{:<24} {:<8} {:<21} SOURCE", "NAME", "ROLE", "CREATED");
+    for (k, source) in rows {
+        println!(
+            "{:<24} {:<8} {:<21} {source}",
+            k.name,
+            k.role.as_str(),
+            k.created_at.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
+fn revoke(
+    file: &KeyFile,
+    mut stored: Vec<KeySpec>,
+    config_keys: &[KeySpec],
+    cli: &Cli,
+    name: &str,
+) -> anyhow::Result<()> {
+    let before = stored.len();
+    stored.retain(|k| k.name != name);
+    if stored.len() == before {
+        if config_keys.iter().any(|k| k.name == name) {
+            let path = cli.config.as_ref().map(|p| p.display().to_string());
+            bail!(
+                "key {name:?} is defined in the config file {}: delete its [[keys]] entry there",
+                path.unwrap_or_default()
+            );
+        }
+        bail!("no key named {name:?} in {}", file.path().display());
+    }
+    file.save(&stored)?;
+    eprintln!("Revoked {name:?}; running services stop accepting it within seconds.");
+    Ok(())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,95 @@
+//! The inference service's API keys at start-up and while it runs: the config file's
+//! `[[keys]]` plus the data dir's `keys.toml`; under `vigil up` with no admin key
+//! anywhere, an admin key made on first start (hash stored, key shown once); and a
+//! watch on `keys.toml` so `vigil keys create|revoke` take effect without a restart.
+
+use std::time::Duration;
+
+use vigil_auth::{Auth, KeyFile, KeyHash, KeySpec, Keyring, Role, generate_key};
+
+use super::LIFECYCLE;
+use crate::config::{Config, Mode};
+
+/// How often `keys.toml` is checked for changes (one `stat`).
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// The keys in force at start-up, and the admin key made just now, if one was.
+pub(super) struct StartKeys {
+    pub keyring: Keyring,
+    pub created_admin_key: Option<String>,
+}
+
+pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
+    let file = KeyFile::in_dir(&config.data_dir);
+    let mut stored = file.load()?;
+    let mut keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+    let mut created_admin_key = None;
+    if config.mode == Mode::Up && !keyring.has_admin() {
+        let key = generate_key()?;
+        let name = ["admin", "vigil-admin"]
+            .into_iter()
+            .find(|n| !keyring.iter().any(|k| &*k.name == *n))
+            .unwrap_or("vigil-admin-1");
+        stored.push(KeySpec {
+            name: name.to_owned(),
+            role: Role::Admin,
+            sha256: KeyHash::of(key.as_bytes()).to_hex(),
+            created_at: None,
+        });
+        keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+        file.save(&stored)?;
+        tracing::info!(target: LIFECYCLE, name, file = %file.path().display(), "admin_key_created");
+        created_admin_key = Some(key);
+    }
+    let count = |role| keyring.iter().filter(|k| k.role == role).count();
+    tracing::info!(
+        target: LIFECYCLE,
+        admin_keys = count(Role::Admin),
+        predict_keys = count(Role::Predict),
+        prediction = if keyring.predict_gated() { "needs a key" } else { "open" },
+        "api_keys"
+    );
+    if !keyring.has_admin() {
+        tracing::warn!(
+            target: LIFECYCLE,
+            "no admin key: /admin answers 401 to everyone; make one with `vigil keys create --role admin`"
+        );
+    }
+    Ok(StartKeys {
+        keyring,
+        created_admin_key,
+    })
+}
+
+/// Reloads the keys whenever `keys.toml` changes. A file that does not check out is
+/// logged and the keys in force stay.
+pub(super) fn watch(auth: Auth, config: &Config) -> tokio::task::JoinHandle<()> {
+    let file = KeyFile::in_dir(&config.data_dir);
+    let config_keys = config.keys.clone();
+    tokio::spawn(async move {
+        let mut seen = file.modified();
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = file.modified();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let reloaded = file
+                .load()
+                .and_then(|stored| Keyring::new(config_keys.iter().chain(&stored)));
+            match reloaded {
+                Ok(keyring) => {
+                    let keys = keyring.len();
+                    auth.replace(keyring);
+                    tracing::info!(target: LIFECYCLE, keys, file = %file.path().display(), "api_keys_reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(target: LIFECYCLE, error = %e, "api_keys_reload_failed")
+                }
+            }
+        }
+    })
+}

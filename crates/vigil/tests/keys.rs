@@ -1,0 +1,187 @@
+//! API keys through the real binary: the admin key `vigil up` makes on first start
+//! (shown once, kept across restarts), `vigil keys create|list|revoke` and running
+//! services following them without a restart, the caller's name in access lines,
+//! and keys never reaching a log line.
+
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use vigil_test_support::{TempDir, Vigil, vigil_binary};
+
+const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `vigil keys …` on `data_dir`: exit status, stdout, stderr.
+fn keys(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(vigil_binary())
+        .arg("keys")
+        .args(args)
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .env_remove("VIGIL_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Asks the inference service (under `up`, the first service to listen is the collector).
+async fn status(vigil: &Vigil, method: &str, path: &str, key: Option<&str>) -> u16 {
+    let client = reqwest::Client::new();
+    let url = format!("http://{}{path}", vigil.address_of("inference"));
+    let mut req = match method {
+        "POST" => client.post(url).json(&json!({"features": GOOD})),
+        _ => client.get(url),
+    };
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Polls until `path` answers `want` (the services pick key changes up within seconds).
+async fn wait_for_status(vigil: &Vigil, path: &str, key: Option<&str>, want: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let got = status(vigil, "POST", path, key).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} stayed {got}, not {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn access_lines<'a>(lines: &'a [Value], path: &'a str) -> impl Iterator<Item = &'a Value> {
+    lines
+        .iter()
+        .filter(move |l| l["message"] == "request_completed" && l["path"] == path)
+}
+
+#[tokio::test]
+async fn up_makes_an_admin_key_once_and_keeps_it_across_restarts() {
+    let dir = TempDir::new("keys-up");
+    let data = dir.path().to_str().unwrap();
+    let vigil = Vigil::start_command("up", &["--data-dir", data], &[]);
+    let stderr = vigil.wait_for_stderr("vigil is up");
+    let at = stderr
+        .iter()
+        .position(|l| l.starts_with("admin key"))
+        .expect("the admin key note");
+    let key = stderr[at + 1].trim().to_owned();
+    assert!(key.starts_with("vgl_"), "{key}");
+    assert_eq!(status(&vigil, "GET", "/admin/anything", None).await, 401);
+    assert_eq!(
+        status(&vigil, "GET", "/admin/anything", Some("vgl_nope")).await,
+        401
+    );
+    // Through the guard: nothing is at this admin path yet, so a JSON 404.
+    assert_eq!(
+        status(&vigil, "GET", "/admin/anything", Some(&key)).await,
+        404
+    );
+    let stored = std::fs::read_to_string(dir.path().join("keys.toml")).unwrap();
+    assert!(stored.contains("role = \"admin\"") && !stored.contains(&key));
+    let stdout = vigil.stdout_after_stop();
+    assert!(!stdout.contains(&key), "the key reached a log line");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let users: Vec<&Value> = access_lines(&lines, "/admin/anything")
+        .map(|l| &l["user"])
+        .collect();
+    assert_eq!(
+        users,
+        [&json!("anonymous"), &json!("anonymous"), &json!("admin")]
+    );
+    let audits: Vec<&Value> = lines.iter().filter(|l| l["message"] == "audit").collect();
+    assert_eq!(audits.len(), 3, "{audits:?}");
+    assert_eq!(audits[0]["action"], "denied");
+    assert_eq!(audits[0]["reason"], "missing");
+    assert_eq!(audits[2]["action"], "access");
+    assert_eq!(audits[2]["user"], "admin");
+
+    // Same data dir: no new key, and the first one still opens /admin.
+    let again = Vigil::start_command("up", &["--data-dir", data], &[]);
+    let stderr = again.wait_for_stderr("vigil is up");
+    assert!(
+        !stderr.iter().any(|l| l.starts_with("admin key")),
+        "{stderr:?}"
+    );
+    assert_eq!(
+        status(&again, "GET", "/admin/anything", Some(&key)).await,
+        404
+    );
+    again.stop();
+}
+
+#[tokio::test]
+async fn keys_made_and_revoked_by_the_cli_apply_to_a_running_service() {
+    let dir = TempDir::new("keys-cli");
+    let vigil = Vigil::start(&["--data-dir", dir.path().to_str().unwrap()], &[]);
+    // `serve` makes no key: prediction is open, /admin closed.
+    assert_eq!(status(&vigil, "POST", "/predict", None).await, 200);
+    assert!(!dir.path().join("keys.toml").exists());
+
+    let (ok, ci_key, note) = keys(dir.path(), &["create", "--name", "ci", "--role", "predict"]);
+    assert!(ok, "{note}");
+    let ci_key = ci_key.trim().to_owned();
+    assert!(ci_key.starts_with("vgl_"));
+    assert!(
+        note.contains("[[keys]]") && note.contains("name = \"ci\""),
+        "{note}"
+    );
+    assert!(note.contains("sha256 = "), "{note}");
+    let (ok, other_key, _) = keys(
+        dir.path(),
+        &["create", "--name", "batch-jobs", "--role", "predict"],
+    );
+    assert!(ok);
+    let other_key = other_key.trim().to_owned();
+    let (ok, _, why) = keys(dir.path(), &["create", "--name", "ci", "--role", "admin"]);
+    assert!(!ok && why.contains("exists"), "{why}");
+    let (ok, _, why) = keys(
+        dir.path(),
+        &["create", "--name", "bad name", "--role", "admin"],
+    );
+    assert!(!ok && why.contains("key name"), "{why}");
+
+    // A predict key exists now: prediction needs one.
+    wait_for_status(&vigil, "/predict", None, 401).await;
+    assert_eq!(status(&vigil, "POST", "/predict", Some(&ci_key)).await, 200);
+    assert_eq!(status(&vigil, "GET", "/admin/x", Some(&ci_key)).await, 403);
+
+    let (ok, listed, _) = keys(dir.path(), &["list"]);
+    assert!(ok);
+    assert!(listed.contains("ci") && listed.contains("batch-jobs") && listed.contains("predict"));
+    assert!(!listed.contains(&ci_key) && !listed.contains(&other_key));
+
+    let (ok, _, note) = keys(dir.path(), &["revoke", "--name", "ci"]);
+    assert!(ok, "{note}");
+    wait_for_status(&vigil, "/predict", Some(&ci_key), 401).await;
+    assert_eq!(
+        status(&vigil, "POST", "/predict", Some(&other_key)).await,
+        200
+    );
+    let (ok, _, why) = keys(dir.path(), &["revoke", "--name", "ci"]);
+    assert!(!ok && why.contains("no key named"), "{why}");
+
+    let stdout = vigil.stdout_after_stop();
+    assert!(!stdout.contains(&ci_key) && !stdout.contains(&other_key));
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(access_lines(&lines, "/predict").any(|l| l["user"] == "ci" && l["status"] == 200));
+    assert!(access_lines(&lines, "/predict").any(|l| l["user"] == "batch-jobs"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "auth_failed" && l["reason"] == "missing")
+    );
+    assert!(lines.iter().any(|l| l["message"] == "api_keys_reloaded"));
+}

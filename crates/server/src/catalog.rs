@@ -102,6 +102,11 @@ impl Models {
         self.0.load()
     }
 
+    /// The current snapshot, owned (for code that holds it across an await).
+    pub fn load_full(&self) -> Arc<Catalog> {
+        self.0.load_full()
+    }
+
     /// Puts `next` in force for every request that starts from now on, and marks the
     /// versions it no longer serves as not loaded.
     pub fn replace(&self, next: Catalog) {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod labels;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod outcome;

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{health, meta, models, predict};
+use crate::handlers::{admin, health, meta, models, predict};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,10 +19,14 @@ use crate::handlers::{health, meta, models, predict};
         health::ready,
         meta::metrics,
         meta::openapi,
+        admin::upload,
+        admin::versions,
+        admin::rollback,
+        admin::unload,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
     modifiers(&KeySchemes),
-    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"))
+    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"), (name = "admin"))
 )]
 pub struct ApiDoc;
 

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
-use crate::handlers::{health, meta, models, predict};
+use crate::handlers::{admin, health, meta, models, predict};
 use crate::state::AppState;
 
 /// Telemetry settings of the inference service.
@@ -48,6 +49,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     // Unknown paths under /admin are refused before they are found missing, so the
     // admin surface cannot be mapped without a key.
     let admin = Router::new()
+        .route("/models/{name}", post(admin::upload).delete(admin::unload))
+        .route("/models/{name}/versions", get(admin::versions))
+        .route("/models/{name}/rollback", post(admin::rollback))
+        // Uploads carry whole models; the prediction body limit is far too small.
+        .layer(DefaultBodyLimit::max(state.limits.upload_limit))
         .fallback(meta::not_found)
         .layer(auth.require(Role::Admin));
     Router::new()

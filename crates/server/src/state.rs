@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_queue: usize,
     /// Log request bodies (with secrets redacted).
     pub log_payloads: bool,
+    /// Largest model upload (`POST /admin/models/{name}`), in bytes.
+    pub upload_limit: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +39,7 @@ impl Default for Limits {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_queue: 256,
             log_payloads: false,
+            upload_limit: 256 * 1024 * 1024,
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct Inner {
     pub auth: Auth,
     /// Where prediction records go, when a collector is configured.
     pub forwarder: OnceLock<Forwarder>,
+    /// Uploaded model versions under the data dir (the binary sets it).
+    pub lifecycle: OnceLock<crate::lifecycle::Lifecycle>,
     pub started: Instant,
     ready: AtomicBool,
 }
@@ -98,6 +103,7 @@ impl AppState {
             forwarder_metrics,
             auth,
             forwarder: OnceLock::new(),
+            lifecycle: OnceLock::new(),
             started: Instant::now(),
             ready: AtomicBool::new(true),
         }))

@@ -598,6 +598,9 @@ async fn models_health_and_openapi() {
         "/health/ready",
         "/metrics",
         "/openapi.json",
+        "/admin/models/{name}",
+        "/admin/models/{name}/versions",
+        "/admin/models/{name}/rollback",
     ]
     .into_iter()
     .map(String::from)

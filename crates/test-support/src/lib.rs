@@ -3,6 +3,7 @@
 //! helpers ([`http`], and in process with [`oneshot`]). A dev-dependency only.
 
 pub mod http;
+pub mod multipart;
 pub mod oneshot;
 pub mod process;
 pub mod prometheus;

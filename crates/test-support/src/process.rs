@@ -173,6 +173,11 @@ impl Vigil {
         }
     }
 
+    /// Every stdout line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// Blocks until a stderr line contains `text`; returns every stderr line so far.
     pub fn wait_for_stderr(&self, text: &str) -> Vec<String> {
         let deadline = Instant::now() + PATIENCE;

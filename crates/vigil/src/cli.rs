@@ -160,6 +160,9 @@ pub struct ServeArgs {
     /// Requests that may wait for an inference slot before 503.
     #[arg(long, env = env::MAX_QUEUE)]
     pub max_queue: Option<usize>,
+    /// Largest model upload (`POST /admin/models/{name}`) in bytes.
+    #[arg(long, env = env::MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: Option<usize>,
     /// Requests running longer are answered 503 (0 disables).
     #[arg(long, env = env::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: Option<u64>,

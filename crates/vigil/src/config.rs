@@ -33,6 +33,7 @@ pub mod env {
     pub const MAX_BATCH: &str = "VIGIL_MAX_BATCH_SIZE";
     pub const MAX_CONCURRENCY: &str = "VIGIL_MAX_CONCURRENCY";
     pub const MAX_QUEUE: &str = "VIGIL_MAX_QUEUE";
+    pub const MAX_UPLOAD_BYTES: &str = "VIGIL_MAX_UPLOAD_BYTES";
     pub const REQUEST_TIMEOUT_MS: &str = "VIGIL_REQUEST_TIMEOUT_MS";
     pub const HEADER_TIMEOUT_MS: &str = "VIGIL_HEADER_TIMEOUT_MS";
     pub const IDLE_TIMEOUT_MS: &str = "VIGIL_IDLE_TIMEOUT_MS";
@@ -62,6 +63,7 @@ struct FileConfig {
     max_batch_size: Option<usize>,
     max_concurrency: Option<usize>,
     max_queue: Option<usize>,
+    max_upload_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
@@ -111,6 +113,8 @@ pub struct Config {
 }
 
 const MAX_BODY_LIMIT: usize = 1 << 30;
+/// Uploads are held in memory while they are checked.
+const MAX_UPLOAD_LIMIT: usize = 4 << 30;
 
 impl Config {
     pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
@@ -162,7 +166,14 @@ impl Config {
                 .unwrap_or(defaults.concurrency),
             max_queue: a.max_queue.or(f.max_queue).unwrap_or(defaults.max_queue),
             log_payloads: a.log_payloads.or(f.log_payloads).unwrap_or(false),
+            upload_limit: a
+                .max_upload_bytes
+                .or(f.max_upload_bytes)
+                .unwrap_or(defaults.upload_limit),
         };
+        if limits.upload_limit == 0 || limits.upload_limit > MAX_UPLOAD_LIMIT {
+            bail!("max_upload_bytes must be between 1 and {MAX_UPLOAD_LIMIT}");
+        }
         if limits.body_limit == 0 || limits.body_limit > MAX_BODY_LIMIT {
             bail!("body_limit_bytes must be between 1 and {MAX_BODY_LIMIT}");
         }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
-use vigil_model::ModelRegistry;
+use vigil_model::{ModelRegistry, VersionStore};
+use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
 
 use super::collector::Collector;
@@ -33,9 +34,14 @@ pub(super) async fn start(
     collector: Option<&Collector>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Inference, Running)> {
-    let models = load_models(config)?;
+    let base = load_models(config)?;
+    // Uploaded versions, rollbacks and unloads kept under the data dir apply on top.
+    let lifecycle = Lifecycle::new(VersionStore::in_data_dir(&config.data_dir), &base);
+    let models = lifecycle.overlay(base);
     let keys = super::keys::load(config)?;
     let state = AppState::with_keys(models, config.limits.clone(), keys.keyring);
+    let _ = state.lifecycle.set(lifecycle);
+    super::reload::watch(super::reload::install()?, config, state.clone());
     super::keys::watch(state.auth.clone(), config);
     let listener = bind("inference", config.host, config.port).await?;
     let address = listener.local_addr()?;
@@ -121,6 +127,8 @@ fn load_models(config: &Config) -> anyhow::Result<ModelRegistry> {
     }
     .context("cannot load models")?;
     for m in models.iter() {
+        // The same check an upload passes: the model must answer probabilities.
+        vigil_model::probe(m).with_context(|| format!("model {} ({})", m.card.name, m.source))?;
         if m.load_duration > SLOW_MODEL_LOAD {
             tracing::warn!(
                 target: LIFECYCLE,

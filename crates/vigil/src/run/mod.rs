@@ -15,6 +15,7 @@ mod collector;
 mod inference;
 mod keys;
 mod local_delivery;
+mod reload;
 mod signals;
 
 use signals::ShutdownSignals;

@@ -1,0 +1,398 @@
+//! The model lifecycle: upload a version, roll back, unload, list versions. Every
+//! action is checked completely before anything changes (the card parses and names
+//! this model, the ONNX loads in tract with the card's features and labels, a probe
+//! batch answers probabilities), then kept under the data dir and put in force with one
+//! catalog swap: requests in flight finish on the version they started with, new ones
+//! get the new one, and none fails. Actions run one at a time.
+
+mod error;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use vigil_model::versions::is_safe_segment;
+use vigil_model::{LoadedModel, ModelCard, ModelRegistry, ModelState, VersionStore};
+
+pub use error::LifecycleError;
+
+use crate::catalog::Models;
+use crate::metrics::ModelMetrics;
+
+/// What an upload put in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    pub model: String,
+    pub version: String,
+    /// The version it replaced; `null` for a new model.
+    pub previous_version: Option<String>,
+    /// Time to load and optimise the model, in milliseconds.
+    pub load_ms: f64,
+    /// Rows of the probe batch the model answered with probabilities.
+    pub probe_rows: usize,
+}
+
+/// A version change (rollback) or an unload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Changed {
+    pub model: String,
+    /// The version serving before.
+    pub from_version: String,
+    /// The version serving now; `null` after an unload.
+    pub to_version: Option<String>,
+}
+
+/// One version a model has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionInfo {
+    pub version: String,
+    /// `bundled`, a models directory, or `uploaded`.
+    pub source: String,
+    pub active: bool,
+    /// When it was uploaded (RFC 3339); `null` for the start-up version.
+    pub saved_at: Option<String>,
+}
+
+/// Every version kept for a model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Versions {
+    pub model: String,
+    /// The version serving; `null` when the model is unloaded.
+    pub active: Option<String>,
+    pub versions: Vec<VersionInfo>,
+    /// Versions that served before the active one, oldest first: rollback goes to the
+    /// last.
+    pub history: Vec<String>,
+}
+
+/// The versions from the models directory (or bundled), by name: what the service
+/// started with, updated by a rescan.
+type Base = BTreeMap<String, Arc<LoadedModel>>;
+
+/// What a rescan of the models directory changed.
+#[derive(Debug, Default, Serialize)]
+pub struct Rescanned {
+    /// Models now serving a new version from the directory, or newly added.
+    pub loaded: Vec<String>,
+    /// Models gone from the directory, no longer served.
+    pub unloaded: Vec<String>,
+    /// Models whose uploaded version keeps serving (the directory's is kept for
+    /// rollback), or that could not be unloaded (default or last).
+    pub kept: Vec<String>,
+}
+
+/// Model versions kept under the data dir, and the directory's versions to fall back on.
+#[derive(Debug)]
+pub struct Lifecycle {
+    store: VersionStore,
+    /// One action at a time: the store, the base and the catalog change together.
+    base: tokio::sync::Mutex<Base>,
+}
+
+impl Lifecycle {
+    pub fn new(store: VersionStore, base: &ModelRegistry) -> Self {
+        Self {
+            store,
+            base: tokio::sync::Mutex::new(
+                base.iter()
+                    .map(|m| (m.card.name.clone(), m.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The start-up models with what the store says: uploaded versions in force,
+    /// unloaded models left out. A stored version that no longer loads is logged and
+    /// the start-up version serves instead.
+    pub fn overlay(&self, mut registry: ModelRegistry) -> ModelRegistry {
+        let base = self.base.try_lock().map(|b| b.clone()).unwrap_or_default();
+        let names = match self.store.names() {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::error!(target: "vigil::lifecycle", error = %e, "model_store_unreadable");
+                return registry;
+            }
+        };
+        for name in names {
+            let state = match self.store.state(&name) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(target: "vigil::lifecycle", model = %name, error = %e, "model_state_unreadable");
+                    continue;
+                }
+            };
+            if state.unloaded {
+                match registry.without(&name) {
+                    Some(next) => registry = next,
+                    None if registry.get(&name).is_some() => tracing::warn!(
+                        target: "vigil::lifecycle", model = %name,
+                        "unloaded model kept: it is the default or the last model"
+                    ),
+                    None => {}
+                }
+                continue;
+            }
+            let Some(active) = state.active else { continue };
+            if base.get(&name).is_some_and(|m| m.card.version == active) {
+                continue;
+            }
+            match self.store.load(&name, &active) {
+                Ok(model) => {
+                    tracing::info!(
+                        target: "vigil::lifecycle", model = %name, version = %active,
+                        load_ms = (model.load_duration.as_secs_f64() * 1e6).round() / 1e3,
+                        "model_loaded"
+                    );
+                    registry = registry.with_model(Arc::new(model));
+                }
+                Err(e) => tracing::error!(
+                    target: "vigil::lifecycle", model = %name, version = %active, error = %e,
+                    "stored_model_version_failed"
+                ),
+            }
+        }
+        registry
+    }
+
+    /// Checks an uploaded version completely, keeps it and puts it in force.
+    pub async fn upload(
+        &self,
+        models: &Models,
+        metrics: &ModelMetrics,
+        name: &str,
+        onnx: Vec<u8>,
+        card_text: String,
+    ) -> Result<Uploaded, LifecycleError> {
+        check_name(name)?;
+        let card = ModelCard::from_toml(&card_text)
+            .map_err(|e| LifecycleError::InvalidCard(e.to_string()))?;
+        if card.name != name {
+            return Err(LifecycleError::NameMismatch {
+                card: card.name,
+                path: name.to_owned(),
+            });
+        }
+        if !is_safe_segment(&card.version) {
+            return Err(LifecycleError::BadVersion(card.version));
+        }
+        let base = self.base.lock().await;
+        if self.store.has_version(name, &card.version)
+            || base
+                .get(name)
+                .is_some_and(|m| m.card.version == card.version)
+        {
+            return Err(LifecycleError::VersionExists {
+                model: name.to_owned(),
+                version: card.version,
+            });
+        }
+        // tract's load and optimisation are CPU work: off the async threads.
+        let (model, probe_rows, onnx, card_text) = tokio::task::spawn_blocking(move || {
+            let model = LoadedModel::from_parts(&onnx, &card_text, "uploaded".into())
+                .map_err(|e| LifecycleError::InvalidModel(e.to_string()))?;
+            let report = vigil_model::probe(&model)
+                .map_err(|e| LifecycleError::NotProbabilities(e.to_string()))?;
+            Ok::<_, LifecycleError>((model, report.rows, onnx, card_text))
+        })
+        .await
+        .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
+        let version = model.card.version.clone();
+        let previous = models.load().get(name).map(|s| s.card.version.clone());
+        self.store
+            .save_version(name, &version, &onnx, &card_text)
+            .map_err(|e| LifecycleError::Store(e.to_string()))?;
+        let mut state = self.state(name)?;
+        if let Some(previous) = &previous {
+            state.history.push(previous.clone());
+        }
+        state.active = Some(version.clone());
+        state.unloaded = false;
+        self.save_state(name, &state)?;
+        let load_ms = (model.load_duration.as_secs_f64() * 1e6).round() / 1e3;
+        models.replace(models.load().with_model(Arc::new(model), metrics));
+        Ok(Uploaded {
+            model: name.to_owned(),
+            version,
+            previous_version: previous,
+            load_ms,
+            probe_rows,
+        })
+    }
+
+    /// Back to the version that served before the active one.
+    pub async fn rollback(
+        &self,
+        models: &Models,
+        metrics: &ModelMetrics,
+        name: &str,
+    ) -> Result<Changed, LifecycleError> {
+        check_name(name)?;
+        let base = self.base.lock().await;
+        let current = models
+            .load()
+            .get(name)
+            .map(|s| s.card.version.clone())
+            .ok_or_else(|| LifecycleError::UnknownModel(name.to_owned()))?;
+        let mut state = self.state(name)?;
+        let target = state
+            .history
+            .pop()
+            .ok_or_else(|| LifecycleError::NoPreviousVersion(name.to_owned()))?;
+        let model = match base.get(name) {
+            Some(base) if base.card.version == target => base.clone(),
+            _ => {
+                let store = self.store.clone();
+                let (n, v) = (name.to_owned(), target.clone());
+                let loaded = tokio::task::spawn_blocking(move || store.load(&n, &v))
+                    .await
+                    .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))?
+                    .map_err(|e| LifecycleError::Store(e.to_string()))?;
+                Arc::new(loaded)
+            }
+        };
+        state.active = Some(target.clone());
+        self.save_state(name, &state)?;
+        models.replace(models.load().with_model(model, metrics));
+        Ok(Changed {
+            model: name.to_owned(),
+            from_version: current,
+            to_version: Some(target),
+        })
+    }
+
+    /// Stops serving `name` (not the default model, not the last one); kept unloaded
+    /// across restarts until a new version is uploaded.
+    pub async fn unload(&self, models: &Models, name: &str) -> Result<Changed, LifecycleError> {
+        check_name(name)?;
+        let _one_at_a_time = self.base.lock().await;
+        let catalog = models.load_full();
+        let current = catalog
+            .get(name)
+            .map(|s| s.card.version.clone())
+            .ok_or_else(|| LifecycleError::UnknownModel(name.to_owned()))?;
+        let next = catalog.without(name).ok_or(LifecycleError::CannotUnload {
+            model: name.to_owned(),
+            why: if catalog.len() == 1 {
+                "it is the last model"
+            } else {
+                "it is the default model (`/predict` without a model uses it)"
+            },
+        })?;
+        let mut state = self.state(name)?;
+        state.unloaded = true;
+        self.save_state(name, &state)?;
+        models.replace(next);
+        Ok(Changed {
+            model: name.to_owned(),
+            from_version: current,
+            to_version: None,
+        })
+    }
+
+    /// Every version kept for `name`: the start-up one and the uploads.
+    pub async fn versions(&self, models: &Models, name: &str) -> Result<Versions, LifecycleError> {
+        check_name(name)?;
+        let base = self.base.lock().await;
+        let active = models.load().get(name).map(|s| s.card.version.clone());
+        let stored = self
+            .store
+            .versions(name)
+            .map_err(|e| LifecycleError::Store(e.to_string()))?;
+        let base = base.get(name);
+        if active.is_none() && base.is_none() && stored.is_empty() {
+            return Err(LifecycleError::UnknownModel(name.to_owned()));
+        }
+        let is_active = |v: &str| active.as_deref() == Some(v);
+        let mut versions: Vec<VersionInfo> = base
+            .iter()
+            .map(|m| VersionInfo {
+                version: m.card.version.clone(),
+                source: m.source.clone(),
+                active: is_active(&m.card.version),
+                saved_at: None,
+            })
+            .collect();
+        versions.extend(stored.into_iter().map(|v| VersionInfo {
+            active: is_active(&v.version),
+            saved_at: v.saved_at.map(crate::handlers::meta::rfc3339),
+            version: v.version,
+            source: "uploaded".into(),
+        }));
+        Ok(Versions {
+            model: name.to_owned(),
+            active,
+            versions,
+            history: self.state(name)?.history,
+        })
+    }
+
+    /// Takes in the models directory as it is now (loaded and probed by the caller):
+    /// a changed or new model serves its new version, unless an uploaded version is
+    /// serving (that one stays; the directory's is kept for rollback); a model gone
+    /// from the directory is unloaded unless it is the default or the last one.
+    pub async fn rescan(
+        &self,
+        models: &Models,
+        metrics: &ModelMetrics,
+        fresh: ModelRegistry,
+    ) -> Result<Rescanned, LifecycleError> {
+        let mut base = self.base.lock().await;
+        let mut report = Rescanned::default();
+        let mut catalog = (*models.load_full()).clone();
+        for model in fresh.iter() {
+            let name = &model.card.name;
+            let serving = catalog.get(name).map(|s| s.model.clone());
+            let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == "uploaded");
+            let unloaded = self.state(name)?.unloaded;
+            base.insert(name.clone(), model.clone());
+            if uploaded_serving || unloaded {
+                report.kept.push(name.clone());
+            } else if serving.is_none_or(|s| s.card.version != model.card.version) {
+                catalog = catalog.with_model(model.clone(), metrics);
+                report.loaded.push(name.clone());
+            }
+        }
+        let gone: Vec<String> = base
+            .keys()
+            .filter(|n| fresh.get(n).is_none())
+            .cloned()
+            .collect();
+        for name in gone {
+            base.remove(&name);
+            let from_dir = catalog.get(&name).is_some_and(|s| s.source != "uploaded");
+            if !from_dir {
+                continue;
+            }
+            match catalog.without(&name) {
+                Some(next) => {
+                    catalog = next;
+                    report.unloaded.push(name);
+                }
+                None => report.kept.push(name),
+            }
+        }
+        models.replace(catalog);
+        Ok(report)
+    }
+
+    fn state(&self, name: &str) -> Result<ModelState, LifecycleError> {
+        self.store
+            .state(name)
+            .map_err(|e| LifecycleError::Store(e.to_string()))
+    }
+
+    fn save_state(&self, name: &str, state: &ModelState) -> Result<(), LifecycleError> {
+        self.store
+            .save_state(name, state)
+            .map_err(|e| LifecycleError::Store(e.to_string()))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), LifecycleError> {
+    if is_safe_segment(name) {
+        Ok(())
+    } else {
+        Err(LifecycleError::BadName(name.chars().take(100).collect()))
+    }
+}

@@ -1,0 +1,445 @@
+//! The model lifecycle through the real router: upload a version (checked completely
+//! before anything changes), versions, rollback, unload, a new model by upload; every
+//! bad upload refused with a clear 4xx while the serving version stays untouched; and
+//! the metrics and audit counts that follow.
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use serde_json::json;
+use vigil_auth::{KeyHash, KeySpec, Keyring, Role};
+use vigil_model::bundled::MODELS;
+use vigil_model::{ModelRegistry, VersionStore};
+use vigil_server::lifecycle::Lifecycle;
+use vigil_server::router::RouterConfig;
+use vigil_server::{AppState, Limits, app};
+use vigil_test_support::oneshot::{Reply, assert_error, get, post, send};
+use vigil_test_support::{TempDir, multipart, sample};
+
+const ADMIN: &str = "vgl_lifecycle-admin";
+
+fn defect() -> (&'static [u8], &'static str) {
+    (MODELS[0].1, MODELS[0].2)
+}
+
+fn digits() -> (&'static [u8], &'static str) {
+    (MODELS[1].1, MODELS[1].2)
+}
+
+/// The bundled card with another version (and name, if given).
+fn card(text: &str, version: &str, name: Option<&str>) -> String {
+    let mut out = text.replacen(
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+        1,
+    );
+    if let Some(name) = name {
+        let old = text
+            .lines()
+            .find(|l| l.starts_with("name = "))
+            .unwrap()
+            .to_owned();
+        out = out.replacen(&old, &format!("name = \"{name}\""), 1);
+    }
+    out
+}
+
+fn router(data: &TempDir, limits: Limits) -> (Router, AppState) {
+    let registry = ModelRegistry::bundled().unwrap();
+    let keys = Keyring::new(&[KeySpec {
+        name: "ops".into(),
+        role: Role::Admin,
+        sha256: KeyHash::of(ADMIN.as_bytes()).to_hex(),
+        created_at: None,
+    }])
+    .unwrap();
+    let lifecycle = Lifecycle::new(VersionStore::in_data_dir(data.path()), &registry);
+    let registry = lifecycle.overlay(registry);
+    let state = AppState::with_keys(registry, limits, keys);
+    state.lifecycle.set(lifecycle).unwrap();
+    (app(state.clone(), RouterConfig::default()), state)
+}
+
+fn upload(name: &str, parts: &[(&str, &[u8])]) -> Request<Body> {
+    Request::post(format!("/admin/models/{name}"))
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .header(header::CONTENT_TYPE, multipart::content_type())
+        .body(Body::from(multipart::form(parts)))
+        .unwrap()
+}
+
+fn admin(method: &str, path: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The version `/predict` answers with for `model`.
+async fn serving(app: &Router, model: &str) -> Reply {
+    send(
+        app,
+        post(
+            &format!("/models/{model}/predict"),
+            if model == "defect-detector" {
+                json!({"features": [70, 250, 2.5, 45, 1500, 12]})
+            } else {
+                json!({"features": vec![8.0; 64]})
+            }
+            .to_string(),
+        ),
+    )
+    .await
+}
+
+async fn version_of(app: &Router, model: &str) -> String {
+    let reply = serving(app, model).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.body["model_version"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn upload_swaps_versions_rollback_returns_and_state_survives_a_restart() {
+    let data = TempDir::new("lifecycle");
+    let (app, _) = router(&data, Limits::default());
+    assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
+    let (onnx, text) = defect();
+    let v2 = card(text, "2.0.0", None);
+    let reply = send(
+        &app,
+        upload(
+            "defect-detector",
+            &[("onnx", onnx), ("card", v2.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.body["version"], "2.0.0");
+    assert_eq!(reply.body["previous_version"], "1.0.0");
+    assert!(reply.body["probe_rows"].as_u64().unwrap() > 1);
+    assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
+    let models = send(&app, get("/models/defect-detector")).await;
+    assert_eq!(models.body["version"], "2.0.0");
+
+    let text_metrics = send(&app, get("/metrics")).await.text;
+    let loaded = |v: &str| format!("model_loaded{{model=\"defect-detector\",version=\"{v}\"}}");
+    assert_eq!(sample(&text_metrics, &loaded("1.0.0")), 0.0);
+    assert_eq!(sample(&text_metrics, &loaded("2.0.0")), 1.0);
+    assert_eq!(
+        sample(
+            &text_metrics,
+            "predictions_total{model=\"defect-detector\",version=\"2.0.0\",status=\"success\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text_metrics, "audit_events_total{action=\"upload\"}"),
+        1.0
+    );
+
+    // The same version twice is a conflict, and changes nothing.
+    let again = send(
+        &app,
+        upload(
+            "defect-detector",
+            &[("onnx", onnx), ("card", v2.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(assert_error(&again, StatusCode::CONFLICT), "version_exists");
+
+    let versions = send(&app, admin("GET", "/admin/models/defect-detector/versions")).await;
+    assert_eq!(versions.status, StatusCode::OK, "{}", versions.text);
+    assert_eq!(versions.body["active"], "2.0.0");
+    assert_eq!(versions.body["history"], json!(["1.0.0"]));
+    let listed: Vec<(String, bool)> = versions.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap().to_owned(),
+                v["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("1.0.0".into(), false), ("2.0.0".into(), true)]);
+
+    // A restart on the same data dir serves the uploaded version.
+    drop(app);
+    let (restarted, _) = router(&data, Limits::default());
+    assert_eq!(version_of(&restarted, "defect-detector").await, "2.0.0");
+
+    let back = send(
+        &restarted,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(back.body["from_version"], "2.0.0");
+    assert_eq!(back.body["to_version"], "1.0.0");
+    assert_eq!(version_of(&restarted, "defect-detector").await, "1.0.0");
+    let none_left = send(
+        &restarted,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(
+        assert_error(&none_left, StatusCode::CONFLICT),
+        "no_previous_version"
+    );
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
+    let data = TempDir::new("lifecycle-bad");
+    let (app, _) = router(
+        &data,
+        Limits {
+            upload_limit: 64 * 1024,
+            ..Limits::default()
+        },
+    );
+    let (onnx, text) = defect();
+    let v2 = card(text, "2.0.0", None);
+    let (digits_onnx, digits_text) = digits();
+    let scores_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/uploads/scores-model"
+    );
+    let scores_onnx = std::fs::read(format!("{scores_dir}/model.onnx")).unwrap();
+    let scores_card = std::fs::read(format!("{scores_dir}/model.toml")).unwrap();
+    let big = vec![0u8; 100 * 1024];
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        (
+            "corrupt onnx",
+            upload(
+                "defect-detector",
+                &[("onnx", b"not an onnx file"), ("card", v2.as_bytes())],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model",
+        ),
+        (
+            "card that does not parse",
+            upload("defect-detector", &[("onnx", onnx), ("card", b"name = [")]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card",
+        ),
+        (
+            "card features do not match the model",
+            upload(
+                "defect-detector",
+                &[("onnx", digits_onnx), ("card", v2.as_bytes())],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model",
+        ),
+        (
+            "card for another model",
+            upload(
+                "defect-detector",
+                &[
+                    ("onnx", digits_onnx),
+                    ("card", card(digits_text, "2.0.0", None).as_bytes()),
+                ],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card",
+        ),
+        (
+            "outputs are not probabilities",
+            upload(
+                "scores-model",
+                &[("onnx", &scores_onnx), ("card", &scores_card)],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model_output",
+        ),
+        (
+            "too large",
+            upload(
+                "defect-detector",
+                &[("onnx", &big), ("card", v2.as_bytes())],
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "no card part",
+            upload("defect-detector", &[("onnx", onnx)]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_part",
+        ),
+        (
+            "no onnx part",
+            upload("defect-detector", &[("card", v2.as_bytes())]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_part",
+        ),
+        (
+            "an extra part",
+            upload(
+                "defect-detector",
+                &[("onnx", onnx), ("card", v2.as_bytes()), ("notes", b"hi")],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unexpected_part",
+        ),
+        (
+            "bad model name",
+            upload(".hidden", &[("onnx", onnx), ("card", v2.as_bytes())]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model_name",
+        ),
+        (
+            "path traversal",
+            upload("..%2F..%2Fetc", &[("onnx", onnx), ("card", v2.as_bytes())]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model_name",
+        ),
+        (
+            "version unusable as a file name",
+            upload(
+                "defect-detector",
+                &[
+                    ("onnx", onnx),
+                    ("card", card(text, "../2", None).as_bytes()),
+                ],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card",
+        ),
+        (
+            "not multipart",
+            Request::post("/admin/models/defect-detector")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    let before = send(&app, get("/metrics")).await.text;
+    for (what, request, status, code) in cases {
+        let reply = send(&app, request).await;
+        assert_eq!(reply.status, status, "{what}: {}", reply.text);
+        assert_eq!(assert_error(&reply, status), code, "{what}");
+        assert_eq!(version_of(&app, "defect-detector").await, "1.0.0", "{what}");
+    }
+    let after = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        sample(
+            &after,
+            "model_loaded{model=\"defect-detector\",version=\"1.0.0\"}"
+        ),
+        1.0
+    );
+    assert!(
+        !after.contains("scores-model"),
+        "a refused model got series"
+    );
+    assert!(
+        !after.contains("version=\"2.0.0\""),
+        "a refused version got series"
+    );
+    assert_eq!(
+        sample(&after, "audit_events_total{action=\"upload\"}"),
+        13.0
+    );
+    assert!(!before.contains("status=\"5"));
+    assert!(!after.contains("status=\"5"), "no upload may be a 5xx");
+    // Nothing was kept on disk for a refused upload.
+    let kept = std::fs::read_dir(data.path().join("models")).map_or(0, |d| d.count());
+    assert_eq!(kept, 0);
+}
+
+#[tokio::test]
+async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last() {
+    let data = TempDir::new("lifecycle-add");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = digits();
+    let named = card(text, "1.0.0", Some("digits-small"));
+    let added = send(
+        &app,
+        upload(
+            "digits-small",
+            &[("onnx", onnx), ("card", named.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    assert_eq!(added.body["previous_version"], json!(null));
+    assert_eq!(version_of(&app, "digits-small").await, "1.0.0");
+    let list = send(&app, get("/models")).await;
+    assert_eq!(list.body["models"].as_array().unwrap().len(), 3);
+
+    let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+    assert_eq!(gone.body["to_version"], json!(null));
+    let missing = serving(&app, "digits").await;
+    assert_eq!(
+        assert_error(&missing, StatusCode::NOT_FOUND),
+        "model_not_found"
+    );
+    let metrics = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        sample(&metrics, "model_loaded{model=\"digits\",version=\"1.0.0\"}"),
+        0.0
+    );
+    assert_eq!(
+        sample(&metrics, "audit_events_total{action=\"delete\"}"),
+        1.0
+    );
+
+    let default = send(&app, admin("DELETE", "/admin/models/defect-detector")).await;
+    assert_eq!(
+        assert_error(&default, StatusCode::CONFLICT),
+        "cannot_unload"
+    );
+    let unknown = send(&app, admin("DELETE", "/admin/models/nope")).await;
+    assert_eq!(
+        assert_error(&unknown, StatusCode::NOT_FOUND),
+        "model_not_found"
+    );
+    assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
+
+    // Unloaded stays unloaded after a restart.
+    drop(app);
+    let (restarted, _) = router(&data, Limits::default());
+    let still = serving(&restarted, "digits").await;
+    assert_eq!(still.status, StatusCode::NOT_FOUND);
+    assert_eq!(version_of(&restarted, "digits-small").await, "1.0.0");
+}
+
+#[tokio::test]
+async fn lifecycle_routes_need_an_admin_key() {
+    let data = TempDir::new("lifecycle-auth");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = defect();
+    let v2 = card(text, "2.0.0", None);
+    let mut no_key = upload(
+        "defect-detector",
+        &[("onnx", onnx), ("card", v2.as_bytes())],
+    );
+    no_key.headers_mut().remove(header::AUTHORIZATION);
+    assert_eq!(send(&app, no_key).await.status, StatusCode::UNAUTHORIZED);
+    for (method, path) in [
+        ("GET", "/admin/models/defect-detector/versions"),
+        ("POST", "/admin/models/defect-detector/rollback"),
+        ("DELETE", "/admin/models/digits"),
+    ] {
+        let mut req = admin(method, path);
+        req.headers_mut().remove(header::AUTHORIZATION);
+        assert_eq!(
+            send(&app, req).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
+    assert_eq!(version_of(&app, "digits").await, "1.0.0");
+}

@@ -1,0 +1,264 @@
+//! Hot model swap through the real binary: a new version uploaded while clients
+//! predict without pause costs not one failed request, answers move to the new
+//! version and never back, and a restart on the same data dir serves the uploaded
+//! version with the same admin key.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vigil_model::bundled::MODELS;
+use vigil_test_support::{TempDir, Vigil, multipart};
+
+const CLIENTS: usize = 4;
+
+fn admin_key(vigil: &Vigil) -> String {
+    let stderr = vigil.wait_for_stderr("vigil is up");
+    let at = stderr
+        .iter()
+        .position(|l| l.starts_with("admin key"))
+        .expect("the admin key note");
+    stderr[at + 1].trim().to_owned()
+}
+
+/// Predicts until `stop`; every answer's status and model version, in order.
+async fn client(url: String, stop: Arc<AtomicBool>) -> Vec<(u16, String)> {
+    let http = reqwest::Client::new();
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let reply = http
+            .post(&url)
+            .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
+            .send()
+            .await
+            .unwrap();
+        let status = reply.status().as_u16();
+        let body: Value = reply.json().await.unwrap_or(Value::Null);
+        let version = body["model_version"].as_str().unwrap_or("").to_owned();
+        seen.push((status, version));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() {
+    let dir = TempDir::new("swap");
+    let data = dir.path().to_str().unwrap();
+    let vigil = Vigil::start_command("up", &["--data-dir", data], &[]);
+    let key = admin_key(&vigil);
+    let inference = vigil.address_of("inference");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(client(format!("http://{inference}/predict"), stop.clone())))
+        .collect();
+    // Load is flowing before the swap: the counter moves.
+    let metric =
+        "predictions_total{model=\"defect-detector\",version=\"1.0.0\",status=\"success\"}";
+    let metrics_url = format!("http://{inference}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vigil_test_support::try_sample(&vigil_test_support::get_text(&metrics_url).await, metric)
+        .unwrap_or(0.0)
+        < 200.0
+    {
+        assert!(Instant::now() < deadline, "no load before the swap");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (_, onnx, card) = MODELS[0];
+    let v2 = card.replacen("version = \"1.0.0\"", "version = \"2.0.0\"", 1);
+    let uploaded = reqwest::Client::new()
+        .post(format!("http://{inference}/admin/models/defect-detector"))
+        .bearer_auth(&key)
+        .header("content-type", multipart::content_type())
+        .body(multipart::form(&[("onnx", onnx), ("card", v2.as_bytes())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+
+    // Load keeps flowing after the swap, on the new version.
+    let metric =
+        "predictions_total{model=\"defect-detector\",version=\"2.0.0\",status=\"success\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vigil_test_support::try_sample(&vigil_test_support::get_text(&metrics_url).await, metric)
+        .unwrap_or(0.0)
+        < 200.0
+    {
+        assert!(Instant::now() < deadline, "no load after the swap");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let seen = c.await.unwrap();
+        assert!(seen.len() > 10);
+        let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
+        assert!(
+            failed.is_empty(),
+            "failed requests during the swap: {failed:?}"
+        );
+        // Each client moves from 1.0.0 to 2.0.0 once and never goes back.
+        let first_new = seen
+            .iter()
+            .position(|(_, v)| v == "2.0.0")
+            .expect("saw 2.0.0");
+        assert!(seen[..first_new].iter().all(|(_, v)| v == "1.0.0"));
+        assert!(seen[first_new..].iter().all(|(_, v)| v == "2.0.0"));
+    }
+    let lines = {
+        let stdout = vigil.stdout_after_stop();
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let audit = lines
+        .iter()
+        .find(|l| l["message"] == "audit" && l["action"] == "upload")
+        .expect("an upload audit line");
+    assert_eq!(audit["user"], "admin");
+    assert_eq!(audit["outcome"], "success");
+    assert_eq!(audit["from_version"], "1.0.0");
+    assert_eq!(audit["to_version"], "2.0.0");
+    assert!(!lines.iter().any(|l| l.to_string().contains(&key)));
+
+    // Same data dir: the uploaded version serves, the same admin key opens /admin.
+    let again = Vigil::start_command("up", &["--data-dir", data], &[]);
+    let inference = again.address_of("inference");
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(format!("http://{inference}/predict"))
+        .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["model_version"], "2.0.0");
+    let versions = http
+        .get(format!(
+            "http://{inference}/admin/models/defect-detector/versions"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.status(), 200);
+    let versions: Value = versions.json().await.unwrap();
+    assert_eq!(versions["active"], "2.0.0");
+    again.stop();
+}
+
+/// Copies the bundled models' directory into `to`.
+fn copy_models(to: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for model in ["defect-detector", "digits"] {
+        std::fs::create_dir_all(to.join(model)).unwrap();
+        for file in ["model.onnx", "model.toml"] {
+            std::fs::copy(from.join(model).join(file), to.join(model).join(file)).unwrap();
+        }
+    }
+}
+
+/// Waits for the next `models_rescanned` or `models_rescan_failed` line after `seen`.
+fn next_rescan(vigil: &Vigil, seen: &mut usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = vigil.lines();
+        let found: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["message"] == "models_rescanned" || v["message"] == "models_rescan_failed"
+            })
+            .collect();
+        if found.len() > *seen {
+            *seen += 1;
+            return found[*seen - 1].clone();
+        }
+        assert!(Instant::now() < deadline, "no rescan line");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+async fn version(vigil: &Vigil, model: &str) -> (u16, String) {
+    let reply = reqwest::Client::new()
+        .post(vigil.url(&format!("/models/{model}/predict")))
+        .json(&json!({"features": vec![8.0; 64]}))
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    let body: Value = reply.json().await.unwrap();
+    (
+        status,
+        body["model_version"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn sighup_rescans_the_models_directory() {
+    let dir = TempDir::new("rescan");
+    let models = dir.path().join("models");
+    copy_models(&models);
+    let vigil = Vigil::start(&["--models-dir", models.to_str().unwrap()], &[]);
+    let mut seen = 0;
+    assert_eq!(version(&vigil, "digits").await, (200, "1.0.0".into()));
+
+    // A new version in place, and a new model beside it.
+    let card = models.join("digits/model.toml");
+    let text = std::fs::read_to_string(&card).unwrap();
+    std::fs::write(
+        &card,
+        text.replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1),
+    )
+    .unwrap();
+    std::fs::create_dir_all(models.join("digits-b")).unwrap();
+    std::fs::copy(
+        models.join("digits/model.onnx"),
+        models.join("digits-b/model.onnx"),
+    )
+    .unwrap();
+    std::fs::write(
+        models.join("digits-b/model.toml"),
+        text.replacen("name = \"digits\"", "name = \"digits-b\"", 1),
+    )
+    .unwrap();
+    vigil.signal("HUP");
+    let line = next_rescan(&vigil, &mut seen);
+    assert_eq!(line["message"], "models_rescanned", "{line}");
+    assert_eq!(version(&vigil, "digits").await, (200, "1.1.0".into()));
+    assert_eq!(version(&vigil, "digits-b").await, (200, "1.0.0".into()));
+
+    // A directory that does not load changes nothing.
+    std::fs::create_dir_all(models.join("broken")).unwrap();
+    std::fs::write(models.join("broken/model.onnx"), b"not onnx").unwrap();
+    std::fs::copy(
+        models.join("digits-b/model.toml"),
+        models.join("broken/model.toml"),
+    )
+    .unwrap();
+    vigil.signal("HUP");
+    let line = next_rescan(&vigil, &mut seen);
+    assert_eq!(line["message"], "models_rescan_failed", "{line}");
+    assert_eq!(version(&vigil, "digits").await, (200, "1.1.0".into()));
+    std::fs::remove_dir_all(models.join("broken")).unwrap();
+
+    // A model gone from the directory is unloaded.
+    std::fs::remove_dir_all(models.join("digits-b")).unwrap();
+    vigil.signal("HUP");
+    let line = next_rescan(&vigil, &mut seen);
+    assert_eq!(line["unloaded"], "[\"digits-b\"]", "{line}");
+    assert_eq!(version(&vigil, "digits-b").await.0, 404);
+    let metrics = vigil.metrics().await;
+    assert_eq!(
+        vigil_test_support::sample(&metrics, "audit_events_total{action=\"reload\"}"),
+        3.0
+    );
+    assert_eq!(
+        vigil_test_support::sample(&metrics, "model_loaded{model=\"digits\",version=\"1.0.0\"}"),
+        0.0
+    );
+    vigil.stop();
+}

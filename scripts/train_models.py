@@ -196,82 +196,53 @@ def train_digits() -> None:
     )
 
 
-def write_nan_fixture() -> None:
-    """A test-only model whose probabilities are NaN for every input: (x - x) / 0."""
-    out = ROOT / "testdata" / "models" / "nan-model"
+def write_fixture(out: pathlib.Path, name: str, graph_name: str, nodes: list,
+                  constant: tuple[str, float], comment: str, description: str,
+                  ranges: bool) -> None:
+    """A test-only two-feature, two-label model from a hand-built graph."""
     out.mkdir(parents=True, exist_ok=True)
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2])
     probs = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
-    nodes = [
-        helper.make_node("Sub", ["input", "input"], ["diff"]),
-        helper.make_node("Div", ["diff", "zero"], ["probabilities"]),
-    ]
-    graph = helper.make_graph(nodes, "nan", [x], [probs], initializer=[zero])
+    init = helper.make_tensor(constant[0], TensorProto.FLOAT, [], [constant[1]])
+    graph = helper.make_graph(nodes, graph_name, [x], [probs], initializer=[init])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.checker.check_model(model)
     (out / "model.onnx").write_bytes(model.SerializeToString())
-    (out / "model.toml").write_text(
-        "\n".join(
-            [
-                "# Test fixture written by scripts/train_models.py: always outputs NaN.",
-                'name = "nan-model"',
-                'version = "0.0.1"',
-                'task = "classification"',
-                'description = "Broken on purpose, for tests."',
-                'labels = ["a", "b"]',
-                "defect_labels = []",
-                "",
-                "[[features]]",
-                'name = "x0"',
-                "",
-                "[[features]]",
-                'name = "x1"',
-                "",
-            ]
-        )
-    )
+    card = [
+        f"# Test fixture written by scripts/train_models.py: {comment}",
+        f'name = "{name}"',
+        'version = "0.0.1"',
+        'task = "classification"',
+        f'description = "{description}"',
+        'labels = ["a", "b"]',
+        "defect_labels = []",
+        "",
+    ]
+    for feature in ("x0", "x1"):
+        card += ["[[features]]", f'name = "{feature}"']
+        card += ["min = 0.0", "max = 10.0"] if ranges else []
+        card += [""]
+    (out / "model.toml").write_text("\n".join(card))
+
+
+def write_nan_fixture() -> None:
+    """A test-only model whose probabilities are NaN for every input: (x - x) / 0."""
+    write_fixture(
+        ROOT / "testdata" / "models" / "nan-model", "nan-model", "nan",
+        [helper.make_node("Sub", ["input", "input"], ["diff"]),
+         helper.make_node("Div", ["diff", "zero"], ["probabilities"])],
+        ("zero", 0.0), "always outputs NaN.", "Broken on purpose, for tests.", ranges=False)
 
 
 def write_scores_fixture() -> None:
     """A test-only model that answers scores, not probabilities: input * 5. It loads
     and runs, so only the probe (outputs must be probabilities) can refuse it."""
-    out = ROOT / "testdata" / "uploads" / "scores-model"
-    out.mkdir(parents=True, exist_ok=True)
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2])
-    scores = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])
-    five = helper.make_tensor("five", TensorProto.FLOAT, [], [5.0])
-    nodes = [helper.make_node("Mul", ["input", "five"], ["probabilities"])]
-    graph = helper.make_graph(nodes, "scores", [x], [scores], initializer=[five])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    (out / "model.onnx").write_bytes(model.SerializeToString())
-    (out / "model.toml").write_text(
-        "\n".join(
-            [
-                "# Test fixture written by scripts/train_models.py: answers input * 5.",
-                'name = "scores-model"',
-                'version = "0.0.1"',
-                'task = "classification"',
-                'description = "Scores instead of probabilities, for tests."',
-                'labels = ["a", "b"]',
-                "defect_labels = []",
-                "",
-                "[[features]]",
-                'name = "x0"',
-                "min = 0.0",
-                "max = 10.0",
-                "",
-                "[[features]]",
-                'name = "x1"',
-                "min = 0.0",
-                "max = 10.0",
-                "",
-            ]
-        )
-    )
+    write_fixture(
+        ROOT / "testdata" / "uploads" / "scores-model", "scores-model", "scores",
+        [helper.make_node("Mul", ["input", "five"], ["probabilities"])],
+        ("five", 5.0), "answers input * 5.", "Scores instead of probabilities, for tests.",
+        ranges=True)
 
 
 if __name__ == "__main__":

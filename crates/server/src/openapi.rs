@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, health, meta, models, predict};
+use crate::handlers::{admin, analytics, health, meta, models, predict};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use crate::handlers::{admin, health, meta, models, predict};
         admin::versions,
         admin::rollback,
         admin::unload,
+        analytics::performance,
+        analytics::usage,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
     modifiers(&KeySchemes),

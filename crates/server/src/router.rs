@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
-use crate::handlers::{admin, health, meta, models, predict};
+use crate::handlers::{admin, analytics, health, meta, models, predict};
 use crate::state::AppState;
 
 /// Telemetry settings of the inference service.
@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub struct RouterConfig {
     pub slow_request: Duration,
     pub request_timeout: Option<Duration>,
+    /// Feed `/admin/performance` and `/admin/usage` (off only to measure their cost).
+    pub analytics: bool,
 }
 
 impl Default for RouterConfig {
@@ -24,6 +26,7 @@ impl Default for RouterConfig {
         Self {
             slow_request: Duration::from_millis(500),
             request_timeout: Some(Duration::from_secs(30)),
+            analytics: true,
         }
     }
 }
@@ -31,14 +34,20 @@ impl Default for RouterConfig {
 /// The inference service's routes with telemetry on every one, including the JSON
 /// 404 fallback and 405 answers.
 pub fn app(state: AppState, config: RouterConfig) -> Router {
-    let telemetry = TelemetryLayer::new(
-        TelemetryConfig {
-            service: "inference",
-            slow_request: config.slow_request,
-            request_timeout: config.request_timeout,
-        },
-        state.http.clone(),
-    );
+    let telemetry_config = TelemetryConfig {
+        service: "inference",
+        slow_request: config.slow_request,
+        request_timeout: config.request_timeout,
+    };
+    let telemetry = if config.analytics {
+        TelemetryLayer::with_observer(
+            telemetry_config,
+            state.http.clone(),
+            state.analytics.clone(),
+        )
+    } else {
+        TelemetryLayer::new(telemetry_config, state.http.clone())
+    };
     routes(&state).layer(telemetry).with_state(state)
 }
 
@@ -52,6 +61,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/models/{name}", post(admin::upload).delete(admin::unload))
         .route("/models/{name}/versions", get(admin::versions))
         .route("/models/{name}/rollback", post(admin::rollback))
+        .route("/performance", get(analytics::performance))
+        .route("/usage", get(analytics::usage))
         // Uploads carry whole models; the prediction body limit is far too small.
         .layer(DefaultBodyLimit::max(state.limits.upload_limit))
         .fallback(meta::not_found)

@@ -60,6 +60,8 @@ pub struct Inner {
     pub forwarder_metrics: ForwarderMetrics,
     /// API keys in force, the guard's metrics and audit events.
     pub auth: Auth,
+    /// Request analytics for `/admin/performance` and `/admin/usage`.
+    pub analytics: Arc<vigil_analytics::Analytics>,
     /// Where prediction records go, when a collector is configured.
     pub forwarder: OnceLock<Forwarder>,
     /// Uploaded model versions under the data dir (the binary sets it).
@@ -102,6 +104,7 @@ impl AppState {
             model_metrics,
             forwarder_metrics,
             auth,
+            analytics: Arc::new(vigil_analytics::Analytics::new()),
             forwarder: OnceLock::new(),
             lifecycle: OnceLock::new(),
             started: Instant::now(),

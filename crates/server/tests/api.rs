@@ -601,6 +601,8 @@ async fn models_health_and_openapi() {
         "/admin/models/{name}",
         "/admin/models/{name}/versions",
         "/admin/models/{name}/rollback",
+        "/admin/performance",
+        "/admin/usage",
     ]
     .into_iter()
     .map(String::from)

@@ -30,6 +30,7 @@ use crate::error::{ErrorInfo, error_response};
 use crate::metrics::{
     HttpMetrics, MethodLabel, RequestLabels, RouteLabel, RouteLabels, StatusLabel, TraceExemplar,
 };
+use crate::observer::{Completed, RequestObserver};
 use crate::redact::redact_query;
 
 /// Longest path written to the access line; longer ones are cut (the route label is
@@ -59,12 +60,32 @@ pub struct TelemetryLayer {
 struct Shared {
     config: TelemetryConfig,
     metrics: HttpMetrics,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl TelemetryLayer {
     pub fn new(config: TelemetryConfig, metrics: HttpMetrics) -> Self {
         Self {
-            shared: Arc::new(Shared { config, metrics }),
+            shared: Arc::new(Shared {
+                config,
+                metrics,
+                observer: None,
+            }),
+        }
+    }
+
+    /// The same layer, also telling `observer` about every finished request.
+    pub fn with_observer(
+        config: TelemetryConfig,
+        metrics: HttpMetrics,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                metrics,
+                observer: Some(observer),
+            }),
         }
     }
 }
@@ -270,6 +291,15 @@ impl Record {
             .get_or_create(&route_labels)
             .observe(response_bytes as f64);
 
+        if let Some(observer) = &self.shared.observer {
+            observer.completed(&Completed {
+                method: self.method.as_str(),
+                route: self.route.as_str(),
+                status,
+                duration: elapsed,
+                user: self.ctx.user.get(),
+            });
+        }
         let duration_ms = (secs * 1e6).round() / 1e3;
         let user = self.ctx.user.get().map_or("anonymous", |u| &**u);
         let path = truncate(self.uri.path(), MAX_LOGGED_PATH);

@@ -163,6 +163,9 @@ pub struct ServeArgs {
     /// Largest model upload (`POST /admin/models/{name}`) in bytes.
     #[arg(long, env = env::MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: Option<usize>,
+    /// Keep request analytics for `/admin/performance` and `/admin/usage`.
+    #[arg(long, env = env::ANALYTICS)]
+    pub analytics: Option<bool>,
     /// Requests running longer are answered 503 (0 disables).
     #[arg(long, env = env::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: Option<u64>,

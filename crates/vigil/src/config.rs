@@ -34,6 +34,7 @@ pub mod env {
     pub const MAX_CONCURRENCY: &str = "VIGIL_MAX_CONCURRENCY";
     pub const MAX_QUEUE: &str = "VIGIL_MAX_QUEUE";
     pub const MAX_UPLOAD_BYTES: &str = "VIGIL_MAX_UPLOAD_BYTES";
+    pub const ANALYTICS: &str = "VIGIL_ANALYTICS";
     pub const REQUEST_TIMEOUT_MS: &str = "VIGIL_REQUEST_TIMEOUT_MS";
     pub const HEADER_TIMEOUT_MS: &str = "VIGIL_HEADER_TIMEOUT_MS";
     pub const IDLE_TIMEOUT_MS: &str = "VIGIL_IDLE_TIMEOUT_MS";
@@ -64,6 +65,7 @@ struct FileConfig {
     max_concurrency: Option<usize>,
     max_queue: Option<usize>,
     max_upload_bytes: Option<usize>,
+    analytics: Option<bool>,
     request_timeout_ms: Option<u64>,
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
@@ -191,6 +193,7 @@ impl Config {
         let router = RouterConfig {
             slow_request: Duration::from_millis(slow_ms),
             request_timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+            analytics: a.analytics.or(f.analytics).unwrap_or(true),
         };
         let listener_defaults = ListenerConfig::default();
         let ms = |flag: Option<u64>, file: Option<u64>, default: Duration| {

@@ -41,6 +41,25 @@ async fn client(url: String, stop: Arc<AtomicBool>) -> Vec<(u16, String)> {
     seen
 }
 
+/// Polls until `version` of defect-detector has answered at least `n` predictions.
+async fn served_at_least(metrics_url: &str, version: &str, n: f64) {
+    let metric = format!(
+        "predictions_total{{model=\"defect-detector\",version=\"{version}\",status=\"success\"}}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = vigil_test_support::get_text(metrics_url).await;
+        if vigil_test_support::try_sample(&text, &metric).unwrap_or(0.0) >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{version} never served {n} predictions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() {
     let dir = TempDir::new("swap");
@@ -53,17 +72,8 @@ async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() 
         .map(|_| tokio::spawn(client(format!("http://{inference}/predict"), stop.clone())))
         .collect();
     // Load is flowing before the swap: the counter moves.
-    let metric =
-        "predictions_total{model=\"defect-detector\",version=\"1.0.0\",status=\"success\"}";
     let metrics_url = format!("http://{inference}/metrics");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while vigil_test_support::try_sample(&vigil_test_support::get_text(&metrics_url).await, metric)
-        .unwrap_or(0.0)
-        < 200.0
-    {
-        assert!(Instant::now() < deadline, "no load before the swap");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served_at_least(&metrics_url, "1.0.0", 200.0).await;
 
     let (_, onnx, card) = MODELS[0];
     let v2 = card.replacen("version = \"1.0.0\"", "version = \"2.0.0\"", 1);
@@ -78,16 +88,7 @@ async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() 
     assert_eq!(uploaded.status(), 201);
 
     // Load keeps flowing after the swap, on the new version.
-    let metric =
-        "predictions_total{model=\"defect-detector\",version=\"2.0.0\",status=\"success\"}";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while vigil_test_support::try_sample(&vigil_test_support::get_text(&metrics_url).await, metric)
-        .unwrap_or(0.0)
-        < 200.0
-    {
-        assert!(Instant::now() < deadline, "no load after the swap");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served_at_least(&metrics_url, "2.0.0", 200.0).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let seen = c.await.unwrap();

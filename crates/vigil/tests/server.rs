@@ -406,7 +406,7 @@ async fn promtool_finds_nothing_wrong_with_a_live_scrape() {
 #[tokio::test]
 async fn config_file_and_environment_apply_in_order() {
     let dir = tempdir();
-    let file = dir.join("vigil.toml");
+    let file = dir.path().join("vigil.toml");
     std::fs::write(
         &file,
         "max_batch_size = 2\nlog_level = \"info\"\nport = 1\n",
@@ -435,7 +435,7 @@ async fn config_file_and_environment_apply_in_order() {
 #[test]
 fn bad_configuration_exits_64_before_binding() {
     let dir = tempdir();
-    let unknown = dir.join("bad.toml");
+    let unknown = dir.path().join("bad.toml");
     std::fs::write(&unknown, "prot = 8000\n").unwrap();
     for (args, why) in [
         (vec!["serve", "--body-limit-bytes", "0"], "body_limit_bytes"),
@@ -479,10 +479,9 @@ fn a_busy_port_is_a_clear_startup_error() {
     );
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vigil-test-{}", vigil_test_support::unique()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of the test's own, removed when the test ends (pass or fail).
+fn tempdir() -> vigil_test_support::TempDir {
+    vigil_test_support::TempDir::new("test")
 }
 
 #[tokio::test]
@@ -540,7 +539,7 @@ async fn up_runs_inference_and_collector_in_one_process() {
 #[tokio::test]
 async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
     let dir = tempdir();
-    let data = ["--data-dir", dir.to_str().unwrap()];
+    let data = ["--data-dir", dir.path().to_str().unwrap()];
     let record = json!({
         "prediction_id": "keep-1", "model": "digits", "model_version": "1.0.0",
         "timestamp": "2026-11-22T21:00:00Z", "latency_ms": 1.0, "request_id": "r-1", "status": "error",
@@ -575,7 +574,6 @@ async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
     let page: Value = get_json(&client, format!("{base}/predictions")).await;
     assert_eq!(page["predictions"][0]["error_type"], "non_finite_output");
     let _ = second.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Regression: the signal handlers were installed only after the services started, so

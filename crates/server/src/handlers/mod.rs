@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area of the API.
 
 pub mod admin;
+pub mod analytics;
 pub mod health;
 pub mod meta;
 pub mod models;

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Two `vigil serve` builds or settings side by side: A and B run at once on loopback and
+# are loaded in alternating rounds with the same wrk command (one-row POST /predict,
+# bench/predict.lua), alternating which goes first. Per round it prints req/s and the
+# server's CPU per answered request (utime + stime from /proc: it resolves a few
+# percent where req/s on this VM drifts by tens), then the medians and the medians of
+# the paired B/A ratios. Every answer must be 2xx.
+#
+#   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
+#   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry.
+# Used by bench/auth.sh and bench/analytics.sh. Needs Debian's wrk (installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+label_a=$1 args_a=$2 label_b=$3 args_b=$4
+duration=${5:-5}
+conns=${6:-32}
+runs=${RUNS:-8}
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+cargo build --release -q -p vigil
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+# shellcheck disable=SC2086 # the ARGS are word lists on purpose
+target/release/vigil serve --host 127.0.0.1 --port 9412 --data-dir "$work/a" $args_a >/dev/null 2>&1 & pids+=($!)
+pid_a=$!
+# shellcheck disable=SC2086
+target/release/vigil serve --host 127.0.0.1 --port 9413 --data-dir "$work/b" $args_b >/dev/null 2>&1 & pids+=($!)
+pid_b=$!
+up 9412
+up 9413
+# A side that sends a key must really need it.
+for side in A:9412 B:9413; do
+  key_var=KEY_${side%%:*}
+  if [ -n "${!key_var:-}" ]; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:${side#*:}/predict" \
+      -H 'content-type: application/json' -d '{"features": [70, 250, 2.5, 45, 1500, 12]}')
+    [ "$code" = 401 ] || { echo "side ${side%%:*} answers $code without its key, not 401" >&2; exit 1; }
+  fi
+done
+
+# cpu PID: the process's CPU time so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+load() { # port label key pid
+  local before after
+  before=$(cpu "$4")
+  VIGIL_KEY=$3 wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$1/predict" >"$work/$2.txt"
+  after=$(cpu "$4")
+  grep -q "Non-2xx" "$work/$2.txt" && { echo "$2: non-2xx answers" >&2; exit 1; }
+  awk '/Requests\/sec/ {print $2}' "$work/$2.txt" >"$work/$2.rps"
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
+}
+
+echo "A = $label_a ($args_a), B = $label_b ($args_b)"
+echo "wrk -t1 -c$conns -d${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
+for run in $(seq 1 "$runs"); do
+  if [ $((run % 2)) = 1 ]; then
+    load 9412 "a-$run" "${KEY_A:-}" "$pid_a"
+    load 9413 "b-$run" "${KEY_B:-}" "$pid_b"
+  else
+    load 9413 "b-$run" "${KEY_B:-}" "$pid_b"
+    load 9412 "a-$run" "${KEY_A:-}" "$pid_a"
+  fi
+  paste "$work/a-$run.rps" "$work/b-$run.rps" "$work/a-$run.us" "$work/b-$run.us" | awk -v r="$run" \
+    '{printf "round %d: req/s A %6.0f B %6.0f (B/A %.3f)  CPU us/request A %5.1f B %5.1f (B/A %.3f)\n", r, $1, $2, $2/$1, $3, $4, $4/$3}' |
+    tee -a "$work/rounds"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+rps_ratio=$(awk '{print $9}' "$work/rounds" | tr -d ')' | median)
+cpu_ratio=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)
+echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio, CPU per request $cpu_ratio"

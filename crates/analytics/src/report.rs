@@ -1,0 +1,154 @@
+//! The answers of `/admin/performance` and `/admin/usage`, built from merged slots.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::ring::Routes;
+use crate::stats::Counts;
+
+/// One route and method over the window. Latencies in milliseconds; quantiles within
+/// 1 % of the true value (DDSketch).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutePerformance {
+    pub method: String,
+    /// The route template (`/models/{name}/predict`), or `unmatched`.
+    pub route: String,
+    pub count: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    /// 4xx answers.
+    pub client_errors: u64,
+    /// `errors / count`.
+    pub error_rate: f64,
+    pub min_ms: f64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Performance {
+    pub window_seconds: u64,
+    /// Busiest first.
+    pub routes: Vec<RoutePerformance>,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+impl Performance {
+    pub(crate) fn from_routes(window: Duration, routes: &Routes) -> Self {
+        let mut out: Vec<RoutePerformance> = routes
+            .iter()
+            .flat_map(|(route, methods)| {
+                methods.iter().map(move |(method, s)| {
+                    let count = s.counts.count;
+                    RoutePerformance {
+                        method: method.to_string(),
+                        route: route.to_string(),
+                        count,
+                        errors: s.counts.errors,
+                        client_errors: s.counts.client_errors,
+                        error_rate: if count == 0 {
+                            0.0
+                        } else {
+                            s.counts.errors as f64 / count as f64
+                        },
+                        min_ms: if count == 0 { 0.0 } else { round3(s.min_ms) },
+                        avg_ms: if count == 0 {
+                            0.0
+                        } else {
+                            round3(s.sum_ms / count as f64)
+                        },
+                        max_ms: round3(s.max_ms),
+                        p50_ms: round3(s.quantile(0.5)),
+                        p95_ms: round3(s.quantile(0.95)),
+                        p99_ms: round3(s.quantile(0.99)),
+                    }
+                })
+            })
+            .filter(|r| r.count > 0)
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
+        Self {
+            window_seconds: window.as_secs(),
+            routes: out,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteUsage {
+    pub method: String,
+    pub route: String,
+    pub count: u64,
+    pub errors: u64,
+    pub client_errors: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerUsage {
+    /// The API key's name, or `anonymous`.
+    pub user: String,
+    pub count: u64,
+    pub errors: u64,
+    pub client_errors: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub window_seconds: u64,
+    /// The busiest routes, most requests first.
+    pub routes: Vec<RouteUsage>,
+    /// The busiest callers, most requests first.
+    pub callers: Vec<CallerUsage>,
+}
+
+impl Usage {
+    pub(crate) fn new(
+        window: Duration,
+        routes: &Routes,
+        callers: &HashMap<Arc<str>, Counts>,
+        top: usize,
+    ) -> Self {
+        let mut route_rows: Vec<RouteUsage> = routes
+            .iter()
+            .flat_map(|(route, methods)| {
+                methods.iter().map(move |(method, s)| RouteUsage {
+                    method: method.to_string(),
+                    route: route.to_string(),
+                    count: s.counts.count,
+                    errors: s.counts.errors,
+                    client_errors: s.counts.client_errors,
+                })
+            })
+            .filter(|r| r.count > 0)
+            .collect();
+        route_rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
+        route_rows.truncate(top);
+        let mut caller_rows: Vec<CallerUsage> = callers
+            .iter()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(user, c)| CallerUsage {
+                user: user.to_string(),
+                count: c.count,
+                errors: c.errors,
+                client_errors: c.client_errors,
+            })
+            .collect();
+        caller_rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.user.cmp(&b.user)));
+        caller_rows.truncate(top);
+        Self {
+            window_seconds: window.as_secs(),
+            routes: route_rows,
+            callers: caller_rows,
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The ring of slots and the observer that fills it. One short lock per request: the
+//! lookups borrow the route and caller names (no allocation once a route or caller
+//! has been seen in a slot), and a slot's maps keep their capacity when it is reused.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use vigil_telemetry::{Completed, RequestObserver};
+
+use crate::report::{Performance, Usage};
+use crate::stats::{Counts, RouteStats};
+use crate::window::{MAX_WINDOW, SLOT};
+
+const SLOTS: usize = (MAX_WINDOW.as_secs() / SLOT.as_secs()) as usize;
+/// The caller of requests no key was accepted for.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Route template → method → stats.
+pub(crate) type Routes = HashMap<Box<str>, HashMap<Box<str>, RouteStats>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    /// Which 10-second period since start this slot holds; `None` if never used.
+    pub epoch: Option<u64>,
+    pub routes: Routes,
+    pub callers: HashMap<Arc<str>, Counts>,
+}
+
+/// Request analytics over the last hour.
+#[derive(Debug)]
+pub struct Analytics {
+    started: Instant,
+    anonymous: Arc<str>,
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Analytics {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            anonymous: ANONYMOUS.into(),
+            slots: Mutex::new((0..SLOTS).map(|_| Slot::default()).collect()),
+        }
+    }
+
+    fn epoch(&self, at: Instant) -> u64 {
+        at.duration_since(self.started).as_secs() / SLOT.as_secs()
+    }
+
+    /// Counts one finished request.
+    pub fn record(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        duration: Duration,
+        user: Option<&Arc<str>>,
+    ) {
+        self.record_at(Instant::now(), method, route, status, duration, user);
+    }
+
+    fn record_at(
+        &self,
+        at: Instant,
+        method: &str,
+        route: &str,
+        status: u16,
+        duration: Duration,
+        user: Option<&Arc<str>>,
+    ) {
+        let epoch = self.epoch(at);
+        let ms = duration.as_secs_f64() * 1e3;
+        let user = user.unwrap_or(&self.anonymous);
+        let mut slots = self.slots.lock();
+        let slot = &mut slots[(epoch % SLOTS as u64) as usize];
+        if slot.epoch != Some(epoch) {
+            slot.epoch = Some(epoch);
+            slot.routes.values_mut().for_each(HashMap::clear);
+            slot.callers.clear();
+        }
+        let methods = match slot.routes.get_mut(route) {
+            Some(m) => m,
+            None => slot.routes.entry(route.into()).or_default(),
+        };
+        match methods.get_mut(method) {
+            Some(stats) => stats.add(status, ms),
+            None => methods.entry(method.into()).or_default().add(status, ms),
+        }
+        match slot.callers.get_mut(&**user) {
+            Some(counts) => counts.add(status),
+            None => slot.callers.entry(user.clone()).or_default().add(status),
+        }
+    }
+
+    /// The slots inside the last `window`, merged, and how many seconds they cover.
+    fn merged(&self, window: Duration) -> (Routes, HashMap<Arc<str>, Counts>) {
+        self.merged_at(Instant::now(), window)
+    }
+
+    fn merged_at(&self, at: Instant, window: Duration) -> (Routes, HashMap<Arc<str>, Counts>) {
+        let now = self.epoch(at);
+        let wanted = window.as_secs().div_ceil(SLOT.as_secs()).max(1);
+        let oldest = now.saturating_sub(wanted - 1);
+        let slots = self.slots.lock();
+        let mut routes: Routes = HashMap::new();
+        let mut callers: HashMap<Arc<str>, Counts> = HashMap::new();
+        for slot in slots.iter() {
+            if !slot.epoch.is_some_and(|e| e >= oldest && e <= now) {
+                continue;
+            }
+            for (route, methods) in &slot.routes {
+                for (method, stats) in methods {
+                    routes
+                        .entry(route.clone())
+                        .or_default()
+                        .entry(method.clone())
+                        .or_default()
+                        .merge(stats);
+                }
+            }
+            for (user, counts) in &slot.callers {
+                callers.entry(user.clone()).or_default().merge(counts);
+            }
+        }
+        (routes, callers)
+    }
+
+    /// Per route and method over the last `window`.
+    pub fn performance(&self, window: Duration) -> Performance {
+        let (routes, _) = self.merged(window);
+        Performance::from_routes(window, &routes)
+    }
+
+    /// Top routes and callers over the last `window`.
+    pub fn usage(&self, window: Duration, top: usize) -> Usage {
+        let (routes, callers) = self.merged(window);
+        Usage::new(window, &routes, &callers, top)
+    }
+}
+
+impl RequestObserver for Analytics {
+    fn completed(&self, r: &Completed<'_>) {
+        self.record(r.method, r.route, r.status, r.duration, r.user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_slots_leave_the_window_and_reused_slots_start_empty() {
+        let a = Analytics::new();
+        let t0 = a.started;
+        let minute = |m: u64| t0 + Duration::from_secs(60 * m);
+        a.record_at(
+            minute(0),
+            "GET",
+            "/models",
+            200,
+            Duration::from_millis(1),
+            None,
+        );
+        a.record_at(
+            minute(3),
+            "GET",
+            "/models",
+            200,
+            Duration::from_millis(1),
+            None,
+        );
+        let count = |at, window| {
+            let (routes, _) = a.merged_at(at, window);
+            routes
+                .get("/models")
+                .and_then(|m| m.get("GET"))
+                .map_or(0, |s| s.counts.count)
+        };
+        assert_eq!(count(minute(3), Duration::from_secs(300)), 2);
+        assert_eq!(count(minute(3), Duration::from_secs(60)), 1);
+        assert_eq!(count(minute(10), Duration::from_secs(300)), 0);
+        // An hour later minute 0's slot is reused: its request is gone (minute 3's is
+        // still inside the hour), so 2 and not 3.
+        a.record_at(
+            minute(60),
+            "GET",
+            "/models",
+            200,
+            Duration::from_millis(1),
+            None,
+        );
+        assert_eq!(count(minute(60), Duration::from_secs(3600)), 2);
+    }
+
+    #[test]
+    fn reports_merge_routes_methods_and_callers() {
+        let a = Analytics::new();
+        let ci: Arc<str> = "ci".into();
+        for i in 0..100 {
+            a.record("POST", "/predict", 200, Duration::from_millis(i), Some(&ci));
+        }
+        a.record("POST", "/predict", 422, Duration::from_millis(1), None);
+        a.record("POST", "/predict", 503, Duration::from_millis(1), None);
+        a.record("GET", "/metrics", 200, Duration::from_millis(2), None);
+        let perf = a.performance(Duration::from_secs(60));
+        let predict = perf.routes.iter().find(|r| r.route == "/predict").unwrap();
+        assert_eq!(predict.count, 102);
+        assert_eq!(predict.errors, 1);
+        assert_eq!(predict.client_errors, 1);
+        assert!((predict.error_rate - 1.0 / 102.0).abs() < 1e-9);
+        assert_eq!(predict.max_ms, 99.0);
+        assert!(
+            predict.p99_ms > 90.0 && predict.p99_ms < 100.0,
+            "{}",
+            predict.p99_ms
+        );
+        let usage = a.usage(Duration::from_secs(60), 10);
+        assert_eq!(usage.routes[0].route, "/predict");
+        assert_eq!(usage.callers[0].user, "ci");
+        assert_eq!(usage.callers[0].count, 100);
+        assert_eq!(usage.callers[1].user, ANONYMOUS);
+        assert_eq!(usage.callers[1].count, 3);
+        assert_eq!(usage.callers[1].errors, 1);
+    }
+}

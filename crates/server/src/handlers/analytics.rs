@@ -1,0 +1,80 @@
+//! `/admin/performance` and `/admin/usage`: request analytics over a sliding window
+//! (`?window=`, 10s to 1h, default 5m), per route and per caller. Admin key required
+//! (the guard in front of `/admin`).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use vigil_analytics::{Performance, Usage, parse_window};
+use vigil_telemetry::error_response;
+
+use crate::state::AppState;
+
+/// Most rows of each `/admin/usage` list.
+const MAX_TOP: usize = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WindowQuery {
+    /// How far back: `30s`, `5m`, `1h` (10s to 1h; default 5m).
+    pub window: Option<String>,
+    /// Rows per list (`/admin/usage`), 1 to 100; default 10.
+    pub top: Option<usize>,
+}
+
+/// A refused query: its code and message (a 422).
+struct Invalid(&'static str, String);
+
+impl IntoResponse for Invalid {
+    fn into_response(self) -> Response {
+        error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            self.0,
+            self.1,
+            serde_json::Value::Null,
+        )
+    }
+}
+
+type QueryResult = Result<Query<WindowQuery>, axum::extract::rejection::QueryRejection>;
+
+/// The window and list length asked for, or what is wrong with the query.
+fn window(query: QueryResult) -> Result<(std::time::Duration, usize), Invalid> {
+    let Query(q) = query.map_err(|e| Invalid("invalid_query", e.body_text()))?;
+    let window =
+        parse_window(q.window.as_deref()).map_err(|e| Invalid("invalid_window", e.to_string()))?;
+    let top = q.top.unwrap_or(10);
+    if !(1..=MAX_TOP).contains(&top) {
+        return Err(Invalid(
+            "invalid_query",
+            format!("top must be between 1 and {MAX_TOP}"),
+        ));
+    }
+    Ok((window, top))
+}
+
+/// Per route over the window: count, errors, error rate, min, avg, max, p50, p95, p99.
+#[utoipa::path(get, path = "/admin/performance", tag = "admin", params(WindowQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Performance), (status = 401, body = vigil_telemetry::ErrorBody),
+        (status = 403, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody)))]
+pub async fn performance(State(state): State<AppState>, query: QueryResult) -> Response {
+    match window(query) {
+        Ok((window, _)) => Json(state.analytics.performance(window)).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The busiest routes and callers (API key names, `anonymous`) over the window.
+#[utoipa::path(get, path = "/admin/usage", tag = "admin", params(WindowQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Usage), (status = 401, body = vigil_telemetry::ErrorBody),
+        (status = 403, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody)))]
+pub async fn usage(State(state): State<AppState>, query: QueryResult) -> Response {
+    match window(query) {
+        Ok((window, top)) => Json(state.analytics.usage(window, top)).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}

@@ -8,10 +8,12 @@
 //! must be answered 4xx, which makes the generator a check as well as a load.
 
 mod generate;
+mod progress;
 mod run;
 
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
-pub use run::{LoadConfig, LoadError, Report, run, run_until};
+pub use progress::Progress;
+pub use run::{LoadConfig, LoadError, Report, run, run_until, run_watched};
 
 /// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

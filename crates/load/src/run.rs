@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
 use crate::generate::{Generator, Kind, ModelSchema};
+use crate::progress::{Progress, p99_ms};
 
 /// What to send, where and how fast.
 #[derive(Debug, Clone)]
@@ -98,6 +99,15 @@ pub async fn run_until(
     config: LoadConfig,
     stop: impl Future<Output = ()>,
 ) -> Result<Report, LoadError> {
+    run_watched(config, stop, |_| {}).await
+}
+
+/// Like [`run_until`], calling `on_progress` once a second with the run so far.
+pub async fn run_watched(
+    config: LoadConfig,
+    stop: impl Future<Output = ()>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Report, LoadError> {
     if !(config.rate.is_finite() && config.rate > 0.0) {
         return Err(LoadError::Config("--rate must be above 0".into()));
     }
@@ -135,9 +145,33 @@ pub async fn run_until(
     let started = Instant::now();
     let mut sent = 0u64;
     let mut stop = std::pin::pin!(stop);
+    let mut every_second = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    every_second.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut last_done, mut last_at) = (0usize, Instant::now());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = every_second.tick() => {
+                let t = tally.lock();
+                let done = t.latencies_us.len();
+                let interval = last_at.elapsed().as_secs_f64().max(1e-9);
+                let progress = Progress {
+                    elapsed: started.elapsed(),
+                    sent,
+                    done: done as u64,
+                    rate: (done - last_done) as f64 / interval,
+                    p99_ms: p99_ms(&t.latencies_us[last_done..]),
+                    unexpected: t.unexpected,
+                    transport_errors: t.transport_errors,
+                };
+                drop(t);
+                (last_done, last_at) = (done, Instant::now());
+                on_progress(&progress);
+                continue;
+            }
             () = &mut stop => break,
         }
         if config.requests.is_some_and(|n| sent >= n)

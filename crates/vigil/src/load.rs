@@ -1,5 +1,6 @@
 //! `vigil load`: runs the traffic generator of `vigil-load` and prints its report.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::EXIT_CONFIG;
@@ -38,7 +39,19 @@ pub fn run(args: LoadArgs) -> ExitCode {
             _ = term.recv() => {}
         }
     };
-    match runtime.block_on(vigil_load::run_until(config, stop)) {
+    // A live line on a terminal only: piped or redirected, stderr stays quiet.
+    let live = std::io::stderr().is_terminal();
+    let progress = |p: &vigil_load::Progress| {
+        if live {
+            // Back to the line's start and clear it, so the line updates in place.
+            eprint!("\r\x1b[2K{}", p.line());
+        }
+    };
+    let outcome = runtime.block_on(vigil_load::run_watched(config, stop, progress));
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    match outcome {
         Ok(report) => {
             println!(
                 "{}",

@@ -177,3 +177,35 @@ async fn without_a_limit_it_runs_until_interrupted_and_still_reports() {
     // Every request sent before the interrupt was answered and counted.
     assert_eq!(count(&report, "good", |s| s == 200), sent, "{report}");
 }
+
+#[tokio::test]
+async fn a_live_line_on_a_terminal_and_nothing_extra_when_piped() {
+    let vigil = Vigil::start(&[], &[]);
+    let target = vigil.url("");
+    // Long enough for two progress ticks (one a second).
+    let args = ["--target", &target, "--duration", "2500ms", "--rate", "100"];
+    let (code, report, stderr) = load(&args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(report["sent"].as_u64().unwrap() > 100);
+    assert!(stderr.is_empty(), "piped stderr got {stderr:?}");
+
+    // Under a pseudo-terminal (util-linux `script`), the line updates in place.
+    let command = format!("{} load {}", env!("CARGO_BIN_EXE_vigil"), args.join(" "));
+    let out = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = terminal
+        .split("\r\x1b[2K")
+        .filter(|l| l.contains("req/s"))
+        .collect();
+    assert!(lines.len() >= 2, "{terminal:?}");
+    assert!(
+        lines[0].contains("sent ")
+            && lines[0].contains("p99 ")
+            && lines[0].contains("unexpected 0")
+    );
+}

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, analytics, health, meta, models, predict};
+use crate::handlers::{admin, analytics, events, health, meta, models, predict};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::handlers::{admin, analytics, health, meta, models, predict};
         admin::unload,
         analytics::performance,
         analytics::usage,
+        events::events,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
     modifiers(&KeySchemes),

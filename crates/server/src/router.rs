@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
-use crate::handlers::{admin, analytics, health, meta, models, predict};
+use crate::handlers::{admin, analytics, events, health, meta, models, predict};
 use crate::state::AppState;
 
 /// Telemetry settings of the inference service.
@@ -63,6 +63,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/models/{name}/rollback", post(admin::rollback))
         .route("/performance", get(analytics::performance))
         .route("/usage", get(analytics::usage))
+        .route("/events", get(events::events))
         // Uploads carry whole models; the prediction body limit is far too small.
         .layer(DefaultBodyLimit::max(state.limits.upload_limit))
         .fallback(meta::not_found)

@@ -603,6 +603,7 @@ async fn models_health_and_openapi() {
         "/admin/models/{name}/rollback",
         "/admin/performance",
         "/admin/usage",
+        "/admin/events",
     ]
     .into_iter()
     .map(String::from)

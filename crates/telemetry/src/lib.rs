@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod observer;
 pub mod probes;
 pub mod process;
+pub mod recent;
 pub mod redact;
 pub mod threads;
 pub mod writer;

@@ -313,6 +313,9 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
                 // A full buffer drops the line and counts it; nothing here blocks.
                 writer.write_line(line.as_bytes());
             }
+            if *meta.level() <= Level::WARN {
+                crate::recent::RecentEvents::global().push(line);
+            }
         });
     }
 }

@@ -211,10 +211,12 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let keyring = self.auth.0.keyring.load();
         let decision = self.auth.check(&keyring, request.headers(), self.role);
+        // The template, or `unmatched`: never the raw path, which the client chooses
+        // (and which axum has already stripped of a nesting prefix here).
         let route = request
             .extensions()
             .get::<MatchedPath>()
-            .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+            .map_or("unmatched", MatchedPath::as_str);
         match decision {
             Ok(caller) => {
                 if let Some(entry) = caller {

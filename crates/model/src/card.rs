@@ -122,13 +122,13 @@ impl ModelCard {
                     f.name
                 ));
             }
+            if f.min.is_some_and(|v| !v.is_finite()) || f.max.is_some_and(|v| !v.is_finite()) {
+                return bad(format!("feature {:?}: min and max must be finite", f.name));
+            }
             if let (Some(lo), Some(hi)) = (f.min, f.max)
-                && (lo > hi || !lo.is_finite() || !hi.is_finite())
+                && lo > hi
             {
-                return bad(format!(
-                    "feature {:?}: min must be <= max, both finite",
-                    f.name
-                ));
+                return bad(format!("feature {:?}: min must be <= max", f.name));
             }
         }
         if let Some(l) = self.labels.iter().find(|l| !tame_label(l)) {

@@ -19,4 +19,4 @@ pub use input::Batch;
 pub use probe::{ProbeError, ProbeReport, probe};
 pub use registry::{LoadedModel, ModelRegistry};
 pub use runtime::{OnnxModel, RowPrediction};
-pub use versions::{ModelState, StoreError, StoredVersion, VersionStore};
+pub use versions::{ModelState, StoreError, StoredVersion, VersionStore, is_version_name};

@@ -32,6 +32,12 @@ pub fn is_safe_segment(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Whether `v` can name a kept version: a safe segment that is not one of the store's
+/// own file names.
+pub fn is_version_name(v: &str) -> bool {
+    is_safe_segment(v) && v != STATE_FILE
+}
+
 /// One model's lifecycle state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +136,8 @@ impl VersionStore {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = dir.join("state.toml.tmp");
+        // A leading dot: no version name can be it.
+        let tmp = dir.join(".state.toml.tmp");
         write_synced(&tmp, text.as_bytes()).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
@@ -169,7 +176,7 @@ impl VersionStore {
             .filter(|e| e.path().join("model.onnx").is_file())
             .filter_map(|e| {
                 let version = e.file_name().into_string().ok()?;
-                is_safe_segment(&version).then(|| StoredVersion {
+                is_version_name(&version).then(|| StoredVersion {
                     saved_at: e.metadata().and_then(|m| m.modified()).ok(),
                     version,
                 })
@@ -177,6 +184,12 @@ impl VersionStore {
             .collect();
         out.sort_by_key(|v| v.saved_at);
         Ok(out)
+    }
+
+    /// Removes a kept version (an upload whose state could not be saved).
+    pub fn remove_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        let dir = self.version_dir(name, version);
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))
     }
 
     /// Loads a kept version.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
@@ -67,12 +67,20 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         // Uploads carry whole models; the prediction body limit is far too small.
         .layer(DefaultBodyLimit::max(state.limits.upload_limit))
         .fallback(meta::not_found)
+        // Set here, under the guard: the outer router's 405 handler would otherwise
+        // replace these routes' default one without the guard around it.
+        .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(auth.require(Role::Admin));
     Router::new()
         .route("/predict", post(predict::predict))
         .route("/models/{name}/predict", post(predict::predict_model))
         .route_layer(auth.require(Role::Predict))
         .nest("/admin", admin)
+        // `/admin/` (trailing slash) is no route of the nested router: refused too.
+        .route(
+            "/admin/",
+            any(meta::not_found).layer(auth.require(Role::Admin)),
+        )
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::get))
         .route("/health", get(health::health))

@@ -148,6 +148,29 @@ async fn bad_windows_are_422_and_a_key_is_needed() {
 }
 
 #[tokio::test]
+async fn odd_methods_share_one_row() {
+    let app = router(RouterConfig::default());
+    for i in 0..20 {
+        let req = Request::builder()
+            .method(format!("M{i}").as_str())
+            .uri("/health")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let perf = send(&app, admin("/admin/performance", Some(ADMIN))).await;
+    let odd: Vec<&Value> = perf.body["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["route"] == "/health")
+        .collect();
+    assert_eq!(odd.len(), 1, "{}", perf.text);
+    assert_eq!(odd[0]["method"], "OTHER");
+    assert_eq!(odd[0]["count"], 20);
+}
+
+#[tokio::test]
 async fn switched_off_they_see_nothing() {
     let app = router(RouterConfig {
         analytics: false,

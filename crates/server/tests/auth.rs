@@ -166,6 +166,39 @@ async fn admin_routes_need_an_admin_key() {
 }
 
 #[tokio::test]
+async fn wrong_methods_and_odd_paths_under_admin_are_refused_before_anything_else() {
+    let (app, _) = router(&[spec("ops", Role::Admin, ADMIN_KEY)]);
+    for (method, path) in [
+        ("GET", "/admin/models/x"),
+        ("POST", "/admin/performance"),
+        ("OPTIONS", "/admin/usage"),
+        ("GET", "/admin/"),
+        ("GET", "/admin"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let reply = send(&app, req).await;
+        // Refused by the guard (counted, audited). axum may still add an `Allow` header
+        // naming the path's methods; the OpenAPI document lists them anyway.
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    // With the key, a wrong method is what it is.
+    let req = Request::get("/admin/models/x")
+        .header("x-api-key", ADMIN_KEY)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, req).await.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn without_any_key_admin_is_closed_to_everyone() {
     let (app, _) = router(&[]);
     assert_eq!(

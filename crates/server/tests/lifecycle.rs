@@ -313,6 +313,33 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
             "invalid_card",
         ),
         (
+            "version named like the store's state file",
+            upload(
+                "defect-detector",
+                &[
+                    ("onnx", onnx),
+                    ("card", card(text, "state.toml", None).as_bytes()),
+                ],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card",
+        ),
+        (
+            "a bound that is not finite",
+            upload(
+                "defect-detector",
+                &[
+                    ("onnx", onnx),
+                    (
+                        "card",
+                        v2.replacen("min = -50.0", "min = inf", 1).as_bytes(),
+                    ),
+                ],
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_card",
+        ),
+        (
             "not multipart",
             Request::post("/admin/models/defect-detector")
                 .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
@@ -348,7 +375,7 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     );
     assert_eq!(
         sample(&after, "audit_events_total{action=\"upload\"}"),
-        13.0
+        15.0
     );
     assert!(!before.contains("status=\"5"));
     assert!(!after.contains("status=\"5"), "no upload may be a 5xx");
@@ -413,6 +440,41 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
     let still = serving(&restarted, "digits").await;
     assert_eq!(still.status, StatusCode::NOT_FOUND);
     assert_eq!(version_of(&restarted, "digits-small").await, "1.0.0");
+}
+
+#[tokio::test]
+async fn a_rollback_target_that_no_longer_loads_is_a_409_and_leaves_the_history() {
+    let data = TempDir::new("lifecycle-gone");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = defect();
+    for v in ["2.0.0", "3.0.0"] {
+        let c = card(text, v, None);
+        let reply = send(
+            &app,
+            upload("defect-detector", &[("onnx", onnx), ("card", c.as_bytes())]),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    std::fs::remove_dir_all(data.path().join("models/defect-detector/2.0.0")).unwrap();
+    let gone = send(
+        &app,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(
+        assert_error(&gone, StatusCode::CONFLICT),
+        "version_unavailable"
+    );
+    assert_eq!(version_of(&app, "defect-detector").await, "3.0.0");
+    // The next rollback goes past it, to the start-up version.
+    let back = send(
+        &app,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
 }
 
 #[tokio::test]

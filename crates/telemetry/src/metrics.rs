@@ -52,6 +52,21 @@ pub enum MethodLabel {
     OTHER,
 }
 
+impl MethodLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GET => "GET",
+            Self::HEAD => "HEAD",
+            Self::POST => "POST",
+            Self::PUT => "PUT",
+            Self::DELETE => "DELETE",
+            Self::PATCH => "PATCH",
+            Self::OPTIONS => "OPTIONS",
+            Self::OTHER => "OTHER",
+        }
+    }
+}
+
 impl From<&http::Method> for MethodLabel {
     fn from(m: &http::Method) -> Self {
         match *m {

@@ -8,7 +8,8 @@ use std::time::Duration;
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
 pub struct Completed<'a> {
-    pub method: &'a str,
+    /// One of the closed set of method labels (`OTHER` for anything unusual).
+    pub method: &'static str,
     /// The matched route template, or `unmatched`.
     pub route: &'a str,
     pub status: u16,

@@ -135,6 +135,14 @@ fn revoke(
         }
         bail!("no key named {name:?} in {}", file.path().display());
     }
+    // Running services only take a key file whose keys all check out: if the rest of
+    // the file does not, they would keep the revoked key, so say so instead.
+    Keyring::new(stored.iter().chain(config_keys)).with_context(|| {
+        format!(
+            "not revoked: the other keys in {} do not check out, so running services would ignore the change; fix the file first",
+            file.path().display()
+        )
+    })?;
     file.save(&stored)?;
     eprintln!("Revoked {name:?}; running services stop accepting it within seconds.");
     Ok(())

@@ -37,6 +37,10 @@ pub enum LifecycleError {
     UnknownModel(String),
     #[error("model {0:?} has no previous version to roll back to")]
     NoPreviousVersion(String),
+    #[error(
+        "version {version:?} of model {model:?} can no longer be loaded; it was dropped from the rollback history"
+    )]
+    VersionUnavailable { model: String, version: String },
     #[error("model {model:?} cannot be unloaded: {why}")]
     CannotUnload { model: String, why: &'static str },
     #[error("this service keeps no model versions (it has no data dir)")]
@@ -52,9 +56,10 @@ impl LifecycleError {
             Self::Multipart(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownModel(_) => StatusCode::NOT_FOUND,
-            Self::VersionExists { .. } | Self::NoPreviousVersion(_) | Self::CannotUnload { .. } => {
-                StatusCode::CONFLICT
-            }
+            Self::VersionExists { .. }
+            | Self::NoPreviousVersion(_)
+            | Self::VersionUnavailable { .. }
+            | Self::CannotUnload { .. } => StatusCode::CONFLICT,
             Self::NoStore => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -77,6 +82,7 @@ impl LifecycleError {
             Self::VersionExists { .. } => "version_exists",
             Self::UnknownModel(_) => "model_not_found",
             Self::NoPreviousVersion(_) => "no_previous_version",
+            Self::VersionUnavailable { .. } => "version_unavailable",
             Self::CannotUnload { .. } => "cannot_unload",
             Self::NoStore => "model_store_unavailable",
             Self::Store(_) => "internal",
@@ -87,7 +93,10 @@ impl LifecycleError {
         match self {
             Self::TooLarge { limit } => json!({"limit_bytes": limit}),
             Self::MissingPart(part) => json!({"part": part}),
-            Self::VersionExists { model, version } => json!({"model": model, "version": version}),
+            Self::VersionExists { model, version }
+            | Self::VersionUnavailable { model, version } => {
+                json!({"model": model, "version": version})
+            }
             Self::UnknownModel(model)
             | Self::NoPreviousVersion(model)
             | Self::CannotUnload { model, .. } => json!({"model": model}),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use vigil_model::versions::is_safe_segment;
+use vigil_model::versions::{is_safe_segment, is_version_name};
 use vigil_model::{LoadedModel, ModelCard, ModelRegistry, ModelState, VersionStore};
 
 pub use error::LifecycleError;
@@ -173,7 +173,7 @@ impl Lifecycle {
                 path: name.to_owned(),
             });
         }
-        if !is_safe_segment(&card.version) {
+        if !is_version_name(&card.version) {
             return Err(LifecycleError::BadVersion(card.version));
         }
         let base = self.base.lock().await;
@@ -202,13 +202,19 @@ impl Lifecycle {
         self.store
             .save_version(name, &version, &onnx, &card_text)
             .map_err(|e| LifecycleError::Store(e.to_string()))?;
-        let mut state = self.state(name)?;
-        if let Some(previous) = &previous {
-            state.history.push(previous.clone());
+        let saved = self.state(name).and_then(|mut state| {
+            if let Some(previous) = &previous {
+                state.history.push(previous.clone());
+            }
+            state.active = Some(version.clone());
+            state.unloaded = false;
+            self.save_state(name, &state)
+        });
+        if let Err(e) = saved {
+            // Not in force and not in the state: keep no files a retry would trip on.
+            let _ = self.store.remove_version(name, &version);
+            return Err(e);
         }
-        state.active = Some(version.clone());
-        state.unloaded = false;
-        self.save_state(name, &state)?;
         let load_ms = (model.load_duration.as_secs_f64() * 1e6).round() / 1e3;
         models.replace(models.load().with_model(Arc::new(model), metrics));
         Ok(Uploaded {
@@ -246,9 +252,21 @@ impl Lifecycle {
                 let (n, v) = (name.to_owned(), target.clone());
                 let loaded = tokio::task::spawn_blocking(move || store.load(&n, &v))
                     .await
-                    .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))?
-                    .map_err(|e| LifecycleError::Store(e.to_string()))?;
-                Arc::new(loaded)
+                    .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))?;
+                match loaded {
+                    Ok(model) => Arc::new(model),
+                    Err(e) => {
+                        // Gone (a version that came from the models directory before a
+                        // rescan, or files removed by hand): drop it from the history so
+                        // the next rollback can go further back, and say so.
+                        tracing::warn!(target: "vigil::lifecycle", model = %name, version = %target, error = %e, "rollback_target_unavailable");
+                        self.save_state(name, &state)?;
+                        return Err(LifecycleError::VersionUnavailable {
+                            model: name.to_owned(),
+                            version: target,
+                        });
+                    }
+                }
             }
         };
         state.active = Some(target.clone());
@@ -338,28 +356,33 @@ impl Lifecycle {
         fresh: ModelRegistry,
     ) -> Result<Rescanned, LifecycleError> {
         let mut base = self.base.lock().await;
+        // Every state first: a failure here changes nothing at all.
+        let unloaded = fresh
+            .iter()
+            .map(|m| Ok((m.card.name.clone(), self.state(&m.card.name)?.unloaded)))
+            .collect::<Result<BTreeMap<String, bool>, LifecycleError>>()?;
+        let mut next_base = base.clone();
         let mut report = Rescanned::default();
         let mut catalog = (*models.load_full()).clone();
         for model in fresh.iter() {
             let name = &model.card.name;
             let serving = catalog.get(name).map(|s| s.model.clone());
             let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == "uploaded");
-            let unloaded = self.state(name)?.unloaded;
-            base.insert(name.clone(), model.clone());
-            if uploaded_serving || unloaded {
+            next_base.insert(name.clone(), model.clone());
+            if uploaded_serving || unloaded[name] {
                 report.kept.push(name.clone());
             } else if serving.is_none_or(|s| s.card.version != model.card.version) {
                 catalog = catalog.with_model(model.clone(), metrics);
                 report.loaded.push(name.clone());
             }
         }
-        let gone: Vec<String> = base
+        let gone: Vec<String> = next_base
             .keys()
             .filter(|n| fresh.get(n).is_none())
             .cloned()
             .collect();
         for name in gone {
-            base.remove(&name);
+            next_base.remove(&name);
             let from_dir = catalog.get(&name).is_some_and(|s| s.source != "uploaded");
             if !from_dir {
                 continue;
@@ -372,6 +395,7 @@ impl Lifecycle {
                 None => report.kept.push(name),
             }
         }
+        *base = next_base;
         models.replace(catalog);
         Ok(report)
     }

@@ -75,7 +75,11 @@ impl KeyFile {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("toml.tmp");
+        // One temp file per process: two `vigil keys` at once must not write into the
+        // same one (the last rename still wins; the file is never half-written).
+        let tmp = self
+            .path
+            .with_extension(format!("toml.{}.tmp", std::process::id()));
         write_private(&tmp, format!("{HEADER}{body}").as_bytes()).map_err(write_err)?;
         std::fs::rename(&tmp, &self.path).map_err(write_err)
     }

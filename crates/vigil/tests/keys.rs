@@ -185,3 +185,29 @@ async fn keys_made_and_revoked_by_the_cli_apply_to_a_running_service() {
     );
     assert!(lines.iter().any(|l| l["message"] == "api_keys_reloaded"));
 }
+
+#[test]
+fn a_start_that_fails_keeps_no_admin_key_nobody_saw() {
+    let dir = TempDir::new("keys-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(vigil_binary())
+        .args([
+            "up",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--collector-port",
+            "0",
+        ])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("admin key"), "{stderr}");
+    // No key was kept, so the next good start makes (and shows) one.
+    assert!(!dir.path().join("keys.toml").exists());
+}

@@ -263,3 +263,15 @@ async fn sighup_rescans_the_models_directory() {
     );
     vigil.stop();
 }
+
+#[tokio::test]
+async fn sighup_does_not_end_a_collector() {
+    let vigil = Vigil::start_command("collector", &[], &[]);
+    vigil.signal("HUP");
+    let line = vigil.wait_for_log("models_rescan_skipped");
+    assert_eq!(line["reason"], "the collector serves no models");
+    let health = reqwest::get(vigil.url("/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let (code, _) = vigil.stop();
+    assert_eq!(code, Some(0));
+}

@@ -199,8 +199,11 @@ impl Lifecycle {
         .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
         let version = model.card.version.clone();
         let previous = models.load().get(name).map(|s| s.card.version.clone());
-        self.store
-            .save_version(name, &version, &onnx, &card_text)
+        // Up to max_upload_bytes written and synced: off the async threads.
+        let (store, n, v) = (self.store.clone(), name.to_owned(), version.clone());
+        tokio::task::spawn_blocking(move || store.save_version(&n, &v, &onnx, &card_text))
+            .await
+            .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
             .map_err(|e| LifecycleError::Store(e.to_string()))?;
         let saved = self.state(name).and_then(|mut state| {
             if let Some(previous) = &previous {

@@ -32,19 +32,22 @@ pub(super) struct Inference {
 pub(super) async fn start(
     config: &Config,
     collector: Option<&Collector>,
+    hangup: tokio::signal::unix::Signal,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(Inference, Running)> {
     let base = load_models(config)?;
     // Uploaded versions, rollbacks and unloads kept under the data dir apply on top.
     let lifecycle = Lifecycle::new(VersionStore::in_data_dir(&config.data_dir), &base);
     let models = lifecycle.overlay(base);
+    let listener = bind("inference", config.host, config.port).await?;
+    let address = listener.local_addr()?;
+    // After the bind: an admin key made now is sure to be shown (a start that fails
+    // earlier, on a busy port say, must not keep a key nobody saw).
     let keys = super::keys::load(config)?;
     let state = AppState::with_keys(models, config.limits.clone(), keys.keyring);
     let _ = state.lifecycle.set(lifecycle);
-    super::reload::watch(super::reload::install()?, config, state.clone());
+    super::reload::watch(hangup, config, state.clone());
     super::keys::watch(state.auth.clone(), config);
-    let listener = bind("inference", config.host, config.port).await?;
-    let address = listener.local_addr()?;
     let forwarder = start_forwarder(config, &state, collector)?;
     let done = tokio::spawn(vigil_listener::serve(
         listener,

@@ -90,6 +90,8 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         "starting"
     );
     let mut signals = ShutdownSignals::install()?;
+    // Also before any port is bound: SIGHUP's default action would end the process.
+    let hangup = reload::install()?;
     // Two stop signals: the inference service drains first, then its forwarder
     // flushes to the collector, and only then does the collector stop.
     let (stop_inference, inference_stop) = tokio::sync::watch::channel(false);
@@ -112,9 +114,11 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
     let mut inference = None;
     if matches!(config.mode, Mode::Up | Mode::Serve) {
         let (started, service) =
-            inference::start(&config, collector.as_ref(), until(&inference_stop)).await?;
+            inference::start(&config, collector.as_ref(), hangup, until(&inference_stop)).await?;
         running.push(service);
         inference = Some(started);
+    } else {
+        reload::ignore(hangup);
     }
     if let (Some(inference), Some(collector)) = (&inference, &collector) {
         where_to_look(

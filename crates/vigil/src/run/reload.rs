@@ -79,6 +79,20 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
     });
 }
 
+/// Without an inference service (`vigil collector`) a SIGHUP has nothing to rescan,
+/// but must still not end the process (`ExecReload=kill -HUP` is common).
+pub(super) fn ignore(mut hangup: Signal) {
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!(
+                target: LIFECYCLE,
+                reason = "the collector serves no models",
+                "models_rescan_skipped"
+            );
+        }
+    });
+}
+
 fn failed(state: &AppState, error: &str) {
     state.auth.audit(
         AuditEvent::new(AuditAction::Reload, Outcome::Failure).reason("models_dir_unusable"),

@@ -1,6 +1,9 @@
-//! The ring of slots and the observer that fills it. One short lock per request: the
-//! lookups borrow the route and caller names (no allocation once a route or caller
-//! has been seen in a slot), and a slot's maps keep their capacity when it is reused.
+//! The ring of slots and the observer that fills it. One short lock per request, on
+//! its slot only: the lookups borrow the route and caller names (no allocation once a
+//! route or caller has been seen in a slot), and a slot's maps keep their capacity
+//! when it is reused. A report locks one slot at a time while it merges it, so a
+//! dashboard polling the reports holds up a request only while it reads the slot that
+//! request writes to.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +36,7 @@ pub(crate) struct Slot {
 pub struct Analytics {
     started: Instant,
     anonymous: Arc<str>,
-    slots: Mutex<Vec<Slot>>,
+    slots: Vec<Mutex<Slot>>,
 }
 
 impl Default for Analytics {
@@ -47,7 +50,7 @@ impl Analytics {
         Self {
             started: Instant::now(),
             anonymous: ANONYMOUS.into(),
-            slots: Mutex::new((0..SLOTS).map(|_| Slot::default()).collect()),
+            slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
         }
     }
 
@@ -79,8 +82,7 @@ impl Analytics {
         let epoch = self.epoch(at);
         let ms = duration.as_secs_f64() * 1e3;
         let user = user.unwrap_or(&self.anonymous);
-        let mut slots = self.slots.lock();
-        let slot = &mut slots[(epoch % SLOTS as u64) as usize];
+        let mut slot = self.slots[(epoch % SLOTS as u64) as usize].lock();
         if slot.epoch != Some(epoch) {
             slot.epoch = Some(epoch);
             slot.routes.values_mut().for_each(HashMap::clear);
@@ -109,10 +111,10 @@ impl Analytics {
         let now = self.epoch(at);
         let wanted = window.as_secs().div_ceil(SLOT.as_secs()).max(1);
         let oldest = now.saturating_sub(wanted - 1);
-        let slots = self.slots.lock();
         let mut routes: Routes = HashMap::new();
         let mut callers: HashMap<Arc<str>, Counts> = HashMap::new();
-        for slot in slots.iter() {
+        for slot in &self.slots {
+            let slot = slot.lock();
             if !slot.epoch.is_some_and(|e| e >= oldest && e <= now) {
                 continue;
             }

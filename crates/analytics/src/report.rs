@@ -45,36 +45,29 @@ fn round3(x: f64) -> f64 {
 
 impl Performance {
     pub(crate) fn from_routes(window: Duration, routes: &Routes) -> Self {
+        // Stats exist only for routes that had a request, but a merge of empty slots
+        // could in principle leave one at zero: skipped before any division.
         let mut out: Vec<RoutePerformance> = routes
             .iter()
-            .flat_map(|(route, methods)| {
-                methods.iter().map(move |(method, s)| {
-                    let count = s.counts.count;
-                    RoutePerformance {
-                        method: method.to_string(),
-                        route: route.to_string(),
-                        count,
-                        errors: s.counts.errors,
-                        client_errors: s.counts.client_errors,
-                        error_rate: if count == 0 {
-                            0.0
-                        } else {
-                            s.counts.errors as f64 / count as f64
-                        },
-                        min_ms: if count == 0 { 0.0 } else { round3(s.min_ms) },
-                        avg_ms: if count == 0 {
-                            0.0
-                        } else {
-                            round3(s.sum_ms / count as f64)
-                        },
-                        max_ms: round3(s.max_ms),
-                        p50_ms: round3(s.quantile(0.5)),
-                        p95_ms: round3(s.quantile(0.95)),
-                        p99_ms: round3(s.quantile(0.99)),
-                    }
-                })
+            .flat_map(|(route, methods)| methods.iter().map(move |(method, s)| (route, method, s)))
+            .filter(|(_, _, s)| s.counts.count > 0)
+            .map(|(route, method, s)| {
+                let count = s.counts.count as f64;
+                RoutePerformance {
+                    method: method.to_string(),
+                    route: route.to_string(),
+                    count: s.counts.count,
+                    errors: s.counts.errors,
+                    client_errors: s.counts.client_errors,
+                    error_rate: s.counts.errors as f64 / count,
+                    min_ms: round3(s.min_ms),
+                    avg_ms: round3(s.sum_ms / count),
+                    max_ms: round3(s.max_ms),
+                    p50_ms: round3(s.quantile(0.5)),
+                    p95_ms: round3(s.quantile(0.95)),
+                    p99_ms: round3(s.quantile(0.99)),
+                }
             })
-            .filter(|r| r.count > 0)
             .collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.route.cmp(&b.route)));
         Self {

@@ -25,6 +25,25 @@ pub struct KeySpec {
     pub created_at: Option<String>,
 }
 
+impl KeySpec {
+    /// A fresh key for `name` with `role`: the key itself (to show once, never kept)
+    /// and the spec holding only its hash.
+    pub fn generate(
+        name: &str,
+        role: Role,
+        created_at: Option<String>,
+    ) -> Result<(String, KeySpec), KeyError> {
+        let key = crate::key::generate_key()?;
+        let spec = KeySpec {
+            name: name.to_owned(),
+            role,
+            sha256: KeyHash::of(key.as_bytes()).to_hex(),
+            created_at,
+        };
+        Ok((key, spec))
+    }
+}
+
 /// A checked key.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {

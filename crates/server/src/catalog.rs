@@ -113,13 +113,10 @@ impl Models {
         let previous = self.0.swap(Arc::new(next));
         let current = self.0.load();
         for old in previous.iter() {
-            let still = current
+            // The same version still serving shares the series: leave it at 1.
+            if current
                 .get(&old.card.name)
-                .is_some_and(|s| Arc::ptr_eq(&s.model, &old.model));
-            if !still
-                && current
-                    .get(&old.card.name)
-                    .is_none_or(|s| s.card.version != old.card.version)
+                .is_none_or(|s| s.card.version != old.card.version)
             {
                 old.handles.loaded.set(0);
             }

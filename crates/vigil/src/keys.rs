@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vigil_auth::keyring::is_valid_name;
-use vigil_auth::{KeyFile, KeyHash, KeySpec, Keyring, Role, generate_key};
+use vigil_auth::{KeyFile, KeySpec, Keyring, Role};
 
 use crate::cli::{Cli, KeysAction, KeysArgs};
 
@@ -52,13 +52,7 @@ fn create(
     if stored.iter().chain(config_keys).any(|k| k.name == name) {
         bail!("a key named {name:?} exists already; revoke it first or pick another name");
     }
-    let key = generate_key()?;
-    let spec = KeySpec {
-        name: name.to_owned(),
-        role,
-        sha256: KeyHash::of(key.as_bytes()).to_hex(),
-        created_at: Some(now_rfc3339()),
-    };
+    let (key, spec) = KeySpec::generate(name, role, Some(now_rfc3339()))?;
     if !print_only {
         stored.push(spec.clone());
         // The same checks the services make, before anything is written.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vigil_auth::{Auth, KeyFile, KeyHash, KeySpec, Keyring, Role, generate_key};
+use vigil_auth::{Auth, KeyFile, KeySpec, Keyring, Role};
 
 use super::LIFECYCLE;
 use crate::config::{Config, Mode};
@@ -25,17 +25,12 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     let mut keyring = Keyring::new(config.keys.iter().chain(&stored))?;
     let mut created_admin_key = None;
     if config.mode == Mode::Up && !keyring.has_admin() {
-        let key = generate_key()?;
         let name = ["admin", "vigil-admin"]
             .into_iter()
             .find(|n| !keyring.iter().any(|k| &*k.name == *n))
             .unwrap_or("vigil-admin-1");
-        stored.push(KeySpec {
-            name: name.to_owned(),
-            role: Role::Admin,
-            sha256: KeyHash::of(key.as_bytes()).to_hex(),
-            created_at: None,
-        });
+        let (key, spec) = KeySpec::generate(name, Role::Admin, None)?;
+        stored.push(spec);
         keyring = Keyring::new(config.keys.iter().chain(&stored))?;
         file.save(&stored)?;
         tracing::info!(target: LIFECYCLE, name, file = %file.path().display(), "admin_key_created");

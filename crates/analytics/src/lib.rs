@@ -9,6 +9,8 @@ mod ring;
 mod stats;
 mod window;
 
-pub use report::{CallerUsage, Performance, RoutePerformance, RouteUsage, Usage};
+pub use report::{
+    CallerUsage, Performance, RoutePerformance, RouteUsage, Timeline, TimelinePoint, Usage,
+};
 pub use ring::Analytics;
 pub use window::{WindowError, parse_window};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ring::Routes;
-use crate::stats::Counts;
+use crate::stats::{Counts, RouteStats};
 
 /// One route and method over the window. Latencies in milliseconds; quantiles within
 /// 1 % of the true value (DDSketch).
@@ -144,4 +144,54 @@ impl Usage {
             callers: caller_rows,
         }
     }
+}
+
+/// One slot of the timeline: every route's requests in that slot.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimelinePoint {
+    /// Start of the slot, in milliseconds since the Unix epoch.
+    pub t_ms: u64,
+    pub requests: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    /// 4xx answers.
+    pub client_errors: u64,
+    /// Requests per second over the slot (the part elapsed, for the current one).
+    pub rate_per_s: f64,
+    /// `errors / requests` (0 without requests).
+    pub error_rate: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl TimelinePoint {
+    pub(crate) fn new(start: std::time::SystemTime, seconds: f64, s: &RouteStats) -> Self {
+        let t_ms = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let n = s.counts.count;
+        Self {
+            t_ms,
+            requests: n,
+            errors: s.counts.errors,
+            client_errors: s.counts.client_errors,
+            rate_per_s: round3(n as f64 / seconds),
+            error_rate: if n == 0 {
+                0.0
+            } else {
+                s.counts.errors as f64 / n as f64
+            },
+            p50_ms: round3(s.quantile(0.5)),
+            p95_ms: round3(s.quantile(0.95)),
+            p99_ms: round3(s.quantile(0.99)),
+        }
+    }
+}
+
+/// Requests over all routes, slot by slot, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Timeline {
+    pub slot_seconds: u64,
+    pub points: Vec<TimelinePoint>,
 }

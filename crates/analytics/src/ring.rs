@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use vigil_telemetry::{Completed, RequestObserver};
 
-use crate::report::{Performance, Usage};
+use crate::report::{Performance, Timeline, TimelinePoint, Usage};
 use crate::stats::{Counts, RouteStats};
 use crate::window::{MAX_WINDOW, SLOT};
 
@@ -35,6 +35,8 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub struct Analytics {
     started: Instant,
+    /// Wall-clock time of `started`, to date the slots.
+    started_wall: SystemTime,
     anonymous: Arc<str>,
     slots: Vec<Mutex<Slot>>,
 }
@@ -49,6 +51,7 @@ impl Analytics {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
+            started_wall: SystemTime::now(),
             anonymous: ANONYMOUS.into(),
             slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
         }
@@ -148,6 +151,52 @@ impl Analytics {
     }
 }
 
+impl Analytics {
+    /// Every slot of the last `span` (at most the hour kept), oldest first, each with
+    /// its requests over all routes: the dashboard's request rate, error rate and
+    /// latency charts. Slots without requests are there with zeros, so a chart shows a
+    /// quiet period as quiet rather than skipping it.
+    pub fn timeline(&self, span: Duration) -> Timeline {
+        self.timeline_at(Instant::now(), span)
+    }
+
+    fn timeline_at(&self, at: Instant, span: Duration) -> Timeline {
+        let now = self.epoch(at);
+        let wanted = span
+            .min(MAX_WINDOW)
+            .as_secs()
+            .div_ceil(SLOT.as_secs())
+            .max(1);
+        let oldest = now.saturating_sub(wanted - 1);
+        let elapsed = at.duration_since(self.started);
+        let points = (oldest..=now)
+            .map(|epoch| {
+                let mut all = RouteStats::default();
+                {
+                    let slot = self.slots[(epoch % SLOTS as u64) as usize].lock();
+                    if slot.epoch == Some(epoch) {
+                        slot.routes
+                            .values()
+                            .flat_map(HashMap::values)
+                            .for_each(|stats| all.merge(stats));
+                    }
+                }
+                let start = SLOT * epoch as u32;
+                // The current slot is still filling: its rate is over the part elapsed.
+                let seconds = (elapsed.saturating_sub(start))
+                    .min(SLOT)
+                    .as_secs_f64()
+                    .max(1e-3);
+                TimelinePoint::new(self.started_wall + start, seconds, &all)
+            })
+            .collect();
+        Timeline {
+            slot_seconds: SLOT.as_secs(),
+            points,
+        }
+    }
+}
+
 impl RequestObserver for Analytics {
     fn completed(&self, r: &Completed<'_>) {
         self.record(r.method, r.route, r.status, r.duration, r.user);
@@ -200,6 +249,53 @@ mod tests {
             None,
         );
         assert_eq!(count(minute(60), Duration::from_secs(3600)), 2);
+    }
+
+    #[test]
+    fn the_timeline_has_every_slot_of_its_span_with_all_routes_merged() {
+        let a = Analytics::new();
+        let t0 = a.started;
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ok = |s, ms| {
+            a.record_at(
+                at(s),
+                "POST",
+                "/predict",
+                200,
+                Duration::from_millis(ms),
+                None,
+            )
+        };
+        ok(1, 10);
+        ok(2, 30);
+        a.record_at(
+            at(3),
+            "GET",
+            "/models",
+            503,
+            Duration::from_millis(20),
+            None,
+        );
+        ok(25, 5);
+        // 35 s after start, a 30 s span: slots 1, 2 and 3 (10-20 s has none).
+        let timeline = a.timeline_at(at(35), Duration::from_secs(30));
+        assert_eq!(timeline.slot_seconds, 10);
+        let counts: Vec<u64> = timeline.points.iter().map(|p| p.requests).collect();
+        assert_eq!(counts, [0, 1, 0]);
+        let timeline = a.timeline_at(at(35), Duration::from_secs(40));
+        let first = &timeline.points[0];
+        assert_eq!((first.requests, first.errors), (3, 1));
+        assert!(
+            (first.rate_per_s - 0.3).abs() < 1e-9,
+            "{}",
+            first.rate_per_s
+        );
+        // The three latencies (10, 30 and 20 ms) of both routes are in one sketch.
+        assert!((first.p50_ms - 20.0).abs() < 0.5, "{}", first.p50_ms);
+        assert!(first.p99_ms >= first.p50_ms);
+        // The current slot (30-35 s) has no requests: a rate of 0 over its 5 s so far.
+        assert_eq!(timeline.points[3].rate_per_s, 0.0);
+        assert!(timeline.points[0].t_ms < timeline.points[1].t_ms);
     }
 
     #[test]

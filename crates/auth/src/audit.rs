@@ -18,16 +18,22 @@ pub enum AuditAction {
     Delete,
     /// The models directory was rescanned (SIGHUP).
     Reload,
+    /// The dashboard was signed in to with an admin key.
+    SignIn,
+    /// A dashboard session was signed out.
+    SignOut,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 8] = [
         Self::Access,
         Self::Denied,
         Self::Upload,
         Self::Rollback,
         Self::Delete,
         Self::Reload,
+        Self::SignIn,
+        Self::SignOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +44,8 @@ impl AuditAction {
             Self::Rollback => "rollback",
             Self::Delete => "delete",
             Self::Reload => "reload",
+            Self::SignIn => "sign_in",
+            Self::SignOut => "sign_out",
         }
     }
 }

@@ -23,25 +23,34 @@ use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::keyring::{KeyEntry, Keyring};
 use crate::metrics::{AuthMetrics, FailureReason};
 use crate::role::Role;
+use crate::session::{SessionLimits, SessionRefusal, Sessions};
 
 /// The header some clients use instead of `Authorization`.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// The keyring in force (swapped whole when keys change) and the auth metrics.
 #[derive(Debug, Clone)]
-pub struct Auth(Arc<Inner>);
+pub struct Auth(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
-struct Inner {
-    keyring: ArcSwap<Keyring>,
-    metrics: AuthMetrics,
+pub(crate) struct Inner {
+    pub(crate) keyring: ArcSwap<Keyring>,
+    pub(crate) metrics: AuthMetrics,
+    /// The dashboard's signed-in sessions.
+    pub(crate) sessions: Sessions,
 }
 
 impl Auth {
     pub fn new(keyring: Keyring, registry: &mut Registry) -> Self {
+        Self::with_sessions(keyring, SessionLimits::default(), registry)
+    }
+
+    /// As [`Auth::new`], with dashboard sessions that live as long as `limits` says.
+    pub fn with_sessions(keyring: Keyring, limits: SessionLimits, registry: &mut Registry) -> Self {
         Self(Arc::new(Inner {
             keyring: ArcSwap::from_pointee(keyring),
             metrics: AuthMetrics::register(registry),
+            sessions: Sessions::new(limits),
         }))
     }
 
@@ -69,7 +78,7 @@ impl Auth {
         event.log(None, None);
     }
 
-    fn audit_request(&self, event: AuditEvent<'_>, method: &str, route: &str) {
+    pub(crate) fn audit_request(&self, event: AuditEvent<'_>, method: &str, route: &str) {
         self.0.metrics.audit(event.action);
         event.log(Some(method), Some(route));
     }
@@ -97,7 +106,7 @@ impl Auth {
 }
 
 /// Names the current request's caller (the access line's `user`).
-fn set_user(name: &Arc<str>) {
+pub(crate) fn set_user(name: &Arc<str>) {
     vigil_telemetry::context::with_current(|c| {
         if let Some(c) = c {
             let _ = c.user.set(name.clone());
@@ -106,7 +115,7 @@ fn set_user(name: &Arc<str>) {
 }
 
 /// The key a request carries, if any.
-fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.as_bytes();
         if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
@@ -121,23 +130,25 @@ fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 #[derive(Debug, Clone)]
-enum Denied {
+pub(crate) enum Denied {
     Missing,
     Invalid,
     /// The key's role and name (ours, so the name may be logged: it says who tried).
     Forbidden(Role, Arc<str>),
+    /// A dashboard session cookie that is no (longer a) session.
+    Session(SessionRefusal),
 }
 
 impl Denied {
-    fn reason(&self) -> FailureReason {
+    pub(crate) fn reason(&self) -> FailureReason {
         match self {
             Self::Missing => FailureReason::Missing,
-            Self::Invalid => FailureReason::Invalid,
+            Self::Invalid | Self::Session(_) => FailureReason::Invalid,
             Self::Forbidden(..) => FailureReason::Forbidden,
         }
     }
 
-    fn response(&self, needed: Role) -> Response {
+    pub(crate) fn response(&self, needed: Role) -> Response {
         let (status, code, message) = match self {
             Self::Missing => (
                 StatusCode::UNAUTHORIZED,
@@ -153,6 +164,16 @@ impl Denied {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!("a {role} key cannot use this endpoint; it needs a {needed} key"),
+            ),
+            Self::Session(refusal) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                match refusal {
+                    SessionRefusal::Unknown => "this dashboard session is not valid; sign in again",
+                    SessionRefusal::Expired => "this dashboard session has expired; sign in again",
+                    SessionRefusal::Revoked => "the key this dashboard session was opened with was revoked; sign in again",
+                }
+                .to_owned(),
             ),
         };
         let mut response = vigil_telemetry::error_response(
@@ -233,33 +254,53 @@ where
                     future: self.inner.call(request),
                 }
             }
-            Err(denied) => {
-                let reason = denied.reason();
-                self.auth.0.metrics.failure(reason);
-                if let Denied::Forbidden(_, name) = &denied {
-                    set_user(name);
-                }
-                tracing::warn!(
-                    target: "vigil::auth",
-                    reason = reason.as_str(),
-                    required_role = self.role.as_str(),
-                    method = request.method().as_str(),
+            Err(denied) => RequireFuture::Denied {
+                response: Some(self.auth.refuse(
+                    &denied,
+                    self.role,
+                    request.method().as_str(),
                     route,
-                    "auth_failed"
-                );
-                if self.role == Role::Admin {
-                    self.auth.audit_request(
-                        AuditEvent::new(AuditAction::Denied, Outcome::Failure)
-                            .reason(reason.as_str()),
-                        request.method().as_str(),
-                        route,
-                    );
-                }
-                RequireFuture::Denied {
-                    response: Some(denied.response(self.role)),
-                }
-            }
+                )),
+            },
         }
+    }
+}
+
+impl Auth {
+    /// Counts, logs and audits a refusal, and answers it.
+    pub(crate) fn refuse(
+        &self,
+        denied: &Denied,
+        needed: Role,
+        method: &str,
+        route: &str,
+    ) -> Response {
+        let reason = denied.reason();
+        self.0.metrics.failure(reason);
+        if let Denied::Forbidden(_, name) = denied {
+            set_user(name);
+        }
+        let session = match denied {
+            Denied::Session(refusal) => Some(refusal.as_str()),
+            _ => None,
+        };
+        tracing::warn!(
+            target: "vigil::auth",
+            reason = reason.as_str(),
+            session,
+            required_role = needed.as_str(),
+            method,
+            route,
+            "auth_failed"
+        );
+        if needed == Role::Admin {
+            self.audit_request(
+                AuditEvent::new(AuditAction::Denied, Outcome::Failure).reason(reason.as_str()),
+                method,
+                route,
+            );
+        }
+        denied.response(needed)
     }
 }
 

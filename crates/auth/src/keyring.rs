@@ -52,6 +52,13 @@ pub struct KeyEntry {
     hash: KeyHash,
 }
 
+impl KeyEntry {
+    /// The hash of this entry's key.
+    pub fn hash(&self) -> KeyHash {
+        self.hash
+    }
+}
+
 /// Every key a service accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
@@ -111,6 +118,11 @@ impl Keyring {
             }
         }
         found
+    }
+
+    /// The entry with this key hash (sessions remember the hash, never the key).
+    pub fn by_hash(&self, hash: &KeyHash) -> Option<&KeyEntry> {
+        self.entries.iter().find(|e| e.hash.ct_eq(hash))
     }
 
     /// Prediction endpoints need a key once any `predict` key exists.

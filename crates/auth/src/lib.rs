@@ -14,6 +14,8 @@ pub mod keyfile;
 pub mod keyring;
 pub mod metrics;
 pub mod role;
+pub mod session;
+pub mod signin;
 
 pub use audit::{AuditAction, AuditEvent, Outcome};
 pub use error::KeyError;
@@ -23,3 +25,4 @@ pub use keyfile::KeyFile;
 pub use keyring::{KeyEntry, KeySpec, Keyring};
 pub use metrics::{AuthMetrics, FailureReason};
 pub use role::Role;
+pub use session::{SessionLimits, SessionRefusal, Sessions};

@@ -375,18 +375,18 @@ pub async fn incidents(
         .incidents(q.status.as_deref(), limit)
         .await
         .map_err(CollectorError::Unavailable)?;
-    let list: Vec<_> = list
-        .into_iter()
-        .map(|i| {
-            json!({
-                "id": i.id, "fingerprint": i.fingerprint, "alertname": i.alertname, "severity": i.severity,
-                "status": i.status, "summary": i.summary, "labels": i.labels,
-                "starts_at": rfc3339_ms(i.starts_at_ms), "opened_at": rfc3339_ms(i.opened_ms),
-                "resolved_at": i.resolved_ms.map(rfc3339_ms),
-            })
-        })
-        .collect();
+    let list: Vec<_> = list.into_iter().map(incident_json).collect();
     Ok(Json(json!({ "incidents": list })).into_response())
+}
+
+/// An incident as `GET /incidents` shows it (the dashboard shows the same).
+pub fn incident_json(i: Incident) -> serde_json::Value {
+    json!({
+        "id": i.id, "fingerprint": i.fingerprint, "alertname": i.alertname, "severity": i.severity,
+        "status": i.status, "summary": i.summary, "labels": i.labels,
+        "starts_at": rfc3339_ms(i.starts_at_ms), "opened_at": rfc3339_ms(i.opened_ms),
+        "resolved_at": i.resolved_ms.map(rfc3339_ms),
+    })
 }
 
 /// `/health`: 503 while the database does not answer.

@@ -3,6 +3,7 @@
 //! tests can run the whole service on port 0 or call the router without a socket.
 
 pub mod catalog;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod handlers;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -83,6 +84,19 @@ pub struct ModelHandles {
     errors: HashMap<ErrorType, Counter>,
     validation: HashMap<ValidationReason, Counter>,
     pub loaded: Gauge,
+    pub tally: Tally,
+}
+
+/// Sums the dashboard reads for its means (prometheus-client exposes a histogram's sum
+/// only to tests). Not exported: the histograms are. Atomic adds, no lock.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Requests that got an inference slot and ran.
+    pub requests: Counter,
+    pub queue_seconds: Counter<f64, AtomicU64>,
+    pub compute_seconds: Counter<f64, AtomicU64>,
+    /// Confidence of every successful prediction, summed (their count is `success`).
+    pub confidence_sum: Counter<f64, AtomicU64>,
 }
 
 impl ModelHandles {
@@ -284,6 +298,7 @@ impl ModelMetrics {
                 })
                 .collect(),
             loaded: handle(&self.loaded, &mv),
+            tally: Tally::default(),
         };
         handles.loaded.set(1);
         handle(&self.load_time, &mo).observe(model.load_duration.as_secs_f64());

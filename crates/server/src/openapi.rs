@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, analytics, events, health, meta, models, predict};
+use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,10 +26,17 @@ use crate::handlers::{admin, analytics, events, health, meta, models, predict};
         analytics::performance,
         analytics::usage,
         events::events,
+        dashboard::root,
+        dashboard::page,
+        dashboard::asset,
+        dashboard::session,
+        dashboard::sign_in,
+        dashboard::sign_out,
+        dashboard::overview,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
     modifiers(&KeySchemes),
-    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"), (name = "admin"))
+    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"), (name = "admin"), (name = "dashboard"))
 )]
 pub struct ApiDoc;
 

@@ -55,6 +55,12 @@ pub async fn predict(
         Ok(scheduled) => {
             let trace_id = current_trace_id();
             handles.queue.observe(scheduled.queue.as_secs_f64());
+            let tally = &handles.tally;
+            tally.requests.inc();
+            tally.queue_seconds.inc_by(scheduled.queue.as_secs_f64());
+            tally
+                .compute_seconds
+                .inc_by(scheduled.compute.as_secs_f64());
             handles.latency.observe(
                 scheduled.compute.as_secs_f64(),
                 trace_id
@@ -115,8 +121,10 @@ impl Attempt<'_> {
         let forwarder = self.state.forwarder.get();
         let single = predictions.len() == 1;
         let mut numbered = String::new();
+        let mut confidence_sum = 0.0;
         for (i, p) in predictions.iter().enumerate() {
             handles.confidence.observe(f64::from(p.confidence));
+            confidence_sum += f64::from(p.confidence);
             if let Some(c) = handles.by_class.get(p.class_index) {
                 c.inc();
             }
@@ -147,6 +155,7 @@ impl Attempt<'_> {
                 features: None,
             });
         }
+        handles.tally.confidence_sum.inc_by(confidence_sum);
         Predicted {
             predictions,
             prediction_id,

@@ -9,7 +9,7 @@ use axum::routing::{any, get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
-use crate::handlers::{admin, analytics, events, health, meta, models, predict};
+use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict};
 use crate::state::AppState;
 
 /// Telemetry settings of the inference service.
@@ -39,6 +39,7 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
         slow_request: config.slow_request,
         request_timeout: config.request_timeout,
     };
+    state.dashboard.set_analytics(config.analytics);
     let telemetry = if config.analytics {
         TelemetryLayer::with_observer(
             telemetry_config,
@@ -81,6 +82,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/admin/",
             any(meta::not_found).layer(auth.require(Role::Admin)),
         )
+        .route("/", get(dashboard::root))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/assets/{file}", get(dashboard::asset))
+        .route(
+            "/dashboard/session",
+            get(dashboard::session)
+                .post(dashboard::sign_in)
+                .delete(dashboard::sign_out),
+        )
+        .route("/dashboard/api/overview", get(dashboard::overview))
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::get))
         .route("/health", get(health::health))

@@ -62,6 +62,8 @@ pub struct Inner {
     pub auth: Auth,
     /// Request analytics for `/admin/performance` and `/admin/usage`.
     pub analytics: Arc<vigil_analytics::Analytics>,
+    /// The dashboard's history and cached status.
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
     /// Where prediction records go, when a collector is configured.
     pub forwarder: OnceLock<Forwarder>,
     /// Uploaded model versions under the data dir (the binary sets it).
@@ -105,6 +107,7 @@ impl AppState {
             forwarder_metrics,
             auth,
             analytics: Arc::new(vigil_analytics::Analytics::new()),
+            dashboard: Arc::default(),
             forwarder: OnceLock::new(),
             lifecycle: OnceLock::new(),
             started: Instant::now(),

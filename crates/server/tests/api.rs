@@ -604,6 +604,11 @@ async fn models_health_and_openapi() {
         "/admin/performance",
         "/admin/usage",
         "/admin/events",
+        "/",
+        "/dashboard",
+        "/dashboard/assets/{file}",
+        "/dashboard/session",
+        "/dashboard/api/overview",
     ]
     .into_iter()
     .map(String::from)

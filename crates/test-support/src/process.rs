@@ -191,6 +191,16 @@ impl Vigil {
         }
     }
 
+    /// The admin key `vigil up` printed on its first start (waits until it is up).
+    pub fn admin_key(&self) -> String {
+        let stderr = self.wait_for_stderr("vigil is up");
+        let at = stderr
+            .iter()
+            .position(|l| l.starts_with("admin key"))
+            .expect("the admin key note");
+        stderr[at + 1].trim().to_owned()
+    }
+
     pub async fn metrics(&self) -> String {
         get_text(self.url("/metrics")).await
     }

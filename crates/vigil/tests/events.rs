@@ -8,12 +8,7 @@ use vigil_test_support::{TempDir, Vigil};
 async fn recent_warnings_carry_their_request_ids() {
     let dir = TempDir::new("events");
     let vigil = Vigil::start_command("up", &["--data-dir", dir.path().to_str().unwrap()], &[]);
-    let stderr = vigil.wait_for_stderr("vigil is up");
-    let at = stderr
-        .iter()
-        .position(|l| l.starts_with("admin key"))
-        .unwrap();
-    let key = stderr[at + 1].trim().to_owned();
+    let key = vigil.admin_key();
     let base = format!("http://{}", vigil.address_of("inference"));
     let http = reqwest::Client::new();
     // A refused admin request: an `auth_failed` WARN line and a `denied` audit line.

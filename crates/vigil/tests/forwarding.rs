@@ -358,8 +358,9 @@ fn answer(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A proxy in front of the collector at `upstream` that lets `step` decide each
-/// request's fate; returns its address.
+/// A proxy in front of the collector at `upstream` that lets `step` decide the fate of
+/// each batch (`POST /log`); anything else (the dashboard's `GET /incidents`) passes
+/// through untouched. Returns its address.
 async fn proxy(
     upstream: std::net::SocketAddr,
     step: impl Fn(&[u8]) -> Step + Send + Sync + 'static,
@@ -374,7 +375,14 @@ async fn proxy(
             let step = step.clone();
             tokio::spawn(async move {
                 while let Some(request) = read_message(&mut client).await {
-                    let response = match step(&request) {
+                    let decision = if request.starts_with(b"POST /log") {
+                        step(&request)
+                    } else {
+                        Step::Forward {
+                            hide_accept_post: false,
+                        }
+                    };
+                    let response = match decision {
                         Step::Answer(response) => response,
                         Step::Forward { hide_accept_post } => {
                             let mut server =

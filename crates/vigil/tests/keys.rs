@@ -66,12 +66,7 @@ async fn up_makes_an_admin_key_once_and_keeps_it_across_restarts() {
     let dir = TempDir::new("keys-up");
     let data = dir.path().to_str().unwrap();
     let vigil = Vigil::start_command("up", &["--data-dir", data], &[]);
-    let stderr = vigil.wait_for_stderr("vigil is up");
-    let at = stderr
-        .iter()
-        .position(|l| l.starts_with("admin key"))
-        .expect("the admin key note");
-    let key = stderr[at + 1].trim().to_owned();
+    let key = vigil.admin_key();
     assert!(key.starts_with("vgl_"), "{key}");
     assert_eq!(status(&vigil, "GET", "/admin/anything", None).await, 401);
     assert_eq!(

@@ -13,15 +13,6 @@ use vigil_test_support::{TempDir, Vigil, multipart};
 
 const CLIENTS: usize = 4;
 
-fn admin_key(vigil: &Vigil) -> String {
-    let stderr = vigil.wait_for_stderr("vigil is up");
-    let at = stderr
-        .iter()
-        .position(|l| l.starts_with("admin key"))
-        .expect("the admin key note");
-    stderr[at + 1].trim().to_owned()
-}
-
 /// Predicts until `stop`; every answer's status and model version, in order.
 async fn client(url: String, stop: Arc<AtomicBool>) -> Vec<(u16, String)> {
     let http = reqwest::Client::new();
@@ -65,7 +56,7 @@ async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() 
     let dir = TempDir::new("swap");
     let data = dir.path().to_str().unwrap();
     let vigil = Vigil::start_command("up", &["--data-dir", data], &[]);
-    let key = admin_key(&vigil);
+    let key = vigil.admin_key();
     let inference = vigil.address_of("inference");
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)

@@ -21,11 +21,15 @@ pub struct Events {
     responses((status = 200, body = Events), (status = 401, body = vigil_telemetry::ErrorBody),
         (status = 403, body = vigil_telemetry::ErrorBody)))]
 pub async fn events() -> Json<Events> {
-    let events = RecentEvents::global()
+    Json(Events { events: recent() })
+}
+
+/// The kept warning and error lines, newest first (the dashboard shows them too).
+pub fn recent() -> Vec<Box<RawValue>> {
+    RecentEvents::global()
         .newest_first()
         .into_iter()
         // Every kept line is a JSON object the logger wrote; skip one that is not.
         .filter_map(|line| RawValue::from_string(line).ok())
-        .collect();
-    Json(Events { events })
+        .collect()
 }

@@ -44,7 +44,7 @@ pub struct Changed {
 }
 
 /// One version a model has.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VersionInfo {
     pub version: String,
     /// `bundled`, a models directory, or `uploaded`.

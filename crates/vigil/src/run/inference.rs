@@ -3,11 +3,13 @@
 //! over HTTP to `--collector-url`), serve.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
 use vigil_model::{ModelRegistry, VersionStore};
+use vigil_server::dashboard::incidents::IncidentSource;
 use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
 
@@ -49,6 +51,12 @@ pub(super) async fn start(
     super::reload::watch(hangup, config, state.clone());
     super::keys::watch(state.auth.clone(), config);
     let forwarder = start_forwarder(config, &state, collector)?;
+    let incidents: Option<Arc<dyn IncidentSource>> = match (collector, &config.collector_url) {
+        (Some(c), _) => Some(Arc::new(super::incidents::InProcess(c.state.clone()))),
+        (None, Some(url)) => Some(Arc::new(super::incidents::Remote::new(url)?)),
+        (None, None) => None,
+    };
+    vigil_server::dashboard::spawn_sampler(state.clone(), incidents);
     let done = tokio::spawn(vigil_listener::serve(
         listener,
         app(state.clone(), config.router.clone()),

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, Mode};
 
 mod collector;
+mod incidents;
 mod inference;
 mod keys;
 mod local_delivery;
@@ -220,10 +221,10 @@ fn where_to_look(
 ) {
     if let Some(key) = created_admin_key {
         eprintln!(
-            "admin key (shown once; only its hash is kept, in the data dir's keys.toml):\n  {key}\n  use it as `Authorization: Bearer <key>` for /admin; more keys: `vigil keys create`"
+            "admin key (shown once; only its hash is kept, in the data dir's keys.toml):\n  {key}\n  sign in to the dashboard with it, or send it as `Authorization: Bearer <key>` to /admin; more keys: `vigil keys create`"
         );
     }
     eprintln!(
-        "vigil is up: http://{address}\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector}/predictions  /stats  /incidents  /metrics"
+        "vigil is up: http://{address}\n  dashboard: http://{address}/dashboard (sign in with the admin key)\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector}/predictions  /stats  /incidents  /metrics"
     );
 }

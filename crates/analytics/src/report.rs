@@ -195,3 +195,13 @@ pub struct Timeline {
     pub slot_seconds: u64,
     pub points: Vec<TimelinePoint>,
 }
+
+impl Timeline {
+    /// No slots (analytics off).
+    pub fn empty() -> Self {
+        Self {
+            slot_seconds: crate::window::SLOT.as_secs(),
+            points: Vec::new(),
+        }
+    }
+}

@@ -10,7 +10,10 @@
   const COLORS = ["#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#e67700", "#0b7285", "#5c940d"];
 
   const $ = (id) => document.getElementById(id);
-  const state = { timer: null, since: 0, samples: [], charts: {}, model: null, sampleSeconds: 5, last: null };
+  // `generation` changes at every sign-in and sign-out: an answer to a poll started
+  // before is dropped, so a slow poll can neither bring the board back after sign-out
+  // nor add its samples twice.
+  const state = { timer: null, since: 0, samples: [], charts: {}, model: null, sampleSeconds: 5, last: null, generation: 0 };
 
   // ---- formatting ---------------------------------------------------------------
   const fmt = (x, digits) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(digits));
@@ -88,10 +91,9 @@
     setChart("c-errors", ["5xx %"], [xs, pts.map((p) => (p.requests ? 100 * p.error_rate : null))], { y: { range: [0, null] } });
     const lat = (k) => pts.map((p) => (p.requests ? p[k] : null));
     setChart("c-latency", ["p50", "p95", "p99"], [xs, lat("p50_ms"), lat("p95_ms"), lat("p99_ms")]);
-    // The numbers: the current slot (its rate is over the part elapsed) once it has
-    // requests, else the last complete one.
-    const current = pts[pts.length - 1];
-    const last = current && current.requests > 0 ? current : pts[pts.length - 2] || current;
+    // The numbers: the last complete slot (the current one is still filling, and a
+    // rate over a fraction of a second would mislead).
+    const last = pts.length > 1 ? pts[pts.length - 2] : pts[pts.length - 1];
     if (last) {
       $("n-rate").textContent = fmt(last.rate_per_s, 1) + " req/s";
       $("n-errors").textContent = last.requests ? pct(last.error_rate) : "–";
@@ -164,6 +166,20 @@
     }
     const model = o.models.find((m) => m.name === state.model);
     if (model) drawModel(model);
+    else clearModel();
+  }
+
+  // No model to chart (the last one was unloaded): no stale charts or numbers.
+  function clearModel() {
+    for (const id of ["c-predictions", "c-queue", "c-confidence", "c-classes", "c-drift", "c-defects"]) {
+      if (state.charts[id]) {
+        state.charts[id].plot.destroy();
+        delete state.charts[id];
+      }
+    }
+    for (const id of ["n-predictions", "n-queue", "n-confidence", "n-classes", "n-drift", "n-defects"]) {
+      $(id).textContent = "–";
+    }
   }
 
   function drawModel(m) {
@@ -173,7 +189,7 @@
     setChart("c-predictions", ["predictions/s", "errors/s"], [
       xs,
       col((p) => p.rate_per_s),
-      col((p) => p.errors / state.sampleSeconds),
+      col((p) => p.errors_per_s),
     ]);
     setChart("c-queue", ["queue", "compute"], [xs, col((p) => p.queue_ms), col((p) => p.compute_ms)]);
     setChart("c-confidence", ["confidence"], [xs, col((p) => p.confidence)], { y: { range: [0, 1] } });
@@ -228,40 +244,50 @@
   function absorb(o) {
     state.sampleSeconds = o.sample_seconds;
     $("sample-seconds").textContent = String(o.sample_seconds);
-    for (const s of o.samples) state.samples.push(s);
-    if (state.samples.length) {
-      state.since = state.samples[state.samples.length - 1].t_ms;
-      const oldest = state.since - SPAN_S * 1000;
-      while (state.samples.length && state.samples[0].t_ms < oldest) state.samples.shift();
+    for (const s of o.samples) {
+      // Only samples newer than the last one kept: never the same one twice.
+      if (s.t_ms > state.since) {
+        state.samples.push(s);
+        state.since = s.t_ms;
+      }
     }
+    const oldest = state.since - SPAN_S * 1000;
+    while (state.samples.length && state.samples[0].t_ms <= oldest) state.samples.shift();
   }
 
   async function poll() {
-    let response;
+    const generation = state.generation;
+    clearTimeout(state.timer);
+    let signedIn = true;
     try {
-      response = await fetch(OVERVIEW + "?since=" + state.since, { headers: { Accept: "application/json" } });
+      const response = await fetch(OVERVIEW + "?since=" + state.since, { headers: { Accept: "application/json" } });
+      if (generation !== state.generation) return;
+      if (response.status === 401 || response.status === 403) {
+        const body = await response.json().catch(() => null);
+        signedIn = false;
+        return signedOut(body && body.error ? body.error.message : "");
+      }
+      if (!response.ok) {
+        $("status").textContent = "The dashboard data could not be read (HTTP " + response.status + "); retrying…";
+        return;
+      }
+      const o = await response.json();
+      if (generation !== state.generation) return;
+      state.last = o;
+      absorb(o);
+      showBoard();
+      drawRequests(o);
+      drawModels(o);
+      drawLists(o);
+      $("status").textContent = "vigil " + o.version + " · " + (o.ready ? "ready" : "not ready") +
+        " · up " + Math.round(o.uptime_seconds) + " s · updated " + timeOf(Date.parse(o.generated_at));
     } catch (e) {
-      $("status").textContent = "vigil is not answering; retrying…";
-      return schedule();
+      if (generation === state.generation) $("status").textContent = "vigil is not answering; retrying…";
+    } finally {
+      // Whatever happened, the next poll comes, unless this one is stale or ended
+      // the session.
+      if (signedIn && generation === state.generation) schedule();
     }
-    if (response.status === 401 || response.status === 403) {
-      const body = await response.json().catch(() => null);
-      return signedOut(body && body.error ? body.error.message : "");
-    }
-    if (!response.ok) {
-      $("status").textContent = "The dashboard data could not be read (HTTP " + response.status + "); retrying…";
-      return schedule();
-    }
-    const o = await response.json();
-    state.last = o;
-    absorb(o);
-    showBoard();
-    drawRequests(o);
-    drawModels(o);
-    drawLists(o);
-    $("status").textContent = "vigil " + o.version + " · " + (o.ready ? "ready" : "not ready") +
-      " · up " + Math.round(o.uptime_seconds) + " s · updated " + timeOf(Date.parse(o.generated_at));
-    schedule();
   }
 
   function schedule() {
@@ -276,6 +302,7 @@
   }
 
   function signedOut(message) {
+    state.generation += 1;
     clearTimeout(state.timer);
     state.timer = null;
     state.since = 0;
@@ -303,6 +330,7 @@
     input.value = "";
     if (response.status === 204) {
       $("status").textContent = "Signed in";
+      state.generation += 1;
       poll();
       return;
     }
@@ -317,6 +345,9 @@
   }
 
   async function signOut() {
+    // Stop polling first: an answer already on its way is dropped.
+    state.generation += 1;
+    clearTimeout(state.timer);
     await fetch(SESSION, { method: "DELETE" }).catch(() => null);
     signedOut("");
   }

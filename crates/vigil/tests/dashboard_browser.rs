@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::protocol::cdp::{Network, Page};
+use headless_chrome::protocol::cdp::{Emulation, Network, Page};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::json;
 use vigil_model::bundled::MODELS;
@@ -69,7 +69,14 @@ fn visible(id: &str) -> String {
     format!("!document.getElementById({id:?}).hidden")
 }
 
-fn sign_in(tab: &Tab, key: &str) {
+/// Types `key` into the form and submits it with the button, or with the keyboard
+/// alone (the page opens with the key field focused; Enter submits).
+fn sign_in(tab: &Tab, key: &str, by_keyboard: bool) {
+    if by_keyboard {
+        assert!(eval_bool(tab, "document.activeElement.id === 'api-key'"));
+        tab.type_str(key).unwrap().press_key("Enter").unwrap();
+        return;
+    }
     let input = tab.wait_for_element("#api-key").unwrap();
     input.click().unwrap();
     tab.type_str(key).unwrap();
@@ -325,7 +332,7 @@ fn drive(
     );
 
     // A wrong key: a clear message, no session, no board.
-    sign_in(&tab, "vgl_not-a-key");
+    sign_in(&tab, "vgl_not-a-key", false);
     wait_until(
         &tab,
         "the wrong-key message",
@@ -341,7 +348,7 @@ fn drive(
     assert!(eval_bool(&tab, "document.getElementById('board').hidden"));
 
     // The admin key: the board shows, with an HttpOnly session cookie scripts cannot read.
-    sign_in(&tab, key);
+    sign_in(&tab, key, true);
     wait_until(
         &tab,
         "the board",
@@ -399,9 +406,6 @@ fn drive(
         "document.getElementById('pwned') === null && document.querySelectorAll('#events img').length === 0"
     ));
 
-    let png = tab
-        .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
-        .unwrap();
     // The incident the collector opened, with its summary as text.
     wait_until(
         &tab,
@@ -441,11 +445,40 @@ fn drive(
         "(() => { const p = document.getElementById('model-pick'); p.value = 'defect-detector'; \
          p.dispatchEvent(new Event('change')); return true; })()"
     ));
-
+    let png = tab
+        .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
     let shot =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img/dashboard.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     std::fs::write(&shot, png).unwrap();
+
+    // On a phone's width the page has no sideways scroll (wide tables scroll inside
+    // their own box) and the charts fit.
+    tab.call_method(Emulation::SetDeviceMetricsOverride {
+        width: 390,
+        height: 844,
+        device_scale_factor: 2.0,
+        mobile: true,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .unwrap();
+    wait_until(
+        &tab,
+        "the phone layout",
+        "window.innerWidth === 390 && document.documentElement.scrollWidth <= 390 && \
+         [...document.querySelectorAll('#board .chart canvas')].every(c => c.getBoundingClientRect().right <= 390)",
+        Duration::from_secs(15),
+    );
 
     // Sign out: the form is back, the cookie is gone, and the data route refuses.
     tab.find_element("#sign-out").unwrap().click().unwrap();

@@ -26,6 +26,8 @@ pub struct ModelPoint {
     pub errors: u64,
     /// `predictions / interval`.
     pub rate_per_s: f64,
+    /// `errors / interval`.
+    pub errors_per_s: f64,
     /// Mean wait for an inference slot per request, ms (`null` without requests).
     pub queue_ms: Option<f64>,
     /// Mean model compute time per request, ms (`null` without requests).

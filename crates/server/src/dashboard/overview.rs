@@ -107,9 +107,17 @@ impl Overview {
             default_model: catalog.default_name().to_owned(),
             sample_seconds: history::EVERY.as_secs(),
             analytics,
-            http: state.analytics.timeline(history::SPAN),
+            http: if analytics {
+                state.analytics.timeline(history::SPAN)
+            } else {
+                Timeline::empty()
+            },
             window_seconds: window.as_secs(),
-            routes: state.analytics.performance(window).routes,
+            routes: if analytics {
+                state.analytics.performance(window).routes
+            } else {
+                Vec::new()
+            },
             models,
             samples: state.dashboard.history.since(since_ms),
             events: crate::handlers::events::recent(),

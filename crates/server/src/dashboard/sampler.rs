@@ -5,7 +5,7 @@
 //! interval shows no traffic for it rather than a wrong difference.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::{Catalog, Served};
@@ -14,8 +14,9 @@ use crate::dashboard::history::{ModelPoint, Sample};
 /// The counters of one served model version at one moment.
 #[derive(Debug, Clone)]
 struct Raw {
-    /// Which `Served` they were read from (a swap makes a new one).
-    served: usize,
+    /// Which `Served` they were read from (a swap makes a new one). Held weakly: the
+    /// allocation cannot be reused by a later `Served` while we compare against it.
+    served: Weak<Served>,
     predictions: u64,
     errors: u64,
     requests: u64,
@@ -29,7 +30,7 @@ impl Raw {
     fn read(served: &Arc<Served>) -> Self {
         let h = &served.handles;
         Self {
-            served: Arc::as_ptr(served) as usize,
+            served: Arc::downgrade(served),
             predictions: h.success.get(),
             errors: h.error.get(),
             requests: h.tally.requests.get(),
@@ -72,7 +73,7 @@ impl Sampler {
                 let before = self
                     .last
                     .remove(&served.card.name)
-                    .filter(|b| b.served == raw.served);
+                    .filter(|b| b.served.ptr_eq(&raw.served));
                 let point = point(served, &raw, before.as_ref(), interval);
                 last.insert(served.card.name.clone(), raw);
                 point
@@ -92,11 +93,11 @@ impl Sampler {
 /// The interval's numbers (no traffic without a baseline) and the drift now.
 fn point(served: &Served, now: &Raw, before: Option<&Raw>, interval: f64) -> ModelPoint {
     let card = &served.card;
-    let zero = Raw {
-        classes: vec![0; now.classes.len()],
-        ..now.clone()
-    };
-    let before = before.unwrap_or(&zero);
+    // No baseline: every difference is zero (the class counters outlive versions, so
+    // anything else would show a lifetime's mix as this interval's).
+    let before = before.unwrap_or(now);
+    // Counters only grow; floors keep rounding in the f64 sums from going negative.
+    let grew = |now: f64, before: f64| (now - before).max(0.0);
     let predictions = now.predictions.saturating_sub(before.predictions);
     let requests = now.requests.saturating_sub(before.requests);
     let classes: Vec<u64> = now
@@ -113,24 +114,91 @@ fn point(served: &Served, now: &Raw, before: Option<&Raw>, interval: f64) -> Mod
         .map(|(_, n)| n)
         .sum();
     let drift = served.drift.snapshot();
+    let errors = now.errors.saturating_sub(before.errors);
+    let per_second = |n: u64| {
+        if interval > 0.0 {
+            n as f64 / interval
+        } else {
+            0.0
+        }
+    };
     ModelPoint {
         model: card.name.clone(),
         version: card.version.clone(),
         predictions,
-        errors: now.errors.saturating_sub(before.errors),
-        rate_per_s: if interval > 0.0 {
-            predictions as f64 / interval
-        } else {
-            0.0
-        },
-        queue_ms: mean((now.queue_s - before.queue_s) * 1e3, requests),
-        compute_ms: mean((now.compute_s - before.compute_s) * 1e3, requests),
-        confidence: mean(now.confidence_sum - before.confidence_sum, predictions),
+        errors,
+        rate_per_s: per_second(predictions),
+        errors_per_s: per_second(errors),
+        queue_ms: mean(grew(now.queue_s, before.queue_s) * 1e3, requests),
+        compute_ms: mean(grew(now.compute_s, before.compute_s) * 1e3, requests),
+        confidence: mean(grew(now.confidence_sum, before.confidence_sum), predictions),
         defect_rate: (!card.defect_labels.is_empty())
             .then(|| mean(defects as f64, classified))
             .flatten(),
         classes,
         drift: drift.features.iter().map(|(_, psi)| finite(*psi)).collect(),
         prediction_psi: drift.prediction.and_then(finite),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::metrics::ModelMetrics;
+    use prometheus_client::registry::Registry;
+    use vigil_model::ModelRegistry;
+
+    fn point<'a>(sample: &'a Sample, name: &str) -> &'a ModelPoint {
+        sample.models.iter().find(|m| m.model == name).unwrap()
+    }
+
+    #[test]
+    fn an_interval_counts_what_happened_in_it_and_a_new_version_starts_from_zero() {
+        let metrics = ModelMetrics::register(&mut Registry::default());
+        let registry = ModelRegistry::bundled().unwrap();
+        let catalog = Catalog::new(registry.clone(), &metrics);
+        let detector = catalog.get("defect-detector").unwrap().clone();
+        let t0 = SystemTime::now();
+        let mut sampler = Sampler::default();
+        // Traffic before the first sample is not in any interval.
+        detector.handles.by_class[1].inc_by(7);
+        detector.handles.success.inc_by(7);
+        let first = sampler.sample(&catalog, t0);
+        let p = point(&first, "defect-detector");
+        assert_eq!((p.predictions, p.classes.clone()), (0, vec![0, 0]));
+        assert_eq!(p.defect_rate, None);
+
+        for _ in 0..2 {
+            detector.handles.tally.requests.inc();
+            detector.handles.tally.queue_seconds.inc_by(0.002);
+            detector.handles.tally.compute_seconds.inc_by(0.004);
+        }
+        detector.handles.success.inc_by(10);
+        detector.handles.tally.confidence_sum.inc_by(9.0);
+        detector.handles.by_class[0].inc_by(6);
+        detector.handles.by_class[1].inc_by(4);
+        detector.handles.error.inc_by(1);
+        let second = sampler.sample(&catalog, t0 + Duration::from_secs(5));
+        let p = point(&second, "defect-detector");
+        assert_eq!(p.predictions, 10);
+        assert_eq!(p.errors, 1);
+        assert!((p.rate_per_s - 2.0).abs() < 1e-9);
+        assert!((p.errors_per_s - 0.2).abs() < 1e-9);
+        assert!((p.queue_ms.unwrap() - 2.0).abs() < 1e-9);
+        assert!((p.compute_ms.unwrap() - 4.0).abs() < 1e-9);
+        assert!((p.confidence.unwrap() - 0.9).abs() < 1e-9);
+        assert_eq!(p.classes, [6, 4]);
+        assert!((p.defect_rate.unwrap() - 0.4).abs() < 1e-9);
+
+        // A new version (its class counters are the model's, still at 13 and 11): a
+        // baseline, not the lifetime.
+        let swapped = catalog.with_model(detector.model.clone(), &metrics);
+        let third = sampler.sample(&swapped, t0 + Duration::from_secs(10));
+        let p = point(&third, "defect-detector");
+        assert_eq!((p.predictions, p.classes.clone()), (0, vec![0, 0]));
+        assert_eq!((p.queue_ms, p.defect_rate), (None, None));
+        // The other model was not swapped: its baseline held.
+        assert_eq!(point(&third, "digits").predictions, 0);
     }
 }

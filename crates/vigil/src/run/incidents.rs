@@ -10,6 +10,8 @@ use vigil_server::dashboard::incidents::{IncidentSource, MAX_SHOWN};
 
 /// A collector that does not answer within this long is reported as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// A bigger answer than this is refused: twenty incidents take a few kilobytes.
+const MAX_BYTES: usize = 1024 * 1024;
 
 type Answer<'a> = Pin<Box<dyn Future<Output = Result<Vec<serde_json::Value>, String>> + Send + 'a>>;
 
@@ -69,7 +71,7 @@ impl IncidentSource for Remote {
 
     fn open(&self) -> Answer<'_> {
         Box::pin(async move {
-            let response = self
+            let mut response = self
                 .client
                 .get(&self.url)
                 .send()
@@ -78,10 +80,20 @@ impl IncidentSource for Remote {
             if !response.status().is_success() {
                 return Err(format!("the collector answered {}", response.status()));
             }
-            let list: IncidentList = response
-                .json()
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
                 .await
+                .map_err(|e| format!("the collector's answer broke off: {e}"))?
+            {
+                if body.len() + chunk.len() > MAX_BYTES {
+                    return Err(format!("the collector's answer is over {MAX_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let mut list: IncidentList = serde_json::from_slice(&body)
                 .map_err(|e| format!("the collector's answer was not an incident list: {e}"))?;
+            list.incidents.truncate(MAX_SHOWN as usize);
             Ok(list.incidents)
         })
     }

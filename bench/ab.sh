@@ -7,7 +7,9 @@
 # the paired B/A ratios. Every answer must be 2xx.
 #
 #   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
-#   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry.
+#   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry;
+#   BIN_A / BIN_B: another vigil binary for a side (two commits side by side; default
+#   target/release/vigil, built here).
 # Used by bench/auth.sh and bench/analytics.sh. Needs Debian's wrk (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +25,10 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 # shellcheck disable=SC2086 # the ARGS are word lists on purpose
-target/release/vigil serve --host 127.0.0.1 --port 9412 --data-dir "$work/a" $args_a >/dev/null 2>&1 & pids+=($!)
+"${BIN_A:-target/release/vigil}" serve --host 127.0.0.1 --port 9412 --data-dir "$work/a" $args_a >/dev/null 2>&1 & pids+=($!)
 pid_a=$!
 # shellcheck disable=SC2086
-target/release/vigil serve --host 127.0.0.1 --port 9413 --data-dir "$work/b" $args_b >/dev/null 2>&1 & pids+=($!)
+"${BIN_B:-target/release/vigil}" serve --host 127.0.0.1 --port 9413 --data-dir "$work/b" $args_b >/dev/null 2>&1 & pids+=($!)
 pid_b=$!
 up 9412
 up 9413

@@ -42,10 +42,14 @@ pub struct LogConfig {
     pub level: String,
     /// `service` of lines outside any request.
     pub service: &'static str,
-    /// Also write daily-rotated files `vigil.YYYY-MM-DD.log` here.
+    /// Also write log files here (`vigil.log`, rotated and gzipped: `vigil_logfile`).
     pub dir: Option<PathBuf>,
+    /// When the file rotates by time.
+    pub rotation: vigil_logfile::Rotation,
+    /// When it rotates by size.
+    pub max_bytes: Option<u64>,
     /// Rotated files to keep in `dir`.
-    pub retention_files: usize,
+    pub keep: usize,
     pub queue_bytes: usize,
 }
 
@@ -55,7 +59,9 @@ impl Default for LogConfig {
             level: "info".into(),
             service: "vigil",
             dir: None,
-            retention_files: 7,
+            rotation: vigil_logfile::Rotation::Daily,
+            max_bytes: None,
+            keep: 7,
             queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
@@ -171,6 +177,7 @@ impl LogCounters {
             self.messages.clone(),
         );
         registry.register_collector(Box::new(DroppedCollector(self)));
+        registry.register_collector(Box::new(FileFaultCollector));
     }
 }
 
@@ -187,6 +194,29 @@ impl Collector for DroppedCollector {
             counter.metric_type(),
         )?;
         counter.encode(metric)
+    }
+}
+
+/// `log_file_errors_total{operation}`: faults of the log files, every operation's
+/// series present from the start.
+#[derive(Debug)]
+struct FileFaultCollector;
+
+impl Collector for FileFaultCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let faults = vigil_logfile::FileFaults::global();
+        let mut family = encoder.encode_descriptor(
+            "log_file_errors",
+            "Log file faults (lines lost on a failed write), by operation",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for op in vigil_logfile::Operation::ALL {
+            let labels = [("operation", op.as_str())];
+            let counter = ConstCounter::new(faults.count(op));
+            counter.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -229,17 +259,17 @@ pub fn init_with_writer(
     };
     add("vigil-log-stdout", primary)?;
     if let Some(dir) = &config.dir {
-        let appender = tracing_appender::rolling::Builder::new()
-            .rotation(tracing_appender::rolling::Rotation::DAILY)
-            .filename_prefix("vigil")
-            .filename_suffix("log")
-            .max_log_files(config.retention_files.max(1))
-            .build(dir)
-            .map_err(|e| LogError::Dir {
-                path: dir.clone(),
-                message: e.to_string(),
-            })?;
-        add("vigil-log-file", Box::new(appender))?;
+        let file = vigil_logfile::RotatingFile::open(vigil_logfile::FileConfig {
+            dir: dir.clone(),
+            rotation: config.rotation,
+            max_bytes: config.max_bytes,
+            keep: config.keep,
+        })
+        .map_err(|e| LogError::Dir {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+        add("vigil-log-file", Box::new(file))?;
     }
     let log_counters = LogCounters::global();
     log_counters

@@ -35,6 +35,9 @@ pub enum Command {
     Load(LoadArgs),
     /// API keys: create (printed once), list (names and roles, never keys), revoke.
     Keys(KeysArgs),
+    /// Reads vigil's JSON logs (files, globs, rotated .gz files, or stdin) in time order:
+    /// filters, readable or JSON output, aggregates, --follow.
+    Logs(vigil_logs::LogsArgs),
 }
 
 /// Options of `vigil keys`.
@@ -142,9 +145,18 @@ pub struct ServeArgs {
     /// Log filter: `info`, `warn`, `info,vigil::access=warn`, …
     #[arg(long, env = env::LOG_LEVEL)]
     pub log_level: Option<String>,
-    /// Also write daily-rotated JSON log files here.
+    /// Also write JSON log files here (`vigil.log`, rotated files gzipped beside it).
     #[arg(long, env = env::LOG_DIR)]
     pub log_dir: Option<PathBuf>,
+    /// Rotate log files by time: `hourly`, `daily` (UTC; the default) or `never`.
+    #[arg(long, env = env::LOG_ROTATE)]
+    pub log_rotate: Option<String>,
+    /// Also rotate a log file before it would pass this many bytes.
+    #[arg(long, env = env::LOG_MAX_BYTES)]
+    pub log_max_bytes: Option<u64>,
+    /// Rotated log files kept (default 7); older ones are deleted.
+    #[arg(long, env = env::LOG_KEEP)]
+    pub log_keep: Option<usize>,
     /// Log request bodies (secrets redacted).
     #[arg(long, env = env::LOG_PAYLOADS)]
     pub log_payloads: Option<bool>,

@@ -28,6 +28,9 @@ pub mod env {
     pub const DEFAULT_MODEL: &str = "VIGIL_DEFAULT_MODEL";
     pub const LOG_LEVEL: &str = "VIGIL_LOG_LEVEL";
     pub const LOG_DIR: &str = "VIGIL_LOG_DIR";
+    pub const LOG_ROTATE: &str = "VIGIL_LOG_ROTATE";
+    pub const LOG_MAX_BYTES: &str = "VIGIL_LOG_MAX_BYTES";
+    pub const LOG_KEEP: &str = "VIGIL_LOG_KEEP";
     pub const LOG_PAYLOADS: &str = "VIGIL_LOG_PAYLOADS";
     pub const BODY_LIMIT: &str = "VIGIL_BODY_LIMIT_BYTES";
     pub const MAX_BATCH: &str = "VIGIL_MAX_BATCH_SIZE";
@@ -59,6 +62,9 @@ struct FileConfig {
     default_model: Option<String>,
     log_level: Option<String>,
     log_dir: Option<PathBuf>,
+    log_rotate: Option<String>,
+    log_max_bytes: Option<u64>,
+    log_keep: Option<usize>,
     log_payloads: Option<bool>,
     body_limit_bytes: Option<usize>,
     max_batch_size: Option<usize>,
@@ -128,7 +134,7 @@ impl Config {
             Command::Up(a) => (Mode::Up, a),
             Command::Serve(a) => (Mode::Serve, a),
             Command::Collector(a) => (Mode::Collector, a),
-            Command::Load(_) | Command::Keys(_) => {
+            Command::Load(_) | Command::Keys(_) | Command::Logs(_) => {
                 anyhow::bail!("only the services take a service configuration")
             }
         };
@@ -271,6 +277,18 @@ impl Config {
                 level,
                 service: "vigil",
                 dir: a.log_dir.clone().or(f.log_dir),
+                rotation: match a.log_rotate.clone().or(f.log_rotate) {
+                    Some(r) => r.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+                    None => LogConfig::default().rotation,
+                },
+                max_bytes: match a.log_max_bytes.or(f.log_max_bytes) {
+                    Some(0) => bail!("log_max_bytes must be at least 1"),
+                    other => other,
+                },
+                keep: a
+                    .log_keep
+                    .or(f.log_keep)
+                    .unwrap_or(LogConfig::default().keep),
                 ..LogConfig::default()
             },
             limits,

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod keys;
 mod load;
+mod logs;
 mod run;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     match &cli.command {
         cli::Command::Load(args) => return load::run(args.clone()),
         cli::Command::Keys(args) => return keys::run(&cli, args),
+        cli::Command::Logs(args) => return logs::run(args),
         _ => {}
     }
     let config = match config::Config::resolve(&cli) {

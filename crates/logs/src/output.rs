@@ -1,0 +1,146 @@
+//! Printing matching lines: raw (as read), pretty (one readable line, coloured on a
+//! terminal) or normalised JSON; and the escaping that keeps control characters from
+//! ever reaching a terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde_json::Value;
+
+use crate::line::{Level, LogLine, value_text};
+
+/// How matching lines are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Pretty,
+    Json,
+}
+
+/// Fields the pretty form shows in fixed places, not as `key=value`.
+const PRETTY_FIXED: [&str; 5] = ["timestamp", "level", "service", "message", "target"];
+
+/// True for characters that must not reach a terminal: C0 (but tab), DEL and C1.
+fn is_dangerous(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// `s` with every control character but tab written as a visible escape, `\u{1b}`.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_dangerous) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_dangerous(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Compact JSON where DEL and C1 characters (which JSON allows raw) are `\u00XX` too,
+/// so the text is still valid JSON and safe on a terminal.
+pub fn safe_json(v: &Value) -> String {
+    let s = v.to_string();
+    if !s.chars().any(is_dangerous) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_dangerous(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes one line in the chosen format.
+pub struct Printer {
+    pub format: Format,
+    /// Stdout is a terminal: escape raw lines and colour the pretty form.
+    pub tty: bool,
+}
+
+impl Printer {
+    pub fn print(&self, line: &LogLine, out: &mut dyn Write) -> io::Result<()> {
+        match self.format {
+            Format::Raw if self.tty => writeln!(out, "{}", escape_controls(&line.raw)),
+            Format::Raw => writeln!(out, "{}", line.raw),
+            Format::Json => writeln!(out, "{}", safe_json(&Value::Object(line.fields.clone()))),
+            Format::Pretty => writeln!(out, "{}", self.pretty(line)),
+        }
+    }
+
+    /// `TIME LEVEL service message key=value ...`; values with spaces, quotes or
+    /// nothing in them are quoted.
+    pub fn pretty(&self, line: &LogLine) -> String {
+        let text = |key: &str| line.fields.get(key).map(value_text).unwrap_or_default();
+        let level = text("level");
+        let (on, off) = match (self.tty, Level::parse(&level)) {
+            (true, Some(Level::Error)) => ("\x1b[31m", "\x1b[0m"),
+            (true, Some(Level::Warn)) => ("\x1b[33m", "\x1b[0m"),
+            (true, Some(Level::Info)) => ("\x1b[32m", "\x1b[0m"),
+            (true, Some(_)) => ("\x1b[2m", "\x1b[0m"),
+            _ => ("", ""),
+        };
+        let mut out = format!(
+            "{} {on}{:<5}{off} {} {}",
+            escape_controls(&text("timestamp")),
+            escape_controls(&level),
+            escape_controls(&text("service")),
+            escape_controls(&text("message")),
+        );
+        let (dim, undim) = if self.tty {
+            ("\x1b[2m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        // The event's own fields first, the request's ids last, as vigil writes them.
+        let ids = ["request_id", "trace_id"];
+        let fields = line
+            .fields
+            .iter()
+            .filter(|(k, _)| !PRETTY_FIXED.contains(&k.as_str()) && !ids.contains(&k.as_str()))
+            .chain(ids.iter().filter_map(|k| line.fields.get_key_value(*k)));
+        for (key, value) in fields {
+            let v = value_text(value);
+            let v = if v.is_empty() || v.contains([' ', '"', '=']) {
+                Value::String(v).to_string()
+            } else {
+                v
+            };
+            let _ = write!(
+                out,
+                " {dim}{}={undim}{}",
+                escape_controls(key),
+                escape_controls(&v)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_c0_c1_and_del_but_not_tab() {
+        assert_eq!(escape_controls("a\tb"), "a\tb");
+        assert_eq!(escape_controls("\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(
+            escape_controls("x\u{9b}y\u{7f}\n"),
+            "x\\u{9b}y\\u{7f}\\u{a}"
+        );
+        assert_eq!(
+            safe_json(&Value::String("\u{9b}\x1b".into())),
+            "\"\\u009b\\u001b\""
+        );
+    }
+}

@@ -709,13 +709,8 @@ fn wait_for(out: &Shared, n: usize) {
     }
 }
 
-#[test]
-fn follow_reads_across_a_rename_rotation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(CURRENT);
-    append(&path, &(line(0) + &line(1)));
-    let argv = vec!["--follow".to_owned(), path.display().to_string()];
-    let args = parse(&argv);
+/// Runs `args` (with `--follow`) on a thread until `stop` is set.
+fn spawn_follow(args: LogsArgs) -> (Arc<AtomicBool>, Shared, std::thread::JoinHandle<Summary>) {
     let stop = Arc::new(AtomicBool::new(false));
     let out = Shared::default();
     let handle = {
@@ -728,6 +723,17 @@ fn follow_reads_across_a_rename_rotation() {
             run_with(&args, &mut out, &mut Vec::new(), false, opts).unwrap()
         })
     };
+    (stop, out, handle)
+}
+
+#[test]
+fn follow_reads_across_a_rename_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CURRENT);
+    append(&path, &(line(0) + &line(1)));
+    let argv = vec!["--follow".to_owned(), path.display().to_string()];
+    let args = parse(&argv);
+    let (stop, out, handle) = spawn_follow(args);
     wait_for(&out, 2);
     append(&path, &line(2));
     wait_for(&out, 3);
@@ -765,18 +771,7 @@ fn follow_starts_over_when_the_file_is_truncated() {
     let path = dir.path().join(CURRENT);
     append(&path, &(line(0) + &line(1) + &line(2)));
     let args = parse(&["--follow".to_owned(), path.display().to_string()]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let out = Shared::default();
-    let handle = {
-        let (stop, mut out) = (stop.clone(), out.clone());
-        std::thread::spawn(move || {
-            let opts = RunOptions {
-                now: datetime!(2026-12-01 22:00 UTC),
-                stop: Some(&stop),
-            };
-            run_with(&args, &mut out, &mut Vec::new(), false, opts).unwrap()
-        })
-    };
+    let (stop, out, handle) = spawn_follow(args);
     wait_for(&out, 3);
     // copytruncate-style rotation: same inode, now shorter than what was read.
     fs::write(&path, line(7)).unwrap();

@@ -1,5 +1,5 @@
 //! Integration tests of `vigil-logs` on a rotated fixture set: a gzip file (made at
-//! test time from `fixtures/vigil.2026-12-01T20-00-00Z.log.txt`), a plain rotated file
+//! test time from `fixtures/vigil.2026-12-01T20-00-00.000Z.log.txt`), a plain rotated file
 //! and the current `vigil.log`, with interleaved times, one request's story across
 //! both services, and malformed and hostile lines. Hostile bytes that a text file
 //! should not hold (invalid UTF-8, a 1.5 MiB line, a raw C1 character) are appended
@@ -24,8 +24,8 @@ struct Cli {
 }
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-const GZ: &str = "vigil.2026-12-01T20-00-00Z.log.gz";
-const ROTATED: &str = "vigil.2026-12-01T21-00-00Z.log";
+const GZ: &str = "vigil.2026-12-01T20-00-00.000Z.log.gz";
+const ROTATED: &str = "vigil.2026-12-01T21-00-00.000Z.log";
 const CURRENT: &str = "vigil.log";
 /// A valid line whose field holds a raw C1 control (CSI, U+009B): JSON allows it.
 const C1_LINE: &str = "{\"timestamp\":\"2026-12-01T21:46:00.000000Z\",\"level\":\"INFO\",\"target\":\"vigil::audit\",\"message\":\"c1_test\",\"note\":\"a\u{9b}31mb\",\"service\":\"inference\"}";
@@ -39,7 +39,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// The rotated set in a fresh directory.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let plain = fs::read(Path::new(FIXTURES).join("vigil.2026-12-01T20-00-00Z.log.txt")).unwrap();
+    let plain =
+        fs::read(Path::new(FIXTURES).join("vigil.2026-12-01T20-00-00.000Z.log.txt")).unwrap();
     fs::write(dir.path().join(GZ), gzip(&plain)).unwrap();
     fs::copy(Path::new(FIXTURES).join(ROTATED), dir.path().join(ROTATED)).unwrap();
     let mut current = fs::read(Path::new(FIXTURES).join(CURRENT)).unwrap();
@@ -740,7 +741,7 @@ fn follow_reads_across_a_rename_rotation() {
     // A line written just before the rotation, a partial line finished after the
     // rename (by the writer still holding the old file), then the new file.
     append(&path, &line(3));
-    let rotated = dir.path().join("vigil.2026-12-01T22-00-00Z.log");
+    let rotated = dir.path().join("vigil.2026-12-01T22-00-00.000Z.log");
     fs::rename(&path, &rotated).unwrap();
     let l4 = line(4);
     let (l4a, l4b) = l4.split_at(20);

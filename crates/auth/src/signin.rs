@@ -27,8 +27,9 @@ impl Auth {
         route: &str,
     ) -> Result<HeaderValue, Box<Response>> {
         let keyring = self.keyring();
-        let denied = match keyring.authenticate(key.trim_ascii()) {
-            None if key.trim_ascii().is_empty() => Denied::Missing,
+        let key = key.trim_ascii();
+        let denied = match keyring.authenticate(key) {
+            None if key.is_empty() => Denied::Missing,
             None => Denied::Invalid,
             Some(entry) if entry.role != Role::Admin => {
                 Denied::Forbidden(entry.role, entry.name.clone())

@@ -58,6 +58,8 @@ struct Window {
 #[derive(Debug)]
 pub struct DriftMonitor {
     prediction_expected: Vec<f64>,
+    /// The features with a reference, in snapshot order (fixed at load: no lock).
+    names: Vec<String>,
     window: Mutex<Window>,
 }
 
@@ -93,6 +95,7 @@ impl DriftMonitor {
         let stride = features.len() + 1;
         Self {
             prediction_expected: card.drift.prediction_expected.clone(),
+            names: features.iter().map(|f| f.name.clone()).collect(),
             window: Mutex::new(Window {
                 class_counts: vec![0; card.labels.len()],
                 ring: vec![0; stride * capacity],
@@ -134,6 +137,11 @@ impl DriftMonitor {
             w.ring[last] = class as u16;
             w.next = (w.next + 1) % w.capacity;
         }
+    }
+
+    /// The features drift is measured on, in the order of [`DriftSnapshot::features`].
+    pub fn feature_names(&self) -> &[String] {
+        &self.names
     }
 
     pub fn snapshot(&self) -> DriftSnapshot {

@@ -88,13 +88,7 @@ impl Overview {
                     loaded_at: crate::handlers::meta::rfc3339(s.loaded_at),
                     labels: card.labels.clone(),
                     defect_labels: card.defect_labels.clone(),
-                    drift_features: s
-                        .drift
-                        .snapshot()
-                        .features
-                        .into_iter()
-                        .map(|(name, _)| name)
-                        .collect(),
+                    drift_features: s.drift.feature_names().to_vec(),
                     versions: cached.versions.get(&card.name).cloned().unwrap_or_default(),
                 }
             })

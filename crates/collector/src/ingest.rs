@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use vigil_records::Record;
 use vigil_store::{Inserted, StoreError};
+use vigil_telemetry::logging::JsonList;
 
 use crate::CollectorState;
 use crate::handlers::now_ms;
@@ -20,24 +21,43 @@ impl CollectorState {
         let result = self.store.insert(records, now_ms()).await;
         let took = started.elapsed();
         self.collector.db_write.observe(took.as_secs_f64());
-        if took > self.config.slow_write {
-            tracing::warn!(
-                target: "vigil_collector::ingest",
-                records = records.len(),
-                duration_ms = took.as_millis() as u64,
-                backend = self.store.backend(),
-                "slow_db_write"
-            );
-        }
         let inserted = result.inspect_err(|_| {
             self.collector.db_initialized.set(0);
+            self.warn_if_slow(records.len(), took);
         })?;
         self.collector.db_initialized.set(1);
         if inserted.duplicates > 0 {
             self.collector.duplicates.inc_by(inserted.duplicates);
         }
         self.count_stored(records, &inserted.new);
+        // Each stored record's request id, so `vigil logs --request-id` finds where
+        // the collector took that prediction: one line per batch, not per record.
+        tracing::info!(
+            target: "vigil_collector::ingest",
+            service = "collector",
+            records = records.len(),
+            new = inserted.accepted,
+            duplicates = inserted.duplicates,
+            duration_ms = took.as_millis() as u64,
+            request_ids = ?JsonList(records.iter().map(|r| r.request_id.as_str()).collect()),
+            "records_stored"
+        );
+        self.warn_if_slow(records.len(), took);
         Ok(inserted)
+    }
+
+    /// Warns about a write over the threshold: after `records_stored`, so `vigil logs
+    /// --request-id` finds it through the batch's request id.
+    fn warn_if_slow(&self, records: usize, took: std::time::Duration) {
+        if took > self.config.slow_write {
+            tracing::warn!(
+                target: "vigil_collector::ingest",
+                records,
+                duration_ms = took.as_millis() as u64,
+                backend = self.store.backend(),
+                "slow_db_write"
+            );
+        }
     }
 
     /// Counts the newly stored records per model (duplicates were counted apart).

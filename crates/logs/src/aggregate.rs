@@ -6,6 +6,7 @@
 //! has at most [`EXACT_LIMIT`] samples; past that the route switches to a DDSketch
 //! with 1 % relative error, so memory stays bounded on large files.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
@@ -13,7 +14,8 @@ use serde_json::{Value, json};
 use sketches_ddsketch::{Config, DDSketch};
 
 use crate::args::{CountBy, LogsArgs};
-use crate::line::{Level, LogLine};
+use crate::level::Level;
+use crate::line::LogLine;
 use crate::output::{escape_controls, safe_json};
 
 /// Routes with up to this many samples get exact quantiles.
@@ -115,10 +117,10 @@ impl Aggregates {
             match agg {
                 Aggregate::CountBy(by, counts) => {
                     let key = match by {
-                        CountBy::Level => line.str_field("level").map(str::to_owned),
-                        CountBy::Route => line.str_field("route").map(str::to_owned),
+                        CountBy::Level => line.str_field("level").map(Cow::into_owned),
+                        CountBy::Route => line.str_field("route").map(Cow::into_owned),
                         CountBy::Status => line.status().map(|s| s.to_string()),
-                        CountBy::User => line.str_field("user").map(str::to_owned),
+                        CountBy::User => line.str_field("user").map(Cow::into_owned),
                         CountBy::Minute => Some(line.minute()),
                     };
                     if let Some(key) = key {
@@ -126,22 +128,21 @@ impl Aggregates {
                     }
                 }
                 Aggregate::Latency(routes) => {
-                    if let (Some(ACCESS), Some(route), Some(d)) = (
-                        line.str_field("message"),
-                        line.str_field("route"),
-                        line.num_field("duration_ms"),
-                    ) {
+                    if line.str_field("message").as_deref() == Some(ACCESS)
+                        && let (Some(route), Some(d)) =
+                            (line.str_field("route"), line.num_field("duration_ms"))
+                    {
                         routes
-                            .entry(route.to_owned())
+                            .entry(route.into_owned())
                             .or_insert_with(|| Durations::Exact(Vec::new()))
                             .add(d);
                     }
                 }
                 Aggregate::Slowest(n, top) => {
-                    if line.str_field("message") == Some(ACCESS)
+                    if line.str_field("message").as_deref() == Some(ACCESS)
                         && let Some(d) = line.num_field("duration_ms")
                     {
-                        top.push((d, self.seq, line.clone()));
+                        top.push((d, self.seq, line.detached()));
                         if top.len() > *n * 2 + 16 {
                             sort_slowest(top);
                             top.truncate(*n);
@@ -158,9 +159,13 @@ impl Aggregates {
                     let key = line
                         .field_text("error_code")
                         .or_else(|| line.field_text("error"))
+                        .map(Cow::into_owned)
                         .or_else(|| {
-                            (line.level() == Some(Level::Error))
-                                .then(|| line.str_field("message").unwrap_or("").to_owned())
+                            (line.level() == Some(Level::Error)).then(|| {
+                                line.str_field("message")
+                                    .map(Cow::into_owned)
+                                    .unwrap_or_default()
+                            })
                         });
                     if let Some(key) = key {
                         *counts.entry(key).or_default() += 1;
@@ -259,7 +264,11 @@ impl Aggregate {
                 let rows = top
                     .into_iter()
                     .map(|(d, _, l)| {
-                        let f = |k: &str| l.fields.get(k).cloned().unwrap_or(Value::Null);
+                        let f = |k: &str| {
+                            l.raw_field(k)
+                                .and_then(|v| serde_json::from_str(v).ok())
+                                .unwrap_or(Value::Null)
+                        };
                         vec![
                             f("timestamp"),
                             json!(d),

@@ -1,7 +1,7 @@
 //! The command-line flags of `vigil logs` (clap derive), to be flattened into the
 //! binary's subcommand.
 
-use crate::line::Level;
+use crate::level::Level;
 
 /// What `--count-by` groups lines by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,11 +1,14 @@
 //! The line filters, checked once from the flags and then applied to every line.
 
+use std::borrow::Cow;
+
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::args::LogsArgs;
 use crate::error::LogsError;
-use crate::line::{Level, LogLine};
+use crate::level::Level;
+use crate::line::LogLine;
 
 /// A `--status` value: one status or a class such as `5xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,7 @@ impl StatusMatch {
 pub struct Filter {
     level: Option<Level>,
     service: Option<String>,
-    request_id: Option<String>,
+    request_id: Option<Story>,
     trace_id: Option<String>,
     user: Option<String>,
     route: Option<String>,
@@ -114,7 +117,7 @@ impl Filter {
         Ok(Filter {
             level: args.level,
             service: args.service.clone(),
-            request_id: args.request_id.clone(),
+            request_id: args.request_id.clone().map(Story::new),
             trace_id: args.trace_id.clone(),
             user: args.user.clone(),
             route: args.route.clone(),
@@ -128,10 +131,10 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, line: &LogLine) -> bool {
+    pub fn matches(&mut self, line: &LogLine) -> bool {
         fn eq(line: &LogLine, key: &str, want: &Option<String>) -> bool {
             want.as_deref()
-                .is_none_or(|w| line.str_field(key) == Some(w))
+                .is_none_or(|w| line.str_field(key).as_deref() == Some(w))
         }
         if let Some(min) = self.level
             && line.level().is_none_or(|l| l < min)
@@ -139,7 +142,10 @@ impl Filter {
             return false;
         }
         if !(eq(line, "service", &self.service)
-            && eq(line, "request_id", &self.request_id)
+            && self
+                .request_id
+                .as_mut()
+                .is_none_or(|story| story.holds(line))
             && eq(line, "trace_id", &self.trace_id)
             && eq(line, "user", &self.user)
             && eq(line, "route", &self.route)
@@ -175,6 +181,65 @@ impl Filter {
             .iter()
             .all(|(k, v)| line.field_text(k).as_deref() == Some(v.as_str()))
     }
+}
+
+/// `--request-id`: the lines of one request across both services. The inference
+/// service's lines carry the id; the collector stores records in batches and says so
+/// in a `records_stored` line listing every record's request id, written in the
+/// scope of the batch's own request (`POST /log`). Lines of that batch request
+/// after it (its access line, a slow write) belong to the story too.
+#[derive(Debug, Clone)]
+pub struct Story {
+    id: String,
+    /// Request ids of the batches that carried this request's record (a retried
+    /// batch comes again under a new id), bounded.
+    batches: Vec<String>,
+}
+
+/// More batches than this carrying one record means retries gone wrong; the story
+/// keeps the first ones.
+const MAX_BATCHES: usize = 16;
+
+impl Story {
+    pub fn new(id: String) -> Story {
+        Story {
+            id,
+            batches: Vec::new(),
+        }
+    }
+
+    fn holds(&mut self, line: &LogLine) -> bool {
+        let own = line.str_field("request_id");
+        let own = own.as_deref();
+        if own == Some(self.id.as_str()) {
+            return true;
+        }
+        if own.is_some_and(|b| self.batches.iter().any(|known| known == b)) {
+            return true;
+        }
+        if !lists(line, &self.id) {
+            return false;
+        }
+        if let Some(batch) = own
+            && self.batches.len() < MAX_BATCHES
+        {
+            self.batches.push(batch.to_owned());
+        }
+        true
+    }
+}
+
+/// The line's `request_ids` list holds `id`.
+fn lists(line: &LogLine, id: &str) -> bool {
+    let Some(list) = line.raw_field("request_ids") else {
+        return false;
+    };
+    // Most batches do not hold it: a byte search first, parsing only on a hit (the id
+    // may be written with escapes, so a miss on a list with backslashes parses too).
+    if !list.contains(id) && !list.contains('\\') {
+        return false;
+    }
+    serde_json::from_str::<Vec<Cow<'_, str>>>(list).is_ok_and(|ids| ids.iter().any(|i| i == id))
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::LogsError;
-use crate::line::{LogLine, MAX_LINE_BYTES, Malformed};
+use crate::line::LogLine;
+use crate::malformed::Malformed;
+use crate::split::{Block, Splitter};
 
 /// How often the file is checked for new lines and rotation.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -27,69 +29,19 @@ fn file_id(m: &Metadata) -> (u64, u64) {
     }
 }
 
-/// Splits the bytes read into lines, holding a partial last line until its end comes.
-#[derive(Default)]
-struct Lines {
-    pending: Vec<u8>,
-    /// The pending line passed the cap: its bytes are dropped up to the next newline.
-    overlong: bool,
-}
-
-impl Lines {
-    fn push(
-        &mut self,
-        mut bytes: &[u8],
-        on_line: &mut dyn FnMut(Result<LogLine, Malformed>) -> Result<(), LogsError>,
-    ) -> Result<(), LogsError> {
-        while !bytes.is_empty() {
-            let (chunk, rest, end) = match bytes.iter().position(|&b| b == b'\n') {
-                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
-                None => (bytes, &[][..], false),
-            };
-            if !self.overlong {
-                if self.pending.len() + chunk.len() > MAX_LINE_BYTES + 1 {
-                    self.overlong = true;
-                    self.pending = Vec::new();
-                } else {
-                    self.pending.extend_from_slice(chunk);
-                }
-            }
-            if end {
-                self.end_line(on_line)?;
-            }
-            bytes = rest;
-        }
-        Ok(())
-    }
-
-    /// Ends the pending line (at a newline, or when its file was rotated away).
-    fn end_line(
-        &mut self,
-        on_line: &mut dyn FnMut(Result<LogLine, Malformed>) -> Result<(), LogsError>,
-    ) -> Result<(), LogsError> {
-        let mut line = std::mem::take(&mut self.pending);
-        if std::mem::take(&mut self.overlong) {
-            return on_line(Err(Malformed::TooLong));
-        }
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        on_line(LogLine::parse(&line))
-    }
-
-    fn has_partial(&self) -> bool {
-        !self.pending.is_empty() || self.overlong
-    }
+/// Passes every line of a block on, in order.
+fn emit(
+    block: &Block,
+    on_line: &mut dyn FnMut(Result<LogLine, Malformed>) -> Result<(), LogsError>,
+) -> Result<(), LogsError> {
+    block.parse().into_iter().try_for_each(on_line)
 }
 
 /// Reads what `file` has past `pos`.
 fn drain(
     file: &mut File,
     pos: &mut u64,
-    lines: &mut Lines,
+    lines: &mut Splitter,
     on_line: &mut dyn FnMut(Result<LogLine, Malformed>) -> Result<(), LogsError>,
     path: &Path,
 ) -> Result<(), LogsError> {
@@ -107,7 +59,7 @@ fn drain(
             }
         };
         *pos += n as u64;
-        lines.push(&buf[..n], on_line)?;
+        emit(&lines.push(&buf[..n]), on_line)?;
     }
 }
 
@@ -126,7 +78,7 @@ pub fn follow(
     let mut file = File::open(path).map_err(open_err)?;
     let mut id = file_id(&file.metadata().map_err(open_err)?);
     let mut pos = file.seek(SeekFrom::Start(start)).map_err(open_err)?;
-    let mut lines = Lines::default();
+    let mut lines = Splitter::default();
     loop {
         drain(&mut file, &mut pos, &mut lines, on_line, path)?;
         if stop() {
@@ -141,9 +93,7 @@ pub fn follow(
         if rotated && let Ok(new) = File::open(path) {
             // The old file is finished: a last line without newline is complete.
             drain(&mut file, &mut pos, &mut lines, on_line, path)?;
-            if lines.has_partial() {
-                lines.end_line(on_line)?;
-            }
+            emit(&lines.finish(), on_line)?;
             id = file_id(&new.metadata().map_err(open_err)?);
             file = new;
             pos = 0;

@@ -3,7 +3,8 @@
 //! prints them (raw, pretty or JSON) or aggregates them, and can follow the current
 //! file across rotations. Malformed lines are counted, never fatal.
 //!
-//! The flow: [`source`] opens inputs, [`line`] parses each line, [`merge`] orders
+//! The flow: [`source`] opens inputs and cuts them into blocks ([`split`]) that
+//! are parsed on a thread pool, [`line`] parses each line, [`merge`] orders
 //! them, [`filter`] selects, then [`output`] prints or [`aggregate`] counts;
 //! [`follow`] carries on with the last file.
 
@@ -12,10 +13,14 @@ pub mod args;
 pub mod error;
 pub mod filter;
 pub mod follow;
+pub mod level;
 pub mod line;
+pub mod malformed;
 pub mod merge;
 pub mod output;
+pub mod scan;
 pub mod source;
+pub mod split;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +29,9 @@ use time::OffsetDateTime;
 
 pub use args::{CountBy, LogsArgs};
 pub use error::LogsError;
-pub use line::{Level, LogLine, Malformed, Skipped};
+pub use level::Level;
+pub use line::LogLine;
+pub use malformed::{Malformed, Skipped};
 
 use aggregate::Aggregates;
 use filter::Filter;

@@ -8,7 +8,9 @@ use std::io::{self, Write};
 
 use serde_json::Value;
 
-use crate::line::{Level, LogLine, value_text};
+use crate::level::Level;
+use crate::line::LogLine;
+use crate::scan::value_text;
 
 /// How matching lines are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +72,9 @@ pub struct Printer {
 impl Printer {
     pub fn print(&self, line: &LogLine, out: &mut dyn Write) -> io::Result<()> {
         match self.format {
-            Format::Raw if self.tty => writeln!(out, "{}", escape_controls(&line.raw)),
-            Format::Raw => writeln!(out, "{}", line.raw),
-            Format::Json => writeln!(out, "{}", safe_json(&Value::Object(line.fields.clone()))),
+            Format::Raw if self.tty => writeln!(out, "{}", escape_controls(line.raw())),
+            Format::Raw => writeln!(out, "{}", line.raw()),
+            Format::Json => writeln!(out, "{}", safe_json(&Value::Object(line.to_map()))),
             Format::Pretty => writeln!(out, "{}", self.pretty(line)),
         }
     }
@@ -80,7 +82,7 @@ impl Printer {
     /// `TIME LEVEL service message key=value ...`; values with spaces, quotes or
     /// nothing in them are quoted.
     pub fn pretty(&self, line: &LogLine) -> String {
-        let text = |key: &str| line.fields.get(key).map(value_text).unwrap_or_default();
+        let text = |key: &str| line.field_text(key).unwrap_or_default();
         let level = text("level");
         let (on, off) = match (self.tty, Level::parse(&level)) {
             (true, Some(Level::Error)) => ("\x1b[31m", "\x1b[0m"),
@@ -101,17 +103,22 @@ impl Printer {
         } else {
             ("", "")
         };
-        // The event's own fields first, the request's ids last, as vigil writes them.
+        // The event's own fields in the line's order, the request's ids last, as vigil
+        // writes them; a key written twice is shown once, with its last value.
         let ids = ["request_id", "trace_id"];
+        let shown = |key: &str| line.raw_field(key);
         let fields = line
-            .fields
-            .iter()
-            .filter(|(k, _)| !PRETTY_FIXED.contains(&k.as_str()) && !ids.contains(&k.as_str()))
-            .chain(ids.iter().filter_map(|k| line.fields.get_key_value(*k)));
+            .fields()
+            .filter(|(k, v)| {
+                !PRETTY_FIXED.contains(k)
+                    && !ids.contains(k)
+                    && shown(k).is_some_and(|l| std::ptr::eq(l, *v))
+            })
+            .chain(ids.iter().filter_map(|k| Some((*k, line.raw_field(k)?))));
         for (key, value) in fields {
             let v = value_text(value);
             let v = if v.is_empty() || v.contains([' ', '"', '=']) {
-                Value::String(v).to_string()
+                Cow::Owned(Value::String(v.into_owned()).to_string())
             } else {
                 v
             };

@@ -99,7 +99,7 @@ fn times(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-const ORDER: [&str; 41] = [
+const ORDER: [&str; 42] = [
     "20:00:00.000001",
     "20:00:00.100000",
     "20:00:00.100500",
@@ -117,6 +117,7 @@ const ORDER: [&str; 41] = [
     "21:02:00.260000",
     "21:02:00.260100",
     "21:02:00.261000",
+    "21:02:00.299000",
     "21:02:00.300000",
     "21:02:01.500000",
     "21:10:00.000000",
@@ -148,7 +149,7 @@ fn lines_from_all_files_merge_in_time_order() {
     let dir = fixture();
     let out = logs(dir.path(), &[]);
     assert_eq!(times(&out.stdout), ORDER);
-    assert_eq!(out.summary.matched, 41);
+    assert_eq!(out.summary.matched, 42);
 }
 
 #[test]
@@ -202,7 +203,7 @@ fn malformed_lines_are_counted_by_kind_and_reported() {
     assert_eq!(s.get(Malformed::InvalidUtf8), 1);
     assert_eq!(s.get(Malformed::NotObject), 1);
     assert_eq!(s.total(), 6);
-    assert_eq!(out.summary.read, 47);
+    assert_eq!(out.summary.read, 48);
     assert_eq!(
         out.stderr,
         "skipped 6 lines: 2 not JSON, 1 truncated JSON, 1 over 1 MiB, 1 invalid UTF-8, 1 not a JSON object\n"
@@ -246,13 +247,15 @@ fn every_filter_selects_the_expected_lines() {
                 "20:58:00.000000",
                 "20:59:00.000000",
                 "21:01:00.000000",
+                "21:02:00.299000",
                 "21:02:00.300000",
                 "21:02:01.500000",
                 "21:22:00.000000",
                 "21:40:00.000000",
             ],
         ),
-        // One request's story, across both services.
+        // One request's story, across both services: the inference service's lines,
+        // the collector's batch that stored its record, and that batch's later lines.
         (
             &["--request-id", "r-story"],
             &[
@@ -261,6 +264,7 @@ fn every_filter_selects_the_expected_lines() {
                 "21:02:00.260000",
                 "21:02:00.260100",
                 "21:02:00.261000",
+                "21:02:00.299000",
                 "21:02:00.300000",
                 "21:02:01.500000",
             ],
@@ -424,7 +428,7 @@ fn gzip_is_detected_by_content_not_name() {
         d.join("plain.log.gz").display().to_string(),
     ];
     let out = run_args(&parse(&argv), false);
-    assert_eq!(out.summary.matched, 10 + 15);
+    assert_eq!(out.summary.matched, 10 + 16);
 }
 
 fn table(dir: &Path, flags: &[&str]) -> String {
@@ -460,7 +464,7 @@ fn count_by_level_route_status_user_minute() {
     let d = dir.path();
     assert_eq!(
         table(d, &["--count-by", "level"]),
-        "level  count\nERROR      6\nWARN       5\nINFO      29\nDEBUG      1\n"
+        "level  count\nERROR      6\nWARN       5\nINFO      30\nDEBUG      1\n"
     );
     let rows = json_rows(d, &["--count-by", "route"]);
     assert_eq!(
@@ -516,7 +520,7 @@ fn count_by_level_route_status_user_minute() {
         pairs(&rows, "minute", "count"),
         owned(&[
             ("2026-12-01T21:01Z", 1),
-            ("2026-12-01T21:02Z", 7),
+            ("2026-12-01T21:02Z", 8),
             ("2026-12-01T21:10Z", 3),
             ("2026-12-01T21:15Z", 1)
         ])

@@ -453,6 +453,31 @@ impl std::fmt::Write for Escaping<'_> {
 /// it can never overwrite them (`message` and `service` are the event's to set).
 const RESERVED: [&str; 5] = ["timestamp", "level", "target", "request_id", "trace_id"];
 
+/// Fields written as a JSON array of strings rather than as one string, so `jq`
+/// and `vigil logs` can look for one item: the request ids of a stored batch.
+/// The value's `Debug` output must be that array; it is checked and written
+/// compactly, so it can never break the line. Anything else is written as a string.
+pub const JSON_LIST_FIELDS: [&str; 1] = ["request_ids"];
+
+/// Strings to log as a JSON array, in a field named in [`JSON_LIST_FIELDS`]:
+/// `tracing::info!(request_ids = ?JsonList(ids), "records_stored")`.
+pub struct JsonList<'a>(pub Vec<&'a str>);
+
+impl std::fmt::Debug for JsonList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(&self.0).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+fn push_json_list(line: &mut String, value: &dyn std::fmt::Debug) {
+    let text = format!("{value:?}");
+    match serde_json::from_str::<Vec<String>>(&text) {
+        // Re-serialised: compact, one line, escapes as serde_json writes them.
+        Ok(items) => line.push_str(&serde_json::to_string(&items).unwrap_or_default()),
+        Err(_) => push_json_str(line, &text),
+    }
+}
+
 struct FieldVisitor<'a> {
     line: &'a mut String,
     has_message: bool,
@@ -491,6 +516,10 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if self.key(field) {
+            if JSON_LIST_FIELDS.contains(&field.name()) {
+                push_json_list(self.line, value);
+                return;
+            }
             self.line.push('"');
             let _ = write!(Escaping(self.line), "{value:?}");
             self.line.push('"');
@@ -617,6 +646,21 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["path"], evil);
         assert_eq!(lines[0]["level"], "INFO");
+    }
+
+    #[test]
+    fn list_fields_are_json_arrays_and_stay_one_line() {
+        let ids = vec!["a b", "x\"y", "\r\n{\"level\":\"ERROR\"}\u{1b}"];
+        let lines = capture(
+            || tracing::info!(request_ids = ?JsonList(ids.clone()), other = ?vec!["a"], "m"),
+        );
+        assert_eq!(lines[0]["request_ids"], serde_json::json!(ids));
+        assert_eq!(lines[0]["level"], "INFO");
+        // Only the named fields: any other Debug value is one string.
+        assert_eq!(lines[0]["other"], "[\"a\"]");
+        // Debug output that is not an array of strings is written as a string.
+        let lines = capture(|| tracing::info!(request_ids = ?[1, 2], "m"));
+        assert_eq!(lines[0]["request_ids"], "[1, 2]");
     }
 
     #[test]

@@ -103,7 +103,9 @@ async fn vigil_logs_reads_the_rotated_files_and_stdin() {
     use std::process::{Command, Stdio};
     let logs = TempDir::new("log-files-query");
     let dir = logs.path().to_str().unwrap();
-    let vigil = Vigil::start(&["--log-dir", dir, "--log-max-bytes", "2048"], &[]);
+    // `up`: the collector's lines about storing the records are in the files too.
+    let vigil = Vigil::start_command("up", &["--log-dir", dir, "--log-max-bytes", "2048"], &[]);
+    let inference = format!("http://{}", vigil.address_of("inference"));
     let http = reqwest::Client::new();
     for i in 0..20 {
         let id = format!("story-{i}");
@@ -112,7 +114,7 @@ async fn vigil_logs_reads_the_rotated_files_and_stdin() {
         } else {
             json!({"features": GOOD})
         };
-        http.post(vigil.url("/predict"))
+        http.post(format!("{inference}/predict"))
             .header("x-request-id", &id)
             .json(&body)
             .send()
@@ -141,18 +143,39 @@ async fn vigil_logs_reads_the_rotated_files_and_stdin() {
         String::from_utf8(out.stdout).unwrap()
     };
     let glob = format!("{dir}/vigil*");
-    let story = vigil_logs(&["--request-id", "story-7", &glob], None);
-    let lines: Vec<Value> = story
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(!lines.is_empty(), "{story}");
-    assert!(lines.iter().all(|l| l["request_id"] == "story-7"));
-    assert!(
+    let story = |id: &str| -> Vec<Value> {
+        let text = vigil_logs(&["--request-id", id, &glob], None);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // Each line is the request's own, or the collector's batch that stored its
+        // record.
+        for l in &lines {
+            let listed = l["request_ids"]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|i| i == id));
+            assert!(l["request_id"] == id || listed, "{l}");
+        }
         lines
+    };
+    let refused = story("story-7");
+    assert!(
+        refused
             .iter()
-            .any(|l| l["message"] == "request_completed" && l["status"] == 422)
+            .any(|l| l["message"] == "request_completed" && l["status"] == 422),
+        "{refused:?}"
     );
+    // A prediction's story runs from the inference service's access line to the
+    // collector storing its record.
+    let served = story("story-3");
+    let has = |service: &str, message: &str| {
+        served
+            .iter()
+            .any(|l| l["service"] == service && l["message"] == message)
+    };
+    assert!(has("inference", "request_completed"), "{served:?}");
+    assert!(has("collector", "records_stored"), "{served:?}");
     // The same question over stdin: the process's stdout lines.
     let text: String = stdout.iter().map(|l| format!("{l}\n")).collect();
     let counts = vigil_logs(
@@ -165,4 +188,54 @@ async fn vigil_logs_reads_the_rotated_files_and_stdin() {
         .collect();
     assert_eq!(matched.len(), 1, "{counts}");
     assert_eq!(matched[0]["request_id"], "story-7");
+}
+
+/// Ctrl-C ends `vigil logs --follow` cleanly: what was read is printed and the
+/// skipped-lines summary is written before it exits.
+#[test]
+fn ctrl_c_ends_follow_with_the_summary() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let logs = TempDir::new("log-follow-sigint");
+    let file = logs.path().join("vigil.log");
+    let line = |id: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-12-01T21:00:00Z\",\"level\":\"INFO\",\"message\":\"m\",\"request_id\":\"{id}\"}}\n"
+        )
+    };
+    std::fs::write(&file, format!("{}not json\n", line("before"))).unwrap();
+    let mut child = Command::new(vigil_test_support::vigil_binary())
+        .args(["logs", "--follow", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"before\""), "{first}");
+    // A line appended while following comes out too: the follow loop is running.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    f.write_all(line("after").as_bytes()).unwrap();
+    let mut second = String::new();
+    stdout.read_line(&mut second).unwrap();
+    assert!(second.contains("\"after\""), "{second}");
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "skipped 1 line: 1 not JSON\n"
+    );
 }

@@ -7,6 +7,7 @@ pub mod card;
 pub mod drift;
 pub mod error;
 pub mod input;
+pub mod onnx_ml;
 pub mod probe;
 pub mod registry;
 pub mod runtime;

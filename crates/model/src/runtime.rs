@@ -31,10 +31,7 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Loads and optimises a model from ONNX bytes.
     pub fn load(bytes: &[u8], features: usize, classes: usize) -> Result<Self, String> {
-        let mut reader = bytes;
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut reader)
-            .map_err(|e| format!("{e:#}"))?;
+        let mut model = crate::onnx_ml::load(bytes)?;
         if model.inputs.len() != 1 {
             return Err(format!(
                 "expected one input, the model has {}",

@@ -1,0 +1,114 @@
+//! ONNX-ML: the operators scikit-learn pipelines are exported with (skl2onnx's
+//! defaults) that tract does not load by itself, so users never re-export with
+//! special options.
+//!
+//! - `ZipMap`, `Scaler`, `Imputer` and `Binarizer` are rewritten into standard ONNX
+//!   operators before the graph is parsed ([`rewrite`]).
+//! - `TreeEnsembleRegressor` ([`tree_regressor`]), `SVMClassifier` and `SVMRegressor`
+//!   ([`svm`]) are operators of vigil's own, registered with tract's parser.
+//! - `Normalizer`, `LinearClassifier`, `LinearRegressor`, `TreeEnsembleClassifier`,
+//!   `ArrayFeatureExtractor` and `Cast` are tract's.
+//!
+//! A model with an operator nobody provides is refused at load, naming it.
+
+mod rewrite;
+mod svm;
+mod tree_regressor;
+
+use std::collections::BTreeSet;
+
+use tract_onnx::pb::{GraphProto, ModelProto};
+use tract_onnx::prelude::*;
+
+/// tract's ONNX parser with vigil's operators registered.
+fn framework() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register
+        .insert("TreeEnsembleRegressor", tree_regressor::parse);
+    onnx.op_register
+        .insert("SVMClassifier", svm::parse_classifier);
+    onnx.op_register
+        .insert("SVMRegressor", svm::parse_regressor);
+    onnx
+}
+
+/// Parses ONNX bytes into an inference model, with the ONNX-ML operators rewritten or
+/// provided. Errors are one line for a person: what is wrong and, where it helps, why.
+pub fn load(bytes: &[u8]) -> Result<InferenceModel, String> {
+    let onnx = framework();
+    let mut reader = bytes;
+    let mut proto: ModelProto = onnx
+        .proto_model_for_read(&mut reader)
+        .map_err(|e| format!("not an ONNX model: {e:#}"))?;
+    let graph = proto.graph.as_mut().ok_or("the ONNX model has no graph")?;
+    rewrite::apply(graph)?;
+    let unsupported = unsupported_ops(graph, &onnx);
+    if !unsupported.is_empty() {
+        let names: Vec<String> = unsupported.iter().map(|op| format!("`{op}`")).collect();
+        return Err(format!(
+            "unsupported ONNX operator{} {}: neither vigil nor tract can run {}",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    onnx.model_for_proto_model(&proto)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The operators of `graph` (and of the graphs its nodes hold, like `Scan`'s body)
+/// that no parser is registered for.
+fn unsupported_ops(graph: &GraphProto, onnx: &tract_onnx::Onnx) -> BTreeSet<String> {
+    let mut missing = BTreeSet::new();
+    for node in &graph.node {
+        if !onnx.op_register.0.contains_key(&node.op_type) {
+            missing.insert(node.op_type.clone());
+        }
+        for attr in &node.attribute {
+            for g in attr.g.iter().chain(&attr.graphs) {
+                missing.extend(unsupported_ops(g, onnx));
+            }
+        }
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use tract_onnx::pb::{AttributeProto, NodeProto};
+
+    use super::*;
+
+    fn node(op: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.to_owned(),
+            ..NodeProto::default()
+        }
+    }
+
+    #[test]
+    fn unknown_operators_are_named_also_inside_subgraphs() {
+        let body = GraphProto {
+            node: vec![node("Relu"), node("InnerMystery")],
+            ..GraphProto::default()
+        };
+        let mut scan = node("Scan");
+        scan.attribute.push(AttributeProto {
+            name: "body".to_owned(),
+            g: Some(body),
+            ..AttributeProto::default()
+        });
+        let graph = GraphProto {
+            node: vec![node("MatMul"), node("FancyOp"), scan, node("SVMClassifier")],
+            ..GraphProto::default()
+        };
+        let missing: Vec<String> = unsupported_ops(&graph, &framework()).into_iter().collect();
+        assert_eq!(missing, ["FancyOp", "InnerMystery"]);
+    }
+
+    #[test]
+    fn garbage_is_not_onnx() {
+        let err = load(b"\x01\x02 not a protobuf").unwrap_err();
+        assert!(err.starts_with("not an ONNX model"), "{err}");
+    }
+}

@@ -6,6 +6,9 @@ model through vigil and checks its answers against onnxruntime's.
     scripts/zoo OUT_DIR          # makes the venv (scripts/requirements-zoo.txt), then this
     python scripts/zoo.py OUT_DIR
 
+Also writes OUT_DIR/bad/*.onnx: models `vigil models init` must refuse (two inputs, a
+string input, an unknown operator, an input width only some data fits).
+
 Writes OUT_DIR/<name>/model.onnx, train.csv (features and a `target` column, for
 `vigil models init`) and expected.json:
     {"task": "classification"|"regression", "features": [...], "labels": [...],
@@ -44,6 +47,9 @@ HELD_OUT = 40
 
 
 def dataset(name):
+    if name == "iris_named":
+        x, y, names = dataset("iris")
+        return x, np.array(load_iris().target_names)[y], names
     loader = {
         "breast_cancer": load_breast_cancer,
         "iris": load_iris,
@@ -91,6 +97,13 @@ ZOO = [
      lambda: make_pipeline(StandardScaler(), SVR()), False),
     ("normalizer_binarizer_bernoulli_nb", "iris", "classification",
      lambda: make_pipeline(Normalizer(), Binarizer(threshold=0.3), BernoulliNB()), False),
+    # Labels as words, as most real data has them.
+    ("random_forest_named_labels", "iris_named", "classification",
+     lambda: RandomForestClassifier(n_estimators=25, max_depth=6, random_state=0), False),
+    ("logistic_named_labels", "iris_named", "classification",
+     lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)), False),
+    ("svc_named_labels", "iris_named", "classification",
+     lambda: SVC(probability=True, random_state=0), False),
 ]
 
 
@@ -123,7 +136,8 @@ def export(out_dir, name, data, task, factory, gaps):
         for row, target in zip(x_train, y_train):
             cells = ["" if np.isnan(v) else repr(float(v)) for v in row]
             f.write(",".join(cells + [str(target)]) + "\n")
-    labels = [int(c) for c in model.classes_] if task == "classification" else []
+    labels = [c.item() if hasattr(c, "item") else c for c in model.classes_] \
+        if task == "classification" else []
     sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = ort_outputs(sess, x_test, task, labels)
     # onnxruntime's own single-row time, for the latency bench.
@@ -146,12 +160,48 @@ def export(out_dir, name, data, task, factory, gaps):
     print(f"{name:36} {', '.join(expected['ops'])}")
 
 
+def bad_models(out_dir):
+    """Models `vigil models init` must refuse with a clear message (OUT_DIR/bad)."""
+    from onnx import TensorProto, helper
+
+    def save(name, nodes, inputs, outputs, initializers=(), domains=()):
+        graph = helper.make_graph(nodes, name, inputs, outputs, list(initializers))
+        opsets = [helper.make_opsetid("", 17)] + [helper.make_opsetid(d, 1) for d in domains]
+        model = helper.make_model(graph, opset_imports=opsets)
+        with open(os.path.join(out_dir, "bad", f"{name}.onnx"), "wb") as f:
+            f.write(model.SerializeToString())
+
+    os.makedirs(os.path.join(out_dir, "bad"), exist_ok=True)
+    f32 = TensorProto.FLOAT
+    save("two_inputs", [helper.make_node("Add", ["a", "b"], ["y"])],
+         [helper.make_tensor_value_info("a", f32, ["N", 2]),
+          helper.make_tensor_value_info("b", f32, ["N", 2])],
+         [helper.make_tensor_value_info("y", f32, ["N", 2])])
+    save("string_input", [helper.make_node("Identity", ["s"], ["y"])],
+         [helper.make_tensor_value_info("s", TensorProto.STRING, ["N", 1])],
+         [helper.make_tensor_value_info("y", TensorProto.STRING, ["N", 1])])
+    save("unsupported_op",
+         [helper.make_node("FancyOp", ["x"], ["probabilities"], domain="example.custom")],
+         [helper.make_tensor_value_info("x", f32, ["N", 4])],
+         [helper.make_tensor_value_info("probabilities", f32, ["N", 2])],
+         domains=["example.custom"])
+    # A width the file leaves open, which only 4 features can fill.
+    w = helper.make_tensor("w", f32, [4, 2], [0.1] * 8)
+    save("open_width",
+         [helper.make_node("MatMul", ["x", "w"], ["logits"]),
+          helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+         [helper.make_tensor_value_info("x", f32, ["N", "F"])],
+         [helper.make_tensor_value_info("probabilities", f32, ["N", 2])],
+         initializers=[w])
+
+
 def main():
     out_dir = sys.argv[1]
     only = set(sys.argv[2:])
     for name, data, task, factory, gaps in ZOO:
         if not only or name in only:
             export(out_dir, name, data, task, factory, gaps)
+    bad_models(out_dir)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,27 @@ pub enum Task {
     Regression,
 }
 
+impl Task {
+    /// As the card writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Task, String> {
+        [Task::Classification, Task::Regression]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a task: classification or regression"))
+    }
+}
+
 /// One input feature, in the order the model expects it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +70,21 @@ pub struct DriftReference {
     pub features: Vec<FeatureReference>,
 }
 
+/// The model's quality measured on labelled data when its card was written (`vigil
+/// models init --label-column`): what quality alerts compare live accuracy against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Share of rows whose predicted label was the true one (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// How many labelled rows it was measured on.
+    pub rows: u64,
+    /// Where the rows came from, for people (e.g. the CSV's file name).
+    #[serde(default)]
+    pub data: String,
+}
+
 /// A parsed and checked `model.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +100,8 @@ pub struct ModelCard {
     pub features: Vec<Feature>,
     #[serde(default)]
     pub drift: DriftReference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
 
 /// Model names become URL segments and metric label values: keep them tame.
@@ -169,6 +207,16 @@ impl ModelCard {
                 ));
             }
         }
+        if let Some(b) = &self.baseline {
+            if b.rows == 0 {
+                return bad("baseline.rows must be at least 1".into());
+            }
+            match b.accuracy {
+                Some(a) if (0.0..=1.0).contains(&a) => {}
+                Some(_) => return bad("baseline.accuracy must be between 0 and 1".into()),
+                None => return bad("a classifier's baseline needs its accuracy".into()),
+            }
+        }
         Ok(())
     }
 
@@ -236,11 +284,34 @@ expected = [0.5, 0.5]
                 "task = \"regression\"",
                 "classification",
             ),
+            (
+                "[drift]",
+                "[baseline]\naccuracy = 1.5\nrows = 10\n[drift]",
+                "between 0 and 1",
+            ),
+            (
+                "[drift]",
+                "[baseline]\nrows = 10\n[drift]",
+                "needs its accuracy",
+            ),
         ] {
             let text = CARD.replace(from, to);
             let err = ModelCard::from_toml(&text).unwrap_err().to_string();
             assert!(err.contains(why), "{err} should mention {why}");
         }
+    }
+
+    #[test]
+    fn a_baseline_round_trips() {
+        let text = CARD.replace(
+            "[drift]",
+            "[baseline]\naccuracy = 0.95\nrows = 400\ndata = \"train.csv\"\n[drift]",
+        );
+        let card = ModelCard::from_toml(&text).unwrap();
+        let b = card.baseline.as_ref().unwrap();
+        assert_eq!((b.accuracy, b.rows), (Some(0.95), 400));
+        let again = ModelCard::from_toml(&toml::to_string(&card).unwrap()).unwrap();
+        assert_eq!(again, card);
     }
 
     #[test]

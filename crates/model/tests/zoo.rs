@@ -38,7 +38,7 @@ fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().join("expected.json").exists())
         .map(|e| {
             let path = e.path();
             Case {

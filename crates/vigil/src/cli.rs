@@ -35,9 +35,62 @@ pub enum Command {
     Load(LoadArgs),
     /// API keys: create (printed once), list (names and roles, never keys), revoke.
     Keys(KeysArgs),
+    /// Model directories: write one from an ONNX file and its training data (`init`),
+    /// or check one exactly as start-up and uploads load it (`check`).
+    Models(ModelsArgs),
     /// Reads vigil's JSON logs (files, globs, rotated .gz files, or stdin) in time order:
     /// filters, readable or JSON output, aggregates, --follow.
     Logs(vigil_logs::LogsArgs),
+}
+
+/// `vigil models`.
+#[derive(Debug, Args, Clone)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: ModelsAction,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ModelsAction {
+    /// Write a model directory (the ONNX file and a complete model.toml) from an ONNX
+    /// file and its training CSV: feature names and ranges, the drift reference, the
+    /// expected prediction mix, and with --label-column the baseline accuracy.
+    Init(InitArgs),
+    /// Load and validate a model directory exactly as start-up and the upload endpoint
+    /// do; print what it holds, or each problem with its fix (exit status 1).
+    Check {
+        /// The directory holding model.onnx and model.toml.
+        dir: PathBuf,
+    },
+}
+
+/// Options of `vigil models init`.
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// The exported model.
+    #[arg(long)]
+    pub onnx: PathBuf,
+    /// Training data: a CSV with a header of feature names (the model's input order).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The CSV column holding the true labels (left out of the features).
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// The model's name (default: the ONNX file's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = "1")]
+    pub version: String,
+    /// classification or regression (default: classification when the model names
+    /// its classes).
+    #[arg(long)]
+    pub task: Option<vigil_model::Task>,
+    /// The class labels in the model's order (default: those the ONNX file stores).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    /// Where to write the directory (default: ./NAME); must not exist or be empty.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Options of `vigil keys`.

@@ -134,7 +134,7 @@ impl Config {
             Command::Up(a) => (Mode::Up, a),
             Command::Serve(a) => (Mode::Serve, a),
             Command::Collector(a) => (Mode::Collector, a),
-            Command::Load(_) | Command::Keys(_) | Command::Logs(_) => {
+            Command::Load(_) | Command::Keys(_) | Command::Logs(_) | Command::Models(_) => {
                 anyhow::bail!("only the services take a service configuration")
             }
         };

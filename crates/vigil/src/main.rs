@@ -6,6 +6,7 @@ mod config;
 mod keys;
 mod load;
 mod logs;
+mod models;
 mod run;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Load(args) => return load::run(args.clone()),
         cli::Command::Keys(args) => return keys::run(&cli, args),
         cli::Command::Logs(args) => return logs::run(args),
+        cli::Command::Models(args) => return models::run(args),
         _ => {}
     }
     let config = match config::Config::resolve(&cli) {

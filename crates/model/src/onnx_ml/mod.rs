@@ -11,11 +11,14 @@
 //!
 //! A model with an operator nobody provides is refused at load, naming it.
 
+mod describe;
 mod rewrite;
 mod svm;
 mod tree_regressor;
 
 use std::collections::BTreeSet;
+
+pub use describe::{Port, Summary, describe};
 
 use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;

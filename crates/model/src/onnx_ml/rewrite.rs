@@ -8,6 +8,9 @@
 //! - `Imputer`: `Where(IsNaN(X), imputed, X)` (or `Equal(X, replaced)` when the value
 //!   to replace is a number).
 //! - `Binarizer`: `Cast(Greater(X, threshold))`.
+//! - `TreeEnsembleClassifier` and `LinearClassifier`: string labels as their indices
+//!   (tract makes only numeric labels); a binary tree model's one base value padded
+//!   to two.
 
 use std::collections::HashSet;
 
@@ -27,7 +30,8 @@ pub fn apply(graph: &mut GraphProto) -> Result<(), String> {
             "Scaler" => scaler(&node, &mut names, &mut out)?,
             "Imputer" => imputer(&node, &mut names, &mut out)?,
             "Binarizer" => binarizer(&node, &mut names, &mut out)?,
-            "TreeEnsembleClassifier" => out.push(binary_base_values(node)),
+            "TreeEnsembleClassifier" => out.push(tree_classifier(node)),
+            "LinearClassifier" => out.push(labels_as_indices(node, "classlabels_ints")),
             _ => out.push(node),
         }
     }
@@ -195,19 +199,39 @@ fn binarizer(n: &NodeProto, names: &mut Names, out: &mut Vec<NodeProto>) -> Resu
     Ok(())
 }
 
-/// A binary tree classifier scores one class: skl2onnx (like the ONNX-ML spec) gives
-/// it one base value, where tract wants one per label. The second label's score is
-/// always 0 in that layout, so its base value is 0 too.
-fn binary_base_values(mut node: NodeProto) -> NodeProto {
-    let labels = attr(&node, "classlabels_int64s")
-        .map(|a| a.ints.len())
-        .or_else(|| attr(&node, "classlabels_strings").map(|a| a.strings.len()))
-        .unwrap_or(0);
+/// Two fixes to a tree classifier so tract loads it: string labels as indices, and
+/// a binary classifier scores one class and skl2onnx (like the ONNX-ML spec) gives
+///   it one base value, where tract wants one per label. The second label's score is
+///   always 0 in that layout, so its base value is 0 too.
+fn tree_classifier(node: NodeProto) -> NodeProto {
+    let mut node = labels_as_indices(node, "classlabels_int64s");
+    let labels = attr(&node, "classlabels_int64s").map_or(0, |a| a.ints.len());
     if labels == 2
         && let Some(base) = node.attribute.iter_mut().find(|a| a.name == "base_values")
         && base.floats.len() == 1
     {
         base.floats.push(0.0);
+    }
+    node
+}
+
+/// A classifier's string labels (`classlabels_strings`) replaced by their indices in
+/// the integer attribute `ints`: tract's classifiers cannot make string labels. The
+/// label output then holds indices; vigil reads the probabilities, and the labels
+/// come from the card.
+fn labels_as_indices(mut node: NodeProto, ints: &str) -> NodeProto {
+    if let Some(at) = node
+        .attribute
+        .iter()
+        .position(|a| a.name == "classlabels_strings")
+    {
+        let count = node.attribute[at].strings.len() as i64;
+        node.attribute[at] = AttributeProto {
+            name: ints.to_owned(),
+            r#type: AttributeType::Ints as i32,
+            ints: (0..count).collect(),
+            ..AttributeProto::default()
+        };
     }
     node
 }

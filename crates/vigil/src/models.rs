@@ -1,0 +1,67 @@
+//! `vigil models init` and `vigil models check` (the `vigil-authoring` crate).
+
+use std::process::ExitCode;
+
+use vigil_authoring::{InitOptions, check, init};
+
+use crate::EXIT_CONFIG;
+use crate::cli::{ModelsAction, ModelsArgs};
+
+pub fn run(args: &ModelsArgs) -> ExitCode {
+    match &args.action {
+        ModelsAction::Check { dir } => {
+            let report = check(dir);
+            print!("{report}");
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        ModelsAction::Init(a) => {
+            let opts = InitOptions {
+                onnx: a.onnx.clone(),
+                data: a.data.clone(),
+                label_column: a.label_column.clone(),
+                name: a.name.clone(),
+                version: a.version.clone(),
+                task: a.task,
+                labels: a.labels.clone(),
+                out: a.out.clone(),
+            };
+            match init(&opts) {
+                Ok(r) => {
+                    let c = &r.card;
+                    println!("wrote {}: model.onnx and model.toml", r.out.display());
+                    println!(
+                        "  {} version {}: {} features, labels {}",
+                        c.name,
+                        c.version,
+                        c.features.len(),
+                        c.labels.join(", ")
+                    );
+                    if let Some(b) = &c.baseline {
+                        println!(
+                            "  baseline accuracy {} on {} rows of {}",
+                            b.accuracy.unwrap_or_default(),
+                            b.rows,
+                            b.data
+                        );
+                    }
+                    println!("  the probe batch answered {} rows", r.probe_rows);
+                    let parent = r
+                        .out
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .map_or_else(|| ".".to_owned(), |p| p.display().to_string());
+                    println!("serve it: vigil up --models-dir {parent}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vigil models init: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+    }
+}

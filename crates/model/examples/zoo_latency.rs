@@ -3,7 +3,7 @@
 //! the same run. Prints one JSON object: model name → seconds per single-row call
 //! (median of `ROUNDS` rounds of `CALLS` calls).
 //!
-//!   cargo run --release -p vigil-model --example zoo_latency -- target/zoo
+//!   cargo run --release -p vigil-model --example zoo_latency -- target/zoo [MODEL]
 
 use std::time::Instant;
 
@@ -19,12 +19,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let zoo = std::env::args().nth(1).expect("usage: zoo_latency ZOO_DIR");
+    let zoo = std::env::args()
+        .nth(1)
+        .expect("usage: zoo_latency ZOO_DIR [MODEL]");
+    let only = std::env::args().nth(2);
     let mut dirs: Vec<_> = std::fs::read_dir(&zoo)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("expected.json").exists())
+        .filter(|p| only.as_deref().is_none_or(|o| p.ends_with(o)))
         .collect();
     dirs.sort();
     let mut results = serde_json::Map::new();
@@ -50,8 +54,14 @@ fn main() {
             })
         } else {
             let mut m = vigil_model::onnx_ml::load(&onnx).unwrap();
-            m.set_input_fact(0, f32::fact([1, features]).into()).unwrap();
-            let plan = m.into_optimized().unwrap().into_runnable().unwrap();
+            m.set_input_fact(0, f32::fact([1, features]).into())
+                .unwrap();
+            let plan = vigil_model::onnx_ml::into_typed(m)
+                .unwrap()
+                .into_optimized()
+                .unwrap()
+                .into_runnable()
+                .unwrap();
             let row = row.clone();
             Box::new(move || {
                 let input = Tensor::from_shape(&[1, features], &row).unwrap();

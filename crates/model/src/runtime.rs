@@ -42,7 +42,7 @@ impl OnnxModel {
         model
             .set_input_fact(0, f32::fact(&[batch.to_dim(), features.to_dim()]).into())
             .map_err(|e| format!("input is not [N, {features}] f32: {e:#}"))?;
-        let typed = model.into_typed().map_err(|e| format!("{e:#}"))?;
+        let typed = crate::onnx_ml::into_typed(model)?;
         let probabilities_output = pick_probabilities_output(&typed, classes)?;
         let plan = typed
             .into_optimized()

@@ -82,7 +82,12 @@ fn regress(onnx: &[u8], values: &[f32], n: usize, features: usize) -> Vec<f32> {
     model
         .set_input_fact(0, f32::fact([n, features]).into())
         .unwrap();
-    let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+    let plan = vigil_model::onnx_ml::into_typed(model)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
     let input = Tensor::from_shape(&[n, features], values).unwrap();
     let out = plan.run(tvec![input.into()]).unwrap();
     out[0]

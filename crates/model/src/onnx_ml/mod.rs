@@ -7,7 +7,8 @@
 //! - `TreeEnsembleRegressor` ([`tree_regressor`]), `SVMClassifier` and `SVMRegressor`
 //!   ([`svm`]) are operators of vigil's own, registered with tract's parser.
 //! - `Normalizer`, `LinearClassifier`, `LinearRegressor`, `TreeEnsembleClassifier`,
-//!   `ArrayFeatureExtractor` and `Cast` are tract's.
+//!   `ArrayFeatureExtractor` and `Cast` are tract's; tree ensembles are evaluated by
+//!   vigil ([`trees`]: tract's evaluator slows down with the forest's size).
 //!
 //! A model with an operator nobody provides is refused at load, naming it.
 
@@ -15,10 +16,19 @@ mod describe;
 mod rewrite;
 mod svm;
 mod tree_regressor;
+mod trees;
 
 use std::collections::BTreeSet;
 
 pub use describe::{Port, Summary, describe};
+
+/// A parsed model, typed, with vigil's faster evaluators swapped in ([`trees`]):
+/// what every caller optimises and runs.
+pub fn into_typed(model: InferenceModel) -> Result<TypedModel, String> {
+    let mut typed = model.into_typed().map_err(|e| format!("{e:#}"))?;
+    trees::accelerate(&mut typed).map_err(|e| format!("{e:#}"))?;
+    Ok(typed)
+}
 
 use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;

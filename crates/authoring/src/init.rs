@@ -122,6 +122,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         description: String::new(),
         drift: DriftReference {
             prediction_expected: reference::prediction_mix(&predicted, labels.len()),
+            prediction_edges: Vec::new(),
             features: reference::drift_references(&data),
         },
         labels,
@@ -230,6 +231,8 @@ fn baseline(
     let rows = targets.len() as u64;
     Ok(Baseline {
         accuracy: Some((correct as f64 / rows as f64 * 1e6).round() / 1e6),
+        mae: None,
+        rmse: None,
         rows,
         data: data
             .path

@@ -7,7 +7,6 @@
 
 use std::time::Instant;
 
-use tract_onnx::prelude::*;
 use vigil_model::OnnxModel;
 
 const ROUNDS: usize = 5;
@@ -53,19 +52,9 @@ fn main() {
                 std::hint::black_box(model.predict(&row, 1).unwrap());
             })
         } else {
-            let mut m = vigil_model::onnx_ml::load(&onnx).unwrap();
-            m.set_input_fact(0, f32::fact([1, features]).into())
-                .unwrap();
-            let plan = vigil_model::onnx_ml::into_typed(m)
-                .unwrap()
-                .into_optimized()
-                .unwrap()
-                .into_runnable()
-                .unwrap();
-            let row = row.clone();
+            let model = OnnxModel::load_regressor(&onnx, features).unwrap();
             Box::new(move || {
-                let input = Tensor::from_shape(&[1, features], &row).unwrap();
-                std::hint::black_box(plan.run(tvec![input.into()]).unwrap());
+                std::hint::black_box(model.predict_values(&row, 1).unwrap());
             })
         };
         for _ in 0..200 {

@@ -63,9 +63,14 @@ pub struct FeatureReference {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriftReference {
-    /// Expected share of each label among the model's predictions on training data.
+    /// A classifier: the expected share of each label among the model's predictions on
+    /// training data. A regressor: the expected share of each bin of predicted values
+    /// (`prediction_edges.len() + 1` bins).
     #[serde(default)]
     pub prediction_expected: Vec<f64>,
+    /// A regressor's interior bin edges for its predicted values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prediction_edges: Vec<f64>,
     #[serde(default)]
     pub features: Vec<FeatureReference>,
 }
@@ -78,6 +83,12 @@ pub struct Baseline {
     /// Share of rows whose predicted label was the true one (classification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
+    /// Mean absolute error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
+    /// Root mean squared error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
     /// How many labelled rows it was measured on.
     pub rows: u64,
     /// Where the rows came from, for people (e.g. the CSV's file name).
@@ -94,6 +105,8 @@ pub struct ModelCard {
     pub task: Task,
     #[serde(default)]
     pub description: String,
+    /// A classifier's labels, in its class order; none for a regressor.
+    #[serde(default)]
     pub labels: Vec<String>,
     #[serde(default)]
     pub defect_labels: Vec<String>,
@@ -118,6 +131,22 @@ fn tame_label(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control() && c != '"' && c != '\\')
 }
 
+/// Checks reference bins: finite, strictly increasing interior `edges` and one share
+/// per bin (`edges.len() + 1`), each >= 0, summing to 1 (± 0.01).
+fn bins(what: &str, edges: &[f64], expected: &[f64]) -> Result<(), String> {
+    if expected.len() != edges.len() + 1 {
+        return Err(format!("{what}: expected needs edges + 1 shares"));
+    }
+    if edges.windows(2).any(|w| w[0] >= w[1]) || edges.iter().any(|e| !e.is_finite()) {
+        return Err(format!("{what}: edges must be finite and increasing"));
+    }
+    let total: f64 = expected.iter().sum();
+    if (total - 1.0).abs() > 0.01 || expected.iter().any(|e| *e < 0.0) {
+        return Err(format!("{what}: shares must be >= 0 and sum to 1"));
+    }
+    Ok(())
+}
+
 impl ModelCard {
     pub fn from_toml(text: &str) -> Result<Self, CardError> {
         let card: ModelCard = toml::from_str(text)?;
@@ -140,11 +169,17 @@ impl ModelCard {
         {
             return bad("version must be 1-64 printable chars".into());
         }
-        if self.task != Task::Classification {
-            return bad("only task = \"classification\" is supported".into());
-        }
-        if self.labels.len() < 2 {
-            return bad("a classifier needs at least two labels".into());
+        match self.task {
+            Task::Classification if self.labels.len() < 2 => {
+                return bad("a classifier needs at least two labels".into());
+            }
+            Task::Classification if !self.drift.prediction_edges.is_empty() => {
+                return bad("drift.prediction_edges are a regressor's value bins; a classifier's prediction mix is per label".into());
+            }
+            Task::Regression if !self.labels.is_empty() || !self.defect_labels.is_empty() => {
+                return bad("a regressor has no labels or defect_labels".into());
+            }
+            _ => {}
         }
         if self.features.is_empty() {
             return bad("at least one feature is required".into());
@@ -180,41 +215,50 @@ impl ModelCard {
             }
         }
         let p = &self.drift.prediction_expected;
-        if !p.is_empty() && p.len() != self.labels.len() {
-            return bad("drift.prediction_expected needs one share per label".into());
+        match self.task {
+            Task::Classification if !p.is_empty() && p.len() != self.labels.len() => {
+                return bad("drift.prediction_expected needs one share per label".into());
+            }
+            Task::Regression if !p.is_empty() || !self.drift.prediction_edges.is_empty() => {
+                bins("drift.prediction_edges", &self.drift.prediction_edges, p)
+                    .map_err(CardError::Invalid)?;
+            }
+            _ => {}
         }
         for r in &self.drift.features {
             if !seen.contains(r.name.as_str()) {
                 return bad(format!("drift reference for unknown feature {:?}", r.name));
             }
-            if r.expected.len() != r.edges.len() + 1 {
-                return bad(format!(
-                    "drift reference {:?}: expected needs edges + 1 shares",
-                    r.name
-                ));
-            }
-            if r.edges.windows(2).any(|w| w[0] >= w[1]) || r.edges.iter().any(|e| !e.is_finite()) {
-                return bad(format!(
-                    "drift reference {:?}: edges must be finite and increasing",
-                    r.name
-                ));
-            }
-            let total: f64 = r.expected.iter().sum();
-            if (total - 1.0).abs() > 0.01 || r.expected.iter().any(|e| *e < 0.0) {
-                return bad(format!(
-                    "drift reference {:?}: shares must be >= 0 and sum to 1",
-                    r.name
-                ));
-            }
+            bins(
+                &format!("drift reference {:?}", r.name),
+                &r.edges,
+                &r.expected,
+            )
+            .map_err(CardError::Invalid)?;
         }
         if let Some(b) = &self.baseline {
             if b.rows == 0 {
                 return bad("baseline.rows must be at least 1".into());
             }
-            match b.accuracy {
-                Some(a) if (0.0..=1.0).contains(&a) => {}
-                Some(_) => return bad("baseline.accuracy must be between 0 and 1".into()),
-                None => return bad("a classifier's baseline needs its accuracy".into()),
+            let error = |e: Option<f64>| e.is_some_and(|v| v.is_finite() && v >= 0.0);
+            match self.task {
+                Task::Classification => match b.accuracy {
+                    _ if b.mae.is_some() || b.rmse.is_some() => {
+                        return bad("baseline.mae and rmse are a regressor's".into());
+                    }
+                    Some(a) if (0.0..=1.0).contains(&a) => {}
+                    Some(_) => return bad("baseline.accuracy must be between 0 and 1".into()),
+                    None => return bad("a classifier's baseline needs its accuracy".into()),
+                },
+                Task::Regression if b.accuracy.is_some() => {
+                    return bad(
+                        "baseline.accuracy is a classifier's; a regressor's is mae and rmse".into(),
+                    );
+                }
+                Task::Regression if !(error(b.mae) && error(b.rmse)) => {
+                    return bad("a regressor's baseline needs mae and rmse, each >= 0".into());
+                }
+                Task::Regression => {}
             }
         }
         Ok(())
@@ -282,7 +326,7 @@ expected = [0.5, 0.5]
             (
                 "task = \"classification\"",
                 "task = \"regression\"",
-                "classification",
+                "no labels",
             ),
             (
                 "[drift]",
@@ -312,6 +356,60 @@ expected = [0.5, 0.5]
         assert_eq!((b.accuracy, b.rows), (Some(0.95), 400));
         let again = ModelCard::from_toml(&toml::to_string(&card).unwrap()).unwrap();
         assert_eq!(again, card);
+    }
+
+    const REGRESSOR: &str = r#"
+name = "r"
+version = "1"
+task = "regression"
+[[features]]
+name = "a"
+[drift]
+prediction_edges = [10.0, 20.0]
+prediction_expected = [0.3, 0.4, 0.3]
+[baseline]
+mae = 2.5
+rmse = 3.5
+rows = 200
+"#;
+
+    #[test]
+    fn a_regressor_card_has_value_bins_and_error_baselines() {
+        let card = ModelCard::from_toml(REGRESSOR).unwrap();
+        assert_eq!(card.task, Task::Regression);
+        assert!(card.labels.is_empty());
+        let again = ModelCard::from_toml(&toml::to_string(&card).unwrap()).unwrap();
+        assert_eq!(again, card);
+        for (from, to, why) in [
+            (
+                "prediction_edges = [10.0, 20.0]",
+                "prediction_edges = [20.0, 10.0]",
+                "increasing",
+            ),
+            (
+                "prediction_expected = [0.3, 0.4, 0.3]",
+                "prediction_expected = [0.5, 0.5]",
+                "edges + 1",
+            ),
+            ("rmse = 3.5", "accuracy = 0.9", "mae and rmse"),
+            ("mae = 2.5", "mae = 2.5\naccuracy = 0.5", "classifier's"),
+            (
+                "task = \"regression\"",
+                "task = \"regression\"\nlabels = [\"a\", \"b\"]",
+                "no labels",
+            ),
+        ] {
+            let err = ModelCard::from_toml(&REGRESSOR.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err} should mention {why}");
+        }
+        let classifier_with_edges =
+            CARD.replace("[drift]\n", "[drift]\nprediction_edges = [1.0]\n");
+        let err = ModelCard::from_toml(&classifier_with_edges)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prediction_edges"), "{err}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::bundled;
-use crate::card::ModelCard;
+use crate::card::{ModelCard, Task};
 use crate::drift::DriftMonitor;
-use crate::error::LoadError;
+use crate::error::{CardError, LoadError};
 use crate::runtime::OnnxModel;
 
 /// Rows kept in each model's drift window.
@@ -32,10 +32,19 @@ impl LoadedModel {
     /// Builds a model from its ONNX bytes and card text.
     pub fn from_parts(onnx: &[u8], card_text: &str, source: String) -> Result<Self, LoadError> {
         let started = Instant::now();
-        let card = ModelCard::from_toml(card_text).map_err(|source_err| LoadError::Card {
+        let card_error = |source_err| LoadError::Card {
             path: PathBuf::from(&source).join("model.toml"),
             source: source_err,
-        })?;
+        };
+        let card = ModelCard::from_toml(card_text).map_err(card_error)?;
+        // The card and the runtime read regressors; the endpoints, metrics and records
+        // do not answer values yet.
+        if card.task == Task::Regression {
+            return Err(card_error(CardError::Invalid(
+                "task = \"regression\": this version of vigil serves classification models only"
+                    .into(),
+            )));
+        }
         let runtime =
             OnnxModel::load(onnx, card.features.len(), card.labels.len()).map_err(|message| {
                 LoadError::Onnx {
@@ -212,6 +221,17 @@ mod tests {
         assert_eq!(reg.default_name(), "digits");
         let err = ModelRegistry::from_dir(&dir, Some("nope")).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn a_regression_card_is_refused_until_regressors_are_served() {
+        let card =
+            "name = \"r\"\nversion = \"1\"\ntask = \"regression\"\n[[features]]\nname = \"a\"\n";
+        let err = LoadedModel::from_parts(bundled::MODELS[0].1, card, "test".into()).unwrap_err();
+        assert!(
+            err.to_string().contains("classification models only"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,20 +17,38 @@ pub struct RowPrediction {
     pub probabilities: Vec<f32>,
 }
 
-/// An optimised, runnable ONNX classifier taking `[N, features]` f32 and producing
-/// `[N, classes]` probabilities.
+/// What the output vigil reads holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// A classifier's `[N, classes]` probabilities.
+    Probabilities { classes: usize },
+    /// A regressor's value per row: `[N, 1]` or `[N]`.
+    Value,
+}
+
+/// An optimised, runnable ONNX model taking `[N, features]` f32 and producing
+/// `[N, classes]` probabilities (a classifier) or a value per row (a regressor).
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
     plan: Arc<TypedRunnableModel>,
-    /// Which output holds the probabilities (skl2onnx emits `label` first).
-    probabilities_output: usize,
+    /// Which output vigil reads (skl2onnx emits a classifier's `label` first).
+    output: usize,
     features: usize,
-    classes: usize,
+    head: Head,
 }
 
 impl OnnxModel {
-    /// Loads and optimises a model from ONNX bytes.
+    /// Loads and optimises a classifier from ONNX bytes.
     pub fn load(bytes: &[u8], features: usize, classes: usize) -> Result<Self, String> {
+        Self::load_with(bytes, features, Head::Probabilities { classes })
+    }
+
+    /// Loads and optimises a regressor from ONNX bytes.
+    pub fn load_regressor(bytes: &[u8], features: usize) -> Result<Self, String> {
+        Self::load_with(bytes, features, Head::Value)
+    }
+
+    fn load_with(bytes: &[u8], features: usize, head: Head) -> Result<Self, String> {
         let mut model = crate::onnx_ml::load(bytes)?;
         if model.inputs.len() != 1 {
             return Err(format!(
@@ -43,50 +61,96 @@ impl OnnxModel {
             .set_input_fact(0, f32::fact(&[batch.to_dim(), features.to_dim()]).into())
             .map_err(|e| format!("input is not [N, {features}] f32: {e:#}"))?;
         let typed = crate::onnx_ml::into_typed(model)?;
-        let probabilities_output = pick_probabilities_output(&typed, classes)?;
+        let output = match head {
+            Head::Probabilities { classes } => pick_probabilities_output(&typed, classes)?,
+            Head::Value => pick_value_output(&typed)?,
+        };
         let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| format!("{e:#}"))?;
         Ok(Self {
             plan,
-            probabilities_output,
+            output,
             features,
-            classes,
+            head,
         })
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
     }
 
     pub fn features(&self) -> usize {
         self.features
     }
 
+    /// The classes a classifier tells apart; 0 for a regressor.
     pub fn classes(&self) -> usize {
-        self.classes
+        match self.head {
+            Head::Probabilities { classes } => classes,
+            Head::Value => 0,
+        }
     }
 
-    /// Runs `rows` instances laid out row-major in `values` (`rows * features` long).
-    pub fn predict(&self, values: &[f32], rows: usize) -> Result<Vec<RowPrediction>, ModelError> {
+    /// Runs the plan on `rows` instances laid out row-major in `values`.
+    fn run(&self, values: &[f32], rows: usize) -> Result<TVec<TValue>, ModelError> {
         debug_assert_eq!(values.len(), rows * self.features);
         let input = Tensor::from_shape(&[rows, self.features], values)
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
-        let outputs = self
-            .plan
+        self.plan
             .run(tvec![input.into()])
-            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
-        let probs = outputs[self.probabilities_output]
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))
+    }
+
+    /// A regressor's value for each of `rows` instances laid out row-major in `values`.
+    pub fn predict_values(&self, values: &[f32], rows: usize) -> Result<Vec<f32>, ModelError> {
+        if self.head != Head::Value {
+            return Err(ModelError::Inference(
+                "a classifier answers probabilities, not values".into(),
+            ));
+        }
+        let outputs = self.run(values, rows)?;
+        let out = outputs[self.output]
             .to_plain_array_view::<f32>()
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
-        if probs.shape() != [rows, self.classes] {
+        if out.len() != rows || !matches!(out.shape(), [r] | [r, 1] if *r == rows) {
+            return Err(ModelError::OutputShape {
+                got: out.shape().to_vec(),
+                rows,
+                classes: 1,
+            });
+        }
+        let values: Vec<f32> = out.iter().copied().collect();
+        if let Some(instance) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteOutput { instance });
+        }
+        Ok(values)
+    }
+
+    /// A classifier's prediction for each of `rows` instances laid out row-major in
+    /// `values` (`rows * features` long).
+    pub fn predict(&self, values: &[f32], rows: usize) -> Result<Vec<RowPrediction>, ModelError> {
+        let Head::Probabilities { classes } = self.head else {
+            return Err(ModelError::Inference(
+                "a regressor answers values, not classes".into(),
+            ));
+        };
+        let outputs = self.run(values, rows)?;
+        let probs = outputs[self.output]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        if probs.shape() != [rows, classes] {
             return Err(ModelError::OutputShape {
                 got: probs.shape().to_vec(),
                 rows,
-                classes: self.classes,
+                classes,
             });
         }
         let flat = probs
             .as_slice()
             .ok_or_else(|| ModelError::Inference("non-contiguous output".into()))?;
-        flat.chunks_exact(self.classes)
+        flat.chunks_exact(classes)
             .enumerate()
             .map(|(instance, row)| {
                 if row.iter().any(|p| !p.is_finite()) {
@@ -107,6 +171,30 @@ impl OnnxModel {
                 })
             })
             .collect()
+    }
+}
+
+/// Finds a regressor's value output: an f32 output of shape `[N, 1]` or `[N]`, the one
+/// named like `variable` (skl2onnx) if several fit.
+fn pick_value_output(model: &TypedModel) -> Result<usize, String> {
+    let mut candidates = Vec::new();
+    for (ix, outlet) in model.outputs.iter().enumerate() {
+        let fact = model.outlet_fact(*outlet).map_err(|e| format!("{e:#}"))?;
+        let shape = fact.shape.dims();
+        let fits = fact.datum_type == f32::datum_type()
+            && (shape.len() == 1 || (shape.len() == 2 && shape[1].to_usize().ok() == Some(1)));
+        if fits {
+            let label = model.outlet_label(*outlet).unwrap_or_default();
+            if label.contains("variable") || label.contains("value") {
+                return Ok(ix);
+            }
+            candidates.push(ix);
+        }
+    }
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err("no output of shape [N, 1] or [N] f32 (one value per row)".into()),
+        _ => Err("several [N, 1] outputs and none is named variable".into()),
     }
 }
 
@@ -180,6 +268,16 @@ mod tests {
     fn wrong_class_count_is_a_load_error() {
         let err = OnnxModel::load(MODELS[1].1, 64, 3).unwrap_err();
         assert!(err.contains("[N, 3]"), "{err}");
+    }
+
+    #[test]
+    fn a_classifier_is_not_a_regressor() {
+        let model = digits();
+        assert!(model.predict_values(&[8.0; 64], 1).is_err());
+        assert_eq!(model.head(), Head::Probabilities { classes: 10 });
+        // The digits model has no [N, 1] output to read as a value.
+        let err = OnnxModel::load_regressor(MODELS[1].1, 64).unwrap_err();
+        assert!(err.contains("[N, 1]"), "{err}");
     }
 
     #[test]

@@ -2,12 +2,9 @@
 //! skl2onnx's default options, run by vigil's runtime on held-out rows and compared
 //! with what onnxruntime answered for the same rows. `scripts/zoo` makes the zoo in a
 //! venv of its own (pinned scikit-learn, skl2onnx, onnxruntime) the first time.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+//! Regressors run through the runtime's value head (`OnnxModel::load_regressor`).
 
 use serde_json::Value;
-use tract_onnx::prelude::*;
 use vigil_model::OnnxModel;
 
 /// Probabilities: onnxruntime's within this, absolutely.
@@ -16,17 +13,6 @@ const PROBABILITY_TOLERANCE: f32 = 1e-5;
 /// the value, which is what f32 resolves there.
 const VALUE_TOLERANCE: f32 = 1e-5;
 
-fn zoo() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = root.join("target/zoo");
-    let status = Command::new(root.join("scripts/zoo"))
-        .arg(&out)
-        .status()
-        .expect("scripts/zoo runs");
-    assert!(status.success(), "scripts/zoo failed");
-    out
-}
-
 struct Case {
     name: String,
     onnx: Vec<u8>,
@@ -34,7 +20,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = zoo();
+    let dir = vigil_test_support::zoo();
     let mut cases: Vec<Case> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -75,29 +61,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-/// A regression model's `[N, 1]` output, run straight on the loaded graph (the
-/// runtime's classifier API needs labels).
-fn regress(onnx: &[u8], values: &[f32], n: usize, features: usize) -> Vec<f32> {
-    let mut model = vigil_model::onnx_ml::load(onnx).unwrap();
-    model
-        .set_input_fact(0, f32::fact([n, features]).into())
-        .unwrap();
-    let plan = vigil_model::onnx_ml::into_typed(model)
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let input = Tensor::from_shape(&[n, features], values).unwrap();
-    let out = plan.run(tvec![input.into()]).unwrap();
-    out[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
 #[test]
 fn every_zoo_model_answers_what_onnxruntime_answers() {
     let mut failures = Vec::new();
@@ -128,7 +91,9 @@ fn every_zoo_model_answers_what_onnxruntime_answers() {
             }
             _ => {
                 let want = floats(&case.expected["values"]);
-                let got = regress(&case.onnx, &values, n, features);
+                let model = OnnxModel::load_regressor(&case.onnx, features)
+                    .unwrap_or_else(|e| panic!("load: {e}"));
+                let got = model.predict_values(&values, n).unwrap();
                 assert_eq!(got.len(), want.len());
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(

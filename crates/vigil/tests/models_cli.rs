@@ -8,18 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use vigil_test_support::{TempDir, Vigil, vigil_binary};
-
-fn zoo() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = root.join("target/zoo");
-    let status = Command::new(root.join("scripts/zoo"))
-        .arg(&out)
-        .status()
-        .expect("scripts/zoo runs");
-    assert!(status.success(), "scripts/zoo failed");
-    out
-}
+use vigil_test_support::{TempDir, Vigil, vigil_binary, zoo};
 
 fn vigil(args: &[&str]) -> Output {
     Command::new(vigil_binary()).args(args).output().unwrap()

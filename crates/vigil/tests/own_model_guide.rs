@@ -5,7 +5,7 @@
 //! printed. `vigil up` is started on port 0 by the test (and the guide's
 //! `localhost:8000` pointed at it), so the guide keeps the ports a reader uses.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use vigil_test_support::{TempDir, Vigil, vigil_binary};
@@ -45,16 +45,6 @@ fn blocks(markdown: &str) -> Vec<Block> {
     out
 }
 
-fn zoo_venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new(root.join("scripts/zoo"))
-        .arg(root.join("target/zoo"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/zoo failed");
-    root.join("target/zoo-venv/bin").canonicalize().unwrap()
-}
-
 #[test]
 fn the_own_model_guide_runs_as_written() {
     let guide = std::fs::read_to_string(
@@ -65,7 +55,7 @@ fn the_own_model_guide_runs_as_written() {
     let binary = vigil_binary();
     let path = format!(
         "{}:{}:{}",
-        zoo_venv().display(),
+        vigil_test_support::zoo_python_bin().display(),
         binary.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );

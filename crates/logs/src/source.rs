@@ -75,8 +75,9 @@ type Parsed = Vec<Result<LogLine, Malformed>>;
 
 /// An open input yielding parsed lines and counting the malformed ones.
 ///
-/// Why blocks on a thread pool: parsing is nearly all of a filter run's time, and a
-/// file parsed on both cores reads about twice as fast as on one (`bench/logs.sh`).
+/// Why blocks on a thread pool: parsing is nearly all of a filter run's time. On this
+/// 2-core VM, 1 GB took 2.0–2.2 s on the pool against 2.5–2.8 s parsed in line on one
+/// thread (docs/BENCHMARKS.md).
 pub struct Source {
     /// The file, or `None` for stdin.
     pub path: Option<PathBuf>,

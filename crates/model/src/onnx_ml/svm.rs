@@ -508,6 +508,22 @@ fn input_rules<'r, 'p: 'r>(
     Ok(())
 }
 
+/// Wires `op` behind a cast of the input to f32, the type both SVM ops compute in
+/// (onnxruntime casts double and integer inputs the same way).
+fn wire_on_f32(
+    prefix: &str,
+    model: &mut TypedModel,
+    inputs: &[OutletId],
+    op: impl TypedOp,
+) -> TractResult<TVec<OutletId>> {
+    let x = model.wire_node(
+        format!("{prefix}.cast"),
+        tract_hir::tract_core::ops::cast::cast(f32::datum_type()),
+        inputs,
+    )?;
+    model.wire_node(prefix, op, &x)
+}
+
 #[derive(Debug, Clone)]
 struct ClassifierExpansion(Arc<Svc>);
 
@@ -544,12 +560,7 @@ impl Expansion for ClassifierExpansion {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let x = model.wire_node(
-            format!("{prefix}.cast"),
-            tract_hir::tract_core::ops::cast::cast(f32::datum_type()),
-            inputs,
-        )?;
-        model.wire_node(prefix, SvmClassifier(self.0.clone()), &x)
+        wire_on_f32(prefix, model, inputs, SvmClassifier(self.0.clone()))
     }
 }
 
@@ -628,12 +639,7 @@ impl Expansion for RegressorExpansion {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let x = model.wire_node(
-            format!("{prefix}.cast"),
-            tract_hir::tract_core::ops::cast::cast(f32::datum_type()),
-            inputs,
-        )?;
-        model.wire_node(prefix, SvmRegressor(self.0.clone()), &x)
+        wire_on_f32(prefix, model, inputs, SvmRegressor(self.0.clone()))
     }
 }
 

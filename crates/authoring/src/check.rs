@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_model::card::ModelCard;
 use vigil_model::onnx_ml::{Port, Summary, describe};
-use vigil_model::{LoadedModel, ProbeReport, probe};
+use vigil_model::{LoadedModel, Output, ProbeReport, probe};
 
 /// One thing wrong, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,21 +126,22 @@ impl std::fmt::Display for CheckReport {
         writeln!(f, "model directory {}", self.dir.display())?;
         if let Some(c) = &self.card {
             let mut line = format!(
-                "  card: {} version {}, {}, {} features, {} labels ({})",
+                "  card: {} version {}, {}, {} features",
                 c.name,
                 c.version,
                 c.task.as_str(),
                 c.features.len(),
-                c.labels.len(),
-                c.labels.join(", ")
             );
-            if let Some(b) = &c.baseline {
+            if !c.labels.is_empty() {
                 let _ = write!(
                     line,
-                    "; baseline accuracy {} on {} rows",
-                    b.accuracy.unwrap_or_default(),
-                    b.rows
+                    ", {} labels ({})",
+                    c.labels.len(),
+                    c.labels.join(", ")
                 );
+            }
+            if let Some(b) = &c.baseline {
+                let _ = write!(line, "; baseline {b} on {} rows", b.rows);
             }
             writeln!(f, "{line}")?;
         }
@@ -160,18 +161,23 @@ impl std::fmt::Display for CheckReport {
         if let (Some(p), Some(c)) = (&self.probe, &self.card) {
             writeln!(f, "  probe: {} rows answered; the first:", p.rows)?;
             for out in p.outputs.iter().take(3) {
-                let probs: Vec<String> = out
-                    .probabilities
-                    .iter()
-                    .map(|v| format!("{v:.4}"))
-                    .collect();
-                writeln!(
-                    f,
-                    "    {} ({:.4}) from [{}]",
-                    c.labels[out.class_index],
-                    out.confidence,
-                    probs.join(", ")
-                )?;
+                match out {
+                    Output::Class(out) => {
+                        let probs: Vec<String> = out
+                            .probabilities
+                            .iter()
+                            .map(|v| format!("{v:.4}"))
+                            .collect();
+                        writeln!(
+                            f,
+                            "    {} ({:.4}) from [{}]",
+                            c.labels[out.class_index],
+                            out.confidence,
+                            probs.join(", ")
+                        )?;
+                    }
+                    Output::Value(v) => writeln!(f, "    {v}")?,
+                }
             }
         }
         for p in &self.problems {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_model::card::{Baseline, DriftReference, ModelCard, Task};
 use vigil_model::onnx_ml::{Port, Summary, describe};
-use vigil_model::{LoadedModel, OnnxModel, probe};
+use vigil_model::{Head, LoadedModel, OnnxModel, Output, probe};
 
 use crate::data::{self, TrainingData};
 use crate::error::InitError;
@@ -56,19 +56,26 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     } else {
         Task::Regression
     });
-    if task == Task::Regression {
-        return Err(InitError::Mismatch(
-            "task = regression: this version of vigil serves classification models only \
-             (a classifier whose ONNX file does not name its classes needs --labels a,b,…)"
-                .into(),
-        ));
-    }
-    let labels = labels.ok_or_else(|| {
-        InitError::Mismatch(
-            "the model does not name its classes: pass --labels a,b,… in the model's class order"
-                .into(),
-        )
-    })?;
+    let labels = match task {
+        Task::Classification => labels.ok_or_else(|| {
+            InitError::Mismatch(
+                "the model does not name its classes: pass --labels a,b,… in the model's class order \
+                 (or --task regression for a model that predicts a value)"
+                    .into(),
+            )
+        })?,
+        Task::Regression => match labels {
+            Some(labels) => {
+                return Err(InitError::Mismatch(format!(
+                    "--task regression, but {} names classes ({}): a classifier's card is made \
+                     with --task classification",
+                    if opts.labels.is_some() { "--labels" } else { "the model" },
+                    labels.join(", ")
+                )));
+            }
+            None => Vec::new(),
+        },
+    };
     let data = data::read(&opts.data, opts.label_column.as_deref())?;
     if let Some(width) = input.dim(1)
         && width != data.features.len()
@@ -93,7 +100,11 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
             needed: MIN_ROWS,
         });
     }
-    let runtime = OnnxModel::load(&onnx, data.features.len(), labels.len()).map_err(|e| {
+    let runtime = match task {
+        Task::Classification => OnnxModel::load(&onnx, data.features.len(), labels.len()),
+        Task::Regression => OnnxModel::load_regressor(&onnx, data.features.len()),
+    }
+    .map_err(|e| {
         if input.dim(1).is_none() {
             InitError::Onnx(format!(
                 "its input `{}` leaves the number of features open, and with the {} columns of {} it does not load: {e}",
@@ -111,6 +122,12 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         .as_ref()
         .map(|targets| baseline(targets, &predicted, &labels, &data, opts))
         .transpose()?;
+    let (prediction_edges, prediction_expected) = match &predicted {
+        Predicted::Classes(classes) => {
+            (Vec::new(), reference::prediction_mix(classes, labels.len()))
+        }
+        Predicted::Values(values) => reference::value_bins(values),
+    };
     let name = opts
         .name
         .clone()
@@ -121,8 +138,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         task,
         description: String::new(),
         drift: DriftReference {
-            prediction_expected: reference::prediction_mix(&predicted, labels.len()),
-            prediction_edges: Vec::new(),
+            prediction_expected,
+            prediction_edges,
             features: reference::drift_references(&data),
         },
         labels,
@@ -179,13 +196,19 @@ fn single_float_input(summary: &Summary) -> Result<&Port, InitError> {
     Ok(input)
 }
 
-/// The predicted class of every row.
-fn predict_all(runtime: &OnnxModel, data: &TrainingData) -> Result<Vec<usize>, InitError> {
+/// What the model answered for every training row.
+enum Predicted {
+    Classes(Vec<usize>),
+    Values(Vec<f64>),
+}
+
+/// Runs the model on every row of the training data.
+fn predict_all(runtime: &OnnxModel, data: &TrainingData) -> Result<Predicted, InitError> {
     let width = data.features.len();
-    let mut classes = Vec::with_capacity(data.rows);
+    let mut outputs = Vec::with_capacity(data.rows);
     for (chunk, values) in data.values.chunks(CHUNK * width).enumerate() {
         let rows = values.len() / width;
-        let out = runtime.predict(values, rows).map_err(|e| {
+        let out = runtime.infer(values, rows).map_err(|e| {
             InitError::Mismatch(format!(
                 "the model cannot run on the rows {}–{} of {}: {e}{}",
                 chunk * CHUNK + 1,
@@ -198,41 +221,87 @@ fn predict_all(runtime: &OnnxModel, data: &TrainingData) -> Result<Vec<usize>, I
                 }
             ))
         })?;
-        classes.extend(out.iter().map(|p| p.class_index));
+        outputs.extend(out);
     }
-    Ok(classes)
+    Ok(match runtime.head() {
+        Head::Probabilities { .. } => Predicted::Classes(
+            outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Class(p) => Some(p.class_index),
+                    Output::Value(_) => None,
+                })
+                .collect(),
+        ),
+        Head::Value => Predicted::Values(
+            outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Value(v) => Some(f64::from(*v)),
+                    Output::Class(_) => None,
+                })
+                .collect(),
+        ),
+    })
 }
 
-/// Accuracy on the labelled rows. A target matches a label as text, or as the same
-/// number (`1.0` is label `1`).
+/// The model's quality on the labelled rows: a classifier's accuracy (a target matches
+/// a label as text, or as the same number: `1.0` is label `1`), a regressor's mean
+/// absolute and root mean squared error.
 fn baseline(
     targets: &[String],
-    predicted: &[usize],
+    predicted: &Predicted,
     labels: &[String],
     data: &TrainingData,
     opts: &InitOptions,
 ) -> Result<Baseline, InitError> {
-    let same = |t: &str, l: &str| {
-        t == l || matches!((t.parse::<f64>(), l.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
-    };
-    let mut correct = 0u64;
-    for (row, (t, &p)) in targets.iter().zip(predicted).enumerate() {
-        let truth = labels.iter().position(|l| same(t, l)).ok_or_else(|| {
-            InitError::Mismatch(format!(
-                "{}, data row {}: the label {t:?} in column {:?} is not one of the model's labels ({})",
-                data.path.display(),
-                row + 1,
-                opts.label_column.as_deref().unwrap_or_default(),
-                labels.join(", ")
-            ))
-        })?;
-        correct += u64::from(truth == p);
-    }
+    let column = opts.label_column.as_deref().unwrap_or_default();
     let rows = targets.len() as u64;
+    let round = |x: f64| (x * 1e6).round() / 1e6;
+    let (accuracy, mae, rmse) = match predicted {
+        Predicted::Classes(predicted) => {
+            let same = |t: &str, l: &str| {
+                t == l || matches!((t.parse::<f64>(), l.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+            };
+            let mut correct = 0u64;
+            for (row, (t, &p)) in targets.iter().zip(predicted).enumerate() {
+                let truth = labels.iter().position(|l| same(t, l)).ok_or_else(|| {
+                    InitError::Mismatch(format!(
+                        "{}, data row {}: the label {t:?} in column {column:?} is not one of the model's labels ({})",
+                        data.path.display(),
+                        row + 1,
+                        labels.join(", ")
+                    ))
+                })?;
+                correct += u64::from(truth == p);
+            }
+            (Some(round(correct as f64 / rows as f64)), None, None)
+        }
+        Predicted::Values(predicted) => {
+            let (mut abs, mut squared) = (0.0, 0.0);
+            for (row, (t, &p)) in targets.iter().zip(predicted).enumerate() {
+                let truth = t.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                    InitError::Mismatch(format!(
+                        "{}, data row {}: the target {t:?} in column {column:?} is not a number (a regressor's targets are)",
+                        data.path.display(),
+                        row + 1
+                    ))
+                })?;
+                abs += (p - truth).abs();
+                squared += (p - truth) * (p - truth);
+            }
+            let n = rows as f64;
+            (
+                None,
+                Some(round(abs / n)),
+                Some(round((squared / n).sqrt())),
+            )
+        }
+    };
     Ok(Baseline {
-        accuracy: Some((correct as f64 / rows as f64 * 1e6).round() / 1e6),
-        mae: None,
-        rmse: None,
+        accuracy,
+        mae,
+        rmse,
         rows,
         data: data
             .path
@@ -282,7 +351,9 @@ fn card_text(card: &ModelCard, data: &TrainingData) -> Result<String, InitError>
         "# Written by `vigil models init` from {} ({} rows).\n\
          # Feature ranges: the training range with a {}% margin on each side (not\n\
          # below 0 for a feature never negative). Drift reference: the training\n\
-         # deciles. prediction_expected: the model's label mix on that data.\n\
+         # deciles. prediction_expected: the model's label mix on that data (a\n\
+         # regressor's: the share of its predictions in each prediction_edges bin,\n\
+         # the deciles of what it predicted).\n\
          # Edit freely: `vigil models check DIR` checks the result.\n\n{body}",
         data.path.display(),
         data.rows,

@@ -75,34 +75,14 @@ pub fn features(data: &TrainingData) -> Vec<Feature> {
         .collect()
 }
 
-/// Decile edges of each feature and the share of training rows in each of the bins
-/// `(-inf, e0), [e0, e1), …, [e_last, inf)`. Tied values give fewer edges; a
-/// constant feature has none (one bin holding everything).
+/// Decile edges of each feature and the share of training rows in each of its bins
+/// (see [`deciles`]).
 pub fn drift_references(data: &TrainingData) -> Vec<FeatureReference> {
     data.features
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let mut column = data.column(j);
-            column.sort_by(f64::total_cmp);
-            let n = column.len();
-            let mut edges: Vec<f64> = Vec::with_capacity(9);
-            if n > 0 {
-                for k in 1..10 {
-                    let e = column[(k * n / 10).min(n - 1)];
-                    if e > column[0] && edges.last().is_none_or(|last| e > *last) {
-                        edges.push(e);
-                    }
-                }
-            }
-            let mut expected = Vec::with_capacity(edges.len() + 1);
-            let mut below = 0;
-            for e in &edges {
-                let upto = column.partition_point(|v| v < e);
-                expected.push(share(upto - below, n));
-                below = upto;
-            }
-            expected.push(share(n - below, n));
+            let (edges, expected) = deciles(data.column(j));
             FeatureReference {
                 name: name.clone(),
                 edges,
@@ -110,6 +90,37 @@ pub fn drift_references(data: &TrainingData) -> Vec<FeatureReference> {
             }
         })
         .collect()
+}
+
+/// A regressor's value bins: the deciles of what it predicted on the training data.
+pub fn value_bins(values: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    deciles(values.to_vec())
+}
+
+/// Decile edges of `column` and the share of its values in each of the bins
+/// `(-inf, e0), [e0, e1), …, [e_last, inf)`. Tied values give fewer edges; a
+/// constant column has none (one bin holding everything).
+fn deciles(mut column: Vec<f64>) -> (Vec<f64>, Vec<f64>) {
+    column.sort_by(f64::total_cmp);
+    let n = column.len();
+    let mut edges: Vec<f64> = Vec::with_capacity(9);
+    if n > 0 {
+        for k in 1..10 {
+            let e = column[(k * n / 10).min(n - 1)];
+            if e > column[0] && edges.last().is_none_or(|last| e > *last) {
+                edges.push(e);
+            }
+        }
+    }
+    let mut expected = Vec::with_capacity(edges.len() + 1);
+    let mut below = 0;
+    for e in &edges {
+        let upto = column.partition_point(|v| v < e);
+        expected.push(share(upto - below, n));
+        below = upto;
+    }
+    expected.push(share(n - below, n));
+    (edges, expected)
 }
 
 fn share(count: usize, n: usize) -> f64 {

@@ -145,7 +145,7 @@
       cell(tr, p ? p.errors : "–", "num");
       cell(tr, p ? fmt(p.queue_ms, 3) : "–", "num");
       cell(tr, p ? fmt(p.compute_ms, 3) : "–", "num");
-      cell(tr, p ? fmt(p.confidence, 3) : "–", "num");
+      cell(tr, p ? (m.task === "regression" ? "value " + fmt(p.value, 3) : fmt(p.confidence, 3)) : "–", "num");
       cell(tr, p && m.defect_labels.length ? pct(p.defect_rate) : "–", "num");
       cell(tr, fmt(maxPsi(p), 3), "num");
       cell(tr, m.versions.length ? m.versions.map((v) => v.version + (v.active ? "*" : "")).join(", ") : "–", "mono");
@@ -192,12 +192,22 @@
       col((p) => p.errors_per_s),
     ]);
     setChart("c-queue", ["queue", "compute"], [xs, col((p) => p.queue_ms), col((p) => p.compute_ms)]);
-    setChart("c-confidence", ["confidence"], [xs, col((p) => p.confidence)], { y: { range: [0, 1] } });
     const share = (p, i) => {
       const n = p.classes.reduce((a, b) => a + b, 0);
       return n ? p.classes[i] / n : null;
     };
-    setChart("c-classes", m.labels, [xs].concat(m.labels.map((_, i) => col((p) => share(p, i)))), { y: { range: [0, 1] } });
+    // A regressor has values, not confidences or classes: its mean value, and the
+    // drift of its values against the card's bins, take those two panels.
+    const regression = m.task === "regression";
+    $("t-confidence").textContent = regression ? "Mean predicted value" : "Mean confidence";
+    $("t-classes").textContent = regression ? "Predicted value drift (PSI)" : "Class mix";
+    if (regression) {
+      setChart("c-confidence", ["mean value"], [xs, col((p) => p.value)]);
+      setChart("c-classes", ["value PSI"], [xs, col((p) => p.prediction_psi)]);
+    } else {
+      setChart("c-confidence", ["confidence"], [xs, col((p) => p.confidence)], { y: { range: [0, 1] } });
+      setChart("c-classes", m.labels, [xs].concat(m.labels.map((_, i) => col((p) => share(p, i)))), { y: { range: [0, 1] } });
+    }
     setChart("c-drift", m.drift_features.length ? m.drift_features : ["(no reference)"],
       [xs].concat((m.drift_features.length ? m.drift_features : [""]).map((_, i) => col((p) => (p.drift[i] === undefined ? null : p.drift[i])))));
     setChart("c-defects", ["defect rate"], [xs, col((p) => p.defect_rate)], { y: { range: [0, 1] } });
@@ -205,8 +215,9 @@
     const p = latestPoint(m.name);
     $("n-predictions").textContent = p ? fmt(p.rate_per_s, 1) + "/s" : "–";
     $("n-queue").textContent = p ? fmt(p.queue_ms, 3) + " / " + fmt(p.compute_ms, 3) + " ms" : "–";
-    $("n-confidence").textContent = p ? fmt(p.confidence, 3) : "–";
-    $("n-classes").textContent = p && p.classes.some((c) => c > 0)
+    $("n-confidence").textContent = p ? fmt(regression ? p.value : p.confidence, 3) : "–";
+    if (regression) $("n-classes").textContent = p ? fmt(p.prediction_psi, 3) : "–";
+    else $("n-classes").textContent = p && p.classes.some((c) => c > 0)
       ? m.labels.map((l, i) => l + " " + pct(share(p, i))).join(", ")
       : "–";
     $("n-drift").textContent = p ? "max " + fmt(maxPsi(p), 3) : "–";

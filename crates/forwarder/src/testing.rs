@@ -23,6 +23,7 @@ pub(crate) fn record(id: &str) -> WireRecord {
         status: Status::Success,
         error_type: None,
         features: None,
+        value: None,
     }
 }
 

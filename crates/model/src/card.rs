@@ -96,6 +96,17 @@ pub struct Baseline {
     pub data: String,
 }
 
+impl std::fmt::Display for Baseline {
+    /// The figures, as people read them: `accuracy 0.96` or `MAE 2.5, RMSE 3.5`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.accuracy, self.mae, self.rmse) {
+            (Some(a), ..) => write!(f, "accuracy {a}"),
+            (None, Some(mae), Some(rmse)) => write!(f, "MAE {mae}, RMSE {rmse}"),
+            _ => write!(f, "no figures"),
+        }
+    }
+}
+
 /// A parsed and checked `model.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

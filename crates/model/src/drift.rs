@@ -1,11 +1,12 @@
-//! Data drift: the Population Stability Index of each feature, and of the predicted
-//! class mix, over a sliding window of recent instances against the training
-//! reference in the model card. PSI < 0.1 is usually read as stable, 0.1–0.25 as a
+//! Data drift: the Population Stability Index of each feature, and of the predictions
+//! (a classifier's class mix, a regressor's values in the card's bins), over a sliding
+//! window of recent instances against the training reference in the model card. PSI < 0.1 is usually read as stable, 0.1–0.25 as a
 //! moderate shift and > 0.25 as a significant one.
 
 use std::sync::Mutex;
 
-use crate::card::ModelCard;
+use crate::card::{ModelCard, Task};
+use crate::runtime::Output;
 
 /// Below this many rows in the window, PSI is noise (a handful of rows always looks
 /// drifted): it is reported as NaN, which Prometheus alerts and Grafana treat as "no
@@ -44,8 +45,10 @@ struct FeatureBins {
 #[derive(Debug)]
 struct Window {
     features: Vec<FeatureBins>,
-    class_counts: Vec<u32>,
-    /// Ring of the last `capacity` rows: each row's bin per tracked feature, then its class.
+    /// Rows per predicted class, or per bin of predicted value.
+    prediction_counts: Vec<u32>,
+    /// Ring of the last `capacity` rows: each row's bin per tracked feature, then its
+    /// prediction's.
     ring: Vec<u16>,
     stride: usize,
     next: usize,
@@ -58,6 +61,8 @@ struct Window {
 #[derive(Debug)]
 pub struct DriftMonitor {
     prediction_expected: Vec<f64>,
+    /// A regressor's interior value bin edges (empty for a classifier).
+    prediction_edges: Vec<f64>,
     /// The features with a reference, in snapshot order (fixed at load: no lock).
     names: Vec<String>,
     window: Mutex<Window>,
@@ -70,7 +75,8 @@ pub struct DriftSnapshot {
     pub rows: usize,
     /// `(feature name, PSI)` for each feature with a reference.
     pub features: Vec<(String, f64)>,
-    /// PSI of the predicted class mix, if the card has a reference for it.
+    /// PSI of the predictions (class mix or value bins), if the card has a reference
+    /// for them.
     pub prediction: Option<f64>,
 }
 
@@ -93,11 +99,16 @@ impl DriftMonitor {
             })
             .collect();
         let stride = features.len() + 1;
+        let prediction_bins = match card.task {
+            Task::Classification => card.labels.len(),
+            Task::Regression => card.drift.prediction_edges.len() + 1,
+        };
         Self {
             prediction_expected: card.drift.prediction_expected.clone(),
+            prediction_edges: card.drift.prediction_edges.clone(),
             names: features.iter().map(|f| f.name.clone()).collect(),
             window: Mutex::new(Window {
-                class_counts: vec![0; card.labels.len()],
+                prediction_counts: vec![0; prediction_bins.max(1)],
                 ring: vec![0; stride * capacity],
                 stride,
                 features,
@@ -108,10 +119,21 @@ impl DriftMonitor {
         }
     }
 
-    /// Records rows (row-major, `features` wide) and their predicted classes.
-    pub fn observe(&self, values: &[f32], width: usize, classes: &[usize]) {
+    /// The bin of one prediction: its class, or the value's bin between the edges.
+    fn prediction_bin(&self, output: &Output) -> usize {
+        match output {
+            Output::Class(p) => p.class_index,
+            Output::Value(v) => self
+                .prediction_edges
+                .partition_point(|e| *e <= f64::from(*v)),
+        }
+    }
+
+    /// Records rows (row-major, `features` wide) and what the model answered for them.
+    pub fn observe(&self, values: &[f32], width: usize, outputs: &[Output]) {
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        for (row, &class) in values.chunks_exact(width).zip(classes) {
+        for (row, output) in values.chunks_exact(width).zip(outputs) {
+            let class = self.prediction_bin(output);
             let slot = w.next * w.stride;
             if w.len == w.capacity {
                 // Evict the oldest row's contribution before overwriting it.
@@ -120,7 +142,7 @@ impl DriftMonitor {
                     w.features[f].counts[old] -= 1;
                 }
                 let old_class = w.ring[slot + w.stride - 1] as usize;
-                w.class_counts[old_class] -= 1;
+                w.prediction_counts[old_class] -= 1;
             } else {
                 w.len += 1;
             }
@@ -131,8 +153,8 @@ impl DriftMonitor {
                 bins.counts[bin] += 1;
                 w.ring[slot + f] = bin as u16;
             }
-            let class = class.min(w.class_counts.len() - 1);
-            w.class_counts[class] += 1;
+            let class = class.min(w.prediction_counts.len() - 1);
+            w.prediction_counts[class] += 1;
             let last = slot + w.stride - 1;
             w.ring[last] = class as u16;
             w.next = (w.next + 1) % w.capacity;
@@ -162,7 +184,7 @@ impl DriftMonitor {
                 .map(|f| (f.name.clone(), value(&f.counts, &f.expected)))
                 .collect(),
             prediction: (!self.prediction_expected.is_empty())
-                .then(|| value(&w.class_counts, &self.prediction_expected)),
+                .then(|| value(&w.prediction_counts, &self.prediction_expected)),
         }
     }
 }
@@ -171,6 +193,40 @@ impl DriftMonitor {
 mod tests {
     use super::*;
     use crate::bundled::MODELS;
+    use crate::runtime::RowPrediction;
+
+    fn class(class_index: usize) -> Output {
+        Output::Class(RowPrediction {
+            class_index,
+            confidence: 1.0,
+            probabilities: vec![],
+        })
+    }
+
+    #[test]
+    fn a_regressors_values_drift_against_its_value_bins() {
+        let card = ModelCard::from_toml(
+            "name = \"r\"\nversion = \"1\"\ntask = \"regression\"\n\
+             [[features]]\nname = \"a\"\n\
+             [drift]\nprediction_edges = [10.0, 20.0]\nprediction_expected = [0.25, 0.5, 0.25]\n",
+        )
+        .unwrap();
+        let monitor = DriftMonitor::new(&card, 200);
+        // Values spread as the reference expects: no drift.
+        for i in 0..200 {
+            let v = [5.0, 12.0, 15.0, 25.0][i % 4];
+            monitor.observe(&[0.0], 1, &[Output::Value(v)]);
+        }
+        let steady = monitor.snapshot().prediction.unwrap();
+        assert!(steady.abs() < 1e-9, "{steady}");
+        // Every value above the top edge: a large shift. An edge value falls in the bin
+        // above it, as features' do.
+        for _ in 0..200 {
+            monitor.observe(&[0.0], 1, &[Output::Value(20.0)]);
+        }
+        let shifted = monitor.snapshot().prediction.unwrap();
+        assert!(shifted > 1.0, "{shifted}");
+    }
 
     #[test]
     fn psi_is_zero_for_identical_and_large_for_disjoint() {
@@ -183,14 +239,14 @@ mod tests {
     fn shifted_inputs_drift_and_the_window_forgets() {
         let card = ModelCard::from_toml(MODELS[0].2).unwrap();
         let monitor = DriftMonitor::new(&card, 100);
-        monitor.observe(&[120.0, 250.0, 2.5, 45.0, 1500.0, 12.0], 6, &[1]);
+        monitor.observe(&[120.0, 250.0, 2.5, 45.0, 1500.0, 12.0], 6, &[class(1)]);
         assert!(
             monitor.snapshot().features[0].1.is_nan(),
             "one row is not a distribution"
         );
         let hot = [120.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
         for _ in 0..100 {
-            monitor.observe(&hot, 6, &[1]);
+            monitor.observe(&hot, 6, &[class(1)]);
         }
         let drifted = monitor.snapshot();
         let temp = drifted
@@ -212,7 +268,7 @@ mod tests {
                 b => (edges[b - 1] + edges[b]) / 2.0,
             };
             let row = [t as f32, 250.0, 2.5, 45.0, 1500.0, 12.0];
-            monitor.observe(&row, 6, &[0]);
+            monitor.observe(&row, 6, &[class(0)]);
         }
         let after = monitor.snapshot();
         assert_eq!(after.rows, 100);

@@ -19,5 +19,5 @@ pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
 pub use input::Batch;
 pub use probe::{ProbeError, ProbeReport, probe};
 pub use registry::{LoadedModel, ModelRegistry};
-pub use runtime::{Head, OnnxModel, RowPrediction};
+pub use runtime::{Head, OnnxModel, Output, RowPrediction};
 pub use versions::{ModelState, StoreError, StoredVersion, VersionStore, is_version_name};

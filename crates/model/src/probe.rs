@@ -1,12 +1,12 @@
 //! The probe: before a model serves (at start-up, on upload, in a rescan), it runs a
-//! small batch built from its own card and must answer probabilities: finite, each in
-//! [0, 1], summing to 1 per row. This catches a model exporting logits or scores, or a
+//! small batch built from its own card and must answer: a classifier probabilities
+//! (finite, each in [0, 1], summing to 1 per row), a regressor finite values. This catches a model exporting logits or scores, or a
 //! card whose features or labels do not fit the ONNX, before any caller sees it.
 
 use crate::card::ModelCard;
 use crate::error::ModelError;
 use crate::registry::LoadedModel;
-use crate::runtime::RowPrediction;
+use crate::runtime::Output;
 
 /// Most rows a probe batch holds.
 const MAX_ROWS: usize = 64;
@@ -19,7 +19,7 @@ const SUM_SLACK: f32 = 1e-3;
 #[derive(Debug, Clone)]
 pub struct ProbeReport {
     pub rows: usize,
-    pub outputs: Vec<RowPrediction>,
+    pub outputs: Vec<Output>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +78,13 @@ pub fn probe_rows(card: &ModelCard) -> (Vec<f32>, usize) {
     (values, rows)
 }
 
-/// Runs the probe batch on `model` and checks that every row is a probability vector.
+/// Runs the probe batch on `model` and checks every row: a probability vector from a
+/// classifier; a regressor's values are checked finite by the runtime itself.
 pub fn probe(model: &LoadedModel) -> Result<ProbeReport, ProbeError> {
     let (values, rows) = probe_rows(&model.card);
-    let outputs = model.runtime.predict(&values, rows)?;
+    let outputs = model.runtime.infer(&values, rows)?;
     for (row, out) in outputs.iter().enumerate() {
+        let Output::Class(out) = out else { continue };
         if let Some(p) = out
             .probabilities
             .iter()

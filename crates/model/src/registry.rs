@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::bundled;
 use crate::card::{ModelCard, Task};
 use crate::drift::DriftMonitor;
-use crate::error::{CardError, LoadError};
+use crate::error::LoadError;
 use crate::runtime::OnnxModel;
 
 /// Rows kept in each model's drift window.
@@ -37,21 +37,14 @@ impl LoadedModel {
             source: source_err,
         };
         let card = ModelCard::from_toml(card_text).map_err(card_error)?;
-        // The card and the runtime read regressors; the endpoints, metrics and records
-        // do not answer values yet.
-        if card.task == Task::Regression {
-            return Err(card_error(CardError::Invalid(
-                "task = \"regression\": this version of vigil serves classification models only"
-                    .into(),
-            )));
+        let runtime = match card.task {
+            Task::Classification => OnnxModel::load(onnx, card.features.len(), card.labels.len()),
+            Task::Regression => OnnxModel::load_regressor(onnx, card.features.len()),
         }
-        let runtime =
-            OnnxModel::load(onnx, card.features.len(), card.labels.len()).map_err(|message| {
-                LoadError::Onnx {
-                    model: card.name.clone(),
-                    message,
-                }
-            })?;
+        .map_err(|message| LoadError::Onnx {
+            model: card.name.clone(),
+            message,
+        })?;
         let drift = DriftMonitor::new(&card, DRIFT_WINDOW);
         Ok(Self {
             card,
@@ -224,14 +217,14 @@ mod tests {
     }
 
     #[test]
-    fn a_regression_card_is_refused_until_regressors_are_served() {
-        let card =
-            "name = \"r\"\nversion = \"1\"\ntask = \"regression\"\n[[features]]\nname = \"a\"\n";
+    fn a_regression_card_needs_a_model_with_one_value_per_row() {
+        let card = "name = \"r\"\nversion = \"1\"\ntask = \"regression\"\n\
+                    [[features]]\nname = \"a\"\n[[features]]\nname = \"b\"\n\
+                    [[features]]\nname = \"c\"\n[[features]]\nname = \"d\"\n\
+                    [[features]]\nname = \"e\"\n[[features]]\nname = \"f\"\n";
+        // The defect detector answers two probabilities per row, not a value.
         let err = LoadedModel::from_parts(bundled::MODELS[0].1, card, "test".into()).unwrap_err();
-        assert!(
-            err.to_string().contains("classification models only"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("[N, 1]"), "{err}");
     }
 
     #[test]

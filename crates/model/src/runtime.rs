@@ -17,6 +17,15 @@ pub struct RowPrediction {
     pub probabilities: Vec<f32>,
 }
 
+/// One row's answer, whichever kind of model gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A classifier's class and probabilities.
+    Class(RowPrediction),
+    /// A regressor's value.
+    Value(f32),
+}
+
 /// What the output vigil reads holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Head {
@@ -101,6 +110,23 @@ impl OnnxModel {
         self.plan
             .run(tvec![input.into()])
             .map_err(|e| ModelError::Inference(format!("{e:#}")))
+    }
+
+    /// The answer for each of `rows` instances laid out row-major in `values`: classes
+    /// from a classifier, values from a regressor.
+    pub fn infer(&self, values: &[f32], rows: usize) -> Result<Vec<Output>, ModelError> {
+        Ok(match self.head {
+            Head::Probabilities { .. } => self
+                .predict(values, rows)?
+                .into_iter()
+                .map(Output::Class)
+                .collect(),
+            Head::Value => self
+                .predict_values(values, rows)?
+                .into_iter()
+                .map(Output::Value)
+                .collect(),
+        })
     }
 
     /// A regressor's value for each of `rows` instances laid out row-major in `values`.

@@ -5,7 +5,11 @@
 //! and UTF-8 bytes (`u32::MAX` for an absent one), `confidence` as a presence byte and
 //! an `f64`, `is_defect` as a byte, `latency_ms` as an `f64`, `status` as a byte
 //! (0 success, 1 error), `features` as a `u32` count (`u32::MAX` for none) and that
-//! many `f64`s; numbers are little-endian.
+//! many `f64`s, then a regressor's `value` as an `f64` only when there is one (a
+//! record ending after `features` has none); numbers are little-endian.
+//!
+//! `value` came after the first readers: as a trailer written only when present, a
+//! classifier's records are byte for byte what those readers take.
 //!
 //! Why it exists: the inference service's handlers append a record in this form with
 //! a few `memcpy`s, and its forwarder sends the filled buffer as it is, so a
@@ -76,6 +80,9 @@ pub fn write(out: &mut Vec<u8>, record: &RecordRef<'_>) {
         }
         None => out.extend_from_slice(&NONE.to_le_bytes()),
     }
+    if let Some(v) = record.value {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
     let len = len32(out.len() - start - 4);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -145,6 +152,10 @@ pub fn read<'a>(bytes: &'a [u8], features: &'a mut Vec<f64>) -> Result<RecordRef
             true
         }
     };
+    let value = match bytes.len() - r.at {
+        0 => None,
+        _ => Some(r.f64()?),
+    };
     if r.at != bytes.len() {
         return Err(Damaged(r.at));
     }
@@ -162,6 +173,7 @@ pub fn read<'a>(bytes: &'a [u8], features: &'a mut Vec<f64>) -> Result<RecordRef
         status,
         error_type,
         features: has_features.then_some(features.as_slice()),
+        value,
     })
 }
 
@@ -273,6 +285,7 @@ mod tests {
             status: Status::Success,
             error_type: None,
             features: Some(vec![0.5, -1.0e-300, f64::MAX]),
+            value: None,
         }
     }
 
@@ -297,6 +310,16 @@ mod tests {
             WireRecord {
                 features: Some(vec![]),
                 ..full()
+            },
+            WireRecord {
+                label: None,
+                confidence: None,
+                value: Some(-151.25),
+                ..full()
+            },
+            WireRecord {
+                value: Some(0.0),
+                ..sparse()
             },
         ];
         let mut data = Vec::new();
@@ -328,9 +351,12 @@ mod tests {
         for cut in 0..record.len() {
             assert!(read(&record[..cut], &mut features).is_err(), "cut at {cut}");
         }
+        // A byte past the end is damage; eight are a value.
         let mut longer = record.to_vec();
         longer.push(0);
         assert!(read(&longer, &mut features).is_err());
+        longer.extend_from_slice(&[0; 7]);
+        assert_eq!(read(&longer, &mut features).unwrap().value, Some(0.0));
         // A length prefix running past the end is reported once, then iteration ends.
         let mut framed = data.clone();
         framed.truncate(data.len() - 1);
@@ -338,5 +364,24 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert!(all[0].is_err());
         assert_eq!(records(&[]).count(), 0);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_refuses_its_batch() {
+        let mut body = MAGIC.to_vec();
+        for (i, value) in [2.5, f64::NAN, f64::INFINITY].into_iter().enumerate() {
+            let record = WireRecord {
+                prediction_id: format!("p{i}"),
+                label: None,
+                value: Some(value),
+                ..full()
+            };
+            write(&mut body, &RecordRef::from(&record));
+        }
+        let Err(BodyError::Records(errors)) = parse_body(&body, 10) else {
+            panic!("accepted");
+        };
+        let bad: Vec<_> = errors.iter().map(|e| (e.index, e.field)).collect();
+        assert_eq!(bad, [(1, Some("value")), (2, Some("value"))], "{errors:?}");
     }
 }

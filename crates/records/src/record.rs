@@ -30,6 +30,9 @@ pub struct WireRecord {
     pub error_type: Option<String>,
     #[serde(default)]
     pub features: Option<Vec<f64>>,
+    /// A regressor's predicted value (a classifier's record has `label` instead).
+    #[serde(default)]
+    pub value: Option<f64>,
 }
 
 /// A record borrowing its text from the sender: the inference service's handlers pack
@@ -57,6 +60,8 @@ pub struct RecordRef<'a> {
     pub error_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<&'a [f64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 impl<'a> From<&'a WireRecord> for RecordRef<'a> {
@@ -75,6 +80,7 @@ impl<'a> From<&'a WireRecord> for RecordRef<'a> {
             status: r.status,
             error_type: r.error_type.as_deref(),
             features: r.features.as_deref(),
+            value: r.value,
         }
     }
 }
@@ -95,6 +101,7 @@ impl From<RecordRef<'_>> for WireRecord {
             status: r.status,
             error_type: r.error_type.map(str::to_owned),
             features: r.features.map(<[f64]>::to_vec),
+            value: r.value,
         }
     }
 }
@@ -116,6 +123,7 @@ impl WireRecord {
             status: r.status,
             error_type: r.error_type,
             features: r.features.and_then(|f| serde_json::from_str(&f).ok()),
+            value: r.value,
         }
     }
 }
@@ -139,6 +147,8 @@ pub struct Record {
     pub error_type: Option<String>,
     /// The input features as JSON text, when the sender includes them.
     pub features: Option<String>,
+    /// A regressor's predicted value.
+    pub value: Option<f64>,
 }
 
 /// Unix milliseconds as RFC 3339 UTC.

@@ -132,6 +132,11 @@ pub(crate) fn validate(index: usize, w: &RecordRef<'_>) -> Result<Record, Record
             return Err(bad("features", "must be finite numbers"));
         }
     }
+    if let Some(v) = w.value
+        && !v.is_finite()
+    {
+        return Err(bad("value", "must be a finite number"));
+    }
     Ok(Record {
         prediction_id: w.prediction_id.to_owned(),
         model: w.model.to_owned(),
@@ -148,5 +153,6 @@ pub(crate) fn validate(index: usize, w: &RecordRef<'_>) -> Result<Record, Record
         features: w
             .features
             .map(|f| serde_json::to_string(f).unwrap_or_default()),
+        value: w.value,
     })
 }

@@ -2,10 +2,12 @@
 //! is created at start-up for the loaded models and the closed reason/error sets, and
 //! its handle kept, so the hot path does no label lookups and bad input can never add
 //! a series. Drift gauges are computed at scrape time from the drift monitors.
+//! `prediction_value` is the one family whose buckets differ per model (the card's
+//! value bins), so it is kept by model and encoded by a collector of its own.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -15,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use vigil_model::LoadedModel;
+use vigil_model::{LoadedModel, Task};
 use vigil_telemetry::metrics::{LATENCY_BUCKETS, TraceExemplar};
 
 use crate::catalog::{Models, Served};
@@ -78,7 +80,10 @@ pub struct ModelHandles {
     pub queue: Histogram,
     pub queue_depth: Gauge,
     pub batch_size: Histogram,
-    pub confidence: Histogram,
+    /// A classifier's `prediction_confidence` (none for a regressor).
+    pub confidence: Option<Histogram>,
+    /// A regressor's `prediction_value` (none for a classifier).
+    pub value: Option<Histogram>,
     /// Indexed by class index.
     pub by_class: Vec<Counter>,
     errors: HashMap<ErrorType, Counter>,
@@ -97,6 +102,8 @@ pub struct Tally {
     pub compute_seconds: Counter<f64, AtomicU64>,
     /// Confidence of every successful prediction, summed (their count is `success`).
     pub confidence_sum: Counter<f64, AtomicU64>,
+    /// A regressor's predicted values, summed (a gauge: values may be negative).
+    pub value_sum: Gauge<f64, AtomicU64>,
 }
 
 impl ModelHandles {
@@ -120,6 +127,7 @@ pub struct ModelMetrics {
     depth: Family<ModelOnly, Gauge>,
     batch: Family<ModelOnly, Histogram, HistFn>,
     confidence: Family<ModelOnly, Histogram, HistFn>,
+    values: ValueHistograms,
     by_class: Family<ModelClass, Counter>,
     errors: Family<ModelErrorType, Counter>,
     validation: Family<ModelReason, Counter>,
@@ -144,6 +152,7 @@ impl ModelMetrics {
             depth: Family::default(),
             batch: Family::new_with_constructor(|| Histogram::new(BATCH_BUCKETS)),
             confidence: Family::new_with_constructor(|| Histogram::new(CONFIDENCE_BUCKETS)),
+            values: ValueHistograms::default(),
             by_class: Family::default(),
             errors: Family::default(),
             validation: Family::default(),
@@ -201,6 +210,7 @@ impl ModelMetrics {
             "Confidence (top probability) of each prediction",
             m.confidence,
         );
+        registry.register_collector(Box::new(m.values));
         registry.register(
             "predictions_by_class",
             "Predictions by predicted class",
@@ -263,7 +273,12 @@ impl ModelMetrics {
             queue: handle(&self.queue, &mo),
             queue_depth: handle(&self.depth, &mo),
             batch_size: handle(&self.batch, &mo),
-            confidence: handle(&self.confidence, &mo),
+            confidence: (model.card.task == Task::Classification)
+                .then(|| handle(&self.confidence, &mo)),
+            value: (model.card.task == Task::Regression).then(|| {
+                self.values
+                    .get_or_create(&name, &model.card.drift.prediction_edges)
+            }),
             by_class: model
                 .card
                 .labels
@@ -329,6 +344,54 @@ where
     family.get_or_create(labels).clone()
 }
 
+/// `prediction_value{model}`: each regressor's histogram, with its card's value bin
+/// edges as buckets (a family shares one bucket layout; these differ by model).
+#[derive(Debug, Clone, Default)]
+struct ValueHistograms {
+    /// Each model's histogram and the bucket edges it was made with.
+    by_model: Arc<RwLock<BTreeMap<String, Bucketed>>>,
+}
+
+type Bucketed = (Vec<f64>, Histogram);
+
+impl ValueHistograms {
+    /// `model`'s histogram: the existing one when its buckets are `edges` (a new
+    /// version with the same bins continues the series), else a new one.
+    fn get_or_create(&self, model: &str, edges: &[f64]) -> Histogram {
+        let mut map = self.by_model.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((kept, h)) = map.get(model)
+            && kept.as_slice() == edges
+        {
+            return h.clone();
+        }
+        let h = Histogram::new(edges.iter().copied());
+        map.insert(model.to_owned(), (edges.to_vec(), h.clone()));
+        h
+    }
+}
+
+impl Collector for ValueHistograms {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let map = self.by_model.read().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "prediction_value",
+            "Value predicted by a regression model, in the bins of its card's reference",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for (model, (_, histogram)) in map.iter() {
+            let labels = ModelOnly {
+                model: model.clone(),
+            };
+            histogram.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Computes `model_feature_drift_psi` and `model_prediction_drift_psi` at scrape time.
 #[derive(Debug)]
 struct DriftCollector {
@@ -362,7 +425,7 @@ impl Collector for DriftCollector {
         }
         let mut family = encoder.encode_descriptor(
             "model_prediction_drift_psi",
-            "Population Stability Index of the predicted class mix over the recent window vs training data",
+            "Population Stability Index of the predictions (class mix, or a regressor's value bins) over the recent window vs training data",
             None,
             template.metric_type(),
         )?;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use vigil_model::{Batch, LoadedModel, RowPrediction};
+use vigil_model::{Batch, LoadedModel, Output};
 
 use crate::catalog::Served;
 use vigil_records::{RecordRef, Status};
@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// What a successful prediction answered.
 #[derive(Debug)]
 pub struct Predicted {
-    pub predictions: Vec<RowPrediction>,
+    /// One per instance: classes from a classifier, values from a regressor.
+    pub predictions: Vec<Output>,
     /// The request's prediction id; instance `i` of a batch is stored as `{id}-{i}`.
     pub prediction_id: String,
     pub request_id: String,
@@ -110,7 +111,7 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    fn succeeded(mut self, predictions: Vec<RowPrediction>, trace_id: Option<&str>) -> Predicted {
+    fn succeeded(mut self, predictions: Vec<Output>, trace_id: Option<&str>) -> Predicted {
         self.armed = false;
         let (card, handles) = (&self.model.card, self.handles);
         handles.success.inc_by(self.rows);
@@ -121,13 +122,35 @@ impl Attempt<'_> {
         let forwarder = self.state.forwarder.get();
         let single = predictions.len() == 1;
         let mut numbered = String::new();
-        let mut confidence_sum = 0.0;
+        let (mut confidence_sum, mut value_sum) = (0.0, 0.0);
         for (i, p) in predictions.iter().enumerate() {
-            handles.confidence.observe(f64::from(p.confidence));
-            confidence_sum += f64::from(p.confidence);
-            if let Some(c) = handles.by_class.get(p.class_index) {
-                c.inc();
-            }
+            // What the record says of this instance: (label, confidence, is_defect, value).
+            let said = match p {
+                Output::Class(p) => {
+                    let confidence = f64::from(p.confidence);
+                    if let Some(h) = &handles.confidence {
+                        h.observe(confidence);
+                    }
+                    confidence_sum += confidence;
+                    if let Some(c) = handles.by_class.get(p.class_index) {
+                        c.inc();
+                    }
+                    (
+                        card.labels.get(p.class_index).map(String::as_str),
+                        Some(confidence),
+                        card.is_defect(p.class_index),
+                        None,
+                    )
+                }
+                Output::Value(v) => {
+                    let value = f64::from(*v);
+                    if let Some(h) = &handles.value {
+                        h.observe(value);
+                    }
+                    value_sum += value;
+                    (None, None, false, Some(value))
+                }
+            };
             let Some(forwarder) = forwarder else { continue };
             // One record per instance; a batch's instances share the request's id.
             let id = if single {
@@ -144,18 +167,20 @@ impl Attempt<'_> {
                 model: &card.name,
                 model_version: &card.version,
                 timestamp: &created_at,
-                label: card.labels.get(p.class_index).map(String::as_str),
-                confidence: Some(f64::from(p.confidence)),
-                is_defect: card.is_defect(p.class_index),
+                label: said.0,
+                confidence: said.1,
+                is_defect: said.2,
                 latency_ms,
                 request_id: &request_id,
                 trace_id,
                 status: Status::Success,
                 error_type: None,
                 features: None,
+                value: said.3,
             });
         }
         handles.tally.confidence_sum.inc_by(confidence_sum);
+        handles.tally.value_sum.inc_by(value_sum);
         Predicted {
             predictions,
             prediction_id,
@@ -192,6 +217,7 @@ impl Attempt<'_> {
                 status: Status::Error,
                 error_type: Some(error_type.as_str()),
                 features: None,
+                value: None,
             });
         }
     }

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::oneshot;
-use vigil_model::{Batch, LoadedModel, ModelError, RowPrediction};
+use vigil_model::{Batch, LoadedModel, ModelError, Output};
 
 use crate::error::ApiError;
 
 /// What a scheduled prediction produced and how long each phase took.
 #[derive(Debug)]
 pub struct Scheduled {
-    pub predictions: Vec<RowPrediction>,
+    pub predictions: Vec<Output>,
     /// From enqueueing to a worker picking the job up.
     pub queue: Duration,
     /// Model compute time of the (possibly merged) batch the job ran in.
@@ -291,10 +291,9 @@ fn run_jobs(mut jobs: Vec<PredictJob>) {
     match result {
         Ok(mut predictions) => {
             // Drift bookkeeping takes a short lock: keep it off the async threads too.
-            let classes: Vec<usize> = predictions.iter().map(|p| p.class_index).collect();
             model
                 .drift
-                .observe(&values, model.runtime.features(), &classes);
+                .observe(&values, model.runtime.features(), &predictions);
             // Hand each job its rows, last job first so `split_off` stays cheap.
             for job in jobs.into_iter().rev() {
                 let mine = predictions.split_off(predictions.len() - job.rows);
@@ -315,10 +314,9 @@ fn run_jobs(mut jobs: Vec<PredictJob>) {
                 let result = predict(&model, &values, job.rows);
                 let compute = started.elapsed();
                 if let Ok(predictions) = &result {
-                    let classes: Vec<usize> = predictions.iter().map(|p| p.class_index).collect();
                     model
                         .drift
-                        .observe(&values, model.runtime.features(), &classes);
+                        .observe(&values, model.runtime.features(), predictions);
                 }
                 let queue = picked.saturating_duration_since(job.enqueued);
                 let _ = job.reply.send(result.map(|predictions| Scheduled {
@@ -337,12 +335,8 @@ fn run_jobs(mut jobs: Vec<PredictJob>) {
 }
 
 /// Runs the model; a panic inside the runtime is a model fault, not a dead thread.
-fn predict(
-    model: &LoadedModel,
-    values: &[f32],
-    rows: usize,
-) -> Result<Vec<RowPrediction>, ModelError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| model.runtime.predict(values, rows)))
+fn predict(model: &LoadedModel, values: &[f32], rows: usize) -> Result<Vec<Output>, ModelError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| model.runtime.infer(values, rows)))
         .unwrap_or_else(|_| Err(ModelError::Inference("the runtime panicked".into())))
 }
 
@@ -383,6 +377,9 @@ mod tests {
             assert_eq!(done.predictions.len(), rows.len());
             for (row, p) in rows.iter().zip(&done.predictions) {
                 let expected = if row == &ROW { 0 } else { 1 };
+                let Output::Class(p) = p else {
+                    panic!("a classifier answered {p:?}")
+                };
                 assert_eq!(p.class_index, expected);
             }
         }

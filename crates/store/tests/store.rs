@@ -23,6 +23,18 @@ fn record(i: usize, model: &str) -> Record {
         status: Status::Success,
         error_type: None,
         features: Some("[70,250,2.5,45,1500,12]".into()),
+        value: None,
+    }
+}
+
+/// A regressor's record: a value, no label or confidence.
+fn valued(i: usize, value: f64) -> Record {
+    Record {
+        label: None,
+        confidence: None,
+        is_defect: false,
+        value: Some(value),
+        ..record(i, "house-price")
     }
 }
 
@@ -100,14 +112,44 @@ async fn contract(store: &Store) {
         10
     );
 
+    // A regressor's values, stored in shuffled order, read back and summarised.
+    let values: Vec<Record> = (1..=200)
+        .map(|i| valued(i, ((i * 37) % 200 + 1) as f64))
+        .collect();
+    store.insert(&values, 5).await.unwrap();
+    let mut broken = valued(0, 0.0);
+    (broken.status, broken.error_type, broken.value) =
+        (Status::Error, Some("timeout".into()), None);
+    store.insert(&[broken], 6).await.unwrap();
+    let house = Filter {
+        model: Some("house-price".into()),
+        ..Filter::default()
+    };
+    let page = store.predictions(&house, None, 1000).await.unwrap();
+    assert_eq!(page.len(), 201);
+    let stored: Vec<(String, Option<f64>)> = page
+        .iter()
+        .map(|r| (r.prediction_id.clone(), r.value))
+        .collect();
+    assert!(stored.contains(&("house-price-000037".into(), Some(170.0))));
+    assert!(stored.contains(&("house-price-000000".into(), None)));
+
     // Stats.
     let stats = store.stats(0, i64::MAX).await.unwrap();
+    let house = stats.iter().find(|s| s.model == "house-price").unwrap();
+    assert_eq!((house.count, house.errors), (201, 1));
+    let v = house.value.as_ref().expect("a regressor's values");
+    assert_eq!(
+        (v.mean, v.min, v.p50, v.p90, v.p99, v.max),
+        (100.5, 1.0, 100.0, 180.0, 198.0, 200.0)
+    );
     let dd = stats.iter().find(|s| s.model == "defect-detector").unwrap();
     assert_eq!(dd.count, 1510);
     assert_eq!(dd.defects, 378);
     assert!((dd.defect_rate - 378.0 / 1510.0).abs() < 1e-9);
     assert_eq!(dd.labels["defect"], 378);
     assert_eq!(dd.labels["ok"], 1132);
+    assert_eq!(dd.value, None);
     let digits = stats.iter().find(|s| s.model == "digits").unwrap();
     assert_eq!(
         (digits.count, digits.errors, digits.mean_confidence),
@@ -197,7 +239,7 @@ async fn sqlite_meets_the_contract() {
     // Reopening applies no migration twice and keeps the data.
     store.close().await;
     let again = Store::open(None, &dir.0).await.unwrap();
-    assert_eq!(again.stats(0, i64::MAX).await.unwrap().len(), 2);
+    assert_eq!(again.stats(0, i64::MAX).await.unwrap().len(), 3);
 }
 
 #[tokio::test]

@@ -73,7 +73,8 @@ pub struct InitArgs {
     /// Training data: a CSV with a header of feature names (the model's input order).
     #[arg(long)]
     pub data: PathBuf,
-    /// The CSV column holding the true labels (left out of the features).
+    /// The CSV column holding the true labels, or a regressor's true values (left out
+    /// of the features).
     #[arg(long)]
     pub label_column: Option<String>,
     /// The model's name (default: the ONNX file's name).

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use vigil_authoring::{InitOptions, check, init};
+use vigil_model::Task;
 
 use crate::EXIT_CONFIG;
 use crate::cli::{ModelsAction, ModelsArgs};
@@ -33,20 +34,18 @@ pub fn run(args: &ModelsArgs) -> ExitCode {
                 Ok(r) => {
                     let c = &r.card;
                     println!("wrote {}: model.onnx and model.toml", r.out.display());
+                    let kind = match c.task {
+                        Task::Classification => format!("labels {}", c.labels.join(", ")),
+                        Task::Regression => "a regressor".to_owned(),
+                    };
                     println!(
-                        "  {} version {}: {} features, labels {}",
+                        "  {} version {}: {} features, {kind}",
                         c.name,
                         c.version,
                         c.features.len(),
-                        c.labels.join(", ")
                     );
                     if let Some(b) = &c.baseline {
-                        println!(
-                            "  baseline accuracy {} on {} rows of {}",
-                            b.accuracy.unwrap_or_default(),
-                            b.rows,
-                            b.data
-                        );
+                        println!("  baseline {b} on {} rows of {}", b.rows, b.data);
                     }
                     println!("  the probe batch answered {} rows", r.probe_rows);
                     let parent = r

@@ -1,13 +1,15 @@
 //! `vigil models init` and `vigil models check` through the binary, on the model zoo
 //! (scripts/zoo: scikit-learn pipelines exported with skl2onnx's defaults): every
-//! classifier becomes a directory that checks clean and that a running vigil serves
-//! with onnxruntime's answers; bad data and bad models are refused with a clear
-//! message, exit status 64 and nothing written.
+//! classifier and regressor becomes a directory that checks clean and that a running
+//! `vigil up` serves with onnxruntime's answers, measures and stores; bad data and
+//! bad models are refused with a clear message, exit status 64 and nothing written.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
+use vigil_test_support::http::{get_json, get_text, wait_for_metric_at};
+use vigil_test_support::prometheus::sample;
 use vigil_test_support::{TempDir, Vigil, vigil_binary, zoo};
 
 fn vigil(args: &[&str]) -> Output {
@@ -18,8 +20,8 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The zoo's classifiers: (name, its directory, expected.json).
-fn classifiers(zoo: &Path) -> Vec<(String, PathBuf, Value)> {
+/// The zoo's models: (name, its directory, expected.json).
+fn zoo_models(zoo: &Path) -> Vec<(String, PathBuf, Value)> {
     let mut out: Vec<_> = std::fs::read_dir(zoo)
         .unwrap()
         .flatten()
@@ -27,26 +29,33 @@ fn classifiers(zoo: &Path) -> Vec<(String, PathBuf, Value)> {
             let expected: Value =
                 serde_json::from_slice(&std::fs::read(e.path().join("expected.json")).ok()?)
                     .ok()?;
-            (expected["task"] == "classification").then(|| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    e.path(),
-                    expected,
-                )
-            })
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                e.path(),
+                expected,
+            ))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
+fn is_regressor(expected: &Value) -> bool {
+    expected["task"] == "regression"
+}
+
 #[tokio::test]
-async fn every_zoo_classifier_is_initialised_checked_and_served_as_onnxruntime_answers() {
+async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answers() {
     let zoo = zoo();
     let models = TempDir::new("models-init");
-    let cases = classifiers(&zoo);
-    assert!(cases.len() >= 10, "{} classifiers", cases.len());
-    for (name, dir, _) in &cases {
+    let cases = zoo_models(&zoo);
+    let regressors = cases.iter().filter(|c| is_regressor(&c.2)).count();
+    assert!(
+        cases.len() - regressors >= 10 && regressors >= 3,
+        "{} models, {regressors} regressors",
+        cases.len()
+    );
+    for (name, dir, expected) in &cases {
         let out = models.path().join(name);
         let run = vigil(&[
             "models",
@@ -68,27 +77,45 @@ async fn every_zoo_classifier_is_initialised_checked_and_served_as_onnxruntime_a
             card.contains("[baseline]") && card.contains("[[drift.features]]"),
             "{card}"
         );
+        if is_regressor(expected) {
+            for key in [
+                "task = \"regression\"",
+                "prediction_edges = [",
+                "mae = ",
+                "rmse = ",
+            ] {
+                assert!(card.contains(key), "{name}: no {key} in\n{card}");
+            }
+        }
         let check = vigil(&["models", "check", out.to_str().unwrap()]);
         let report = text(&check.stdout);
         assert!(check.status.success(), "{name}: {report}");
         assert!(report.contains("ok: start-up"), "{report}");
     }
 
-    let server = Vigil::start(&["--models-dir", models.path().to_str().unwrap()], &[]);
+    let server = Vigil::start_command(
+        "up",
+        &["--models-dir", models.path().to_str().unwrap()],
+        &[],
+    );
+    let inference = format!("http://{}", server.address_of("inference"));
+    let collector = format!("http://{}", server.address_of("collector"));
     let http = reqwest::Client::new();
     for (name, _, expected) in &cases {
+        let regressor = is_regressor(expected);
+        let answers = if regressor { "values" } else { "probabilities" };
         // Rows with a missing cell cannot be sent: JSON has no NaN, and vigil refuses
         // non-finite features.
         let (rows, want): (Vec<&Value>, Vec<&Value>) = expected["rows"]
             .as_array()
             .unwrap()
             .iter()
-            .zip(expected["probabilities"].as_array().unwrap())
+            .zip(expected[answers].as_array().unwrap())
             .filter(|(r, _)| r.as_array().unwrap().iter().all(Value::is_number))
             .unzip();
         assert!(rows.len() >= 10, "{name}: {} complete rows", rows.len());
         let answer = http
-            .post(server.url(&format!("/models/{name}/predict")))
+            .post(format!("{inference}/models/{name}/predict"))
             .json(&json!({ "instances": rows }))
             .send()
             .await
@@ -96,13 +123,19 @@ async fn every_zoo_classifier_is_initialised_checked_and_served_as_onnxruntime_a
         let status = answer.status();
         let body: Value = answer.json().await.unwrap();
         assert_eq!(status, 200, "{name}: {body}");
-        for (i, (got, want)) in body["predictions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(&want)
-            .enumerate()
-        {
+        let predictions = body["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), rows.len());
+        for (i, (got, want)) in predictions.iter().zip(&want).enumerate() {
+            if regressor {
+                // A regressor answers only its value.
+                assert_eq!(got.as_object().unwrap().len(), 1, "{name}: {got}");
+                let (a, b) = (got["value"].as_f64().unwrap(), want.as_f64().unwrap());
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{name} row {i}: {a} against {b}"
+                );
+                continue;
+            }
             let got = got["probabilities"].as_array().unwrap();
             for (a, b) in got.iter().zip(want.as_array().unwrap()) {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
@@ -112,7 +145,119 @@ async fn every_zoo_classifier_is_initialised_checked_and_served_as_onnxruntime_a
                 );
             }
         }
+        if regressor {
+            let values: Vec<f64> = predictions
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap())
+                .collect();
+            regressor_is_measured_and_stored(&inference, &collector, name, &values).await;
+        }
     }
+}
+
+/// A regressor's answers in `prediction_value`, and stored with their values: the
+/// collector's `/predictions` gives them back, `/stats` their mean and quantiles.
+async fn regressor_is_measured_and_stored(
+    inference: &str,
+    collector: &str,
+    name: &str,
+    values: &[f64],
+) {
+    let http = reqwest::Client::new();
+    let n = values.len() as f64;
+    let info = get_json(&http, format!("{inference}/models/{name}")).await;
+    assert_eq!(info["task"], "regression", "{info}");
+    assert_eq!(info["labels"], json!([]), "{info}");
+    let metrics = get_text(format!("{inference}/metrics")).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("prediction_value_count{{model=\"{name}\"}}")
+        ),
+        n
+    );
+    let sum = sample(
+        &metrics,
+        &format!("prediction_value_sum{{model=\"{name}\"}}"),
+    );
+    let mean = values.iter().sum::<f64>() / n;
+    assert!(
+        (sum / n - mean).abs() <= 1e-3 * mean.abs().max(1.0),
+        "{sum} / {n} against {mean}"
+    );
+    // Buckets from the card's value bins, not a default layout.
+    let buckets = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("prediction_value_bucket{") && l.contains(&format!("model=\"{name}\""))
+        })
+        .count();
+    assert!(buckets > 2, "{buckets} buckets");
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("prediction_value_bucket{{le=\"+Inf\",model=\"{name}\"}}")
+        ),
+        n
+    );
+    assert!(
+        metrics.contains(&format!("model_prediction_drift_psi{{model=\"{name}\"}}")),
+        "no prediction drift for {name}"
+    );
+    assert!(
+        !metrics.contains(&format!(
+            "prediction_confidence_count{{model=\"{name}\"}} {n}"
+        )),
+        "a regressor has no confidence"
+    );
+
+    wait_for_metric_at(
+        &format!("{collector}/metrics"),
+        &format!("logging_predictions_total{{model=\"{name}\"}}"),
+        n,
+    )
+    .await;
+    let page = get_json(
+        &http,
+        format!("{collector}/predictions?model={name}&limit=1000"),
+    )
+    .await;
+    let stored: Vec<f64> = page["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["label"].is_null() && r["confidence"].is_null(), "{r}");
+            r["value"].as_f64().unwrap()
+        })
+        .collect();
+    // The answer prints the f32 value shortest; the record keeps it exactly, as f64.
+    let mut sent: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+    let mut stored: Vec<f32> = stored.iter().map(|v| *v as f32).collect();
+    stored.sort_by(f32::total_cmp);
+    sent.sort_by(f32::total_cmp);
+    assert_eq!(
+        stored, sent,
+        "{name}: the stored values are the answered ones"
+    );
+    let stats = get_json(&http, format!("{collector}/stats?window=1h")).await;
+    let model = stats["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {stats}"));
+    let v = &model["value"];
+    let get = |key: &str| v[key].as_f64().map(|x| x as f32);
+    assert!(
+        (v["mean"].as_f64().unwrap() - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+        "{v}"
+    );
+    let rank = |q: f64| sent[((q * n).ceil() as usize).clamp(1, sent.len()) - 1];
+    assert_eq!(get("min"), Some(sent[0]), "{v}");
+    assert_eq!(get("p50"), Some(rank(0.5)), "{v}");
+    assert_eq!(get("p90"), Some(rank(0.9)), "{v}");
+    assert_eq!(get("max"), Some(sent[sent.len() - 1]), "{v}");
 }
 
 /// A CSV made from a zoo model's training data, changed by `edit`.
@@ -121,6 +266,63 @@ fn csv_from(zoo: &Path, model: &str, dir: &Path, edit: impl Fn(&str) -> String) 
     let path = dir.join(format!("{model}-{}.csv", vigil_test_support::unique()));
     std::fs::write(&path, edit(&text)).unwrap();
     path
+}
+
+/// Regression's own refusals: a task the model does not have, targets that are not
+/// numbers.
+#[test]
+fn init_refuses_a_task_the_model_does_not_have_and_targets_that_are_not_values() {
+    let zoo = zoo();
+    let tmp = TempDir::new("models-init-task");
+    let path = |p: PathBuf| p.to_str().unwrap().to_owned();
+    let forest = zoo.join("random_forest");
+    let linear = zoo.join("linear_regression");
+    let word_target = csv_from(&zoo, "linear_regression", tmp.path(), |t| {
+        let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+        let last = lines[3].rfind(',').unwrap();
+        lines[3].replace_range(last + 1.., "high");
+        lines.join("\n") + "\n"
+    });
+    let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
+        (
+            "a classifier as a regressor",
+            vec![
+                path(forest.join("model.onnx")),
+                path(forest.join("train.csv")),
+                "--task".into(),
+                "regression".into(),
+            ],
+            &["--task regression, but the model names classes"],
+        ),
+        (
+            "a regressor as a classifier",
+            vec![
+                path(linear.join("model.onnx")),
+                path(linear.join("train.csv")),
+                "--task".into(),
+                "classification".into(),
+            ],
+            &["does not name its classes", "--task regression"],
+        ),
+        (
+            "a word among a regressor's targets",
+            vec![path(linear.join("model.onnx")), path(word_target)],
+            &["data row 3", "\"high\"", "is not a number"],
+        ),
+    ];
+    for (what, args, needles) in cases {
+        let out = tmp.path().join("out").join("model");
+        let mut argv = vec!["models", "init", "--onnx", &args[0], "--data", &args[1]];
+        argv.extend(args[2..].iter().map(String::as_str));
+        argv.extend(["--label-column", "target", "--out", out.to_str().unwrap()]);
+        let run = vigil(&argv);
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(64), "{what}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{what}: {stderr:?} should say {n:?}");
+        }
+        assert!(!out.exists(), "{what}: {} was written", out.display());
+    }
 }
 
 #[test]

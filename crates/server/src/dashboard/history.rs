@@ -32,8 +32,10 @@ pub struct ModelPoint {
     pub queue_ms: Option<f64>,
     /// Mean model compute time per request, ms (`null` without requests).
     pub compute_ms: Option<f64>,
-    /// Mean confidence of the interval's predictions.
+    /// Mean confidence of the interval's predictions (a classifier's).
     pub confidence: Option<f64>,
+    /// Mean predicted value of the interval's predictions (a regressor's).
+    pub value: Option<f64>,
     /// Share of the interval's predictions in a defect class.
     pub defect_rate: Option<f64>,
     /// Predictions per class index in the interval.
@@ -41,7 +43,7 @@ pub struct ModelPoint {
     /// PSI per feature over the drift window at sample time (`null` until the window
     /// holds enough rows), in the order of the model's `drift_features`.
     pub drift: Vec<Option<f64>>,
-    /// PSI of the predicted class mix.
+    /// PSI of the predictions: the class mix, or a regressor's value bins.
     pub prediction_psi: Option<f64>,
 }
 

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
+use vigil_model::Task;
+
 use crate::catalog::{Catalog, Served};
 use crate::dashboard::history::{ModelPoint, Sample};
 
@@ -23,6 +25,7 @@ struct Raw {
     queue_s: f64,
     compute_s: f64,
     confidence_sum: f64,
+    value_sum: f64,
     classes: Vec<u64>,
 }
 
@@ -37,6 +40,7 @@ impl Raw {
             queue_s: h.tally.queue_seconds.get(),
             compute_s: h.tally.compute_seconds.get(),
             confidence_sum: h.tally.confidence_sum.get(),
+            value_sum: h.tally.value_sum.get(),
             classes: h.by_class.iter().map(|c| c.get()).collect(),
         }
     }
@@ -131,7 +135,13 @@ fn point(served: &Served, now: &Raw, before: Option<&Raw>, interval: f64) -> Mod
         errors_per_s: per_second(errors),
         queue_ms: mean(grew(now.queue_s, before.queue_s) * 1e3, requests),
         compute_ms: mean(grew(now.compute_s, before.compute_s) * 1e3, requests),
-        confidence: mean(grew(now.confidence_sum, before.confidence_sum), predictions),
+        confidence: (card.task == Task::Classification)
+            .then(|| mean(grew(now.confidence_sum, before.confidence_sum), predictions))
+            .flatten(),
+        // Not floored like the sums above: values may be negative.
+        value: (card.task == Task::Regression)
+            .then(|| mean(now.value_sum - before.value_sum, predictions))
+            .flatten(),
         defect_rate: (!card.defect_labels.is_empty())
             .then(|| mean(defects as f64, classified))
             .flatten(),

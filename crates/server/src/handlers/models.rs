@@ -39,7 +39,8 @@ pub struct DriftInfo {
     /// PSI per feature over the window; `null` while the window holds no data to
     /// compare.
     pub features: std::collections::BTreeMap<String, Option<f64>>,
-    /// PSI of the predicted class mix; `null` without data.
+    /// PSI of the predictions (class mix, or a regressor's value bins); `null`
+    /// without data.
     pub prediction: Option<f64>,
 }
 
@@ -50,6 +51,7 @@ pub struct ModelInfo {
     /// `loaded`.
     pub status: String,
     pub default: bool,
+    /// `classification` or `regression`.
     pub task: String,
     pub description: String,
     /// Input schema: feature names in order, with physical ranges.
@@ -74,7 +76,7 @@ fn info(default_name: &str, m: &LoadedModel) -> ModelInfo {
         version: m.card.version.clone(),
         status: "loaded".into(),
         default: m.card.name == default_name,
-        task: "classification".into(),
+        task: m.card.task.as_str().into(),
         description: m.card.description.clone(),
         features: m
             .card

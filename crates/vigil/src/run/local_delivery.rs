@@ -80,6 +80,7 @@ mod tests {
             status: Status::Success,
             error_type: None,
             features: None,
+            value: None,
         }
     }
 

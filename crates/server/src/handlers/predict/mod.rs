@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use vigil_model::Output;
 
 use crate::error::ApiError;
 use crate::extract::{JsonBytes, PathName};
@@ -17,15 +18,43 @@ use crate::state::AppState;
 
 pub use parse::PredictRequest;
 
-/// One instance's prediction.
+/// One instance's prediction: a classifier's class or a regressor's value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Prediction {
+#[serde(untagged)]
+pub enum Prediction {
+    Class(ClassPrediction),
+    Value(ValuePrediction),
+}
+
+/// A classification model's answer for one instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClassPrediction {
     pub label: String,
     pub class_index: usize,
     /// Probability of the predicted class.
     pub confidence: f32,
     /// One probability per label, in the model's label order.
     pub probabilities: Vec<f32>,
+}
+
+/// A regression model's answer for one instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValuePrediction {
+    pub value: f32,
+}
+
+impl Prediction {
+    fn new(output: Output, labels: &[String]) -> Self {
+        match output {
+            Output::Class(p) => Self::Class(ClassPrediction {
+                label: labels.get(p.class_index).cloned().unwrap_or_default(),
+                class_index: p.class_index,
+                confidence: p.confidence,
+                probabilities: p.probabilities,
+            }),
+            Output::Value(value) => Self::Value(ValuePrediction { value }),
+        }
+    }
 }
 
 /// The answer to a prediction request.
@@ -95,12 +124,7 @@ async fn run(
         predictions: done
             .predictions
             .into_iter()
-            .map(|p| Prediction {
-                label: labels.get(p.class_index).cloned().unwrap_or_default(),
-                class_index: p.class_index,
-                confidence: p.confidence,
-                probabilities: p.probabilities,
-            })
+            .map(|p| Prediction::new(p, labels))
             .collect(),
         latency_ms: done.latency_ms,
         created_at: done.created_at,

@@ -1,0 +1,194 @@
+//! Prediction records: stored at most once per `prediction_id`, and read back newest
+//! first through filters and a cursor.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row};
+
+use crate::{INSERT_CHUNK, Record, Status, Store, StoreError};
+
+/// What an insert did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Inserted {
+    pub accepted: u64,
+    /// Records whose `prediction_id` was already stored (not stored again).
+    pub duplicates: u64,
+    /// Which of the given records were new (same order as the input).
+    #[serde(skip)]
+    pub new: Vec<bool>,
+}
+
+/// Filters of `GET /predictions`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub model: Option<String>,
+    pub label: Option<String>,
+    pub defect: Option<bool>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+/// Position after the last row of a page (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub ts_ms: i64,
+    pub prediction_id: String,
+}
+
+/// `received_ms` for an insert: `now_ms`, or one past the last stamp this process
+/// handed out, so no two inserts of this process share one and an insert can tell
+/// its own rows from duplicates stored earlier.
+fn unique_stamp(now_ms: i64) -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now_ms.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+impl Store {
+    /// Stores records, each at most once: a `prediction_id` already present is counted
+    /// as a duplicate and left as it was. All-or-nothing per call.
+    ///
+    /// Most batches hold only new records: then the insert's row count says so, and no
+    /// row comes back (`RETURNING` cost SQLite's thread a row object per record). Only
+    /// a chunk with duplicates asks which of its records this call stored: those
+    /// carrying this call's `received_ms`, which is unique per call in this process.
+    pub async fn insert(
+        &self,
+        records: &[Record],
+        received_ms: i64,
+    ) -> Result<Inserted, StoreError> {
+        if records.is_empty() {
+            return Ok(Inserted::default());
+        }
+        let stamp = unique_stamp(received_ms);
+        let new = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut new = Vec::with_capacity(records.len());
+            for chunk in records.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, confidence, \
+                     is_defect, latency_ms, request_id, trace_id, status, error_type, features, value, received_ms) ",
+                );
+                // Text is bound by reference: the records outlive the statement.
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.prediction_id.as_str())
+                        .push_bind(r.model.as_str())
+                        .push_bind(r.model_version.as_str())
+                        .push_bind(r.ts_ms)
+                        .push_bind(r.label.as_deref())
+                        .push_bind(r.confidence)
+                        .push_bind(i32::from(r.is_defect))
+                        .push_bind(r.latency_ms)
+                        .push_bind(r.request_id.as_str())
+                        .push_bind(r.trace_id.as_deref())
+                        .push_bind(r.status.as_str())
+                        .push_bind(r.error_type.as_deref())
+                        .push_bind(r.features.as_deref())
+                        .push_bind(r.value)
+                        .push_bind(stamp);
+                });
+                q.push(" ON CONFLICT (prediction_id) DO NOTHING");
+                let stored = q.build().execute(&mut *tx).await?.rows_affected();
+                if stored == chunk.len() as u64 {
+                    new.extend(std::iter::repeat_n(true, chunk.len()));
+                    continue;
+                }
+                let mut ours = QueryBuilder::new("SELECT prediction_id FROM predictions WHERE received_ms = ");
+                ours.push_bind(stamp).push(" AND prediction_id IN (");
+                let mut ids = ours.separated(", ");
+                for r in chunk {
+                    ids.push_bind(r.prediction_id.as_str());
+                }
+                ours.push(")");
+                let ours: std::collections::HashSet<String> = ours
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
+                new.extend(chunk.iter().map(|r| ours.contains(&r.prediction_id)));
+            }
+            tx.commit().await?;
+            new
+        });
+        let accepted = new.iter().filter(|n| **n).count() as u64;
+        Ok(Inserted {
+            accepted,
+            duplicates: records.len() as u64 - accepted,
+            new,
+        })
+    }
+
+    /// Records matching `filter`, newest first, after `cursor`, at most `limit`.
+    pub async fn predictions(
+        &self,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            let mut q = QueryBuilder::new(
+                "SELECT prediction_id, model, model_version, ts_ms, label, confidence, is_defect, latency_ms, \
+                 request_id, trace_id, status, error_type, features, value FROM predictions WHERE 1=1",
+            );
+            if let Some(m) = &filter.model {
+                q.push(" AND model = ").push_bind(m.clone());
+            }
+            if let Some(l) = &filter.label {
+                q.push(" AND label = ").push_bind(l.clone());
+            }
+            if let Some(d) = filter.defect {
+                q.push(" AND is_defect = ").push_bind(i32::from(d));
+            }
+            if let Some(s) = filter.since_ms {
+                q.push(" AND ts_ms >= ").push_bind(s);
+            }
+            if let Some(u) = filter.until_ms {
+                q.push(" AND ts_ms < ").push_bind(u);
+            }
+            if let Some(c) = cursor {
+                q.push(" AND (ts_ms < ").push_bind(c.ts_ms);
+                q.push(" OR (ts_ms = ").push_bind(c.ts_ms);
+                q.push(" AND prediction_id < ").push_bind(c.prediction_id.clone());
+                q.push("))");
+            }
+            q.push(" ORDER BY ts_ms DESC, prediction_id DESC LIMIT ").push_bind(i64::from(limit));
+            q.build()
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let status: String = row.try_get("status")?;
+                    Ok(Record {
+                        prediction_id: row.try_get("prediction_id")?,
+                        model: row.try_get("model")?,
+                        model_version: row.try_get("model_version")?,
+                        ts_ms: row.try_get("ts_ms")?,
+                        label: row.try_get("label")?,
+                        confidence: row.try_get("confidence")?,
+                        is_defect: row.try_get::<i32, _>("is_defect")? != 0,
+                        latency_ms: row.try_get("latency_ms")?,
+                        request_id: row.try_get("request_id")?,
+                        trace_id: row.try_get("trace_id")?,
+                        status: Status::parse(&status).unwrap_or(Status::Error),
+                        error_type: row.try_get("error_type")?,
+                        features: row.try_get("features")?,
+                        value: row.try_get("value")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,202 @@
+//! Per-model figures over a time window, for `GET /stats`: counts, defects, the mean
+//! confidence and label mix of classifiers, and the distribution of a regressor's
+//! predicted values.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// Per-model figures over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelStats {
+    pub model: String,
+    pub count: u64,
+    pub errors: u64,
+    pub defects: u64,
+    pub defect_rate: f64,
+    pub mean_confidence: Option<f64>,
+    /// Successful predictions per label.
+    pub labels: BTreeMap<String, u64>,
+    /// A regressor's predicted values; absent for a classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<ValueStats>,
+}
+
+/// The predicted values of a window's successful predictions. Quantiles are exact, by
+/// nearest rank: `p50` is the smallest value at least half of them are not above.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValueStats {
+    pub mean: f64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Which of `ValueStats`' fields the value at rank `rn` (1-based) of `n` sorted values
+/// fills; one rank may fill several when `n` is small. The nearest rank of quantile q
+/// is ceil(q·n), written in integers so that the query's `WHERE`, which must select
+/// the same ranks, computes it alike on SQLite and PostgreSQL.
+fn fill(stats: &mut ValueStats, rn: i64, n: i64, value: f64) {
+    if rn == 1 {
+        stats.min = value;
+    }
+    if rn == (n + 1) / 2 {
+        stats.p50 = value;
+    }
+    if rn == (9 * n + 9) / 10 {
+        stats.p90 = value;
+    }
+    if rn == (99 * n + 99) / 100 {
+        stats.p99 = value;
+    }
+    if rn == n {
+        stats.max = value;
+    }
+}
+
+type Totals = (String, i64, i64, i64, Option<f64>, Option<f64>);
+
+impl Store {
+    /// Per-model count, errors, defects, mean confidence and label mix over
+    /// `[since_ms, until_ms)`, and for models whose records carry values, their mean
+    /// and quantiles.
+    pub async fn stats(&self, since_ms: i64, until_ms: i64) -> Result<Vec<ModelStats>, StoreError> {
+        let (totals, labels, ranked) = with_pool!(self, pool => {
+            let totals = sqlx::query(
+                "SELECT model, COUNT(*) AS n, \
+                 SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, \
+                 SUM(is_defect) AS defects, \
+                 AVG(CASE WHEN status = 'success' THEN confidence END) AS mean_confidence, \
+                 AVG(CASE WHEN status = 'success' THEN value END) AS mean_value \
+                 FROM predictions WHERE ts_ms >= $1 AND ts_ms < $2 GROUP BY model ORDER BY model",
+            )
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("model")?,
+                    row.try_get::<i64, _>("n")?,
+                    row.try_get::<Option<i64>, _>("errors")?.unwrap_or(0),
+                    row.try_get::<Option<i64>, _>("defects")?.unwrap_or(0),
+                    row.try_get::<Option<f64>, _>("mean_confidence")?,
+                    row.try_get::<Option<f64>, _>("mean_value")?,
+                ))
+            })
+            .collect::<Result<Vec<Totals>, sqlx::Error>>()?;
+            let labels = sqlx::query(
+                "SELECT model, label, COUNT(*) AS n FROM predictions \
+                 WHERE ts_ms >= $1 AND ts_ms < $2 AND status = 'success' AND label IS NOT NULL \
+                 GROUP BY model, label",
+            )
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.try_get::<String, _>("model")?, row.try_get::<String, _>("label")?, row.try_get::<i64, _>("n")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            // One sort per model in the database; only the five ranked rows come back.
+            // The ranks are `fill`'s.
+            let ranked = sqlx::query(
+                "SELECT model, rn, n, value FROM (\
+                   SELECT model, value, \
+                   ROW_NUMBER() OVER (PARTITION BY model ORDER BY value) AS rn, \
+                   COUNT(*) OVER (PARTITION BY model) AS n \
+                   FROM predictions WHERE ts_ms >= $1 AND ts_ms < $2 \
+                   AND status = 'success' AND value IS NOT NULL\
+                 ) ranked WHERE rn = 1 OR rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
+                 OR rn = (99 * n + 99) / 100 OR rn = n",
+            )
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("model")?,
+                    row.try_get::<i64, _>("rn")?,
+                    row.try_get::<i64, _>("n")?,
+                    row.try_get::<f64, _>("value")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            (totals, labels, ranked)
+        });
+        Ok(totals
+            .into_iter()
+            .map(|(model, n, errors, defects, mean_confidence, mean_value)| {
+                let labels = labels
+                    .iter()
+                    .filter(|(m, ..)| *m == model)
+                    .map(|(_, label, n)| (label.clone(), *n as u64))
+                    .collect();
+                let value = mean_value.map(|mean| {
+                    let mut stats = ValueStats {
+                        mean,
+                        min: f64::NAN,
+                        p50: f64::NAN,
+                        p90: f64::NAN,
+                        p99: f64::NAN,
+                        max: f64::NAN,
+                    };
+                    for (_, rn, n, v) in ranked.iter().filter(|(m, ..)| *m == model) {
+                        fill(&mut stats, *rn, *n, *v);
+                    }
+                    stats
+                });
+                ModelStats {
+                    count: n as u64,
+                    errors: errors as u64,
+                    defects: defects as u64,
+                    defect_rate: if n > 0 {
+                        defects as f64 / n as f64
+                    } else {
+                        0.0
+                    },
+                    mean_confidence,
+                    labels,
+                    value,
+                    model,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ranks the SQL selects are the nearest ranks of 0, 0.5, 0.9, 0.99 and 1.
+    #[test]
+    fn ranks_are_nearest_ranks() {
+        for n in 1..=300i64 {
+            let mut stats = ValueStats {
+                mean: 0.0,
+                min: f64::NAN,
+                p50: f64::NAN,
+                p90: f64::NAN,
+                p99: f64::NAN,
+                max: f64::NAN,
+            };
+            for rn in 1..=n {
+                fill(&mut stats, rn, n, rn as f64);
+            }
+            let nearest = |q: f64| (q * n as f64 - 1e-9).ceil().max(1.0);
+            assert_eq!(stats.min, 1.0);
+            assert_eq!(stats.p50, nearest(0.5), "n={n}");
+            assert_eq!(stats.p90, nearest(0.9), "n={n}");
+            assert_eq!(stats.p99, nearest(0.99), "n={n}");
+            assert_eq!(stats.max, n as f64);
+        }
+    }
+}

@@ -47,6 +47,8 @@ const HISTOGRAMS: &[(&str, &[&str])] = &[
     ("http_response_size_bytes", SIZE_BUCKETS),
     ("prediction_latency_seconds", LATENCY_BUCKETS),
     ("prediction_queue_seconds", LATENCY_BUCKETS),
+    // Buckets from each model card's value bins: no fixed bounds to check.
+    ("prediction_value", &[]),
     (
         "prediction_batch_size",
         &[

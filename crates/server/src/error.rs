@@ -92,6 +92,12 @@ impl ApiError {
         })
     }
 
+    /// The message a client sees: the cause for its own mistakes, a fixed text for
+    /// faults (their chain goes to the log only).
+    pub fn message(&self) -> String {
+        self.message_and_details().0
+    }
+
     fn message_and_details(&self) -> (String, serde_json::Value) {
         match self {
             Self::InvalidInput(e) => (

@@ -38,7 +38,7 @@ impl FromRequest<AppState> for JsonBytes {
 }
 
 /// Logs a request body with secrets redacted (only when `log_payloads` is on).
-fn log_payload(bytes: &[u8]) {
+pub(crate) fn log_payload(bytes: &[u8]) {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(mut v) => {
             vigil_telemetry::redact::redact_json(&mut v);

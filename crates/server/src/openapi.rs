@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict};
+use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict, v2};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,10 +33,19 @@ use crate::handlers::{admin, analytics, dashboard, events, health, meta, models,
         dashboard::sign_in,
         dashboard::sign_out,
         dashboard::overview,
+        v2::metadata::server,
+        v2::metadata::live,
+        v2::metadata::ready,
+        v2::metadata::model,
+        v2::metadata::model_version,
+        v2::metadata::ready_model,
+        v2::metadata::ready_model_version,
+        v2::infer::infer,
+        v2::infer::infer_version,
     ),
     components(schemas(vigil_telemetry::ErrorBody, vigil_telemetry::error::ErrorDetail)),
     modifiers(&KeySchemes),
-    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"), (name = "admin"), (name = "dashboard"))
+    tags((name = "inference"), (name = "models"), (name = "health"), (name = "observability"), (name = "admin"), (name = "dashboard"), (name = "open inference protocol"))
 )]
 pub struct ApiDoc;
 

@@ -9,7 +9,7 @@ use axum::routing::{any, get, post};
 use vigil_auth::Role;
 use vigil_telemetry::{TelemetryConfig, TelemetryLayer};
 
-use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict};
+use crate::handlers::{admin, analytics, dashboard, events, health, meta, models, predict, v2};
 use crate::state::AppState;
 
 /// Telemetry settings of the inference service.
@@ -75,6 +75,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/predict", post(predict::predict))
         .route("/models/{name}/predict", post(predict::predict_model))
+        .route("/v2/models/{name}/infer", post(v2::infer::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer::infer_version),
+        )
         .route_layer(auth.require(Role::Predict))
         .nest("/admin", admin)
         // `/admin/` (trailing slash) is no route of the nested router: refused too.
@@ -97,6 +102,20 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/v2", get(v2::metadata::server))
+        .route("/v2/", get(v2::metadata::server))
+        .route("/v2/health/live", get(v2::metadata::live))
+        .route("/v2/health/ready", get(v2::metadata::ready))
+        .route("/v2/models/{name}", get(v2::metadata::model))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::metadata::model_version),
+        )
+        .route("/v2/models/{name}/ready", get(v2::metadata::ready_model))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::metadata::ready_model_version),
+        )
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
         .fallback(meta::not_found)

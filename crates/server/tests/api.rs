@@ -12,6 +12,7 @@ use vigil_model::ModelRegistry;
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
 use vigil_test_support::oneshot::{assert_error, get, post, send, with_method};
+use vigil_test_support::prometheus::series;
 use vigil_test_support::sample;
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
@@ -31,14 +32,6 @@ fn router() -> (Router, AppState) {
 
 async fn metrics_text(app: &Router) -> String {
     send(app, get("/metrics")).await.text
-}
-
-/// Series (sample lines) of the exposition, minus the ones that move on their own.
-fn series(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
-        .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -609,6 +602,15 @@ async fn models_health_and_openapi() {
         "/dashboard/assets/{file}",
         "/dashboard/session",
         "/dashboard/api/overview",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{name}",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/versions/{version}/ready",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
     ]
     .into_iter()
     .map(String::from)

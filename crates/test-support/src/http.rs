@@ -11,6 +11,23 @@ pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> V
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// The JSON answer to POSTing `body` as JSON.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: &Value,
+) -> Value {
+    client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The body of a GET, as text.
 pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()

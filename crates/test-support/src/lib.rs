@@ -1,18 +1,20 @@
 //! What vigil's tests share: the real binary as a child process ([`process`]), free
 //! ports and temporary directories, Prometheus text parsing ([`prometheus`]) and HTTP
-//! helpers ([`http`], and in process with [`oneshot`]), the model zoo ([`zoo`]). A
-//! dev-dependency only.
+//! helpers ([`http`], and in process with [`oneshot`]), the model zoo ([`zoo`]) and
+//! Python venvs for test tooling ([`python`]). A dev-dependency only.
 
 pub mod http;
 pub mod multipart;
 pub mod oneshot;
 pub mod process;
 pub mod prometheus;
+pub mod python;
 pub mod zoo;
 
-pub use http::{get_json, get_text, wait_for_metric_at};
+pub use http::{get_json, get_text, post_json, wait_for_metric_at};
 pub use process::{Vigil, vigil_binary};
 pub use prometheus::{histogram_invariants, sample, try_sample};
+pub use python::tritonclient_python;
 pub use zoo::{zoo, zoo_python_bin};
 
 use std::path::{Path, PathBuf};

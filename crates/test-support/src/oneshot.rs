@@ -14,6 +14,8 @@ pub struct Reply {
     pub headers: http::HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body's bytes (a binary answer's too).
+    pub raw: Vec<u8>,
 }
 
 pub async fn send(app: &Router, req: Request<Body>) -> Reply {
@@ -28,6 +30,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
         headers,
         body,
         text,
+        raw: bytes.to_vec(),
     }
 }
 

@@ -21,6 +21,15 @@ pub fn try_sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
+/// Every series of an exposition (name and labels), minus the `process_*` ones that
+/// move on their own: what a test compares to prove that bad input added none.
+pub fn series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
+        .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_owned())
+        .collect()
+}
+
 /// Checks every histogram in a scrape: cumulative buckets never decrease, and the
 /// `+Inf` bucket equals `_count`.
 pub fn histogram_invariants(text: &str) {

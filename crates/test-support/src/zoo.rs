@@ -3,15 +3,10 @@
 //! makes it once in `target/zoo`, with its venv (pinned scikit-learn, skl2onnx,
 //! onnxruntime) in `target/zoo-venv`; parallel tests wait for each other on a lock.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root")
-}
+use crate::python::root;
 
 /// The zoo's directory, made first if needed: one folder per model (`model.onnx`,
 /// `train.csv`, `expected.json`) and `bad/` (models `vigil models init` refuses).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use vigil_test_support::http::{get_json, get_text, wait_for_metric_at};
+use vigil_test_support::http::{get_json, get_text, post_json, wait_for_metric_at};
 use vigil_test_support::prometheus::sample;
 use vigil_test_support::{TempDir, Vigil, vigil_binary, zoo};
 
@@ -151,6 +151,19 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
                 .map(|p| p["value"].as_f64().unwrap())
                 .collect();
             regressor_is_measured_and_stored(&inference, &collector, name, &values).await;
+            // The Open Inference Protocol answers the same values, as `value` (asked after
+            // the counts above were checked: it predicts again).
+            let width = rows[0].as_array().unwrap().len();
+            let v2 = post_json(
+                &http,
+                format!("{inference}/v2/models/{name}/infer"),
+                &json!({"inputs": [{"name": "input", "shape": [rows.len(), width],
+                    "datatype": "FP32", "data": rows}]}),
+            )
+            .await;
+            assert_eq!(v2["outputs"][0]["name"], "value", "{v2}");
+            assert_eq!(v2["outputs"][0]["shape"], json!([rows.len()]), "{v2}");
+            assert_eq!(v2["outputs"][0]["data"], json!(values), "{name}: {v2}");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use utoipa::OpenApi;
@@ -24,12 +24,22 @@ pub async fn openapi() -> Response {
     axum::Json(crate::openapi::ApiDoc::openapi()).into_response()
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound
+/// 404 for an unknown route; under `/v2` in the protocol's error shape.
+pub async fn not_found(uri: OriginalUri) -> Response {
+    answer(&uri, ApiError::NotFound)
 }
 
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// 405 for a known route and another method; under `/v2` in the protocol's shape.
+pub async fn method_not_allowed(uri: OriginalUri) -> Response {
+    answer(&uri, ApiError::MethodNotAllowed)
+}
+
+fn answer(uri: &OriginalUri, error: ApiError) -> Response {
+    if crate::handlers::v2::is_v2(uri.path()) {
+        crate::handlers::v2::V2Error(error).into_response()
+    } else {
+        error.into_response()
+    }
 }
 
 pub fn rfc3339(t: SystemTime) -> String {

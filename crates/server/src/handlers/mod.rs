@@ -8,3 +8,4 @@ pub mod health;
 pub mod meta;
 pub mod models;
 pub mod predict;
+pub mod v2;

@@ -1,6 +1,9 @@
 //! Data drift: the Population Stability Index of each feature, and of the predictions
 //! (a classifier's class mix, a regressor's values in the card's bins), over a sliding
-//! window of recent instances against the training reference in the model card. PSI < 0.1 is usually read as stable, 0.1–0.25 as a
+//! window of recent instances against the training reference in the model card. Also
+//! kept per row, under the same lock: each feature bin's count since load (the
+//! counters Prometheus sums across replicas into fleet-wide drift) and a classifier's
+//! confidence over the window (the accuracy it expects of itself). PSI < 0.1 is usually read as stable, 0.1–0.25 as a
 //! moderate shift and > 0.25 as a significant one.
 
 use std::sync::Mutex;
@@ -40,6 +43,8 @@ struct FeatureBins {
     edges: Vec<f64>,
     expected: Vec<f64>,
     counts: Vec<u32>,
+    /// Rows per bin since load.
+    totals: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -50,6 +55,10 @@ struct Window {
     /// Ring of the last `capacity` rows: each row's bin per tracked feature, then its
     /// prediction's.
     ring: Vec<u16>,
+    /// A classifier's top-class confidence of each row in the ring (empty for a
+    /// regressor), and their sum.
+    confidence: Vec<f32>,
+    confidence_sum: f64,
     stride: usize,
     next: usize,
     len: usize,
@@ -65,6 +74,8 @@ pub struct DriftMonitor {
     prediction_edges: Vec<f64>,
     /// The features with a reference, in snapshot order (fixed at load: no lock).
     names: Vec<String>,
+    /// Their expected share per bin, in the same order.
+    expected: Vec<Vec<f64>>,
     window: Mutex<Window>,
 }
 
@@ -78,6 +89,12 @@ pub struct DriftSnapshot {
     /// PSI of the predictions (class mix or value bins), if the card has a reference
     /// for them.
     pub prediction: Option<f64>,
+    /// Rows per bin since load, per feature in the order of `features`.
+    pub bin_totals: Vec<Vec<u64>>,
+    /// A classifier's mean top-class confidence over the window: the accuracy a
+    /// calibrated model expects on these rows. NaN below [`MIN_ROWS`]; `None` for a
+    /// regressor.
+    pub estimated_accuracy: Option<f64>,
 }
 
 impl DriftMonitor {
@@ -95,6 +112,7 @@ impl DriftMonitor {
                     edges: r.edges.clone(),
                     expected: r.expected.clone(),
                     counts: vec![0; r.expected.len()],
+                    totals: vec![0; r.expected.len()],
                 })
             })
             .collect();
@@ -107,9 +125,15 @@ impl DriftMonitor {
             prediction_expected: card.drift.prediction_expected.clone(),
             prediction_edges: card.drift.prediction_edges.clone(),
             names: features.iter().map(|f| f.name.clone()).collect(),
+            expected: features.iter().map(|f| f.expected.clone()).collect(),
             window: Mutex::new(Window {
                 prediction_counts: vec![0; prediction_bins.max(1)],
                 ring: vec![0; stride * capacity],
+                confidence: match card.task {
+                    Task::Classification => vec![0.0; capacity],
+                    Task::Regression => Vec::new(),
+                },
+                confidence_sum: 0.0,
                 stride,
                 features,
                 next: 0,
@@ -143,6 +167,9 @@ impl DriftMonitor {
                 }
                 let old_class = w.ring[slot + w.stride - 1] as usize;
                 w.prediction_counts[old_class] -= 1;
+                if let Some(old) = w.confidence.get(w.next).copied() {
+                    w.confidence_sum -= f64::from(old);
+                }
             } else {
                 w.len += 1;
             }
@@ -151,12 +178,18 @@ impl DriftMonitor {
                 let v = f64::from(row[bins.column]);
                 let bin = bins.edges.partition_point(|e| *e <= v);
                 bins.counts[bin] += 1;
+                bins.totals[bin] += 1;
                 w.ring[slot + f] = bin as u16;
             }
             let class = class.min(w.prediction_counts.len() - 1);
             w.prediction_counts[class] += 1;
             let last = slot + w.stride - 1;
             w.ring[last] = class as u16;
+            if let (Output::Class(p), Some(_)) = (output, w.confidence.get(w.next)) {
+                let next = w.next;
+                w.confidence[next] = p.confidence;
+                w.confidence_sum += f64::from(p.confidence);
+            }
             w.next = (w.next + 1) % w.capacity;
         }
     }
@@ -164,6 +197,11 @@ impl DriftMonitor {
     /// The features drift is measured on, in the order of [`DriftSnapshot::features`].
     pub fn feature_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Each of those features' expected share per bin (the card's reference).
+    pub fn references(&self) -> &[Vec<f64>] {
+        &self.expected
     }
 
     pub fn snapshot(&self) -> DriftSnapshot {
@@ -185,6 +223,15 @@ impl DriftMonitor {
                 .collect(),
             prediction: (!self.prediction_expected.is_empty())
                 .then(|| value(&w.prediction_counts, &self.prediction_expected)),
+            bin_totals: w.features.iter().map(|f| f.totals.clone()).collect(),
+            estimated_accuracy: (!w.confidence.is_empty()).then(|| {
+                if w.len < MIN_ROWS {
+                    f64::NAN
+                } else {
+                    // Clamped: float error in the running sum must not leave [0, 1].
+                    (w.confidence_sum / w.len as f64).clamp(0.0, 1.0)
+                }
+            }),
         }
     }
 }
@@ -201,6 +248,53 @@ mod tests {
             confidence: 1.0,
             probabilities: vec![],
         })
+    }
+
+    #[test]
+    fn bin_totals_count_since_load_and_confidence_follows_the_window() {
+        let card = ModelCard::from_toml(MODELS[0].2).unwrap();
+        let monitor = DriftMonitor::new(&card, 100);
+        let row = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+        let sure = |confidence: f32| {
+            Output::Class(RowPrediction {
+                class_index: 0,
+                confidence,
+                probabilities: vec![],
+            })
+        };
+        for _ in 0..99 {
+            monitor.observe(&row, 6, &[sure(0.75)]);
+        }
+        let early = monitor.snapshot();
+        assert!(
+            early.estimated_accuracy.unwrap().is_nan(),
+            "99 rows are too few"
+        );
+        monitor.observe(&row, 6, &[sure(0.75)]);
+        assert_eq!(monitor.snapshot().estimated_accuracy, Some(0.75));
+        // A full window of less sure answers replaces the old ones entirely.
+        for _ in 0..100 {
+            monitor.observe(&row, 6, &[sure(0.5)]);
+        }
+        let later = monitor.snapshot();
+        assert!((later.estimated_accuracy.unwrap() - 0.5).abs() < 1e-9);
+        // The totals keep every row since load, in the bin each value fell in.
+        let temp = card
+            .drift
+            .features
+            .iter()
+            .position(|f| f.name == "temperature_c")
+            .unwrap();
+        let bin = card.drift.features[temp]
+            .edges
+            .partition_point(|e| *e <= 70.0);
+        let totals = &later.bin_totals[temp];
+        assert_eq!(totals.iter().sum::<u64>(), 200);
+        assert_eq!(totals[bin], 200);
+        assert_eq!(
+            monitor.references()[temp],
+            card.drift.features[temp].expected
+        );
     }
 
     #[test]
@@ -224,8 +318,12 @@ mod tests {
         for _ in 0..200 {
             monitor.observe(&[0.0], 1, &[Output::Value(20.0)]);
         }
-        let shifted = monitor.snapshot().prediction.unwrap();
-        assert!(shifted > 1.0, "{shifted}");
+        let shifted = monitor.snapshot();
+        assert!(shifted.prediction.unwrap() > 1.0, "{shifted:?}");
+        assert_eq!(
+            shifted.estimated_accuracy, None,
+            "a regressor has no confidence"
+        );
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! The inference service's model metrics (docs/reference.md §4). Every series a request can touch
 //! is created at start-up for the loaded models and the closed reason/error sets, and
 //! its handle kept, so the hot path does no label lookups and bad input can never add
-//! a series. Drift gauges are computed at scrape time from the drift monitors.
-//! `prediction_value` is the one family whose buckets differ per model (the card's
-//! value bins), so it is kept by model and encoded by a collector of its own.
+//! a series. The drift families are computed at scrape time from the drift monitors
+//! ([`drift`]); `prediction_value` is kept by model ([`values`]).
 
-use std::collections::{BTreeMap, HashMap};
+mod drift;
+mod values;
+
+use drift::DriftCollector;
+use values::ValueHistograms;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use vigil_model::{LoadedModel, Task};
@@ -44,7 +48,7 @@ struct ModelVersion {
     version: String,
 }
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModelOnly {
+pub(super) struct ModelOnly {
     model: String,
 }
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -63,7 +67,7 @@ struct ModelReason {
     reason: &'static str,
 }
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModelFeature {
+pub(super) struct ModelFeature {
     model: String,
     feature: String,
 }
@@ -342,100 +346,4 @@ where
     C: prometheus_client::metrics::family::MetricConstructor<M>,
 {
     family.get_or_create(labels).clone()
-}
-
-/// `prediction_value{model}`: each regressor's histogram, with its card's value bin
-/// edges as buckets (a family shares one bucket layout; these differ by model).
-#[derive(Debug, Clone, Default)]
-struct ValueHistograms {
-    /// Each model's histogram and the bucket edges it was made with.
-    by_model: Arc<RwLock<BTreeMap<String, Bucketed>>>,
-}
-
-type Bucketed = (Vec<f64>, Histogram);
-
-impl ValueHistograms {
-    /// `model`'s histogram: the existing one when its buckets are `edges` (a new
-    /// version with the same bins continues the series), else a new one.
-    fn get_or_create(&self, model: &str, edges: &[f64]) -> Histogram {
-        let mut map = self.by_model.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((kept, h)) = map.get(model)
-            && kept.as_slice() == edges
-        {
-            return h.clone();
-        }
-        let h = Histogram::new(edges.iter().copied());
-        map.insert(model.to_owned(), (edges.to_vec(), h.clone()));
-        h
-    }
-}
-
-impl Collector for ValueHistograms {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let map = self.by_model.read().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
-            return Ok(());
-        }
-        let mut family = encoder.encode_descriptor(
-            "prediction_value",
-            "Value predicted by a regression model, in the bins of its card's reference",
-            None,
-            prometheus_client::metrics::MetricType::Histogram,
-        )?;
-        for (model, (_, histogram)) in map.iter() {
-            let labels = ModelOnly {
-                model: model.clone(),
-            };
-            histogram.encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
-}
-
-/// Computes `model_feature_drift_psi` and `model_prediction_drift_psi` at scrape time.
-#[derive(Debug)]
-struct DriftCollector {
-    models: Models,
-}
-
-impl Collector for DriftCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let catalog = self.models.load();
-        let snapshots: Vec<_> = catalog
-            .iter()
-            .map(|m| (m.card.name.as_str(), m.drift.snapshot()))
-            .collect();
-        let template = ConstGauge::new(0.0f64);
-        {
-            let mut family = encoder.encode_descriptor(
-                "model_feature_drift_psi",
-                "Population Stability Index of each feature over the recent window vs training data",
-                None,
-                template.metric_type(),
-            )?;
-            for (model, snap) in &snapshots {
-                for (feature, psi) in &snap.features {
-                    let labels = ModelFeature {
-                        model: (*model).to_owned(),
-                        feature: feature.clone(),
-                    };
-                    ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "model_prediction_drift_psi",
-            "Population Stability Index of the predictions (class mix, or a regressor's value bins) over the recent window vs training data",
-            None,
-            template.metric_type(),
-        )?;
-        for (model, snap) in &snapshots {
-            if let Some(psi) = snap.prediction {
-                ConstGauge::new(psi).encode(family.encode_family(&ModelOnly {
-                    model: (*model).to_owned(),
-                })?)?;
-            }
-        }
-        Ok(())
-    }
 }

@@ -100,6 +100,13 @@ const SERIES: &[&str] = &[
     "model_loaded",
     "model_feature_drift_psi",
     "model_prediction_drift_psi",
+    "model_feature_bin_total",
+    "model_feature_reference_ratio",
+    "model_estimated_accuracy",
+    "model_feature:model_feature_psi:1h",
+    "model_feature:model_feature_bin_total:increase1h",
+    "model_feature_bin:model_feature_bin_share:ratio1h",
+    "model_class:predictions_by_class:ratio1h",
     "prediction_log_records_total",
     "prediction_log_spool_records",
     "logging_predictions_total",
@@ -125,6 +132,13 @@ const MODEL_LABELLED: &[&str] = &[
     "model_load_time_seconds",
     "model_feature_drift_psi",
     "model_prediction_drift_psi",
+    "model_feature_bin_total",
+    "model_feature_reference_ratio",
+    "model_estimated_accuracy",
+    "model_feature:model_feature_psi:1h",
+    "model_feature:model_feature_bin_total:increase1h",
+    "model_feature_bin:model_feature_bin_share:ratio1h",
+    "model_class:predictions_by_class:ratio1h",
     "logging_predictions_total",
     "logging_defects_total",
 ];
@@ -132,6 +146,15 @@ const MODEL_LABELLED: &[&str] = &[
 /// Collector series: they come from the collector's job and instances, so the models
 /// dashboard (whose `$job`/`$instance` pick inference services) filters them by model
 /// only.
+/// The fleet recording rules (deploy/prometheus/alert_rules.yml): summed over every
+/// replica, so they carry no `job` or `instance` to filter by.
+const FLEET: &[&str] = &[
+    "model_feature:model_feature_psi:1h",
+    "model_feature:model_feature_bin_total:increase1h",
+    "model_feature_bin:model_feature_bin_share:ratio1h",
+    "model_class:predictions_by_class:ratio1h",
+];
+
 const COLLECTOR_ONLY: &[&str] = &[
     "logging_predictions_total",
     "logging_defects_total",
@@ -1028,6 +1051,7 @@ fn models_dashboard_filters_by_model_and_instance() {
             // Collector series come from the collector's job: $job/$instance (the
             // inference services) would hide them.
             let scoped = COLLECTOR_ONLY.contains(&family)
+                || FLEET.contains(&family)
                 || (has("job", "job") && has("instance", "instance"));
             if !scoped {
                 problems.push(format!(

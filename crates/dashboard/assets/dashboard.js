@@ -248,7 +248,11 @@
       cell(tr, e.error || e.reason || e.route || e.model || "");
       cell(tr, e.request_id || "", "mono");
     });
-    $("quality").textContent = o.quality.message;
+    const estimates = o.models
+      .map((m) => [m.name, latestPoint(m.name)])
+      .filter(([, p]) => p && p.estimated_accuracy !== null && p.estimated_accuracy !== undefined)
+      .map(([name, p]) => name + " " + fmt(p.estimated_accuracy, 3));
+    $("quality").textContent = o.quality.message + " " + (estimates.length ? estimates.join(", ") : "none yet (100 predictions needed)") + ".";
   }
 
   // ---- data ---------------------------------------------------------------------

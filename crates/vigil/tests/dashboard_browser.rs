@@ -391,9 +391,10 @@ fn drive(
         "{}",
         text(&tab, "n-classes")
     );
+    let quality = text(&tab, "quality");
     assert!(
-        text(&tab, "quality").contains("not measured yet"),
-        "the quality panel says what it waits for"
+        quality.contains("not measured yet") && quality.contains("Estimated from confidence"),
+        "the quality panel says what it waits for and what it estimates: {quality}"
     );
     // The HTML request id is in the events table as text, and no element came of it.
     assert!(

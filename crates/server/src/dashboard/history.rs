@@ -43,6 +43,9 @@ pub struct ModelPoint {
     /// PSI per feature over the drift window at sample time (`null` until the window
     /// holds enough rows), in the order of the model's `drift_features`.
     pub drift: Vec<Option<f64>>,
+    /// A classifier's mean top-class confidence over the drift window (the last 1,000
+    /// predictions): `model_estimated_accuracy`; `null` below 100 rows.
+    pub estimated_accuracy: Option<f64>,
     /// PSI of the predictions: the class mix, or a regressor's value bins.
     pub prediction_psi: Option<f64>,
 }

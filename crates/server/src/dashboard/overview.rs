@@ -35,7 +35,9 @@ pub struct ModelStatus {
 }
 
 /// The model quality panel: accuracy measured from ground truth beside the estimate
-/// from confidences. Not measured yet; the panel says so.
+/// from confidences. The estimate is in each model's samples
+/// (`estimated_accuracy`); the measured accuracy is not built yet, and the panel says
+/// so.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Quality {
     pub available: bool,
@@ -118,7 +120,7 @@ impl Overview {
             incidents: cached.incidents.clone(),
             quality: Quality {
                 available: false,
-                message: "Accuracy from ground truth needs labels sent to the collector's /feedback; not measured yet.",
+                message: "Accuracy from ground truth needs labels sent to the collector's /feedback; not measured yet. Estimated from confidence (the last 1,000 predictions, before any label):",
             },
         }
     }

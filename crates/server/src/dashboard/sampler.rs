@@ -148,6 +148,7 @@ fn point(served: &Served, now: &Raw, before: Option<&Raw>, interval: f64) -> Mod
         classes,
         drift: drift.features.iter().map(|(_, psi)| finite(*psi)).collect(),
         prediction_psi: drift.prediction.and_then(finite),
+        estimated_accuracy: drift.estimated_accuracy.and_then(finite),
     }
 }
 
@@ -200,6 +201,23 @@ mod tests {
         assert!((p.confidence.unwrap() - 0.9).abs() < 1e-9);
         assert_eq!(p.classes, [6, 4]);
         assert!((p.defect_rate.unwrap() - 0.4).abs() < 1e-9);
+        // No estimate until the drift window holds 100 rows; then its mean confidence.
+        assert_eq!(p.estimated_accuracy, None);
+        let sure = vigil_model::Output::Class(vigil_model::RowPrediction {
+            class_index: 0,
+            confidence: 0.8,
+            probabilities: vec![0.8, 0.2],
+        });
+        let row = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+        for _ in 0..100 {
+            detector.drift.observe(&row, 6, std::slice::from_ref(&sure));
+        }
+        let p = point(
+            &sampler.sample(&catalog, t0 + Duration::from_secs(6)),
+            "defect-detector",
+        )
+        .clone();
+        assert!((p.estimated_accuracy.unwrap() - 0.8).abs() < 1e-6);
 
         // A new version (its class counters are the model's, still at 13 and 11): a
         // baseline, not the lifetime.

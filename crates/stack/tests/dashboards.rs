@@ -103,10 +103,6 @@ const SERIES: &[&str] = &[
     "model_feature_bin_total",
     "model_feature_reference_ratio",
     "model_estimated_accuracy",
-    "model_feature:model_feature_psi:1h",
-    "model_feature:model_feature_bin_total:increase1h",
-    "model_feature_bin:model_feature_bin_share:ratio1h",
-    "model_class:predictions_by_class:ratio1h",
     "prediction_log_records_total",
     "prediction_log_spool_records",
     "logging_predictions_total",
@@ -135,10 +131,6 @@ const MODEL_LABELLED: &[&str] = &[
     "model_feature_bin_total",
     "model_feature_reference_ratio",
     "model_estimated_accuracy",
-    "model_feature:model_feature_psi:1h",
-    "model_feature:model_feature_bin_total:increase1h",
-    "model_feature_bin:model_feature_bin_share:ratio1h",
-    "model_class:predictions_by_class:ratio1h",
     "logging_predictions_total",
     "logging_defects_total",
 ];
@@ -146,8 +138,8 @@ const MODEL_LABELLED: &[&str] = &[
 /// Collector series: they come from the collector's job and instances, so the models
 /// dashboard (whose `$job`/`$instance` pick inference services) filters them by model
 /// only.
-/// The fleet recording rules (deploy/prometheus/alert_rules.yml): summed over every
-/// replica, so they carry no `job` or `instance` to filter by.
+/// The fleet recording rules (deploy/prometheus/alert_rules.yml): known series with a
+/// `model` label, summed over every replica, so with no `job` or `instance`.
 const FLEET: &[&str] = &[
     "model_feature:model_feature_psi:1h",
     "model_feature:model_feature_bin_total:increase1h",
@@ -622,7 +614,9 @@ fn metric_problems(expr: &str) -> Vec<String> {
                     .iter()
                     .any(|suffix| s.metric == format!("{h}{suffix}"))
             });
-            !(known_histogram || SERIES.contains(&s.metric.as_str()))
+            !(known_histogram
+                || SERIES.contains(&s.metric.as_str())
+                || FLEET.contains(&s.metric.as_str()))
         })
         .map(|s| format!("unknown metric `{}`: {expr}", s.metric))
         .collect()
@@ -1045,7 +1039,9 @@ fn models_dashboard_filters_by_model_and_instance() {
                 s.matcher(label)
                     .is_some_and(|m| m.op == "=~" && m.value == format!("${var}"))
             };
-            if MODEL_LABELLED.contains(&family) && !has("model", "model") {
+            if (MODEL_LABELLED.contains(&family) || FLEET.contains(&family))
+                && !has("model", "model")
+            {
                 problems.push(format!("`{title}`: {} ignores $model: {expr}", s.metric));
             }
             // Collector series come from the collector's job: $job/$instance (the

@@ -13,13 +13,19 @@ asserts through Prometheus's HTTP API:
    and of the Grafana dashboards runs without error; the core ones return data;
 3. one real alert travels the whole chain: drifted traffic -> FeatureDrift firing in
    Prometheus -> Alertmanager -> the collector's /alerts webhook -> an open incident in
-   /incidents -> the drift clears with normal traffic -> the incident is resolved.
+   /incidents -> the drift clears with normal traffic -> the incident is resolved;
+4. a fleet: two `vigil serve` replicas forwarding to one `vigil collector` on a real
+   PostgreSQL (Debian's, started here). Drifted traffic to one replica moves the
+   fleet-wide PSI recording rule and fires FeatureDrift for the model and feature,
+   while the other replica's own PSI stays low; the incident opens in the collector on
+   PostgreSQL; every answered prediction of both replicas is stored there once.
 
 Usage: scripts/e2e-stack [path/to/vigil]   (run through the wrapper, which installs
 Debian's prometheus, prometheus-alertmanager and python3-yaml when missing).
 Standard library + PyYAML only.
 """
 
+import glob
 import json
 import os
 import re
@@ -97,6 +103,16 @@ def http(method, url, body=None, timeout=5.0):
         return e.code, e.read().decode()
 
 
+def as_postgres(bin_dir, tool, *args):
+    """Runs a PostgreSQL tool, as the user postgres when we are root."""
+    argv = [os.path.join(bin_dir, tool), *args]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise Failure(f"{tool} failed: {done.stdout}{done.stderr}")
+
+
 def get_json(url):
     status, text = http("GET", url)
     if status != 200:
@@ -124,6 +140,10 @@ class Stack:
         self.vigil = vigil
         self.tmp = tempfile.mkdtemp(prefix="vigil-e2e-")
         self.procs = {}
+        self.postgres = None
+        # Where Prometheus's shipped targets point: the `up` stack's one inference
+        # service, or a fleet's replicas.
+        self.replicas = []
 
     # --- processes -----------------------------------------------------------
     def start(self, name, argv):
@@ -148,6 +168,8 @@ class Stack:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if self.postgres:
+            as_postgres(self.postgres["bin"], "pg_ctl", "-D", self.postgres["data"], "-m", "immediate", "-w", "stop")
         if keep:
             log(f"logs kept in {self.tmp}")
         else:
@@ -176,12 +198,68 @@ class Stack:
         found = wait_for("vigil to listen", bound, timeout=60)
         self.inference = "http://" + found["inference"]
         self.collector = "http://" + found["collector"]
+        self.replicas = [self.inference]
         wait_for("inference ready", lambda: http("GET", self.inference + "/health/ready")[0] == 200)
         log(f"vigil up: inference {self.inference}, collector {self.collector}")
 
-    def load(self, *args):
+    def listening(self, name, service):
+        """The address `name` logged for `service` once it listens."""
+        def bound():
+            self.alive(name)
+            for line in self.logs(name).splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("message") == "listening" and entry.get("service") == service:
+                    return "http://" + entry["address"]
+            return None
+
+        return wait_for(f"{name} to listen", bound, timeout=60)
+
+    def start_postgres(self):
+        """Debian's PostgreSQL in a cluster of its own on a free port (as the user
+        postgres when we are root: it refuses to run as root)."""
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not versions:
+            raise Failure("PostgreSQL is not installed (scripts/install-test-deps installs it)")
+        bin_dir = os.path.dirname(versions[-1])
+        root = os.path.join(self.tmp, "pg")
+        os.makedirs(root)
+        if os.geteuid() == 0:
+            # mkdtemp makes the stack's directory private: postgres must pass through it.
+            os.chmod(self.tmp, 0o755)
+            subprocess.run(["chown", "-R", "postgres:postgres", root], check=True)
+        data = os.path.join(root, "data")
+        as_postgres(bin_dir, "initdb", "-A", "trust", "-U", "vigil", "-D", data)
+        port = free_port()
+        as_postgres(bin_dir, "pg_ctl", "-D", data, "-l", os.path.join(root, "server.log"), "-w", "start",
+                    "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self.postgres = {"bin": bin_dir, "data": data}
+        done = subprocess.run([os.path.join(bin_dir, "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "vigil",
+                               "-d", "postgres", "-c", "CREATE DATABASE vigil"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise Failure(f"create database: {done.stderr}")
+        log(f"PostgreSQL on 127.0.0.1:{port}")
+        return f"postgres://vigil@127.0.0.1:{port}/vigil"
+
+    def start_fleet(self, database_url):
+        """A collector on `database_url` and two `vigil serve` replicas forwarding to it."""
+        self.start("collector", [self.vigil, "collector", "--host", "127.0.0.1", "--port", "0",
+                                 "--database-url", database_url, "--data-dir", os.path.join(self.tmp, "c")])
+        self.collector = self.listening("collector", "collector")
+        for name in ("replica-a", "replica-b"):
+            self.start(name, [self.vigil, "serve", "--host", "127.0.0.1", "--port", "0",
+                              "--collector-url", self.collector, "--data-dir", os.path.join(self.tmp, name)])
+            self.replicas.append(self.listening(name, "inference"))
+        self.inference = self.replicas[0]
+        for replica in self.replicas:
+            wait_for("replica ready", lambda: http("GET", replica + "/health/ready")[0] == 200)
+        log(f"fleet: replicas {self.replicas}, collector {self.collector} on PostgreSQL")
+
+    def load(self, *args, target=None):
         """Runs `vigil load`; its own contract check (exit 1 on any wrong answer) holds."""
-        argv = [self.vigil, "load", "--target", self.inference, *args]
+        argv = [self.vigil, "load", "--target", target or self.inference, *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise Failure(f"vigil load {' '.join(args)} exited {done.returncode}:\n"
@@ -229,7 +307,7 @@ class Stack:
         self.prom_port = free_port()
         self.prometheus = f"http://127.0.0.1:{self.prom_port}"
         addresses = {
-            "inference:8000": self.inference.removeprefix("http://"),
+            "inference:8000": [r.removeprefix("http://") for r in self.replicas],
             "collector:8001": self.collector.removeprefix("http://"),
             "localhost:9090": f"127.0.0.1:{self.prom_port}",
             "alertmanager:9093": f"127.0.0.1:{self.am_port}",
@@ -240,8 +318,11 @@ class Stack:
         rewritten = 0
         for section in config["scrape_configs"] + config["alerting"]["alertmanagers"]:
             for static in section.get("static_configs", []):
-                targets = [addresses.get(t, t) for t in static["targets"]]
-                rewritten += sum(1 for a, b in zip(targets, static["targets"]) if a != b)
+                targets = []
+                for t in static["targets"]:
+                    new = addresses.get(t, t)
+                    rewritten += new != t
+                    targets.extend(new if isinstance(new, list) else [new])
                 static["targets"] = targets
         if rewritten != len(addresses):
             raise Failure(f"prometheus.yml: expected to rewrite {len(addresses)} addresses, did {rewritten}")
@@ -438,37 +519,108 @@ def check_alert_chain(stack):
     wait_for("the collector's incident metrics", counted, timeout=10)
 
 
-def main():
-    vigil = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/vigil"))
-    if not os.access(vigil, os.X_OK):
-        sys.exit(f"no vigil binary at {vigil}: build it first (cargo build -p vigil)")
+def metric(url, series):
+    """The value of one series on a /metrics page (0 when absent)."""
+    text = http("GET", url + "/metrics")[1]
+    match = re.search("^" + re.escape(series) + r" ([0-9.eE+-]+|NaN)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def check_fleet_drift(stack):
+    name = "FeatureDrift"
+    a, b = stack.replicas
+    log("normal traffic to both replicas")
+    for replica in (a, b):
+        stack.load("--requests", "60", "--batch", "10", "--rate", "100", target=replica)
+    log("drifted traffic to replica a only")
+    stack.load("--drifted", "1", "--requests", "1200", "--rate", "400", "--concurrency", "8", target=a)
+    psi = 'model_feature:model_feature_psi:1h{model="defect-detector", feature="temperature_c"}'
+
+    def fleet_psi():
+        result = stack.query(psi)
+        return result and float(result[0]["value"][1]) > 0.25 and result
+
+    moved = wait_for("the fleet PSI recording rule above 0.25", fleet_psi, timeout=60)
+    log(f"fleet PSI of temperature_c: {float(moved[0]['value'][1]):.2f}")
+    firing = wait_for(f"{name} firing for the fleet",
+                      lambda: [x for x in stack.alerts(name) if x["state"] == "firing"
+                               and x["labels"].get("feature") == "temperature_c"], timeout=60)
+    if any("instance" in x["labels"] for x in firing):
+        raise Failure(f"the fleet alert names an instance: {firing}")
+    # The undrifted replica's own view of its inputs stays calm.
+    local = 'model_feature_drift_psi{model="defect-detector",feature="temperature_c"}'
+    calm = metric(b, local)
+    if not calm < 0.25:
+        raise Failure(f"replica b saw no drift, yet its own PSI is {calm}")
+    log(f"{name} firing for the fleet; replica b's own PSI {calm:.3f}")
+    wait_for(f"{name} incident open in the collector on PostgreSQL",
+             lambda: stack.incidents("open", name), timeout=60)
+
+    # Exactly once: every prediction either replica answered is one stored row.
+    def answered():
+        series = 'predictions_total{model="defect-detector",version="1.0.0",status="success"}'
+        return sum(metric(r, series) for r in (a, b))
+
+    def stored():
+        want = answered()
+        got = metric(stack.collector, 'logging_predictions_total{model="defect-detector"}')
+        if got > want:
+            raise Failure(f"{got} rows stored for {want} predictions")
+        return got == want and got
+
+    rows = wait_for("every answered prediction stored in PostgreSQL", stored, timeout=60)
+    log(f"{rows:.0f} predictions answered by the replicas, {rows:.0f} rows in PostgreSQL")
+
+
+def run_stack(vigil, name, setup, checks):
+    """Starts a stack with `setup`, runs `checks` on it; True when they pass."""
     stack = Stack(vigil)
     ok = False
     started = time.monotonic()
     try:
-        stack.start_vigil()
-        stack.start_alertmanager()
-        stack.start_prometheus()
-        log("baseline traffic: good and invalid requests to both models")
-        stack.load("--duration", "4s", "--rate", "100", "--invalid", "0.1")
-        stack.load("--model", "digits", "--duration", "2s", "--rate", "50")
-        check_targets(stack)
-        check_rules_evaluate(stack)
-        check_expressions(stack)
-        check_alert_chain(stack)
-        for name in ("vigil", "prometheus", "alertmanager"):
-            stack.alive(name)
+        setup(stack)
+        for check in checks:
+            check(stack)
+        for proc in stack.procs:
+            stack.alive(proc)
         ok = True
-        log(f"PASS in {time.monotonic() - started:.0f}s")
+        log(f"{name}: PASS in {time.monotonic() - started:.0f}s")
     except Failure as e:
-        log(f"FAIL: {e}")
-        for name in stack.procs:
-            tail = stack.logs(name).splitlines()[-30:]
-            print(f"--- last lines of {name} ---", *tail, sep="\n", flush=True)
+        log(f"{name}: FAIL: {e}")
+        for proc in stack.procs:
+            tail = stack.logs(proc).splitlines()[-30:]
+            print(f"--- last lines of {proc} ---", *tail, sep="\n", flush=True)
     finally:
         stack.stop(keep=not ok)
-    sys.exit(0 if ok else 1)
+    return ok
 
+
+def setup_up(stack):
+    stack.start_vigil()
+    stack.start_alertmanager()
+    stack.start_prometheus()
+    log("baseline traffic: good and invalid requests to both models")
+    stack.load("--duration", "4s", "--rate", "100", "--invalid", "0.1")
+    stack.load("--model", "digits", "--duration", "2s", "--rate", "50")
+
+
+def setup_fleet(stack):
+    stack.start_fleet(stack.start_postgres())
+    stack.start_alertmanager()
+    stack.start_prometheus()
+
+
+def main():
+    vigil = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/vigil"))
+    if not os.access(vigil, os.X_OK):
+        sys.exit(f"no vigil binary at {vigil}: build it first (cargo build -p vigil)")
+    started = time.monotonic()
+    ok = run_stack(vigil, "vigil up", setup_up,
+                   [check_targets, check_rules_evaluate, check_expressions, check_alert_chain])
+    ok = ok and run_stack(vigil, "fleet", setup_fleet, [check_targets, check_fleet_drift])
+    if ok:
+        log(f"PASS in {time.monotonic() - started:.0f}s")
+    sys.exit(0 if ok else 1)
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::{Store, StoreError};
 
@@ -59,7 +58,33 @@ fn fill(stats: &mut ValueStats, rn: i64, n: i64, value: f64) {
     }
 }
 
-type Totals = (String, i64, i64, i64, Option<f64>, Option<f64>);
+/// A model's counts and means over the window.
+#[derive(sqlx::FromRow)]
+struct TotalsRow {
+    model: String,
+    n: i64,
+    errors: Option<i64>,
+    defects: Option<i64>,
+    mean_confidence: Option<f64>,
+    mean_value: Option<f64>,
+}
+
+/// Successful predictions of one label.
+#[derive(sqlx::FromRow)]
+struct LabelRow {
+    model: String,
+    label: String,
+    n: i64,
+}
+
+/// The value at rank `rn` of a model's `n` sorted values.
+#[derive(sqlx::FromRow)]
+struct RankedRow {
+    model: String,
+    rn: i64,
+    n: i64,
+    value: f64,
+}
 
 impl Store {
     /// Per-model count, errors, defects, mean confidence and label mix over
@@ -67,7 +92,7 @@ impl Store {
     /// and quantiles.
     pub async fn stats(&self, since_ms: i64, until_ms: i64) -> Result<Vec<ModelStats>, StoreError> {
         let (totals, labels, ranked) = with_pool!(self, pool => {
-            let totals = sqlx::query(
+            let totals: Vec<TotalsRow> = sqlx::query_as(
                 "SELECT model, COUNT(*) AS n, \
                  SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, \
                  SUM(is_defect) AS defects, \
@@ -78,20 +103,8 @@ impl Store {
             .bind(since_ms)
             .bind(until_ms)
             .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<String, _>("model")?,
-                    row.try_get::<i64, _>("n")?,
-                    row.try_get::<Option<i64>, _>("errors")?.unwrap_or(0),
-                    row.try_get::<Option<i64>, _>("defects")?.unwrap_or(0),
-                    row.try_get::<Option<f64>, _>("mean_confidence")?,
-                    row.try_get::<Option<f64>, _>("mean_value")?,
-                ))
-            })
-            .collect::<Result<Vec<Totals>, sqlx::Error>>()?;
-            let labels = sqlx::query(
+            .await?;
+            let labels: Vec<LabelRow> = sqlx::query_as(
                 "SELECT model, label, COUNT(*) AS n FROM predictions \
                  WHERE ts_ms >= $1 AND ts_ms < $2 AND status = 'success' AND label IS NOT NULL \
                  GROUP BY model, label",
@@ -99,13 +112,10 @@ impl Store {
             .bind(since_ms)
             .bind(until_ms)
             .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|row| Ok((row.try_get::<String, _>("model")?, row.try_get::<String, _>("label")?, row.try_get::<i64, _>("n")?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .await?;
             // One sort per model in the database; only the five ranked rows come back.
             // The ranks are `fill`'s.
-            let ranked = sqlx::query(
+            let ranked: Vec<RankedRow> = sqlx::query_as(
                 "SELECT model, rn, n, value FROM (\
                    SELECT model, value, \
                    ROW_NUMBER() OVER (PARTITION BY model ORDER BY value) AS rn, \
@@ -118,28 +128,18 @@ impl Store {
             .bind(since_ms)
             .bind(until_ms)
             .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<String, _>("model")?,
-                    row.try_get::<i64, _>("rn")?,
-                    row.try_get::<i64, _>("n")?,
-                    row.try_get::<f64, _>("value")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .await?;
             (totals, labels, ranked)
         });
         Ok(totals
             .into_iter()
-            .map(|(model, n, errors, defects, mean_confidence, mean_value)| {
+            .map(|t| {
                 let labels = labels
                     .iter()
-                    .filter(|(m, ..)| *m == model)
-                    .map(|(_, label, n)| (label.clone(), *n as u64))
+                    .filter(|l| l.model == t.model)
+                    .map(|l| (l.label.clone(), l.n as u64))
                     .collect();
-                let value = mean_value.map(|mean| {
+                let value = t.mean_value.map(|mean| {
                     let mut stats = ValueStats {
                         mean,
                         min: f64::NAN,
@@ -148,24 +148,25 @@ impl Store {
                         p99: f64::NAN,
                         max: f64::NAN,
                     };
-                    for (_, rn, n, v) in ranked.iter().filter(|(m, ..)| *m == model) {
-                        fill(&mut stats, *rn, *n, *v);
+                    for r in ranked.iter().filter(|r| r.model == t.model) {
+                        fill(&mut stats, r.rn, r.n, r.value);
                     }
                     stats
                 });
+                let (n, defects) = (t.n, t.defects.unwrap_or(0));
                 ModelStats {
                     count: n as u64,
-                    errors: errors as u64,
+                    errors: t.errors.unwrap_or(0) as u64,
                     defects: defects as u64,
                     defect_rate: if n > 0 {
                         defects as f64 / n as f64
                     } else {
                         0.0
                     },
-                    mean_confidence,
+                    mean_confidence: t.mean_confidence,
                     labels,
                     value,
-                    model,
+                    model: t.model,
                 }
             })
             .collect())

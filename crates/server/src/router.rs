@@ -49,7 +49,10 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     } else {
         TelemetryLayer::new(telemetry_config, state.http.clone())
     };
-    routes(&state).layer(telemetry).with_state(state)
+    routes(&state)
+        .layer(telemetry)
+        .layer(axum::middleware::from_fn(v2::protocol_errors))
+        .with_state(state)
 }
 
 /// The routes alone, without telemetry (benchmarks measure what the layer costs). The

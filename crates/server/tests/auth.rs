@@ -229,3 +229,44 @@ async fn replaced_keys_apply_to_the_next_request() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The Open Inference Protocol's infer needs a `predict` key like `/predict`, and its
+/// refusals from the key guard answer in the protocol's shape, which `tritonclient`
+/// reads; its metadata stays open.
+#[tokio::test]
+async fn v2_infer_needs_a_predict_key_and_refuses_in_the_protocols_shape() {
+    let (app, _) = router(&[spec("ci", Role::Predict, PREDICT_KEY)]);
+    let body = r#"{"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": [70, 250, 2.5, 45, 1500, 12]}]}"#;
+    let infer = |key: Option<&str>| {
+        let mut req = Request::post("/v2/models/defect-detector/infer");
+        if let Some(key) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        req.body(Body::from(body)).unwrap()
+    };
+    for (key, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("vgl_wrong"), StatusCode::UNAUTHORIZED),
+    ] {
+        let r = send(&app, infer(key)).await;
+        assert_eq!(r.status, status, "{}", r.text);
+        let message = r.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not the protocol's shape: {}", r.text));
+        assert!(!message.is_empty());
+        assert_eq!(
+            r.body["request_id"],
+            r.headers["x-request-id"].to_str().unwrap()
+        );
+        assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+    }
+    let r = send(&app, infer(Some(PREDICT_KEY))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        send(&app, get("/v2/models/defect-detector")).await.status,
+        StatusCode::OK
+    );
+    // Other routes keep vigil's shape.
+    let r = send(&app, predict(None)).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED);
+}

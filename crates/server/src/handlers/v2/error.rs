@@ -1,7 +1,9 @@
 //! Errors of the `/v2` routes in the protocol's own shape, `{"error": "<message>"}`,
 //! which `tritonclient` and other Open Inference Protocol clients read (vigil adds the
 //! `request_id` beside it). Bad requests are 400, as the protocol has them, where
-//! vigil's own routes answer 422; unknown models and versions 404.
+//! vigil's own routes answer 422; unknown models and versions 404. Answers other
+//! layers give before a `/v2` route runs are rewritten the same way
+//! ([`protocol_errors`]).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -55,4 +57,41 @@ impl IntoResponse for V2Error {
 /// protocol's shape.
 pub fn is_v2(path: &str) -> bool {
     path == "/v2" || path.starts_with("/v2/")
+}
+
+/// Largest error body rewritten; vigil's are a few hundred bytes.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Answers given before a `/v2` route runs in vigil's shape (401/403 from the key
+/// guard, 503 `timeout` and 500 from a panic, both from the telemetry layer),
+/// rewritten into the protocol's: `{"error": "<message>", "request_id": ".."}`. Runs
+/// outside every other layer, so it sees their answers; other paths pass untouched.
+pub async fn protocol_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let v2 = is_v2(req.uri().path());
+    let response = next.run(req).await;
+    if !v2 || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return (parts.status, "").into_response();
+    };
+    let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            let message = v.get("error")?.get("message")?.as_str()?.to_owned();
+            Some(serde_json::json!({"error": message, "request_id": v.get("request_id")}))
+        });
+    match rewritten {
+        Some(body) => {
+            let body = axum::body::Body::from(body.to_string());
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, body)
+        }
+        // Already the protocol's shape (or not JSON): as it was.
+        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
 }

@@ -26,6 +26,25 @@ pub(super) struct DriftCollector {
     pub(super) models: Models,
 }
 
+/// Encodes one family: its descriptor, then each `(labels, metric)` of `series`.
+fn family<L, M>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, M)>,
+    metric_type: prometheus_client::metrics::MetricType,
+) -> Result<(), std::fmt::Error>
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, metric) in series {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for DriftCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let catalog = self.models.load();
@@ -33,90 +52,81 @@ impl Collector for DriftCollector {
             .iter()
             .map(|m| (m.card.name.as_str(), m.drift.snapshot()))
             .collect();
-        let template = ConstGauge::new(0.0f64);
-        {
-            let mut family = encoder.encode_descriptor(
-                "model_feature_drift_psi",
-                "Population Stability Index of each feature over the recent window vs training data",
-                None,
-                template.metric_type(),
-            )?;
-            for (model, snap) in &snapshots {
-                for (feature, psi) in &snap.features {
-                    let labels = ModelFeature {
-                        model: (*model).to_owned(),
-                        feature: feature.clone(),
-                    };
-                    ConstGauge::new(*psi).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "model_prediction_drift_psi",
-                "Population Stability Index of the predictions (class mix, or a regressor's value bins) over the recent window vs training data",
-                None,
-                template.metric_type(),
-            )?;
-            for (model, snap) in &snapshots {
-                if let Some(psi) = snap.prediction {
-                    ConstGauge::new(psi).encode(family.encode_family(&ModelOnly {
-                        model: (*model).to_owned(),
-                    })?)?;
-                }
-            }
-        }
+        let gauge = ConstGauge::new(0.0f64).metric_type();
+        let model_only = |model: &str| ModelOnly {
+            model: model.to_owned(),
+        };
         let bins = |model: &str, feature: &str, bin: usize| ModelFeatureBin {
             model: model.to_owned(),
             feature: feature.to_owned(),
             bin: itoa::Buffer::new().format(bin).to_owned(),
         };
-        {
-            let mut family = encoder.encode_descriptor(
-                "model_feature_bin",
-                "Instances per feature and drift reference bin since the model version loaded; summed across replicas for fleet-wide drift",
-                None,
-                ConstCounter::new(0u64).metric_type(),
-            )?;
-            for (model, snap) in &snapshots {
-                for ((feature, _), totals) in snap.features.iter().zip(&snap.bin_totals) {
-                    for (bin, total) in totals.iter().enumerate() {
-                        ConstCounter::new(*total)
-                            .encode(family.encode_family(&bins(model, feature, bin))?)?;
-                    }
-                }
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "model_feature_reference_ratio",
-                "Expected share of instances in each feature bin, from the model card's training reference",
-                None,
-                template.metric_type(),
-            )?;
-            for (served, (model, snap)) in catalog.iter().zip(&snapshots) {
-                for ((feature, _), expected) in snap.features.iter().zip(served.drift.references())
-                {
-                    for (bin, share) in expected.iter().enumerate() {
-                        ConstGauge::new(*share)
-                            .encode(family.encode_family(&bins(model, feature, bin))?)?;
-                    }
-                }
-            }
-        }
-        let mut family = encoder.encode_descriptor(
+        family(
+            &mut encoder,
+            "model_feature_drift_psi",
+            "Population Stability Index of each feature over the recent window vs training data",
+            snapshots.iter().flat_map(|(model, snap)| {
+                snap.features.iter().map(|(feature, psi)| {
+                    let labels = ModelFeature {
+                        model: (*model).to_owned(),
+                        feature: feature.clone(),
+                    };
+                    (labels, ConstGauge::new(*psi))
+                })
+            }),
+            gauge,
+        )?;
+        family(
+            &mut encoder,
+            "model_prediction_drift_psi",
+            "Population Stability Index of the predictions (class mix, or a regressor's value bins) over the recent window vs training data",
+            snapshots.iter().filter_map(|(model, snap)| {
+                Some((model_only(model), ConstGauge::new(snap.prediction?)))
+            }),
+            gauge,
+        )?;
+        family(
+            &mut encoder,
+            "model_feature_bin",
+            "Instances per feature and drift reference bin since the model version loaded; summed across replicas for fleet-wide drift",
+            snapshots.iter().flat_map(|(model, snap)| {
+                snap.features.iter().zip(&snap.bin_totals).flat_map(
+                    move |((feature, _), totals)| {
+                        totals.iter().enumerate().map(move |(bin, total)| {
+                            (bins(model, feature, bin), ConstCounter::new(*total))
+                        })
+                    },
+                )
+            }),
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        family(
+            &mut encoder,
+            "model_feature_reference_ratio",
+            "Expected share of instances in each feature bin, from the model card's training reference",
+            catalog
+                .iter()
+                .zip(&snapshots)
+                .flat_map(|(served, (model, snap))| {
+                    snap.features
+                        .iter()
+                        .zip(served.drift.references())
+                        .flat_map(move |((feature, _), expected)| {
+                            expected.iter().enumerate().map(move |(bin, share)| {
+                                (bins(model, feature, bin), ConstGauge::new(*share))
+                            })
+                        })
+                }),
+            gauge,
+        )?;
+        family(
+            &mut encoder,
             "model_estimated_accuracy",
             "Accuracy a calibrated classifier expects without labels: mean top-class confidence over the recent window",
-            None,
-            template.metric_type(),
-        )?;
-        for (model, snap) in &snapshots {
-            if let Some(estimate) = snap.estimated_accuracy {
-                ConstGauge::new(estimate).encode(family.encode_family(&ModelOnly {
-                    model: (*model).to_owned(),
-                })?)?;
-            }
-        }
-        Ok(())
+            snapshots.iter().filter_map(|(model, snap)| {
+                Some((model_only(model), ConstGauge::new(snap.estimated_accuracy?)))
+            }),
+            gauge,
+        )
     }
 }

@@ -1,0 +1,92 @@
+//! The collector's handlers, one file per concern; the helpers they share live here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, Uri};
+use serde_json::json;
+
+use crate::CollectorState;
+use crate::error::CollectorError;
+
+mod alerts;
+mod log;
+mod read;
+
+pub use alerts::{alerts, incident_json, incidents};
+pub use log::{ACCEPT_POST, LogAccepted, log};
+pub use read::{MAX_PAGE, PredictionsPage, StatsBody, predictions, stats};
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| CollectorError::InvalidQuery(e.body_text()))
+}
+
+fn parse_time(field: &str, value: &str) -> Result<i64, CollectorError> {
+    let t = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            CollectorError::InvalidQuery(format!("{field} must be an RFC 3339 date-time"))
+        })?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn parse_window(s: &str) -> Result<u64, CollectorError> {
+    let bad = || CollectorError::InvalidQuery("window must look like 30s, 15m, 1h or 7d".into());
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    if secs == 0 || secs > 366 * 86_400 {
+        Err(bad())
+    } else {
+        Ok(secs)
+    }
+}
+
+/// `/health`: 503 while the database does not answer.
+pub async fn health(State(state): State<CollectorState>) -> Response {
+    let up = state.probe_database().await;
+    let body = json!({
+        "status": if up { "healthy" } else { "unhealthy" },
+        "checks": { "database": { "status": if up { "pass" } else { "fail" }, "backend": state.store.backend() } },
+        "uptime_seconds": (state.started.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Ready when the database answers: a collector that cannot store should not get traffic.
+pub async fn ready(State(state): State<CollectorState>) -> Response {
+    vigil_telemetry::probes::ready_response(state.probe_database().await)
+}
+
+pub async fn metrics(State(state): State<CollectorState>, headers: HeaderMap) -> Response {
+    vigil_telemetry::probes::metrics_response(&state.metrics, &headers)
+}
+
+pub async fn not_found() -> CollectorError {
+    CollectorError::NotFound
+}
+
+pub async fn method_not_allowed() -> CollectorError {
+    CollectorError::MethodNotAllowed
+}

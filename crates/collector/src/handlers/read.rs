@@ -1,0 +1,134 @@
+//! Reading predictions back: `GET /predictions` (filtered, paged by cursor) and
+//! `GET /stats` (per-model figures over a window).
+
+use axum::Json;
+use axum::extract::State;
+use http::Uri;
+use serde::{Deserialize, Serialize};
+use vigil_records::{Record, WireRecord, rfc3339_ms};
+use vigil_store::{Cursor, Filter, ModelStats};
+
+use super::{now_ms, parse_time, parse_window, query};
+use crate::CollectorState;
+use crate::error::CollectorError;
+
+/// Most rows one `GET /predictions` page returns.
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictionsQuery {
+    model: Option<String>,
+    label: Option<String>,
+    defect: Option<bool>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PredictionsPage {
+    pub predictions: Vec<WireRecord>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(r: &Record) -> String {
+    format!("{}~{}", r.ts_ms, r.prediction_id)
+}
+
+fn decode_cursor(s: &str) -> Result<Cursor, CollectorError> {
+    let (ts, id) = s
+        .split_once('~')
+        .ok_or_else(|| CollectorError::InvalidQuery("malformed cursor".into()))?;
+    let ts_ms = ts
+        .parse()
+        .map_err(|_| CollectorError::InvalidQuery("malformed cursor".into()))?;
+    Ok(Cursor {
+        ts_ms,
+        prediction_id: id.to_owned(),
+    })
+}
+
+/// `GET /predictions`: newest first, filtered, paged by cursor.
+pub async fn predictions(
+    State(state): State<CollectorState>,
+    uri: Uri,
+) -> Result<Json<PredictionsPage>, CollectorError> {
+    let q: PredictionsQuery = query(&uri)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(CollectorError::InvalidQuery(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let filter = Filter {
+        model: q.model,
+        label: q.label,
+        defect: q.defect,
+        since_ms: q
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until_ms: q
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
+    };
+    let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let rows = state
+        .store
+        .predictions(&filter, cursor.as_ref(), limit)
+        .await
+        .map_err(CollectorError::Unavailable)?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(encode_cursor))
+        .flatten();
+    Ok(Json(PredictionsPage {
+        predictions: rows.into_iter().map(WireRecord::from_stored).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    /// `30s`, `15m`, `1h`, `7d`; default 1h.
+    window: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatsBody {
+    pub window_seconds: u64,
+    pub since: String,
+    pub until: String,
+    pub models: Vec<serde_json::Value>,
+}
+
+/// `GET /stats?window=1h`: per model count, defects, defect rate, mean confidence, label mix.
+pub async fn stats(
+    State(state): State<CollectorState>,
+    uri: Uri,
+) -> Result<Json<StatsBody>, CollectorError> {
+    let q: StatsQuery = query(&uri)?;
+    let window = parse_window(q.window.as_deref().unwrap_or("1h"))?;
+    let until = now_ms();
+    let since = until - (window as i64) * 1000;
+    let stats: Vec<ModelStats> = state
+        .store
+        .stats(since, until + 1)
+        .await
+        .map_err(CollectorError::Unavailable)?;
+    Ok(Json(StatsBody {
+        window_seconds: window,
+        since: rfc3339_ms(since),
+        until: rfc3339_ms(until),
+        models: stats
+            .into_iter()
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .collect(),
+    }))
+}

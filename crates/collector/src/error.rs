@@ -31,6 +31,8 @@ pub enum CollectorError {
     InvalidRecords(Vec<RecordError>),
     #[error("no route for this path")]
     NotFound,
+    #[error("no such model: this collector has no card for it")]
+    UnknownModel,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the database is unavailable")]
@@ -58,7 +60,7 @@ impl CollectorError {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) | Self::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownModel => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -74,6 +76,7 @@ impl CollectorError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidRecords(_) => "invalid_records",
             Self::NotFound => "not_found",
+            Self::UnknownModel => "model_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
         }

@@ -30,6 +30,9 @@ impl CollectorState {
             self.collector.duplicates.inc_by(inserted.duplicates);
         }
         self.count_stored(records, &inserted.new);
+        if inserted.accepted > 0 {
+            self.join_pending(records, &inserted.new).await;
+        }
         // Each stored record's request id, so `vigil logs --request-id` finds where
         // the collector took that prediction: one line per batch, not per record.
         tracing::info!(

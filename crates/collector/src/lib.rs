@@ -1,22 +1,33 @@
 //! The prediction-logging service (docs/reference.md §5): `POST /log` stores every prediction record
-//! exactly once, `GET /predictions` and `GET /stats` read them back, `POST /alerts`
+//! exactly once, `GET /predictions` and `GET /stats` read them back, `POST /feedback`
+//! joins ground truth with predictions and `GET /quality` grades the models by it,
+//! `PUT /models/{name}` is where inference services announce their cards, `POST /alerts`
 //! turns Alertmanager webhooks into incidents, and `/health` and `/metrics` say
 //! whether the database is there. The binary binds the socket; `app` is the router.
 
+pub mod cards;
 pub mod error;
+pub mod feedback;
 pub mod handlers;
 mod ingest;
 pub mod metrics;
+pub mod quality;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use vigil_store::Store;
 use vigil_telemetry::{HttpMetrics, Metrics, TelemetryConfig, TelemetryLayer};
 
+use crate::cards::Cards;
+use crate::feedback::{FeedbackConfig, FeedbackState};
 use crate::metrics::CollectorMetrics;
+use crate::quality::{FeedbackMetrics, QualityCollector, QualityWindow};
+
+/// How often pending labels past their TTL are dropped.
+const PENDING_EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
 /// Limits and thresholds of the collector.
 #[derive(Debug, Clone)]
@@ -29,6 +40,7 @@ pub struct CollectorConfig {
     pub slow_write: Duration,
     pub slow_request: Duration,
     pub request_timeout: Option<Duration>,
+    pub feedback: FeedbackConfig,
 }
 
 impl Default for CollectorConfig {
@@ -39,6 +51,7 @@ impl Default for CollectorConfig {
             slow_write: Duration::from_secs(1),
             slow_request: Duration::from_millis(500),
             request_timeout: Some(Duration::from_secs(30)),
+            feedback: FeedbackConfig::default(),
         }
     }
 }
@@ -54,6 +67,12 @@ pub struct Inner {
     pub metrics: Metrics,
     pub http: HttpMetrics,
     pub collector: CollectorMetrics,
+    pub feedback_metrics: FeedbackMetrics,
+    /// The cards inference services announced.
+    pub cards: Arc<Cards>,
+    /// Ground-truth quality over the quality window, for the gauges.
+    pub quality: Arc<QualityWindow>,
+    pub feedback: FeedbackState,
     pub started: Instant,
 }
 
@@ -69,12 +88,24 @@ impl CollectorState {
         let mut registry = Metrics::base_registry("collector", env!("CARGO_PKG_VERSION"));
         let http = HttpMetrics::register(&mut registry);
         let collector = CollectorMetrics::register(&mut registry);
+        let feedback_metrics = FeedbackMetrics::register(&mut registry);
+        let cards = Arc::new(Cards::default());
+        let quality = Arc::new(QualityWindow::new(config.feedback.quality_window));
+        registry.register_collector(Box::new(QualityCollector {
+            window: quality.clone(),
+            cards: cards.clone(),
+            models: collector.models.clone(),
+        }));
         Self(Arc::new(Inner {
             store,
             config,
             metrics: Metrics::new(registry),
             http,
             collector,
+            feedback_metrics,
+            cards,
+            quality,
+            feedback: FeedbackState::default(),
             started: Instant::now(),
         }))
     }
@@ -90,14 +121,23 @@ impl CollectorState {
     }
 
     /// Probes the database every `every` until the returned handle is dropped or
-    /// aborted, so `logging_db_initialized` is current even when nobody calls `/health`.
+    /// aborted, so `logging_db_initialized` is current even when nobody calls `/health`;
+    /// once a minute, also expires pending labels.
     pub fn spawn_probe(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_expiry = Instant::now();
             loop {
                 tick.tick().await;
+                if let Err(e) = state.load_feedback().await {
+                    tracing::warn!(error = %e, "feedback_load_failed");
+                }
+                if last_expiry.elapsed() >= PENDING_EXPIRY_EVERY {
+                    last_expiry = Instant::now();
+                    state.expire_pending().await;
+                }
                 let was = state.collector.db_initialized.get();
                 let up = state.probe_database().await;
                 if was == 1 && !up {
@@ -126,6 +166,10 @@ pub fn app(state: CollectorState) -> Router {
         .route("/stats", get(handlers::stats))
         .route("/alerts", post(handlers::alerts))
         .route("/incidents", get(handlers::incidents))
+        .route("/feedback", post(handlers::feedback))
+        .route("/quality", get(handlers::quality))
+        .route("/models", get(handlers::cards))
+        .route("/models/{name}", put(handlers::put_card))
         .route("/health", get(handlers::health))
         .route("/health/live", get(vigil_telemetry::probes::live))
         .route("/health/ready", get(handlers::ready))

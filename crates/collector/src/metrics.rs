@@ -69,7 +69,7 @@ pub struct CollectorMetrics {
     pub duplicates: Counter,
     pub incidents: Family<IncidentLabels, Counter>,
     pub incidents_open: Gauge,
-    pub models: BoundedValues,
+    pub models: std::sync::Arc<BoundedValues>,
     pub alertnames: BoundedValues,
     pub severities: BoundedValues,
 }
@@ -84,7 +84,7 @@ impl CollectorMetrics {
             duplicates: Counter::default(),
             incidents: Family::default(),
             incidents_open: Gauge::default(),
-            models: BoundedValues::default(),
+            models: std::sync::Arc::default(),
             alertnames: BoundedValues::default(),
             severities: BoundedValues::default(),
         };

@@ -6,35 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CardError;
 
-/// What the model predicts. Only classification is served today; the card keeps the
-/// field so regression models are rejected with a clear message instead of misread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    Classification,
-    Regression,
-}
-
-impl Task {
-    /// As the card writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Classification => "classification",
-            Task::Regression => "regression",
-        }
-    }
-}
-
-impl std::str::FromStr for Task {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Task, String> {
-        [Task::Classification, Task::Regression]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a task: classification or regression"))
-    }
-}
+pub use vigil_records::Task;
 
 /// One input feature, in the order the model expects it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +131,27 @@ fn bins(what: &str, edges: &[f64], expected: &[f64]) -> Result<(), String> {
 }
 
 impl ModelCard {
+    /// What the collector needs to grade this model's ground truth.
+    pub fn summary(&self) -> vigil_records::CardSummary {
+        vigil_records::CardSummary {
+            model: self.name.clone(),
+            version: self.version.clone(),
+            task: self.task,
+            labels: match self.task {
+                Task::Classification => self.labels.clone(),
+                Task::Regression => Vec::new(),
+            },
+            baseline: self
+                .baseline
+                .as_ref()
+                .map(|b| vigil_records::BaselineSummary {
+                    accuracy: b.accuracy,
+                    mae: b.mae,
+                    rmse: b.rmse,
+                }),
+        }
+    }
+
     pub fn from_toml(text: &str) -> Result<Self, CardError> {
         let card: ModelCard = toml::from_str(text)?;
         card.check()?;

@@ -4,6 +4,7 @@
 //! [`packed`], both through the same checks), and the store keeps it ([`Record`]).
 //! Nothing here does I/O.
 
+pub mod card;
 mod error;
 pub mod id;
 pub mod json;
@@ -12,6 +13,7 @@ mod record;
 mod status;
 mod validate;
 
+pub use card::{BaselineSummary, CardSummary, Task};
 pub use error::{BodyError, RecordError};
 pub use record::{Record, RecordRef, WireRecord, rfc3339_ms};
 pub use status::Status;

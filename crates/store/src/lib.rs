@@ -52,14 +52,22 @@ macro_rules! with_pool {
     };
 }
 
+mod cards;
+mod feedback;
 mod incidents;
 mod predictions;
+mod quality;
 mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
+pub use feedback::{FeedbackStored, Graded, Label, Predicted, Truth};
 pub use incidents::{AlertEffect, Incident};
 pub use predictions::{Cursor, Filter, Inserted};
+pub use quality::{
+    CALIBRATION_BINS, ConfusionRow, ERROR_QUANTILES, ErrorSums, LAG_QUANTILES, QualityRows,
+    Quantile, Ranked, calibration_bin,
+};
 pub use stats::{ModelStats, ValueStats};
 
 impl Store {

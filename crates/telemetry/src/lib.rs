@@ -16,6 +16,7 @@ pub mod probes;
 pub mod process;
 pub mod recent;
 pub mod redact;
+pub mod scrape;
 pub mod threads;
 pub mod writer;
 

@@ -12,11 +12,17 @@ use crate::CollectorState;
 use crate::error::CollectorError;
 
 mod alerts;
+mod cards;
+mod feedback;
 mod log;
+mod quality;
 mod read;
 
 pub use alerts::{alerts, incident_json, incidents};
+pub use cards::{cards, put_card};
+pub use feedback::{MAX_FUTURE_MS, feedback};
 pub use log::{ACCEPT_POST, LogAccepted, log};
+pub use quality::{Coverage, ModelQuality, QualityBody, quality};
 pub use read::{MAX_PAGE, PredictionsPage, StatsBody, predictions, stats};
 
 pub(crate) fn now_ms() -> i64 {

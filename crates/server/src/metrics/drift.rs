@@ -8,6 +8,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use vigil_telemetry::scrape::family;
 
 use super::{ModelFeature, ModelOnly};
 use crate::catalog::Models;
@@ -24,25 +25,6 @@ struct ModelFeatureBin {
 #[derive(Debug)]
 pub(super) struct DriftCollector {
     pub(super) models: Models,
-}
-
-/// Encodes one family: its descriptor, then each `(labels, metric)` of `series`.
-fn family<L, M>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (L, M)>,
-    metric_type: prometheus_client::metrics::MetricType,
-) -> Result<(), std::fmt::Error>
-where
-    L: EncodeLabelSet,
-    M: EncodeMetric,
-{
-    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
-    for (labels, metric) in series {
-        metric.encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
 }
 
 impl Collector for DriftCollector {

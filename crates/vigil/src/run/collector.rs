@@ -45,6 +45,11 @@ pub(super) async fn start(
     if !state.probe_database().await {
         tracing::warn!(target: LIFECYCLE, backend = state.store.backend(), "database_unreachable_at_start");
     }
+    // Cards, pending labels and the quality window, before the first request; the
+    // probe retries while the database is away.
+    if let Err(e) = state.load_feedback().await {
+        tracing::warn!(target: LIFECYCLE, error = %e, "feedback_load_failed");
+    }
     let probe = state.spawn_probe(Duration::from_secs(5));
     let port = if config.mode == Mode::Up {
         config.collector_port

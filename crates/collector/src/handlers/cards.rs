@@ -1,0 +1,72 @@
+//! `PUT /models/{name}`: an inference service announces a card it serves (at start
+//! and on every change), so feedback can be checked against its labels and quality
+//! compared with its baseline. `GET /models` lists the cards this collector knows.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+use vigil_records::CardSummary;
+use vigil_telemetry::body::read_json;
+
+use super::now_ms;
+use crate::CollectorState;
+use crate::cards::CardRefused;
+use crate::error::CollectorError;
+
+/// `PUT /models/{name}`: 200 with the card as kept.
+pub async fn put_card(
+    State(state): State<CollectorState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, CollectorError> {
+    let bytes = read_json(req, state.config.body_limit).await?;
+    let card: CardSummary = serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            CollectorError::MalformedJson(e.to_string())
+        } else {
+            CollectorError::Invalid(e.to_string())
+        }
+    })?;
+    if card.model != name {
+        return Err(CollectorError::Invalid(format!(
+            "the card is model {:?}, the path names {name:?}",
+            card.model
+        )));
+    }
+    state.register_card(card.clone()).await?;
+    Ok((StatusCode::OK, Json(card)).into_response())
+}
+
+/// `GET /models`: the cards this collector knows.
+pub async fn cards(State(state): State<CollectorState>) -> Response {
+    Json(json!({ "models": state.cards.all() })).into_response()
+}
+
+impl CollectorState {
+    /// Checks, stores and keeps `card`; a changed card is logged.
+    pub async fn register_card(&self, card: CardSummary) -> Result<(), CollectorError> {
+        self.cards.admit(&card).map_err(|e| match e {
+            CardRefused::Invalid(m) => CollectorError::Invalid(m),
+            full @ CardRefused::Full => CollectorError::Invalid(full.to_string()),
+        })?;
+        if self.cards.get(&card.model).as_ref() == Some(&card) {
+            return Ok(());
+        }
+        self.store
+            .put_card(&card, now_ms())
+            .await
+            .map_err(CollectorError::Unavailable)?;
+        tracing::info!(
+            target: "vigil_collector::cards",
+            model = %card.model,
+            version = %card.version,
+            task = card.task.as_str(),
+            labels = card.labels.len(),
+            "model_card_registered"
+        );
+        self.cards.put(card);
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! `POST /feedback`: ground truth, one label or `{"feedback": [...]}`. Each item is
+//! `{"prediction_id", "label" | "value", "timestamp"?}`: a classifier's true class or
+//! a regressor's true value, and when the truth became known (default: now). A batch
+//! with any bad item is refused whole, each problem listed by index, as `POST /log`
+//! does.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::Value;
+use vigil_records::card::MAX_NAME_LEN;
+use vigil_records::{RecordError, id};
+use vigil_store::{Label, Truth};
+use vigil_telemetry::body::read_json;
+
+use super::{now_ms, parse_time};
+use crate::CollectorState;
+use crate::error::CollectorError;
+
+/// How far in the future a label's timestamp may be (clock skew between systems).
+pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+
+/// One item, checked; or what is wrong with it.
+fn parse_item(index: usize, item: &Value, now: i64) -> Result<Label, RecordError> {
+    let bad = |field: &'static str, reason: &str| RecordError {
+        index,
+        field: Some(field),
+        reason: reason.to_owned(),
+    };
+    let Some(item) = item.as_object() else {
+        return Err(RecordError {
+            index,
+            field: None,
+            reason: "each label is a JSON object".into(),
+        });
+    };
+    if let Some(unknown) = item.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "prediction_id" | "label" | "value" | "timestamp"
+        )
+    }) {
+        return Err(RecordError {
+            index,
+            field: None,
+            reason: format!("unknown field {unknown:?}"),
+        });
+    }
+    let prediction_id = match item.get("prediction_id") {
+        Some(Value::String(s)) if id::is_prediction_id(s.as_bytes()) => s.clone(),
+        Some(_) => {
+            return Err(bad(
+                "prediction_id",
+                "must be a prediction id as /predict answered it",
+            ));
+        }
+        None => return Err(bad("prediction_id", "is required")),
+    };
+    let truth = match (item.get("label"), item.get("value")) {
+        (Some(Value::String(l)), None)
+            if !l.is_empty() && l.len() <= MAX_NAME_LEN && !l.chars().any(char::is_control) =>
+        {
+            Truth::Label(l.clone())
+        }
+        (Some(_), None) => {
+            return Err(bad(
+                "label",
+                "must be a string of 1 to 128 bytes without control characters",
+            ));
+        }
+        (None, Some(v)) => match v.as_f64() {
+            Some(v) if v.is_finite() => Truth::Value(v),
+            _ => return Err(bad("value", "must be a finite number")),
+        },
+        (Some(_), Some(_)) => return Err(bad("label", "send a label or a value, not both")),
+        (None, None) => {
+            return Err(bad("label", "is required (or value, for a regressor)"));
+        }
+    };
+    let label_ms = match item.get("timestamp") {
+        None => now,
+        Some(Value::String(t)) => match parse_time("timestamp", t) {
+            Ok(ms) if ms <= now + MAX_FUTURE_MS => ms,
+            Ok(_) => return Err(bad("timestamp", "is more than 5 minutes in the future")),
+            Err(_) => return Err(bad("timestamp", "must be an RFC 3339 date-time")),
+        },
+        Some(_) => return Err(bad("timestamp", "must be an RFC 3339 date-time")),
+    };
+    Ok(Label {
+        prediction_id,
+        truth,
+        label_ms,
+    })
+}
+
+/// The items of a body: `{"feedback": [...]}` or one item.
+fn items(body: Value, max: usize) -> Result<Vec<Value>, CollectorError> {
+    let Value::Object(mut object) = body else {
+        return Err(CollectorError::Invalid(
+            "the body is one label object or {\"feedback\": [...]}".into(),
+        ));
+    };
+    match object.remove("feedback") {
+        None => Ok(vec![Value::Object(object)]),
+        Some(Value::Array(items)) if object.is_empty() => {
+            if items.is_empty() {
+                Err(CollectorError::Invalid("feedback is empty".into()))
+            } else if items.len() > max {
+                Err(CollectorError::Invalid(format!(
+                    "at most {max} labels per request, not {}",
+                    items.len()
+                )))
+            } else {
+                Ok(items)
+            }
+        }
+        Some(_) => Err(CollectorError::Invalid(
+            "feedback must be the body's only field, an array of labels".into(),
+        )),
+    }
+}
+
+/// `POST /feedback`: 202 with accepted, pending and duplicate counts.
+pub async fn feedback(
+    State(state): State<CollectorState>,
+    req: Request,
+) -> Result<Response, CollectorError> {
+    let bytes = read_json(req, state.config.body_limit).await?;
+    let body: Value =
+        serde_json::from_slice(&bytes).map_err(|e| CollectorError::MalformedJson(e.to_string()))?;
+    let items = items(body, state.config.max_records)?;
+    let now = now_ms();
+    let mut labels = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match parse_item(index, item, now) {
+            Ok(l) => labels.push(l),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CollectorError::InvalidRecords(errors));
+    }
+    let accepted = state.submit_feedback(labels).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}

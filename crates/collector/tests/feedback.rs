@@ -1,0 +1,556 @@
+//! Ground truth through the collector's real router, on SQLite and on a throwaway
+//! PostgreSQL: 400 labelled predictions with exactly 20 % wrong give accuracy 0.8 and
+//! exact per-class figures; early labels wait and join, late ones count their lag,
+//! duplicates are counted; bad labels are refused whole and add no series; a restart
+//! refills the quality window; pending labels are bounded and expire.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use vigil_collector::feedback::FeedbackConfig;
+use vigil_collector::{CollectorConfig, CollectorState, app};
+use vigil_store::Store;
+use vigil_store::testing::{Postgres, TempDir};
+use vigil_test_support::oneshot::{assert_error, get, post, send};
+use vigil_test_support::prometheus::series;
+use vigil_test_support::sample;
+
+const MODEL: &str = "defect-detector";
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn put(uri: &str, body: Value) -> Request<Body> {
+    Request::put(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn record(id: &str, label: &str, ts_ms: i64) -> Value {
+    json!({
+        "prediction_id": id, "model": MODEL, "model_version": "1.0.0",
+        "timestamp": rfc3339(ts_ms), "label": label, "confidence": 0.9,
+        "is_defect": label == "defect", "latency_ms": 1.0, "request_id": format!("req-{id}"),
+        "status": "success",
+    })
+}
+
+fn card() -> Value {
+    json!({"model": MODEL, "version": "1.0.0", "task": "classification",
+           "labels": ["ok", "defect"], "baseline": {"accuracy": 0.95}})
+}
+
+fn collector_state(store: Store, feedback: FeedbackConfig) -> CollectorState {
+    CollectorState::new(
+        store,
+        CollectorConfig {
+            max_records: 500,
+            feedback,
+            ..CollectorConfig::default()
+        },
+    )
+}
+
+async fn metrics(app: &Router) -> String {
+    send(app, get("/metrics")).await.text
+}
+
+/// Prediction i is `ok` for even i, `defect` for odd; the 80 wrong labels are those
+/// of the first 80 `ok` predictions, whose truth is `defect`. So: truth ok → ok 120;
+/// truth defect → ok 80, → defect 200.
+fn truth(i: usize) -> &'static str {
+    if i.is_multiple_of(2) && i < 160 {
+        "defect"
+    } else if i.is_multiple_of(2) {
+        "ok"
+    } else {
+        "defect"
+    }
+}
+
+fn predicted(i: usize) -> &'static str {
+    if i.is_multiple_of(2) { "ok" } else { "defect" }
+}
+
+fn label(i: usize, at_ms: Option<i64>) -> Value {
+    let mut l = json!({"prediction_id": format!("f-{i}"), "label": truth(i)});
+    if let Some(at) = at_ms {
+        l["timestamp"] = json!(rfc3339(at));
+    }
+    l
+}
+
+async fn grades_400_predictions(store: Store) {
+    let state = collector_state(store.clone(), FeedbackConfig::default());
+    let app = app(state.clone());
+    let r = send(&app, put(&format!("/models/{MODEL}"), card())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let now = now_ms();
+    let two_days = 2 * 86_400_000;
+
+    // Early: labels for predictions 0..40 before their records exist.
+    let early: Vec<Value> = (0..40).map(|i| label(i, None)).collect();
+    let r = send(
+        &app,
+        post("/feedback", json!({ "feedback": early }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!({"accepted": 40, "pending": 40, "duplicates": 0})
+    );
+    assert_eq!(
+        sample(&metrics(&app).await, "feedback_pending_labels"),
+        40.0
+    );
+
+    // The records: 300..400 were made two days ago (their labels are late), the
+    // rest now; 100 more recent predictions never get a label.
+    let records: Vec<Value> = (0..400)
+        .map(|i| {
+            record(
+                &format!("f-{i}"),
+                predicted(i),
+                if i >= 300 { now - two_days } else { now },
+            )
+        })
+        .chain((0..100).map(|i| record(&format!("u-{i}"), "ok", now)))
+        .collect();
+    for chunk in records.chunks(250) {
+        let r = send(&app, post("/log", json!({ "records": chunk }).to_string())).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    // The early labels joined when their records came.
+    assert_eq!(sample(&metrics(&app).await, "feedback_pending_labels"), 0.0);
+
+    // The rest, in batches, with ten early ones sent again.
+    let rest: Vec<Value> = (30..400).map(|i| label(i, Some(now_ms()))).collect();
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    for chunk in rest.chunks(100) {
+        let r = send(
+            &app,
+            post("/feedback", json!({ "feedback": chunk }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        assert_eq!(r.body["pending"], 0);
+        accepted += r.body["accepted"].as_u64().unwrap();
+        duplicates += r.body["duplicates"].as_u64().unwrap();
+    }
+    assert_eq!((accepted, duplicates), (360, 10));
+    // One label alone (not a batch), already given: a duplicate.
+    let r = send(&app, post("/feedback", label(5, None).to_string())).await;
+    assert_eq!(
+        r.body,
+        json!({"accepted": 0, "pending": 0, "duplicates": 1})
+    );
+
+    let q = send(&app, get(&format!("/quality?model={MODEL}"))).await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.text);
+    let m = &q.body["models"][0];
+    assert_eq!(m["labels"], 400, "{}", q.text);
+    assert_eq!(m["accuracy"], 0.8);
+    assert_eq!(m["baseline"]["accuracy"], 0.95);
+    assert_eq!(
+        m["confusion"],
+        json!({"classes": ["ok", "defect"], "matrix": [[120, 0], [80, 200]]})
+    );
+    assert_eq!(
+        m["classes"][0],
+        json!({"class": "ok", "precision": 0.6, "recall": 1.0, "f1": 0.75, "support": 120})
+    );
+    assert_eq!(m["classes"][1]["precision"], 1.0);
+    assert_eq!(m["classes"][1]["recall"], 200.0 / 280.0);
+    assert_eq!(m["classes"][1]["support"], 280);
+    // Every confidence is 0.9 and 80 % are right.
+    assert!(
+        (m["calibration_error"].as_f64().unwrap() - 0.1).abs() < 1e-9,
+        "{}",
+        q.text
+    );
+    // 300 labelled among the 400 predictions made in the last hour.
+    assert_eq!(
+        m["coverage"],
+        json!({"labelled": 300, "predicted": 400, "ratio": 0.75})
+    );
+    // 100 of 400 labels came two days after their prediction: p95 is one of them.
+    let (p50, p95) = (
+        m["lag_seconds"]["p50"].as_f64().unwrap(),
+        m["lag_seconds"]["p95"].as_f64().unwrap(),
+    );
+    assert!(p50 < 60.0, "{}", q.text);
+    assert!((p95 - 172_800.0).abs() < 60.0, "{}", q.text);
+
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_feedback_total{{model=\"{MODEL}\",outcome=\"correct\"}}")
+        ),
+        320.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_feedback_total{{model=\"{MODEL}\",outcome=\"incorrect\"}}")
+        ),
+        80.0
+    );
+    assert_eq!(
+        sample(&text, &format!("model_accuracy{{model=\"{MODEL}\"}}")),
+        0.8
+    );
+    assert_eq!(
+        sample(&text, &format!("model_quality_labels{{model=\"{MODEL}\"}}")),
+        400.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_class_precision{{model=\"{MODEL}\",class=\"ok\"}}")
+        ),
+        0.6
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_class_recall{{model=\"{MODEL}\",class=\"defect\"}}")
+        ),
+        200.0 / 280.0
+    );
+    assert!(
+        (sample(
+            &text,
+            &format!("model_calibration_error{{model=\"{MODEL}\"}}")
+        ) - 0.1)
+            .abs()
+            < 1e-9
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_baseline_accuracy{{model=\"{MODEL}\"}}")
+        ),
+        0.95
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_feedback_lag_seconds_count{{model=\"{MODEL}\"}}")
+        ),
+        400.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_feedback_lag_seconds_bucket{{le=\"60.0\",model=\"{MODEL}\"}}")
+        ),
+        300.0
+    );
+
+    // Bad labels: each refused with its index and field, nothing stored, no series
+    // (but the bounded per-status HTTP ones).
+    let model_series = |text: &str| {
+        series(text)
+            .into_iter()
+            .filter(|s| !s.starts_with("http_"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = model_series(&text);
+    let bad_batches = [
+        (
+            json!({"feedback": [label(1000, None), {"prediction_id": "u-1", "label": "meh"}]}),
+            "label",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "never-1", "label": "meh"}]}),
+            "label",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "u-2", "value": 3.5}]}),
+            "value",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "u-2", "label": "ok", "value": 1}]}),
+            "label",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "bad id", "label": "ok"}]}),
+            "prediction_id",
+        ),
+        (json!({"feedback": [{"label": "ok"}]}), "prediction_id"),
+        (
+            json!({"feedback": [{"prediction_id": "x-1", "label": "ok\u{0}"}]}),
+            "label",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "x-1", "label": "ok", "timestamp": rfc3339(now_ms() + 3_600_000)}]}),
+            "timestamp",
+        ),
+        (
+            json!({"feedback": [{"prediction_id": "x-1", "label": "ok", "timestamp": "yesterday"}]}),
+            "timestamp",
+        ),
+    ];
+    for (body, field) in bad_batches {
+        let r = send(&app, post("/feedback", body.to_string())).await;
+        assert_eq!(
+            assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY),
+            "invalid_records",
+            "{body}"
+        );
+        let errors = r.body["error"]["details"]["errors"].as_array().unwrap();
+        assert_eq!(errors.last().unwrap()["field"], field, "{}", r.text);
+    }
+    for (body, status) in [
+        ("{", StatusCode::BAD_REQUEST),
+        ("[1]", StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"feedback": []}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (r#"{"feedback": 3}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"feedback": [], "extra": 1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"prediction_id": "x-1", "label": "ok", "extra": 1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = send(&app, post("/feedback", body)).await;
+        assert_error(&r, status);
+    }
+    let too_many: Vec<Value> = (0..501)
+        .map(|i| json!({"prediction_id": format!("z-{i}"), "label": "ok"}))
+        .collect();
+    let r = send(
+        &app,
+        post("/feedback", json!({ "feedback": too_many }).to_string()),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    for (uri, status) in [
+        ("/quality?model=nope", StatusCode::NOT_FOUND),
+        ("/quality?window=forever", StatusCode::BAD_REQUEST),
+        ("/quality?colour=red", StatusCode::BAD_REQUEST),
+    ] {
+        assert_error(&send(&app, get(uri)).await, status);
+    }
+    for (uri, body) in [
+        (
+            format!("/models/{MODEL}"),
+            json!({"model": "other", "version": "1", "task": "classification", "labels": ["a", "b"]}),
+        ),
+        (
+            "/models/x".to_owned(),
+            json!({"model": "x", "version": "1", "task": "classification", "labels": ["a"]}),
+        ),
+        (
+            "/models/x".to_owned(),
+            json!({"model": "x", "version": "1", "task": "clustering"}),
+        ),
+    ] {
+        assert_error(
+            &send(&app, put(&uri, body)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let text = metrics(&app).await;
+    assert_eq!(model_series(&text), before, "bad input added series");
+    assert_eq!(
+        sample(&text, &format!("model_quality_labels{{model=\"{MODEL}\"}}")),
+        400.0
+    );
+
+    // A restarted collector on the same database: the same window, from the table.
+    let again = collector_state(store, FeedbackConfig::default());
+    again.load_feedback().await.unwrap();
+    let text = metrics(&vigil_collector::app(again)).await;
+    assert_eq!(
+        sample(&text, &format!("model_accuracy{{model=\"{MODEL}\"}}")),
+        0.8
+    );
+    assert_eq!(
+        sample(&text, &format!("model_quality_labels{{model=\"{MODEL}\"}}")),
+        400.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("model_baseline_accuracy{{model=\"{MODEL}\"}}")
+        ),
+        0.95
+    );
+}
+
+#[tokio::test]
+async fn sqlite_grades_400_predictions_exactly() {
+    let dir = TempDir::new("feedback");
+    grades_400_predictions(Store::sqlite(dir.path()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_grades_400_predictions_exactly() {
+    let pg = Postgres::start();
+    grades_400_predictions(
+        Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_regressor_is_graded_by_its_errors() {
+    let dir = TempDir::new("feedback-reg");
+    let app = app(collector_state(
+        Store::sqlite(dir.path()).await.unwrap(),
+        FeedbackConfig::default(),
+    ));
+    let card = json!({"model": "price", "version": "2", "task": "regression", "baseline": {"mae": 1.0, "rmse": 1.5}});
+    assert_eq!(
+        send(&app, put("/models/price", card)).await.status,
+        StatusCode::OK
+    );
+    let now = now_ms();
+    let records: Vec<Value> = (0..5)
+        .map(|i| json!({"prediction_id": format!("r-{i}"), "model": "price", "model_version": "2",
+            "timestamp": rfc3339(now), "value": 10.0 + i as f64, "is_defect": false, "latency_ms": 1.0,
+            "request_id": format!("req-{i}"), "status": "success"}))
+        .collect();
+    let r = send(
+        &app,
+        post("/log", json!({ "records": records }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // Errors 1, -1, 3, 0: MAE 1.25, RMSE sqrt(11/4).
+    let labels: Vec<Value> = [9.0, 12.0, 9.0, 13.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"prediction_id": format!("r-{i}"), "value": v}))
+        .collect();
+    let r = send(
+        &app,
+        post("/feedback", json!({ "feedback": labels }).to_string()),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"accepted": 4, "pending": 0, "duplicates": 0}),
+        "{}",
+        r.text
+    );
+    // A class label for a regressor is refused.
+    let r = send(
+        &app,
+        post(
+            "/feedback",
+            json!({"prediction_id": "r-4", "label": "high"}).to_string(),
+        ),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let q = send(&app, get("/quality?model=price&window=15m")).await;
+    let m = &q.body["models"][0];
+    assert_eq!(
+        (m["mae"].as_f64(), m["labels"].as_u64()),
+        (Some(1.25), Some(4)),
+        "{}",
+        q.text
+    );
+    assert_eq!(m["rmse"].as_f64(), Some((11.0f64 / 4.0).sqrt()));
+    assert_eq!(m["abs_error"], json!({"p50": 1.0, "p90": 3.0, "p99": 3.0}));
+    assert!(
+        m.get("accuracy").is_none() && m.get("confusion").is_none(),
+        "{}",
+        q.text
+    );
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, "model_mean_absolute_error{model=\"price\"}"),
+        1.25
+    );
+    assert_eq!(
+        sample(&text, "model_root_mean_squared_error{model=\"price\"}"),
+        (11.0f64 / 4.0).sqrt()
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "model_feedback_total{model=\"price\",outcome=\"scored\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample(&text, "model_baseline_mean_absolute_error{model=\"price\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn pending_labels_are_bounded_and_expire() {
+    let dir = TempDir::new("feedback-pending");
+    let store = Store::sqlite(dir.path()).await.unwrap();
+    let state = collector_state(
+        store,
+        FeedbackConfig {
+            pending_max: 5,
+            pending_ttl: Duration::from_millis(1),
+            ..FeedbackConfig::default()
+        },
+    );
+    let app = app(state.clone());
+    send(&app, put(&format!("/models/{MODEL}"), card())).await;
+    let labels: Vec<Value> = (0..8).map(|i| label(i, None)).collect();
+    let r = send(
+        &app,
+        post("/feedback", json!({ "feedback": labels }).to_string()),
+    )
+    .await;
+    assert_eq!(r.body["pending"], 8, "{}", r.text);
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, "feedback_pending_dropped_total{reason=\"evicted\"}"),
+        3.0
+    );
+    assert_eq!(sample(&text, "feedback_pending_labels"), 5.0);
+    // Expiry (the probe's minute tick, called here) drops the rest.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    state.expire_pending().await;
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, "feedback_pending_dropped_total{reason=\"expired\"}"),
+        5.0
+    );
+    assert_eq!(sample(&text, "feedback_pending_labels"), 0.0);
+    // A label that waited for a prediction that then failed is dropped as rejected.
+    let r = send(&app, post("/feedback", label(50, None).to_string())).await;
+    assert_eq!(r.body["pending"], 1);
+    let mut failed = record("f-50", "ok", now_ms());
+    failed["status"] = json!("error");
+    failed["error_type"] = json!("inference_failed");
+    failed["label"] = Value::Null;
+    failed["confidence"] = Value::Null;
+    let r = send(&app, post("/log", failed.to_string())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, "feedback_pending_dropped_total{reason=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(sample(&text, "feedback_pending_labels"), 0.0);
+}

@@ -1,0 +1,80 @@
+//! The model cards inference services announce: one row per model, the last
+//! announcement wins (a swapped version replaces the one before).
+
+use vigil_records::{BaselineSummary, CardSummary};
+
+use crate::{Store, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct CardRow {
+    model: String,
+    version: String,
+    task: String,
+    labels: String,
+    baseline_accuracy: Option<f64>,
+    baseline_mae: Option<f64>,
+    baseline_rmse: Option<f64>,
+}
+
+impl CardRow {
+    /// `None` for a row this version cannot read (written by a newer one).
+    fn into_card(self) -> Option<CardSummary> {
+        let baseline = (self.baseline_accuracy.is_some()
+            || self.baseline_mae.is_some()
+            || self.baseline_rmse.is_some())
+        .then_some(BaselineSummary {
+            accuracy: self.baseline_accuracy,
+            mae: self.baseline_mae,
+            rmse: self.baseline_rmse,
+        });
+        Some(CardSummary {
+            model: self.model,
+            version: self.version,
+            task: self.task.parse().ok()?,
+            labels: serde_json::from_str(&self.labels).ok()?,
+            baseline,
+        })
+    }
+}
+
+impl Store {
+    /// Keeps `card` as its model's current one.
+    pub async fn put_card(&self, card: &CardSummary, now_ms: i64) -> Result<(), StoreError> {
+        let labels = serde_json::to_string(&card.labels).unwrap_or_else(|_| "[]".into());
+        let b = card.baseline.unwrap_or_default();
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO model_cards (model, version, task, labels, baseline_accuracy, baseline_mae, \
+                 baseline_rmse, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (model) DO UPDATE SET version = excluded.version, task = excluded.task, \
+                 labels = excluded.labels, baseline_accuracy = excluded.baseline_accuracy, \
+                 baseline_mae = excluded.baseline_mae, baseline_rmse = excluded.baseline_rmse, \
+                 updated_ms = excluded.updated_ms",
+            )
+            .bind(&card.model)
+            .bind(&card.version)
+            .bind(card.task.as_str())
+            .bind(labels)
+            .bind(b.accuracy)
+            .bind(b.mae)
+            .bind(b.rmse)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Every model's current card, by name.
+    pub async fn cards(&self) -> Result<Vec<CardSummary>, StoreError> {
+        let rows: Vec<CardRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT model, version, task, labels, baseline_accuracy, baseline_mae, baseline_rmse \
+                 FROM model_cards ORDER BY model",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().filter_map(CardRow::into_card).collect())
+    }
+}

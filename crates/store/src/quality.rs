@@ -1,0 +1,234 @@
+//! One model's ground-truth figures over a window of label time, as the database
+//! aggregates them for `GET /quality`: the labels grouped by (true class, predicted
+//! class, confidence bin), a regressor's error sums, label-lag and error quantiles by
+//! nearest rank, and label coverage. Every query reads a range of an index, never the
+//! whole table, and returns at most classes² × 10 rows plus a few ranks.
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Store, StoreError};
+
+/// Confidence bins of the calibration error: [0, 0.1), [0.1, 0.2), …, [0.9, 1].
+pub const CALIBRATION_BINS: usize = 10;
+
+/// The calibration bin of `confidence`, by the same comparisons the SQL makes (so
+/// a confidence of exactly 0.3 lands in the same bin in both).
+pub fn calibration_bin(confidence: f64) -> usize {
+    (1..CALIBRATION_BINS)
+        .take_while(|k| confidence >= *k as f64 / CALIBRATION_BINS as f64)
+        .count()
+}
+
+/// The SQL of [`calibration_bin`].
+fn calibration_bin_sql() -> String {
+    let mut sql = String::from("CAST(CASE");
+    for k in 1..CALIBRATION_BINS {
+        sql.push_str(&format!(
+            " WHEN confidence < {} THEN {}",
+            k as f64 / CALIBRATION_BINS as f64,
+            k - 1
+        ));
+    }
+    // PostgreSQL's CASE of integer literals is an int4; the row type is i64.
+    sql.push_str(&format!(" ELSE {} END AS BIGINT)", CALIBRATION_BINS - 1));
+    sql
+}
+
+/// A quantile as a fraction `num/den`; its nearest rank among n sorted values is
+/// ceil(n·num/den), computed in integers alike by SQLite, PostgreSQL and Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantile {
+    pub num: i64,
+    pub den: i64,
+}
+
+impl Quantile {
+    pub const P50: Quantile = Quantile { num: 1, den: 2 };
+    pub const P90: Quantile = Quantile { num: 9, den: 10 };
+    pub const P95: Quantile = Quantile { num: 19, den: 20 };
+    pub const P99: Quantile = Quantile { num: 99, den: 100 };
+
+    pub fn rank(self, n: i64) -> i64 {
+        (self.num * n + self.den - 1) / self.den
+    }
+
+    fn rank_sql(self) -> String {
+        format!("({} * n + {}) / {}", self.num, self.den - 1, self.den)
+    }
+
+    pub fn as_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+/// Labels of one (true class, predicted class, confidence bin).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ConfusionRow {
+    pub truth: String,
+    pub predicted: String,
+    pub bin: i64,
+    pub n: i64,
+    /// Sum of the predictions' confidences.
+    pub confidence: f64,
+}
+
+/// A regressor's error sums (prediction minus truth).
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct ErrorSums {
+    pub n: i64,
+    pub abs_sum: f64,
+    pub sq_sum: f64,
+}
+
+/// The value at one quantile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    pub quantile: Quantile,
+    pub value: f64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RankRow {
+    rn: i64,
+    n: i64,
+    value: f64,
+}
+
+/// One model's figures over a window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QualityRows {
+    pub confusion: Vec<ConfusionRow>,
+    pub errors: Option<ErrorSums>,
+    /// Absolute error p50, p90, p99 (regressors).
+    pub abs_error: Vec<Ranked>,
+    /// Label lag (label time minus prediction time) p50 and p95, in milliseconds.
+    pub lag_ms: Vec<Ranked>,
+    /// Labels whose prediction was made in the window.
+    pub labelled: u64,
+    /// Successful predictions made in the window.
+    pub predicted: u64,
+}
+
+/// The window's values at `quantiles`, from the ranked rows the query selected.
+fn pick(rows: &[RankRow], quantiles: &[Quantile]) -> Vec<Ranked> {
+    quantiles
+        .iter()
+        .filter_map(|q| {
+            rows.iter().find(|r| r.rn == q.rank(r.n)).map(|r| Ranked {
+                quantile: *q,
+                value: r.value,
+            })
+        })
+        .collect()
+}
+
+/// `SELECT rn, n, value` for the given quantiles of `expr` over the model's labels in
+/// the window: one sort in the database, only the chosen ranks come back.
+fn ranked_sql(expr: &str, extra: &str, quantiles: &[Quantile]) -> String {
+    let wanted: Vec<String> = quantiles
+        .iter()
+        .map(|q| format!("rn = {}", q.rank_sql()))
+        .collect();
+    format!(
+        "SELECT rn, n, value FROM (SELECT CAST({expr} AS DOUBLE PRECISION) AS value, \
+         ROW_NUMBER() OVER (ORDER BY {expr}) AS rn, COUNT(*) OVER () AS n \
+         FROM feedback WHERE model = $1 AND label_ms >= $2 AND label_ms < $3{extra}) ranked \
+         WHERE {}",
+        wanted.join(" OR ")
+    )
+}
+
+pub const LAG_QUANTILES: [Quantile; 2] = [Quantile::P50, Quantile::P95];
+pub const ERROR_QUANTILES: [Quantile; 3] = [Quantile::P50, Quantile::P90, Quantile::P99];
+
+impl Store {
+    /// `model`'s labels with label time in `[since_ms, until_ms)`, aggregated. The SQL
+    /// is assembled from this module's constants (bins, quantiles) only; every value
+    /// from a request is a bind.
+    pub async fn quality(
+        &self,
+        model: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<QualityRows, StoreError> {
+        let confusion_sql = format!(
+            "SELECT truth_label AS truth, predicted_label AS predicted, {} AS bin, COUNT(*) AS n, \
+             SUM(confidence) AS confidence FROM feedback \
+             WHERE model = $1 AND label_ms >= $2 AND label_ms < $3 AND truth_label IS NOT NULL \
+             AND predicted_label IS NOT NULL AND confidence IS NOT NULL GROUP BY 1, 2, 3",
+            calibration_bin_sql()
+        );
+        let values = " AND truth_value IS NOT NULL AND predicted_value IS NOT NULL";
+        let lag_sql = ranked_sql("(label_ms - predicted_ms)", "", &LAG_QUANTILES);
+        let error_sql = ranked_sql(
+            "ABS(predicted_value - truth_value)",
+            values,
+            &ERROR_QUANTILES,
+        );
+        let (confusion, errors, lag, abs_error, labelled, predicted) = with_pool!(self, pool => {
+            let confusion: Vec<ConfusionRow> = sqlx::query_as(AssertSqlSafe(confusion_sql.as_str()))
+                .bind(model).bind(since_ms).bind(until_ms)
+                .fetch_all(pool).await?;
+            let errors: Option<ErrorSums> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n, SUM(ABS(predicted_value - truth_value)) AS abs_sum, \
+                 SUM((predicted_value - truth_value) * (predicted_value - truth_value)) AS sq_sum \
+                 FROM feedback WHERE model = $1 AND label_ms >= $2 AND label_ms < $3{values} \
+                 HAVING COUNT(*) > 0",
+            )))
+            .bind(model).bind(since_ms).bind(until_ms)
+            .fetch_optional(pool).await?;
+            let lag: Vec<RankRow> = sqlx::query_as(AssertSqlSafe(lag_sql.as_str()))
+                .bind(model).bind(since_ms).bind(until_ms)
+                .fetch_all(pool).await?;
+            let abs_error: Vec<RankRow> = sqlx::query_as(AssertSqlSafe(error_sql.as_str()))
+                .bind(model).bind(since_ms).bind(until_ms)
+                .fetch_all(pool).await?;
+            let labelled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM feedback WHERE model = $1 AND predicted_ms >= $2 AND predicted_ms < $3",
+            )
+            .bind(model).bind(since_ms).bind(until_ms)
+            .fetch_one(pool).await?;
+            let predicted: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM predictions WHERE model = $1 AND ts_ms >= $2 AND ts_ms < $3 \
+                 AND status = 'success'",
+            )
+            .bind(model).bind(since_ms).bind(until_ms)
+            .fetch_one(pool).await?;
+            (confusion, errors, lag, abs_error, labelled, predicted)
+        });
+        Ok(QualityRows {
+            confusion,
+            errors,
+            abs_error: pick(&abs_error, &ERROR_QUANTILES),
+            lag_ms: pick(&lag, &LAG_QUANTILES),
+            labelled: labelled as u64,
+            predicted: predicted as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_split_at_tenths_and_one_is_in_the_last() {
+        assert_eq!(calibration_bin(0.0), 0);
+        assert_eq!(calibration_bin(0.0999), 0);
+        assert_eq!(calibration_bin(0.1), 1);
+        assert_eq!(calibration_bin(0.3), 3);
+        assert_eq!(calibration_bin(0.95), 9);
+        assert_eq!(calibration_bin(1.0), 9);
+        assert!(calibration_bin_sql().contains("WHEN confidence < 0.3 THEN 2"));
+    }
+
+    #[test]
+    fn ranks_are_nearest_ranks() {
+        for n in 1..=500i64 {
+            for q in [Quantile::P50, Quantile::P90, Quantile::P95, Quantile::P99] {
+                let want = ((q.as_f64() * n as f64) - 1e-9).ceil().max(1.0) as i64;
+                assert_eq!(q.rank(n), want, "n={n} q={q:?}");
+            }
+        }
+    }
+}

@@ -88,30 +88,39 @@ impl Catalog {
     }
 }
 
-/// The current catalog, swapped whole.
+/// The current catalog, swapped whole; each swap is announced to subscribers.
 #[derive(Debug, Clone)]
-pub struct Models(Arc<ArcSwap<Catalog>>);
+pub struct Models(Arc<(ArcSwap<Catalog>, tokio::sync::watch::Sender<u64>)>);
 
 impl Models {
     pub fn new(catalog: Catalog) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(catalog)))
+        Self(Arc::new((
+            ArcSwap::from_pointee(catalog),
+            tokio::sync::watch::Sender::new(0),
+        )))
     }
 
     /// The current snapshot (cheap; no lock).
     pub fn load(&self) -> Guard<Arc<Catalog>> {
-        self.0.load()
+        self.0.0.load()
     }
 
     /// The current snapshot, owned (for code that holds it across an await).
     pub fn load_full(&self) -> Arc<Catalog> {
-        self.0.load_full()
+        self.0.0.load_full()
+    }
+
+    /// Changes each time the catalog is replaced (the cards announced to the
+    /// collector follow it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.1.subscribe()
     }
 
     /// Puts `next` in force for every request that starts from now on, and marks the
     /// versions it no longer serves as not loaded.
     pub fn replace(&self, next: Catalog) {
-        let previous = self.0.swap(Arc::new(next));
-        let current = self.0.load();
+        let previous = self.0.0.swap(Arc::new(next));
+        let current = self.0.0.load();
         for old in previous.iter() {
             // The same version still serving shares the series: leave it at 1.
             if current
@@ -121,5 +130,6 @@ impl Models {
                 old.handles.loaded.set(0);
             }
         }
+        self.0.1.send_modify(|n| *n += 1);
     }
 }

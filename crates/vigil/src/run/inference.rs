@@ -51,6 +51,19 @@ pub(super) async fn start(
     super::reload::watch(hangup, config, state.clone());
     super::keys::watch(state.auth.clone(), config);
     let forwarder = start_forwarder(config, &state, collector)?;
+    // The collector checks ground truth against the served cards.
+    match (collector, &config.collector_url) {
+        (Some(c), _) => super::cards::spawn(
+            state.models.clone(),
+            super::cards::CardSink::InProcess(c.state.clone()),
+        ),
+        (None, Some(url)) => super::cards::spawn(
+            state.models.clone(),
+            super::cards::CardSink::remote(url)
+                .with_context(|| format!("invalid collector url {url:?}"))?,
+        ),
+        (None, None) => {}
+    }
     let incidents: Option<Arc<dyn IncidentSource>> = match (collector, &config.collector_url) {
         (Some(c), _) => Some(Arc::new(super::incidents::InProcess(c.state.clone()))),
         (None, Some(url)) => Some(Arc::new(super::incidents::Remote::new(url)?)),

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Mode};
 
+mod cards;
 mod collector;
 mod incidents;
 mod inference;

@@ -1,0 +1,119 @@
+//! Ground truth through the real binary: `vigil up` announces its cards to its own
+//! collector, and labels sent for its answers (some before their records are stored)
+//! grade the model; `vigil serve --collector-url` announces its cards over HTTP to a
+//! collector that starts after it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vigil_test_support::{Vigil, free_port, get_json, get_text, post_json, try_sample};
+
+const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls the collector's `/models` until it knows `n` cards.
+async fn wait_for_cards(client: &reqwest::Client, collector: &str, n: usize) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let cards: Value = get_json(client, format!("{collector}/models")).await;
+        if cards["models"].as_array().is_some_and(|m| m.len() >= n) {
+            return cards;
+        }
+        assert!(Instant::now() < deadline, "cards never arrived: {cards}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn up_grades_its_answers_by_the_labels_sent_for_them() {
+    let up = Vigil::start_command("up", &[], &[]);
+    let collector = format!("http://{}", up.address_of("collector"));
+    let inference = format!("http://{}", up.address_of("inference"));
+    let client = reqwest::Client::new();
+    let cards = wait_for_cards(&client, &collector, 2).await;
+    let detector = cards["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == "defect-detector")
+        .unwrap();
+    assert_eq!(detector["labels"], json!(["ok", "defect"]));
+    assert_eq!(detector["task"], "classification");
+
+    // 50 answers; the labels go out at once, so some reach the collector before
+    // their record does and wait for it.
+    let mut labels = Vec::new();
+    for i in 0..50 {
+        let answer = post_json(
+            &client,
+            format!("{inference}/predict"),
+            &json!({"features": GOOD}),
+        )
+        .await;
+        let said = answer["predictions"][0]["label"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_owned();
+        // Every fifth label says the model was wrong.
+        let truth = match (i % 5 == 0, said.as_str()) {
+            (false, _) => said.clone(),
+            (true, "ok") => "defect".to_owned(),
+            (true, _) => "ok".to_owned(),
+        };
+        labels.push(json!({"prediction_id": answer["prediction_id"], "label": truth}));
+    }
+    let r = client
+        .post(format!("{collector}/feedback"))
+        .json(&json!({ "feedback": labels }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let counts: Value = r.json().await.unwrap();
+    assert_eq!(counts["accepted"], 50, "{counts}");
+    assert_eq!(counts["duplicates"], 0, "{counts}");
+
+    // Every label graded, early ones included.
+    let series = "model_quality_labels{model=\"defect-detector\"}";
+    let deadline = Instant::now() + PATIENCE;
+    while try_sample(&get_text(format!("{collector}/metrics")).await, series) != Some(50.0) {
+        assert!(Instant::now() < deadline, "labels never all graded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = get_text(format!("{collector}/metrics")).await;
+    assert_eq!(
+        try_sample(&metrics, "model_accuracy{model=\"defect-detector\"}"),
+        Some(0.8)
+    );
+    assert_eq!(try_sample(&metrics, "feedback_pending_labels"), Some(0.0));
+    let quality: Value = get_json(
+        &client,
+        format!("{collector}/quality?model=defect-detector"),
+    )
+    .await;
+    let m = &quality["models"][0];
+    assert_eq!(m["accuracy"], 0.8, "{quality}");
+    assert_eq!(m["labels"], 50);
+    assert_eq!(m["coverage"]["labelled"], 50);
+    assert_eq!(m["coverage"]["predicted"], 50);
+}
+
+#[tokio::test]
+async fn serve_announces_its_cards_to_a_collector_that_comes_later() {
+    let port = free_port();
+    let collector_url = format!("http://127.0.0.1:{port}");
+    let serve = Vigil::start(&["--collector-url", &collector_url], &[]);
+    // The collector is not there yet: the announcement is retried.
+    serve.wait_for_log("model_card_announce_failed");
+    let collector = Vigil::start_command("collector", &["--port", &port.to_string()], &[]);
+    let client = reqwest::Client::new();
+    let cards = wait_for_cards(&client, &collector.url(""), 2).await;
+    let names: Vec<&str> = cards["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["defect-detector", "digits"]);
+    serve.wait_for_log("model_card_announced");
+}

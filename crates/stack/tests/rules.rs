@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_norway::Value;
 use vigil_stack::{deploy, repo_root, yaml};
 
-const REQUIRED_ALERTS: [&str; 10] = [
+const REQUIRED_ALERTS: [&str; 11] = [
     "HighErrorRate",
     "ModelNotLoaded",
     "SlowPredictions",
@@ -20,6 +20,7 @@ const REQUIRED_ALERTS: [&str; 10] = [
     "FeatureDrift",
     "PredictionLogBacklog",
     "LogsDropped",
+    "ModelAccuracyDrop",
 ];
 
 fn run(tool: &str, args: &[&str]) -> String {

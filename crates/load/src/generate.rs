@@ -10,6 +10,9 @@ use serde::Deserialize;
 pub struct ModelSchema {
     pub name: String,
     pub features: Vec<FeatureSchema>,
+    /// A classifier's classes (what a wrong label is drawn from).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,12 +5,15 @@
 //! distribution, which `GET /models/{name}` publishes per feature; drifted inputs lie
 //! above that distribution, so the model's drift gauges and alerts react. Invalid
 //! requests rotate through the ways clients really get it wrong; every one of them
-//! must be answered 4xx, which makes the generator a check as well as a load.
+//! must be answered 4xx, which makes the generator a check as well as a load. With
+//! `--feedback`, a share of the answers gets a ground-truth label at the collector.
 
+mod feedback;
 mod generate;
 mod progress;
 mod run;
 
+pub use feedback::{FeedbackConfig, FeedbackReport};
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
 pub use progress::Progress;
 pub use run::{LoadConfig, LoadError, Report, run, run_until, run_watched};

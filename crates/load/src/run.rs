@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
+use crate::feedback::{FeedbackConfig, FeedbackReport, Labeller};
 use crate::generate::{Generator, Kind, ModelSchema};
 use crate::progress::{Progress, p99_ms};
 
@@ -35,6 +36,8 @@ pub struct LoadConfig {
     /// Rows per request.
     pub batch: usize,
     pub seed: u64,
+    /// Labels for a share of the answers, sent to a collector.
+    pub feedback: Option<FeedbackConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub struct Report {
     pub latency_ms: Latency,
     /// First few unexpected answers, for the person reading the report.
     pub examples: Vec<String>,
+    /// With `--feedback`: the labels sent and what the collector made of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackReport>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -120,6 +126,13 @@ pub async fn run_watched(
             "--invalid and --drifted are shares between 0 and 1 that add up to at most 1".into(),
         ));
     }
+    if let Some(f) = &config.feedback
+        && !(shares_ok(f.ratio) && shares_ok(f.label_noise))
+    {
+        return Err(LoadError::Config(
+            "--feedback and --label-noise are shares between 0 and 1".into(),
+        ));
+    }
     let target = config.target.trim_end_matches('/').to_owned();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(config.concurrency)
@@ -128,6 +141,15 @@ pub async fn run_watched(
         .map_err(|e| LoadError::Config(e.to_string()))?;
     let schema = fetch_schema(&client, &target, config.model.as_deref()).await?;
     let model = schema.name.clone();
+    let labeller = config
+        .feedback
+        .clone()
+        .map(|f| Arc::new(Labeller::new(f, schema.labels.clone(), config.seed)));
+    let labels_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let labelling = labeller.clone().map(|l| {
+        let (client, done) = (client.clone(), labels_done.clone());
+        tokio::spawn(async move { l.run(client, &done).await })
+    });
     let mut generator = Generator::new(
         schema,
         config.model.is_some(),
@@ -181,10 +203,11 @@ pub async fn run_watched(
         }
         let permit = permits.clone().acquire_owned().await.expect("never closed");
         let request = generator.next_request();
-        let (client, tally, url) = (
+        let (client, tally, url, labeller) = (
             client.clone(),
             tally.clone(),
             format!("{target}{}", request.path),
+            labeller.clone(),
         );
         sent += 1;
         tokio::spawn(async move {
@@ -203,6 +226,11 @@ pub async fn run_watched(
                 Err(e) => (0, e.to_string()),
             };
             let micros = u32::try_from(begin.elapsed().as_micros()).unwrap_or(u32::MAX);
+            if let Some(l) = &labeller
+                && status == 200
+            {
+                l.observe(&text);
+            }
             let mut t = tally.lock();
             *t.statuses
                 .entry(request.kind.name())
@@ -230,6 +258,11 @@ pub async fn run_watched(
         .await
         .expect("never closed");
     let elapsed = started.elapsed().as_secs_f64();
+    // The last labels wait out their delay, then go.
+    labels_done.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(task) = labelling {
+        let _ = task.await;
+    }
 
     let mut t = std::mem::take(&mut *tally.lock());
     t.latencies_us.sort_unstable();
@@ -256,6 +289,7 @@ pub async fn run_watched(
         unexpected: t.unexpected,
         transport_errors: t.transport_errors,
         examples: t.examples,
+        feedback: labeller.map(|l| l.report()),
     })
 }
 

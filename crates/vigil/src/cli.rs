@@ -167,6 +167,20 @@ pub struct LoadArgs {
     /// Seed of the input generator (same seed, same requests).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Share of answered rows (0–1) that get a ground-truth label at the collector's
+    /// `POST /feedback`; the answer is taken as the truth (see --label-noise).
+    #[arg(long)]
+    pub feedback: Option<f64>,
+    /// Share of those labels (0–1) that are wrong, to simulate a decaying model:
+    /// measured accuracy becomes 1 − P.
+    #[arg(long, default_value_t = 0.0, requires = "feedback")]
+    pub label_noise: f64,
+    /// How long after its answer each label is sent: 30s, 5m, … (the run waits for the last).
+    #[arg(long, value_parser = vigil_load::parse_duration, default_value = "0s", requires = "feedback")]
+    pub feedback_delay: std::time::Duration,
+    /// Collector that takes the labels (`vigil up`'s is on the port after the target's).
+    #[arg(long, default_value = "http://127.0.0.1:8001")]
+    pub collector: String,
 }
 
 /// Options of the services. `None` means "not given here": the file or default decides.

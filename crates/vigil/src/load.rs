@@ -18,6 +18,12 @@ pub fn run(args: LoadArgs) -> ExitCode {
         drifted: args.drifted,
         batch: args.batch,
         seed: args.seed,
+        feedback: args.feedback.map(|ratio| vigil_load::FeedbackConfig {
+            collector: args.collector,
+            ratio,
+            label_noise: args.label_noise,
+            delay: args.feedback_delay,
+        }),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

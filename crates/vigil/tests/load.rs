@@ -209,3 +209,55 @@ async fn a_live_line_on_a_terminal_and_nothing_extra_when_piped() {
             && lines[0].contains("unexpected 0")
     );
 }
+
+/// `--feedback 1 --label-noise 0.3` against `vigil up`: every answered row (batches
+/// included) gets a label after the delay, 30 % of them wrong, and the collector's
+/// measured accuracy is exactly the share the report says is right.
+#[tokio::test]
+async fn feedback_with_label_noise_moves_measured_accuracy_to_match() {
+    let up = Vigil::start_command("up", &[], &[]);
+    let target = format!("http://{}", up.address_of("inference"));
+    let collector = format!("http://{}", up.address_of("collector"));
+    let (code, report, stderr) = load(&[
+        "--target",
+        &target,
+        "--collector",
+        &collector,
+        "--requests",
+        "100",
+        "--batch",
+        "3",
+        "--rate",
+        "500",
+        "--feedback",
+        "1",
+        "--label-noise",
+        "0.3",
+        "--feedback-delay",
+        "200ms",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stderr}\n{report}");
+    let f = &report["feedback"];
+    assert_eq!(f["labels"], 300, "{report}");
+    assert_eq!(f["failed"], 0, "{report}");
+    assert_eq!(f["accepted"], 300, "{report}");
+    let wrong = f["wrong"].as_u64().unwrap();
+    assert!((60..=120).contains(&wrong), "{report}");
+    // Labels sent before their record arrived wait, then join: all 300 are graded.
+    let series = "model_quality_labels{model=\"defect-detector\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = get_text(format!("{collector}/metrics")).await;
+        if vigil_test_support::try_sample(&text, series) == Some(300.0) {
+            let accuracy = sample(&text, "model_accuracy{model=\"defect-detector\"}");
+            assert_eq!(accuracy, (300 - wrong) as f64 / 300.0, "{report}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "labels never all graded: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,243 @@
+//! Ground truth for the answers `vigil load` gets (`--feedback RATIO`): for a share of
+//! the rows answered, a label goes to the collector's `POST /feedback`, after a chosen
+//! delay, in batches. The generator invents its rows from the training distribution,
+//! so it has no labelled data to draw the truth from; it takes the served answer as
+//! the truth and makes a chosen share of the labels wrong (`--label-noise P`): another
+//! class picked at random, or for a regressor the value off by half its size. The
+//! measured accuracy is then 1 − P by construction, which is what a decay drill needs.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// Most labels in one `POST /feedback` (the collector takes up to 10,000).
+const BATCH: usize = 1000;
+/// How often due labels are sent.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where and how labels go.
+#[derive(Debug, Clone)]
+pub struct FeedbackConfig {
+    /// Base URL of the collector, e.g. `http://127.0.0.1:8001`.
+    pub collector: String,
+    /// Share of answered rows that get a label, 0–1.
+    pub ratio: f64,
+    /// Share of those labels that are wrong, 0–1.
+    pub label_noise: f64,
+    /// How long after the answer its label is sent.
+    pub delay: Duration,
+}
+
+/// What happened to the labels.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedbackReport {
+    /// Labels sent.
+    pub labels: u64,
+    /// Of those, labels that contradict the answer.
+    pub wrong: u64,
+    /// As the collector counted them.
+    pub accepted: u64,
+    pub pending: u64,
+    pub duplicates: u64,
+    /// Labels whose request failed or was refused.
+    pub failed: u64,
+}
+
+/// Decides the labels of answers and sends them when due.
+pub(crate) struct Labeller {
+    config: FeedbackConfig,
+    /// The model's classes (empty for a regressor).
+    classes: Vec<String>,
+    rng: Mutex<StdRng>,
+    queue: Mutex<VecDeque<(Instant, Value)>>,
+    report: Mutex<FeedbackReport>,
+}
+
+impl Labeller {
+    pub fn new(config: FeedbackConfig, classes: Vec<String>, seed: u64) -> Self {
+        Self {
+            config,
+            classes,
+            // A stream of its own: the requests stay what they are without feedback.
+            rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x005e_edfb)),
+            queue: Mutex::default(),
+            report: Mutex::default(),
+        }
+    }
+
+    /// Queues labels for the rows of one answered `POST /predict`.
+    pub fn observe(&self, answer: &str) {
+        let Ok(answer) = serde_json::from_str::<Value>(answer) else {
+            return;
+        };
+        let (Some(id), Some(rows)) = (
+            answer["prediction_id"].as_str(),
+            answer["predictions"].as_array(),
+        ) else {
+            return;
+        };
+        let due = Instant::now() + self.config.delay;
+        let single = rows.len() == 1;
+        let mut rng = self.rng.lock();
+        let mut labels = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            if rng.random::<f64>() >= self.config.ratio {
+                continue;
+            }
+            let wrong = rng.random::<f64>() < self.config.label_noise;
+            // A batch's rows are stored as `{prediction_id}-{row}`.
+            let prediction_id = if single {
+                id.to_owned()
+            } else {
+                format!("{id}-{i}")
+            };
+            let truth = if let Some(said) = row["label"].as_str() {
+                let label = if wrong && self.classes.len() > 1 {
+                    let others: Vec<&String> = self.classes.iter().filter(|c| *c != said).collect();
+                    others[rng.random_range(0..others.len())].clone()
+                } else {
+                    said.to_owned()
+                };
+                json!({"prediction_id": prediction_id, "label": label})
+            } else if let Some(value) = row["value"].as_f64() {
+                let value = if wrong { value * 1.5 + 1.0 } else { value };
+                json!({"prediction_id": prediction_id, "value": value})
+            } else {
+                continue;
+            };
+            labels.push((due, truth, wrong));
+        }
+        drop(rng);
+        let mut report = self.report.lock();
+        report.wrong += labels.iter().filter(|(_, _, w)| *w).count() as u64;
+        drop(report);
+        self.queue
+            .lock()
+            .extend(labels.into_iter().map(|(due, truth, _)| (due, truth)));
+    }
+
+    /// Sends due labels until `finished` is set and the queue is empty (the last
+    /// labels wait out their delay).
+    pub async fn run(&self, client: reqwest::Client, finished: &std::sync::atomic::AtomicBool) {
+        let url = format!("{}/feedback", self.config.collector.trim_end_matches('/'));
+        loop {
+            let now = Instant::now();
+            let batch: Vec<Value> = {
+                let mut queue = self.queue.lock();
+                let due = queue
+                    .iter()
+                    .take(BATCH)
+                    .take_while(|(at, _)| *at <= now)
+                    .count();
+                queue.drain(..due).map(|(_, l)| l).collect()
+            };
+            if batch.is_empty() {
+                if finished.load(std::sync::atomic::Ordering::Acquire)
+                    && self.queue.lock().is_empty()
+                {
+                    return;
+                }
+                tokio::time::sleep(TICK).await;
+                continue;
+            }
+            self.send(&client, &url, batch).await;
+        }
+    }
+
+    async fn send(&self, client: &reqwest::Client, url: &str, batch: Vec<Value>) {
+        let n = batch.len() as u64;
+        let answer = client
+            .post(url)
+            .json(&json!({ "feedback": batch }))
+            .send()
+            .await;
+        let counts = match answer {
+            Ok(r) if r.status().as_u16() == 202 => r.json::<Value>().await.ok(),
+            _ => None,
+        };
+        let mut report = self.report.lock();
+        report.labels += n;
+        match counts {
+            Some(c) => {
+                let count = |k: &str| c[k].as_u64().unwrap_or(0);
+                report.accepted += count("accepted");
+                report.pending += count("pending");
+                report.duplicates += count("duplicates");
+            }
+            None => report.failed += n,
+        }
+    }
+
+    pub fn report(&self) -> FeedbackReport {
+        self.report.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labeller(ratio: f64, label_noise: f64) -> Labeller {
+        Labeller::new(
+            FeedbackConfig {
+                collector: String::new(),
+                ratio,
+                label_noise,
+                delay: Duration::ZERO,
+            },
+            vec!["ok".into(), "defect".into()],
+            7,
+        )
+    }
+
+    fn queued(l: &Labeller) -> Vec<Value> {
+        l.queue.lock().iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    #[test]
+    fn every_row_of_a_batch_gets_its_own_id_and_noise_flips_the_class() {
+        let l = labeller(1.0, 1.0);
+        l.observe(
+            r#"{"prediction_id": "p", "predictions": [{"label": "ok"}, {"label": "defect"}]}"#,
+        );
+        assert_eq!(
+            queued(&l),
+            vec![
+                json!({"prediction_id": "p-0", "label": "defect"}),
+                json!({"prediction_id": "p-1", "label": "ok"})
+            ]
+        );
+        assert_eq!(l.report().wrong, 2);
+    }
+
+    #[test]
+    fn the_ratio_and_the_noise_are_shares() {
+        let l = labeller(0.5, 0.3);
+        for _ in 0..10_000 {
+            l.observe(r#"{"prediction_id": "p", "predictions": [{"label": "ok"}]}"#);
+        }
+        let labels = queued(&l);
+        let share = labels.len() as f64 / 10_000.0;
+        let wrong = labels.iter().filter(|v| v["label"] == "defect").count() as f64;
+        assert!((share - 0.5).abs() < 0.03, "{share}");
+        assert!((wrong / labels.len() as f64 - 0.3).abs() < 0.03);
+        assert_eq!(l.report().wrong, wrong as u64);
+    }
+
+    #[test]
+    fn a_regressors_wrong_value_is_off_and_errors_are_not_labelled() {
+        let l = labeller(1.0, 1.0);
+        l.observe(r#"{"prediction_id": "r", "predictions": [{"value": 2.0}]}"#);
+        l.observe(r#"{"error": {"code": "overloaded"}}"#);
+        assert_eq!(
+            queued(&l),
+            vec![json!({"prediction_id": "r", "value": 4.0})]
+        );
+    }
+}

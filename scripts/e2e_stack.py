@@ -19,6 +19,9 @@ asserts through Prometheus's HTTP API:
    fleet-wide PSI recording rule and fires FeatureDrift for the model and feature,
    while the other replica's own PSI stays low; the incident opens in the collector on
    PostgreSQL; every answered prediction of both replicas is stored there once.
+   Then `vigil load --feedback 1 --label-noise 0.3` through both replicas sends ground
+   truth with 30 % wrong labels: the collector's model_accuracy equals the right share
+   and ModelAccuracyDrop fires against the card's baseline, and opens an incident.
 
 Usage: scripts/e2e-stack [path/to/vigil]   (run through the wrapper, which installs
 Debian's prometheus, prometheus-alertmanager and python3-yaml when missing).
@@ -572,6 +575,37 @@ def check_fleet_drift(stack):
     log(f"{rows:.0f} predictions answered by the replicas, {rows:.0f} rows in PostgreSQL")
 
 
+def check_accuracy_drop(stack):
+    """Ground truth with 30 % wrong labels, through both replicas' answers, fires
+    ModelAccuracyDrop from the collector's accuracy against the card's baseline."""
+    name = "ModelAccuracyDrop"
+    a, b = stack.replicas
+    reports = [stack.load("--requests", "150", "--batch", "2", "--rate", "200",
+                          "--feedback", "1", "--label-noise", "0.3",
+                          "--collector", stack.collector, "--seed", str(seed), target=replica)
+               for seed, replica in ((11, a), (12, b))]
+    labels = sum(r["feedback"]["labels"] for r in reports)
+    wrong = sum(r["feedback"]["wrong"] for r in reports)
+    if any(r["feedback"]["failed"] for r in reports) or labels != 600:
+        raise Failure(f"labels not all taken: {[r['feedback'] for r in reports]}")
+    want = (labels - wrong) / labels
+    accuracy = 'model_accuracy{model="defect-detector"}'
+
+    def graded():
+        result = stack.query(accuracy)
+        return result and abs(float(result[0]["value"][1]) - want) < 1e-9 and result
+
+    wait_for(f"model_accuracy at {want:.3f} in Prometheus", graded, timeout=60)
+    firing = wait_for(f"{name} firing",
+                      lambda: [x for x in stack.alerts(name) if x["state"] == "firing"
+                               and x["labels"].get("model") == "defect-detector"], timeout=60)
+    estimate = min(metric(r, 'model_estimated_accuracy{model="defect-detector"}') for r in (a, b))
+    log(f"{name} firing: measured accuracy {want:.3f} on {labels} labels, "
+        f"the replicas' estimate without labels {estimate:.3f}")
+    wait_for(f"{name} incident open in the collector",
+             lambda: stack.incidents("open", name), timeout=60)
+
+
 def run_stack(vigil, name, setup, checks):
     """Starts a stack with `setup`, runs `checks` on it; True when they pass."""
     stack = Stack(vigil)
@@ -617,7 +651,7 @@ def main():
     started = time.monotonic()
     ok = run_stack(vigil, "vigil up", setup_up,
                    [check_targets, check_rules_evaluate, check_expressions, check_alert_chain])
-    ok = ok and run_stack(vigil, "fleet", setup_fleet, [check_targets, check_fleet_drift])
+    ok = ok and run_stack(vigil, "fleet", setup_fleet, [check_targets, check_fleet_drift, check_accuracy_drop])
     if ok:
         log(f"PASS in {time.monotonic() - started:.0f}s")
     sys.exit(0 if ok else 1)

@@ -408,7 +408,7 @@ def check_rules_evaluate(stack):
     names = sorted({r["name"] for r in rules})
     for required in ["HighErrorRate", "ModelNotLoaded", "SlowPredictions", "DatabaseNotAccessible",
                      "HighDefectRate", "ServiceDown", "HighHTTPErrorRate", "FeatureDrift",
-                     "PredictionLogBacklog", "LogsDropped"]:
+                     "PredictionLogBacklog", "LogsDropped", "ModelAccuracyDrop"]:
         if required not in names:
             raise Failure(f"alert {required} missing from the loaded rules: {names}")
     log(f"{len(rules)} rules loaded and evaluated without error")
@@ -604,6 +604,19 @@ def check_accuracy_drop(stack):
         f"the replicas' estimate without labels {estimate:.3f}")
     wait_for(f"{name} incident open in the collector",
              lambda: stack.incidents("open", name), timeout=60)
+    # The Grafana panels of classifier quality have data now.
+    quality = r"model_accuracy|model_class_recall|model_feedback|model_calibration_error"
+    panels = [(title, dashboard_exprs.concrete(expr, rate_interval="30s", interval="5s", range_="5m"))
+              for title, expr in dashboard_exprs.exprs(os.path.join(DASHBOARDS, "vigil-models.json"))
+              if re.search(quality, expr)]
+    if len(panels) < 5:
+        raise Failure(f"expected the ground-truth panels, found {panels}")
+
+    def all_have_data():
+        return all(stack.query(expr) for _, expr in panels)
+
+    wait_for("data in every ground-truth panel", all_have_data, timeout=30)
+    log(f"{len(panels)} ground-truth panel expressions return data")
 
 
 def run_stack(vigil, name, setup, checks):

@@ -66,6 +66,23 @@ const HISTOGRAMS: &[(&str, &[&str])] = &[
         &["0.01", "0.05", "0.1", "0.5", "1.0", "5.0", "10.0", "30.0"],
     ),
     (
+        "model_feedback_lag_seconds",
+        &[
+            "1.0",
+            "10.0",
+            "60.0",
+            "300.0",
+            "900.0",
+            "3600.0",
+            "14400.0",
+            "43200.0",
+            "86400.0",
+            "259200.0",
+            "604800.0",
+            "2592000.0",
+        ],
+    ),
+    (
         "logging_db_write_duration_seconds",
         &[
             "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
@@ -111,6 +128,18 @@ const SERIES: &[&str] = &[
     "logging_duplicate_records_total",
     "incidents_total",
     "incidents_open",
+    "model_feedback_total",
+    "model_accuracy",
+    "model_quality_labels",
+    "model_class_precision",
+    "model_class_recall",
+    "model_calibration_error",
+    "model_mean_absolute_error",
+    "model_root_mean_squared_error",
+    "model_baseline_accuracy",
+    "model_baseline_mean_absolute_error",
+    "feedback_pending_labels",
+    "feedback_pending_dropped_total",
 ];
 
 /// Metric families (series names, or histogram family names) with a `model` label.
@@ -133,6 +162,17 @@ const MODEL_LABELLED: &[&str] = &[
     "model_estimated_accuracy",
     "logging_predictions_total",
     "logging_defects_total",
+    "model_feedback_total",
+    "model_accuracy",
+    "model_quality_labels",
+    "model_class_precision",
+    "model_class_recall",
+    "model_calibration_error",
+    "model_mean_absolute_error",
+    "model_root_mean_squared_error",
+    "model_baseline_accuracy",
+    "model_baseline_mean_absolute_error",
+    "model_feedback_lag_seconds",
 ];
 
 /// Collector series: they come from the collector's job and instances, so the models
@@ -155,6 +195,19 @@ const COLLECTOR_ONLY: &[&str] = &[
     "logging_duplicate_records_total",
     "incidents_total",
     "incidents_open",
+    "model_feedback_total",
+    "model_accuracy",
+    "model_quality_labels",
+    "model_class_precision",
+    "model_class_recall",
+    "model_calibration_error",
+    "model_mean_absolute_error",
+    "model_root_mean_squared_error",
+    "model_baseline_accuracy",
+    "model_baseline_mean_absolute_error",
+    "model_feedback_lag_seconds",
+    "feedback_pending_labels",
+    "feedback_pending_dropped_total",
 ];
 
 /// Grafana's built-in variables that may appear in an expression.

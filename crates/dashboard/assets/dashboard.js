@@ -252,7 +252,16 @@
       .map((m) => [m.name, latestPoint(m.name)])
       .filter(([, p]) => p && p.estimated_accuracy !== null && p.estimated_accuracy !== undefined)
       .map(([name, p]) => name + " " + fmt(p.estimated_accuracy, 3));
-    $("quality").textContent = o.quality.message + " " + (estimates.length ? estimates.join(", ") : "none yet (100 predictions needed)") + ".";
+    const q = o.quality;
+    const measured = q.models.map((m) => m.model + " " + (m.accuracy !== null
+      ? fmt(m.accuracy, 3) + (m.baseline_accuracy !== null ? " (card says " + fmt(m.baseline_accuracy, 3) + ")" : "")
+      : "MAE " + fmt(m.mae, 3)) + " on " + m.labels + " labels");
+    const why = q.error !== null ? "the collector did not answer (" + q.error + ")"
+      : q.source === "none" ? "not measured: no collector"
+      : "not measured yet: send labels to the collector's /feedback";
+    $("quality").textContent = "Measured from ground truth (last hour): " + (measured.length ? measured.join(", ") : why) +
+      ". Estimated from confidence (last 1,000 predictions, before any label): " +
+      (estimates.length ? estimates.join(", ") : "none yet (100 predictions needed)") + ".";
   }
 
   // ---- data ---------------------------------------------------------------------

@@ -284,7 +284,8 @@ async fn the_overview_has_every_panel_the_page_draws() {
     assert_eq!(detector["defect_labels"], json!(["defect"]));
     assert_eq!(detector["drift_features"].as_array().unwrap().len(), 6);
     assert_eq!(o["incidents"]["source"], "none");
-    assert_eq!(o["quality"]["available"], false);
+    assert_eq!(o["quality"]["source"], "none");
+    assert_eq!(o["quality"]["models"], json!([]));
     assert!(o["events"].is_array());
     // No sampler runs in this test: no samples, and `since` filters what there is.
     assert_eq!(o["samples"], json!([]));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Emulation, Network, Page};
 use headless_chrome::{Browser, LaunchOptions, Tab};
-use serde_json::json;
+use serde_json::{Value, json};
 use vigil_model::bundled::MODELS;
 use vigil_test_support::{TempDir, Vigil, multipart};
 
@@ -183,6 +183,7 @@ async fn signs_in_shows_live_traffic_escapes_html_and_signs_out() {
     // Steady traffic (50 requests a second) until the browser is done, so every
     // sample the page shows has some.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector_base = format!("http://{}", vigil.address_of("collector"));
     let traffic = tokio::spawn({
         let done = done.clone();
         let http = http.clone();
@@ -198,6 +199,18 @@ async fn signs_in_shows_live_traffic_escapes_html_and_signs_out() {
                     .await
                     .unwrap();
                 assert_eq!(answer.status(), 200);
+                let answer: Value = answer.json().await.unwrap();
+                let label = json!({
+                    "prediction_id": answer["prediction_id"],
+                    "label": answer["predictions"][0]["label"],
+                });
+                let taken = http
+                    .post(format!("{collector_base}/feedback"))
+                    .json(&label)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(taken.status(), 202);
                 sent += 1;
             }
             sent
@@ -391,10 +404,18 @@ fn drive(
         "{}",
         text(&tab, "n-classes")
     );
+    // Every answer is labelled right at the collector: measured accuracy 1, beside
+    // the card's figure and the estimate from confidences.
+    wait_until(
+        &tab,
+        "the measured accuracy",
+        "document.getElementById('quality').textContent.includes('Measured from ground truth (last hour): defect-detector 1.000 (card says 0.92')",
+        Duration::from_secs(30),
+    );
     let quality = text(&tab, "quality");
     assert!(
-        quality.contains("not measured yet") && quality.contains("Estimated from confidence"),
-        "the quality panel says what it waits for and what it estimates: {quality}"
+        quality.contains("Estimated from confidence (last 1,000 predictions, before any label): defect-detector 0."),
+        "the quality panel shows the estimate beside the measurement: {quality}"
     );
     // The HTML request id is in the events table as text, and no element came of it.
     assert!(

@@ -1,29 +1,12 @@
-//! Open incidents for the dashboard, from the collector: read from its store in
-//! process under `vigil up`, over HTTP from `--collector-url` under `vigil serve`.
-//! The inference service cannot depend on the collector, so the binary hands in a
-//! source; the sampler asks it every few seconds and the dashboard shows the last
-//! answer (or why there is none), never waiting on the collector itself.
-
-use std::future::Future;
-use std::pin::Pin;
+//! Open incidents for the dashboard, as the collector source last answered them.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::source::CollectorSource;
+
 /// Most open incidents shown.
 pub const MAX_SHOWN: u32 = 20;
-
-/// Where open incidents come from.
-pub trait IncidentSource: Send + Sync + std::fmt::Debug + 'static {
-    /// `in_process` or `collector`: shown on the dashboard.
-    fn kind(&self) -> &'static str;
-
-    /// The open incidents, newest first, as the collector's `GET /incidents` shows
-    /// them; or why they could not be read.
-    fn open(
-        &self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<serde_json::Value>, String>> + Send + '_>>;
-}
 
 /// The last answer of the incident source.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -48,7 +31,7 @@ impl Incidents {
     }
 
     /// Asks `source` once.
-    pub async fn read(source: &dyn IncidentSource) -> Self {
+    pub async fn read(source: &dyn CollectorSource) -> Self {
         match source.open().await {
             Ok(open) => Self {
                 source: source.kind(),

@@ -1,6 +1,6 @@
 //! The data behind `/dashboard`: a history of model samples taken every few seconds
-//! (so the page shows the last 15 minutes the moment it opens), the model versions and
-//! open incidents read by the same background task (so the data endpoint never waits
+//! (so the page shows the last 15 minutes the moment it opens), the model versions,
+//! open incidents and measured quality read by the same background task (so the data endpoint never waits
 //! on the disk or the collector), and the overview the page polls, which adds the
 //! request timeline from the analytics ring, the recent warnings and errors, and the
 //! models as they serve now.
@@ -8,7 +8,9 @@
 pub mod history;
 pub mod incidents;
 pub mod overview;
+pub mod quality;
 pub mod sampler;
+pub mod source;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +22,10 @@ use parking_lot::Mutex;
 use crate::lifecycle::VersionInfo;
 use crate::state::AppState;
 use history::History;
-use incidents::{IncidentSource, Incidents};
+use incidents::Incidents;
+use quality::Quality;
 use sampler::Sampler;
+use source::CollectorSource;
 
 /// What the background task last read, besides the samples.
 #[derive(Debug, Clone)]
@@ -29,6 +33,7 @@ pub struct Cached {
     /// Every version kept per model (empty when no data dir manages versions).
     pub versions: HashMap<String, Vec<VersionInfo>>,
     pub incidents: Incidents,
+    pub quality: Quality,
 }
 
 /// The dashboard's state, shared by the sampler task and the handlers.
@@ -46,6 +51,7 @@ impl Default for Dashboard {
             cached: Mutex::new(Arc::new(Cached {
                 versions: HashMap::new(),
                 incidents: Incidents::none(),
+                quality: Quality::none(),
             })),
             analytics: AtomicBool::new(true),
         }
@@ -67,21 +73,22 @@ impl Dashboard {
     }
 }
 
-/// Samples the models every [`history::EVERY`], and reads versions and incidents,
-/// until the runtime ends. The first sample is the baseline, taken at once.
-pub fn spawn_sampler(state: AppState, incidents: Option<Arc<dyn IncidentSource>>) {
+/// Samples the models every [`history::EVERY`], and reads versions, incidents and
+/// measured quality, until the runtime ends. The first sample is the baseline, taken
+/// at once.
+pub fn spawn_sampler(state: AppState, collector: Option<Arc<dyn CollectorSource>>) {
     tokio::spawn(async move {
         let mut sampler = Sampler::default();
         let mut tick = tokio::time::interval(history::EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            refresh(&state, &mut sampler, incidents.as_deref()).await;
+            refresh(&state, &mut sampler, collector.as_deref()).await;
         }
     });
 }
 
-async fn refresh(state: &AppState, sampler: &mut Sampler, incidents: Option<&dyn IncidentSource>) {
+async fn refresh(state: &AppState, sampler: &mut Sampler, collector: Option<&dyn CollectorSource>) {
     let catalog = state.models.load_full();
     let sample = sampler.sample(&catalog, SystemTime::now());
     state.dashboard.history.push(sample);
@@ -93,12 +100,13 @@ async fn refresh(state: &AppState, sampler: &mut Sampler, incidents: Option<&dyn
             }
         }
     }
-    let incidents = match incidents {
-        Some(source) => Incidents::read(source).await,
-        None => Incidents::none(),
+    let (incidents, quality) = match collector {
+        Some(source) => (Incidents::read(source).await, Quality::read(source).await),
+        None => (Incidents::none(), Quality::none()),
     };
     *state.dashboard.cached.lock() = Arc::new(Cached {
         versions,
         incidents,
+        quality,
     });
 }

@@ -11,6 +11,7 @@ use vigil_analytics::{RoutePerformance, Timeline};
 
 use crate::dashboard::history::{self, Sample, Shared};
 use crate::dashboard::incidents::Incidents;
+use crate::dashboard::quality::Quality;
 use crate::lifecycle::VersionInfo;
 use crate::state::AppState;
 
@@ -32,16 +33,6 @@ pub struct ModelStatus {
     /// Every version kept for the model (empty until the first sample, or when no
     /// data dir keeps versions).
     pub versions: Vec<VersionInfo>,
-}
-
-/// The model quality panel: accuracy measured from ground truth beside the estimate
-/// from confidences. The estimate is in each model's samples
-/// (`estimated_accuracy`); the measured accuracy is not built yet, and the panel says
-/// so.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Quality {
-    pub available: bool,
-    pub message: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,6 +60,8 @@ pub struct Overview {
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<Box<RawValue>>,
     pub incidents: Incidents,
+    /// Accuracy measured from ground truth over the last hour (the estimate from
+    /// confidences is in each model's samples).
     pub quality: Quality,
 }
 
@@ -118,10 +111,7 @@ impl Overview {
             samples: state.dashboard.history.since(since_ms),
             events: crate::handlers::events::recent(),
             incidents: cached.incidents.clone(),
-            quality: Quality {
-                available: false,
-                message: "Accuracy from ground truth needs labels sent to the collector's /feedback; not measured yet. Estimated from confidence (the last 1,000 predictions, before any label):",
-            },
+            quality: cached.quality.clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
 use vigil_model::{ModelRegistry, VersionStore};
-use vigil_server::dashboard::incidents::IncidentSource;
+use vigil_server::dashboard::source::CollectorSource;
 use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
 
@@ -64,12 +64,12 @@ pub(super) async fn start(
         ),
         (None, None) => {}
     }
-    let incidents: Option<Arc<dyn IncidentSource>> = match (collector, &config.collector_url) {
-        (Some(c), _) => Some(Arc::new(super::incidents::InProcess(c.state.clone()))),
-        (None, Some(url)) => Some(Arc::new(super::incidents::Remote::new(url)?)),
+    let view: Option<Arc<dyn CollectorSource>> = match (collector, &config.collector_url) {
+        (Some(c), _) => Some(Arc::new(super::collector_view::InProcess(c.state.clone()))),
+        (None, Some(url)) => Some(Arc::new(super::collector_view::Remote::new(url)?)),
         (None, None) => None,
     };
-    vigil_server::dashboard::spawn_sampler(state.clone(), incidents);
+    vigil_server::dashboard::spawn_sampler(state.clone(), view);
     let done = tokio::spawn(vigil_listener::serve(
         listener,
         app(state.clone(), config.router.clone()),

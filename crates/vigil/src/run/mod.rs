@@ -13,7 +13,7 @@ use crate::config::{Config, Mode};
 
 mod cards;
 mod collector;
-mod incidents;
+mod collector_view;
 mod inference;
 mod keys;
 mod local_delivery;

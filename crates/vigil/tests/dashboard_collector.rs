@@ -1,7 +1,8 @@
-//! The dashboard's open incidents under `vigil serve --collector-url`: read over HTTP
-//! from the collector (a separate `vigil collector` process here), and reported as
-//! unreadable, not as "none", once that collector is gone. (`vigil up`, which reads
-//! its own store, is covered by the browser test.)
+//! The dashboard's views of the collector under `vigil serve --collector-url`: open
+//! incidents and accuracy measured from ground truth, read over HTTP from the
+//! collector (a separate `vigil collector` process here), and reported as unreadable,
+//! not as "none", once that collector is gone. (`vigil up`, which reads its own
+//! collector in process, is covered by the browser test.)
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,9 +27,9 @@ fn create_admin_key(data_dir: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Polls the overview until `done` holds for its `incidents` (the sampler reads them
-/// every 5 s); returns them.
-async fn incidents_until(url: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+/// Polls the overview until `done` holds for its `part` (`incidents` or `quality`; the
+/// sampler reads them every 5 s); returns that part.
+async fn overview_until(url: &str, key: &str, part: &str, done: impl Fn(&Value) -> bool) -> Value {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -41,17 +42,17 @@ async fn incidents_until(url: &str, key: &str, done: impl Fn(&Value) -> bool) ->
             .json()
             .await
             .unwrap();
-        let incidents = overview["incidents"].clone();
-        if done(&incidents) {
-            return incidents;
+        let view = overview[part].clone();
+        if done(&view) {
+            return view;
         }
-        assert!(Instant::now() < deadline, "incidents stayed {incidents}");
+        assert!(Instant::now() < deadline, "{part} stayed {view}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test]
-async fn serve_shows_the_remote_collectors_open_incidents_and_says_when_it_is_gone() {
+async fn serve_shows_the_remote_collectors_incidents_and_quality_and_says_when_it_is_gone() {
     let collector = Vigil::start_command("collector", &[], &[]);
     let collector_url = format!("http://{}", collector.address_of("collector"));
     let alert = json!({
@@ -86,7 +87,7 @@ async fn serve_shows_the_remote_collectors_open_incidents_and_says_when_it_is_go
         &[],
     );
     let overview = serve.url("/dashboard/api/overview");
-    let incidents = incidents_until(&overview, &key, |i| {
+    let incidents = overview_until(&overview, &key, "incidents", |i| {
         i["open"].as_array().is_some_and(|o| !o.is_empty())
     })
     .await;
@@ -95,8 +96,51 @@ async fn serve_shows_the_remote_collectors_open_incidents_and_says_when_it_is_go
     assert_eq!(incidents["open"][0]["alertname"], "FeatureDrift");
     assert_eq!(incidents["open"][0]["summary"], "Drift on temperature_c");
 
+    // Ten answers, labelled at the collector, two of the labels wrong: the dashboard
+    // shows the measured accuracy beside the card's.
+    let http = reqwest::Client::new();
+    let mut labels = Vec::new();
+    for i in 0..10 {
+        let answer: Value = http
+            .post(serve.url("/predict"))
+            .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let said = answer["predictions"][0]["label"].as_str().unwrap();
+        let truth = if i < 2 {
+            if said == "ok" { "defect" } else { "ok" }
+        } else {
+            said
+        };
+        labels.push(json!({"prediction_id": answer["prediction_id"], "label": truth}));
+    }
+    let sent = http
+        .post(format!("{collector_url}/feedback"))
+        .json(&json!({ "feedback": labels }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    let quality = overview_until(&overview, &key, "quality", |q| {
+        q["models"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["labels"] == 10))
+    })
+    .await;
+    assert_eq!(quality["source"], "collector");
+    let detector = &quality["models"][0];
+    assert_eq!(detector["model"], "defect-detector");
+    assert_eq!(detector["accuracy"], 0.8);
+    assert_eq!(detector["baseline_accuracy"], 0.9205);
+
     collector.stop();
-    let incidents = incidents_until(&overview, &key, |i| !i["error"].is_null()).await;
+    let quality = overview_until(&overview, &key, "quality", |q| !q["error"].is_null()).await;
+    assert_eq!(quality["models"], json!([]));
+    let incidents = overview_until(&overview, &key, "incidents", |i| !i["error"].is_null()).await;
     assert_eq!(incidents["open"], json!([]));
     assert!(
         incidents["error"]

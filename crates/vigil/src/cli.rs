@@ -273,4 +273,15 @@ pub struct ServeArgs {
     /// Kubernetes time to stop routing here).
     #[arg(long, env = env::SHUTDOWN_DELAY_MS)]
     pub shutdown_delay_ms: Option<u64>,
+    /// The collector's quality gauges cover the ground-truth labels of this many
+    /// seconds (by label time).
+    #[arg(long, env = env::QUALITY_WINDOW_S)]
+    pub quality_window_s: Option<u64>,
+    /// Most labels the collector keeps waiting for their prediction; past it the
+    /// oldest are dropped (counted).
+    #[arg(long, env = env::FEEDBACK_PENDING_MAX)]
+    pub feedback_pending_max: Option<u64>,
+    /// How long a label waits for its prediction before it is dropped (counted).
+    #[arg(long, env = env::FEEDBACK_PENDING_TTL_S)]
+    pub feedback_pending_ttl_s: Option<u64>,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use vigil_auth::{KeySpec, Keyring};
+use vigil_collector::feedback::FeedbackConfig;
 use vigil_listener::ListenerConfig;
 use vigil_server::Limits;
 use vigil_server::router::RouterConfig;
@@ -46,6 +47,9 @@ pub mod env {
     pub const SLOW_REQUEST_MS: &str = "VIGIL_SLOW_REQUEST_MS";
     pub const SHUTDOWN_GRACE_MS: &str = "VIGIL_SHUTDOWN_GRACE_MS";
     pub const SHUTDOWN_DELAY_MS: &str = "VIGIL_SHUTDOWN_DELAY_MS";
+    pub const QUALITY_WINDOW_S: &str = "VIGIL_QUALITY_WINDOW_S";
+    pub const FEEDBACK_PENDING_MAX: &str = "VIGIL_FEEDBACK_PENDING_MAX";
+    pub const FEEDBACK_PENDING_TTL_S: &str = "VIGIL_FEEDBACK_PENDING_TTL_S";
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -80,6 +84,9 @@ struct FileConfig {
     slow_request_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     shutdown_delay_ms: Option<u64>,
+    quality_window_s: Option<u64>,
+    feedback_pending_max: Option<u64>,
+    feedback_pending_ttl_s: Option<u64>,
     /// API keys (hashes only), beside the data dir's `keys.toml`.
     #[serde(default)]
     keys: Vec<KeySpec>,
@@ -118,6 +125,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     /// The config file's `[[keys]]` (checked); the data dir's key file adds to them.
     pub keys: Vec<KeySpec>,
+    /// The collector's ground-truth window and pending-label bounds.
+    pub feedback: FeedbackConfig,
 }
 
 const MAX_BODY_LIMIT: usize = 1 << 30;
@@ -302,6 +311,25 @@ impl Config {
             shutdown_delay: Duration::from_millis(
                 a.shutdown_delay_ms.or(f.shutdown_delay_ms).unwrap_or(0),
             ),
+            feedback: {
+                let default = FeedbackConfig::default();
+                let window = a.quality_window_s.or(f.quality_window_s);
+                let ttl = a.feedback_pending_ttl_s.or(f.feedback_pending_ttl_s);
+                if window == Some(0) || ttl == Some(0) {
+                    bail!("quality_window_s and feedback_pending_ttl_s must be at least 1");
+                }
+                if window.is_some_and(|w| w > 366 * 86_400) {
+                    bail!("quality_window_s is at most a year (31622400)");
+                }
+                FeedbackConfig {
+                    quality_window: window.map_or(default.quality_window, Duration::from_secs),
+                    pending_max: a
+                        .feedback_pending_max
+                        .or(f.feedback_pending_max)
+                        .unwrap_or(default.pending_max),
+                    pending_ttl: ttl.map_or(default.pending_ttl, Duration::from_secs),
+                }
+            },
             keys: f.keys,
         })
     }

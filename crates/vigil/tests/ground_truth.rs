@@ -26,7 +26,8 @@ async fn wait_for_cards(client: &reqwest::Client, collector: &str, n: usize) -> 
 
 #[tokio::test]
 async fn up_grades_its_answers_by_the_labels_sent_for_them() {
-    let up = Vigil::start_command("up", &[], &[]);
+    // Gauges over five minutes of label time; `GET /quality` takes its own window.
+    let up = Vigil::start_command("up", &["--quality-window-s", "300"], &[]);
     let collector = format!("http://{}", up.address_of("collector"));
     let inference = format!("http://{}", up.address_of("inference"));
     let client = reqwest::Client::new();
@@ -43,7 +44,8 @@ async fn up_grades_its_answers_by_the_labels_sent_for_them() {
     // 50 answers; the labels go out at once, so some reach the collector before
     // their record does and wait for it.
     let mut labels = Vec::new();
-    for i in 0..50 {
+    let mut old = Vec::new();
+    for i in 0..55 {
         let answer = post_json(
             &client,
             format!("{inference}/predict"),
@@ -60,8 +62,21 @@ async fn up_grades_its_answers_by_the_labels_sent_for_them() {
             (true, "ok") => "defect".to_owned(),
             (true, _) => "ok".to_owned(),
         };
+        if i >= 50 {
+            // Five labels that became known twenty minutes ago: outside the gauges'
+            // window, inside an hour's.
+            let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(20);
+            let at = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            old.push(
+                json!({"prediction_id": answer["prediction_id"], "label": said, "timestamp": at}),
+            );
+            continue;
+        }
         labels.push(json!({"prediction_id": answer["prediction_id"], "label": truth}));
     }
+    labels.extend(old);
     let r = client
         .post(format!("{collector}/feedback"))
         .json(&json!({ "feedback": labels }))
@@ -70,7 +85,7 @@ async fn up_grades_its_answers_by_the_labels_sent_for_them() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let counts: Value = r.json().await.unwrap();
-    assert_eq!(counts["accepted"], 50, "{counts}");
+    assert_eq!(counts["accepted"], 55, "{counts}");
     assert_eq!(counts["duplicates"], 0, "{counts}");
 
     // Every label graded, early ones included.
@@ -92,10 +107,23 @@ async fn up_grades_its_answers_by_the_labels_sent_for_them() {
     )
     .await;
     let m = &quality["models"][0];
-    assert_eq!(m["accuracy"], 0.8, "{quality}");
-    assert_eq!(m["labels"], 50);
-    assert_eq!(m["coverage"]["labelled"], 50);
-    assert_eq!(m["coverage"]["predicted"], 50);
+    assert_eq!(m["labels"], 55, "{quality}");
+    assert_eq!(m["accuracy"], 45.0 / 55.0, "{quality}");
+    assert_eq!(m["coverage"]["labelled"], 55);
+    assert_eq!(m["coverage"]["predicted"], 55);
+    let recent: Value = get_json(
+        &client,
+        format!("{collector}/quality?model=defect-detector&window=5m"),
+    )
+    .await;
+    assert_eq!(recent["models"][0]["accuracy"], 0.8, "{recent}");
+    assert_eq!(
+        try_sample(
+            &metrics,
+            "model_feedback_total{model=\"defect-detector\",outcome=\"correct\"}"
+        ),
+        Some(45.0)
+    );
 }
 
 #[tokio::test]

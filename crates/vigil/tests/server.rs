@@ -447,6 +447,10 @@ fn bad_configuration_exits_64_before_binding() {
         (vec!["serve", "--host", "not-an-ip"], "host"),
         (vec!["serve", "--log-level", "info,[[["], "log level"),
         (vec!["serve", "--port", "70000"], "70000"),
+        (
+            vec!["collector", "--quality-window-s", "0"],
+            "quality_window_s",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(&args)

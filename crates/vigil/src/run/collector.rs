@@ -39,6 +39,7 @@ pub(super) async fn start(
         CollectorConfig {
             slow_request: config.router.slow_request,
             request_timeout: config.router.request_timeout,
+            feedback: config.feedback.clone(),
             ..CollectorConfig::default()
         },
     );

@@ -89,6 +89,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         max_connections = config.listener.max_connections,
         log_level = %config.log.level,
         log_payloads = config.limits.log_payloads,
+        quality_window_s = config.feedback.quality_window.as_secs(),
         "starting"
     );
     let mut signals = ShutdownSignals::install()?;

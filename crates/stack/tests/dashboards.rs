@@ -128,6 +128,13 @@ const SERIES: &[&str] = &[
     "logging_duplicate_records_total",
     "incidents_total",
     "incidents_open",
+    "feedback_pending_labels",
+    "feedback_pending_dropped_total",
+];
+
+/// The collector's ground-truth series with a `model` label (and the lag histogram's
+/// family): from the collector's job, filtered by model only.
+const QUALITY: &[&str] = &[
     "model_feedback_total",
     "model_accuracy",
     "model_quality_labels",
@@ -138,8 +145,7 @@ const SERIES: &[&str] = &[
     "model_root_mean_squared_error",
     "model_baseline_accuracy",
     "model_baseline_mean_absolute_error",
-    "feedback_pending_labels",
-    "feedback_pending_dropped_total",
+    "model_feedback_lag_seconds",
 ];
 
 /// Metric families (series names, or histogram family names) with a `model` label.
@@ -162,17 +168,6 @@ const MODEL_LABELLED: &[&str] = &[
     "model_estimated_accuracy",
     "logging_predictions_total",
     "logging_defects_total",
-    "model_feedback_total",
-    "model_accuracy",
-    "model_quality_labels",
-    "model_class_precision",
-    "model_class_recall",
-    "model_calibration_error",
-    "model_mean_absolute_error",
-    "model_root_mean_squared_error",
-    "model_baseline_accuracy",
-    "model_baseline_mean_absolute_error",
-    "model_feedback_lag_seconds",
 ];
 
 /// Collector series: they come from the collector's job and instances, so the models
@@ -195,17 +190,6 @@ const COLLECTOR_ONLY: &[&str] = &[
     "logging_duplicate_records_total",
     "incidents_total",
     "incidents_open",
-    "model_feedback_total",
-    "model_accuracy",
-    "model_quality_labels",
-    "model_class_precision",
-    "model_class_recall",
-    "model_calibration_error",
-    "model_mean_absolute_error",
-    "model_root_mean_squared_error",
-    "model_baseline_accuracy",
-    "model_baseline_mean_absolute_error",
-    "model_feedback_lag_seconds",
     "feedback_pending_labels",
     "feedback_pending_dropped_total",
 ];
@@ -669,6 +653,7 @@ fn metric_problems(expr: &str) -> Vec<String> {
             });
             !(known_histogram
                 || SERIES.contains(&s.metric.as_str())
+                || QUALITY.contains(&s.metric.as_str())
                 || FLEET.contains(&s.metric.as_str()))
         })
         .map(|s| format!("unknown metric `{}`: {expr}", s.metric))
@@ -1092,7 +1077,9 @@ fn models_dashboard_filters_by_model_and_instance() {
                 s.matcher(label)
                     .is_some_and(|m| m.op == "=~" && m.value == format!("${var}"))
             };
-            if (MODEL_LABELLED.contains(&family) || FLEET.contains(&family))
+            if (MODEL_LABELLED.contains(&family)
+                || QUALITY.contains(&family)
+                || FLEET.contains(&family))
                 && !has("model", "model")
             {
                 problems.push(format!("`{title}`: {} ignores $model: {expr}", s.metric));
@@ -1100,6 +1087,7 @@ fn models_dashboard_filters_by_model_and_instance() {
             // Collector series come from the collector's job: $job/$instance (the
             // inference services) would hide them.
             let scoped = COLLECTOR_ONLY.contains(&family)
+                || QUALITY.contains(&family)
                 || FLEET.contains(&family)
                 || (has("job", "job") && has("instance", "instance"));
             if !scoped {

@@ -200,13 +200,7 @@ impl Store {
                         .push_bind(received_ms);
                 });
                 q.push(" ON CONFLICT (prediction_id) DO NOTHING RETURNING prediction_id");
-                let new: HashSet<String> = q
-                    .build()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()?;
+                let new = returned_ids!(q, &mut *tx);
                 stored.graded.extend(chunk.iter().map(|g| new.contains(&g.prediction_id)));
             }
             for chunk in pending.chunks(CHUNK) {
@@ -221,13 +215,7 @@ impl Store {
                         .push_bind(received_ms);
                 });
                 q.push(" ON CONFLICT (prediction_id) DO NOTHING RETURNING prediction_id");
-                let new: HashSet<String> = q
-                    .build()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()?;
+                let new = returned_ids!(q, &mut *tx);
                 stored.pending.extend(chunk.iter().map(|l| new.contains(&l.prediction_id)));
             }
             tx.commit().await?;

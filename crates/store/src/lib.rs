@@ -52,6 +52,20 @@ macro_rules! with_pool {
     };
 }
 
+/// The `prediction_id`s a query returns as its only column (an `INSERT … RETURNING
+/// prediction_id`: the rows it stored). Runs the built query `$q` on `$exec`, inside
+/// `with_pool!`, so it is written once and compiled per backend.
+macro_rules! returned_ids {
+    ($q:expr, $exec:expr) => {
+        $q.build()
+            .fetch_all($exec)
+            .await?
+            .into_iter()
+            .map(|row| sqlx::Row::try_get::<String, _>(&row, 0))
+            .collect::<Result<std::collections::HashSet<String>, _>>()?
+    };
+}
+
 mod cards;
 mod feedback;
 mod incidents;

@@ -110,13 +110,7 @@ impl Store {
                     ids.push_bind(r.prediction_id.as_str());
                 }
                 ours.push(")");
-                let ours: std::collections::HashSet<String> = ours
-                    .build()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()?;
+                let ours = returned_ids!(ours, &mut *tx);
                 new.extend(chunk.iter().map(|r| ours.contains(&r.prediction_id)));
             }
             tx.commit().await?;

@@ -4,18 +4,18 @@
 //! the checks and writes of `POST /feedback` against the join that runs after each
 //! ingest, so a label and its prediction arriving together are always joined.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use vigil_records::{Record, RecordError, Status, Task};
+use vigil_records::{RecordError, Status, Task};
 use vigil_store::{Graded, Label, Predicted, StoreError, Truth};
 
 use crate::CollectorState;
 use crate::error::CollectorError;
 use crate::handlers::now_ms;
-use crate::quality::{FeedbackOutcome, PendingDrop};
+use crate::quality::{FeedbackOutcome, PendingDrop, Tally};
 
 /// Limits of ground-truth intake.
 #[derive(Debug, Clone)]
@@ -38,12 +38,16 @@ impl Default for FeedbackConfig {
     }
 }
 
-/// The serialising lock and the count of waiting labels (kept in memory so ingest can
-/// skip the join when nothing waits).
+/// The serialising lock, the count of waiting labels and of `POST /feedback`s in
+/// progress: with both at 0 an ingest has nothing to join and skips the lock.
 #[derive(Debug, Default)]
 pub struct FeedbackState {
     lock: tokio::sync::Mutex<()>,
     pending: AtomicU64,
+    /// Raised before a submission looks anything up, lowered when it is done: an
+    /// ingest that stores a record while a submission may be deciding that the
+    /// record's label waits sees it, and joins after it.
+    submitting: AtomicU64,
     /// Whether [`CollectorState::load_feedback`] has succeeded (it is retried until it does).
     loaded: std::sync::atomic::AtomicBool,
 }
@@ -97,14 +101,32 @@ fn ungradable(
     }
 }
 
+/// Counts a submission in progress while it lives.
+struct Submitting<'a>(&'a AtomicU64);
+
+impl<'a> Submitting<'a> {
+    fn enter(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Submitting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl CollectorState {
     /// Stores `labels` (each already well-formed): joined with their prediction where
     /// it is stored, pending otherwise. A label that cannot belong to its model fails
-    /// the whole batch, which then stores nothing.
+    /// the whole batch, which then stores nothing. Run it to the end (the handler
+    /// spawns it): the counts and the window follow the rows it commits.
     pub async fn submit_feedback(
         &self,
         labels: Vec<Label>,
     ) -> Result<FeedbackAccepted, CollectorError> {
+        let _submitting = Submitting::enter(&self.feedback.submitting);
         let _order = self.feedback.lock.lock().await;
         let ids: Vec<&str> = labels.iter().map(|l| l.prediction_id.as_str()).collect();
         let (predicted, labelled) = self
@@ -172,7 +194,7 @@ impl CollectorState {
             let waiting = self
                 .feedback
                 .pending
-                .fetch_add(new_pending, Ordering::Relaxed)
+                .fetch_add(new_pending, Ordering::SeqCst)
                 + new_pending;
             self.feedback_metrics.pending.set(waiting as i64);
             if waiting > self.config.feedback.pending_max {
@@ -228,53 +250,49 @@ impl CollectorState {
         n
     }
 
-    /// After records are stored: joins the labels that were waiting for them. A label
-    /// that does not fit its model is dropped and counted. Failures are logged; the
-    /// labels stay pending and are retried at the next start.
-    pub(crate) async fn join_pending(&self, records: &[Record], new: &[bool]) {
+    /// Whether records just stored may have labels waiting: some label is pending, or
+    /// a submission is deciding. Read after the records' commit.
+    pub(crate) fn may_join(&self) -> bool {
+        self.feedback.pending.load(Ordering::SeqCst) > 0
+            || self.feedback.submitting.load(Ordering::SeqCst) > 0
+    }
+
+    /// After records are stored: joins the labels that were waiting for `ids`. A
+    /// label that does not fit its model is dropped and counted. Failures are logged;
+    /// the labels stay pending and are joined at the next start.
+    pub(crate) async fn join_pending(&self, ids: Vec<String>) {
         let _order = self.feedback.lock.lock().await;
-        if self.feedback.pending.load(Ordering::Relaxed) == 0 {
+        if self.feedback.pending.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let fresh: Vec<&Record> = records
-            .iter()
-            .zip(new)
-            .filter(|(_, n)| **n)
-            .map(|(r, _)| r)
-            .collect();
-        let predicted: Vec<Predicted> = fresh
-            .iter()
-            .map(|r| Predicted {
-                prediction_id: r.prediction_id.clone(),
-                model: r.model.clone(),
-                status: r.status.as_str().to_owned(),
-                label: r.label.clone(),
-                value: r.value,
-                confidence: r.confidence,
-                ts_ms: r.ts_ms,
-            })
-            .collect();
-        if let Err(e) = self.join(&predicted).await {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Err(e) = self.join(&ids).await {
             tracing::error!(target: "vigil_collector::feedback", error = %e, "pending_join_failed");
         }
     }
 
-    /// Joins the pending labels of `predicted` (stored predictions).
-    async fn join(&self, predicted: &[Predicted]) -> Result<(), StoreError> {
-        let ids: Vec<&str> = predicted.iter().map(|p| p.prediction_id.as_str()).collect();
-        let waiting = self.store.pending_for(&ids).await?;
+    /// Joins the pending labels of those of `ids` whose predictions are stored
+    /// (under the lock).
+    async fn join(&self, ids: &[&str]) -> Result<(), StoreError> {
+        let waiting = self.store.pending_for(ids).await?;
         if waiting.is_empty() {
             return Ok(());
         }
+        let waiting_ids: Vec<&str> = waiting.iter().map(|l| l.prediction_id.as_str()).collect();
+        let (predicted, _) = self.store.feedback_lookup(&waiting_ids).await?;
         let by_id: HashMap<&str, &Predicted> = predicted
             .iter()
             .map(|p| (p.prediction_id.as_str(), p))
             .collect();
-        let joined: Vec<&str> = waiting.iter().map(|l| l.prediction_id.as_str()).collect();
+        let mut joined = Vec::new();
         let mut graded = Vec::new();
         let mut rejected = 0;
         for label in &waiting {
-            let p = by_id[label.prediction_id.as_str()];
+            // Not stored after all (the id was only asked about): it keeps waiting.
+            let Some(p) = by_id.get(label.prediction_id.as_str()) else {
+                continue;
+            };
+            joined.push(label.prediction_id.as_str());
             match ungradable(self, label, p) {
                 None => graded.push(Graded::new(label.clone(), p)),
                 Some((_, reason)) => {
@@ -305,7 +323,7 @@ impl CollectorState {
         let left = self
             .feedback
             .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
                 Some(p.saturating_sub(n))
             })
             .map_or(0, |p| p.saturating_sub(n));
@@ -325,7 +343,8 @@ impl CollectorState {
         }
     }
 
-    /// Drops pending labels older than the TTL (counted).
+    /// Drops pending labels older than the TTL (counted), and sets the count of
+    /// waiting labels from the table.
     pub async fn expire_pending(&self) {
         let _order = self.feedback.lock.lock().await;
         let before = now_ms() - self.config.feedback.pending_ttl.as_millis() as i64;
@@ -333,12 +352,16 @@ impl CollectorState {
             Ok(0) => {}
             Ok(gone) => {
                 self.feedback_metrics.dropped(PendingDrop::expired, gone);
-                self.forget_pending(gone);
                 tracing::warn!(target: "vigil_collector::feedback", expired = gone, "pending_labels_expired");
             }
             Err(e) => {
-                tracing::error!(target: "vigil_collector::feedback", error = %e, "pending_expiry_failed")
+                tracing::error!(target: "vigil_collector::feedback", error = %e, "pending_expiry_failed");
+                return;
             }
+        }
+        if let Ok(waiting) = self.store.pending_count().await {
+            self.feedback.pending.store(waiting, Ordering::SeqCst);
+            self.feedback_metrics.pending.set(waiting as i64);
         }
     }
 
@@ -346,28 +369,49 @@ impl CollectorState {
     /// labels stored in it, and pending labels whose prediction is already stored
     /// (a join that failed before a restart) joined.
     pub async fn load_feedback(&self) -> Result<(), StoreError> {
-        if self.feedback.loaded.load(Ordering::Relaxed) {
+        // Under the lock, and the window replaced, not added to: a load retried after
+        // labels were stored (the database was away at start) counts each once.
+        let _order = self.feedback.lock.lock().await;
+        if self.feedback.loaded.load(Ordering::SeqCst) {
             return Ok(());
         }
         for card in self.store.cards().await? {
             self.cards.put(card);
         }
-        let now = now_ms();
-        for g in self.store.graded(self.quality.since(now), i64::MAX).await? {
-            let model = self.collector.models.admit(&g.model);
-            self.quality.add(&model, &g, now);
+        let since = self.quality.since(now_ms());
+        let (cells, errors) = self
+            .store
+            .window_rows(since, self.quality.slot_ms())
+            .await?;
+        let mut window: HashMap<String, BTreeMap<i64, Tally>> = HashMap::new();
+        for c in &cells {
+            let model = self.collector.models.admit(&c.model);
+            window
+                .entry(model)
+                .or_default()
+                .entry(c.slot)
+                .or_default()
+                .add_row(&c.cell);
         }
-        let _order = self.feedback.lock.lock().await;
+        for e in &errors {
+            let model = self.collector.models.admit(&e.model);
+            window
+                .entry(model)
+                .or_default()
+                .entry(e.slot)
+                .or_default()
+                .add_errors(&e.errors);
+        }
+        self.quality.replace(window);
         let waiting = self.store.pending_count().await?;
-        self.feedback.pending.store(waiting, Ordering::Relaxed);
+        self.feedback.pending.store(waiting, Ordering::SeqCst);
         self.feedback_metrics.pending.set(waiting as i64);
         if waiting > 0 {
             let ids = self.store.pending_ids().await?;
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let (predicted, _) = self.store.feedback_lookup(&ids).await?;
-            self.join(&predicted).await?;
+            self.join(&ids).await?;
         }
-        self.feedback.loaded.store(true, Ordering::Relaxed);
+        self.feedback.loaded.store(true, Ordering::SeqCst);
         tracing::info!(
             target: "vigil_collector::feedback",
             cards = self.cards.all().len(),

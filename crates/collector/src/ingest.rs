@@ -30,8 +30,13 @@ impl CollectorState {
             self.collector.duplicates.inc_by(inserted.duplicates);
         }
         self.count_stored(records, &inserted.new);
-        if inserted.accepted > 0 {
-            self.join_pending(records, &inserted.new).await;
+        if self.may_join() {
+            // Labels that came before these records (or retried ones: duplicates too,
+            // in case an earlier join was cut off). Spawned, so a caller that gives
+            // up (a timed-out request) cannot cut the join off after the commit.
+            let state = self.clone();
+            let ids = records.iter().map(|r| r.prediction_id.clone()).collect();
+            let _ = tokio::spawn(async move { state.join_pending(ids).await }).await;
         }
         // Each stored record's request id, so `vigil logs --request-id` finds where
         // the collector took that prediction: one line per batch, not per record.

@@ -29,6 +29,12 @@ pub struct BoundedValues {
 }
 
 impl BoundedValues {
+    /// `value` if it already has a series, without taking a place for it.
+    pub fn known(&self, value: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.contains(value).then(|| value.to_owned())
+    }
+
     /// `value` itself if it already has a series or there is room for one, else `other`.
     pub fn admit(&self, value: &str) -> String {
         let tame = !value.is_empty()

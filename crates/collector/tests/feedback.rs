@@ -554,3 +554,67 @@ async fn pending_labels_are_bounded_and_expire() {
     );
     assert_eq!(sample(&text, "feedback_pending_labels"), 0.0);
 }
+
+/// Announced cards alone take none of the 64 model series (announcements are
+/// unauthenticated), and labels of predictions stored without a confidence count the
+/// same in `GET /quality` as in the gauges.
+#[tokio::test]
+async fn cards_take_no_series_and_labels_without_confidence_count_alike() {
+    let dir = TempDir::new("feedback-cards");
+    let app = app(collector_state(
+        Store::sqlite(dir.path()).await.unwrap(),
+        FeedbackConfig::default(),
+    ));
+    for i in 0..70 {
+        let card = json!({"model": format!("spam-{i}"), "version": "1", "task": "classification", "labels": ["a", "b"]});
+        let r = send(&app, put(&format!("/models/spam-{i}"), card)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    metrics(&app).await;
+    send(&app, put(&format!("/models/{MODEL}"), card())).await;
+    let records: Vec<Value> = (0..4)
+        .map(|i| {
+            let mut r = record(&format!("n-{i}"), "ok", now_ms());
+            r["confidence"] = Value::Null;
+            r
+        })
+        .collect();
+    let r = send(
+        &app,
+        post("/log", json!({ "records": records }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let labels: Vec<Value> = (0..4)
+        .map(|i| json!({"prediction_id": format!("n-{i}"), "label": if i == 0 { "defect" } else { "ok" }}))
+        .collect();
+    let r = send(
+        &app,
+        post("/feedback", json!({ "feedback": labels }).to_string()),
+    )
+    .await;
+    assert_eq!(r.body["accepted"], 4, "{}", r.text);
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, &format!("model_accuracy{{model=\"{MODEL}\"}}")),
+        0.75
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("logging_predictions_total{{model=\"{MODEL}\"}}")
+        ),
+        4.0
+    );
+    assert!(!text.contains("spam-"), "a card alone took series");
+    let q = send(&app, get(&format!("/quality?model={MODEL}"))).await;
+    let m = &q.body["models"][0];
+    assert_eq!(
+        (m["labels"].as_u64(), m["accuracy"].as_f64()),
+        (Some(4), Some(0.75)),
+        "{}",
+        q.text
+    );
+    // No confidences: no calibration error, and no bin.
+    assert!(m.get("calibration_error").is_none(), "{}", q.text);
+}

@@ -92,19 +92,6 @@ impl Graded {
 }
 
 #[derive(sqlx::FromRow)]
-struct GradedRow {
-    prediction_id: String,
-    model: String,
-    truth_label: Option<String>,
-    truth_value: Option<f64>,
-    predicted_label: Option<String>,
-    predicted_value: Option<f64>,
-    confidence: Option<f64>,
-    predicted_ms: i64,
-    label_ms: i64,
-}
-
-#[derive(sqlx::FromRow)]
 struct PendingRow {
     prediction_id: String,
     truth_label: Option<String>,
@@ -284,34 +271,5 @@ impl Store {
             .await?
             .rows_affected()
         }))
-    }
-
-    /// Labels with `label_ms` in `[since_ms, until_ms)`, oldest first: what a restarted
-    /// collector replays into its quality window.
-    pub async fn graded(&self, since_ms: i64, until_ms: i64) -> Result<Vec<Graded>, StoreError> {
-        let rows: Vec<GradedRow> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT prediction_id, model, truth_label, truth_value, predicted_label, predicted_value, \
-                 confidence, predicted_ms, label_ms FROM feedback WHERE label_ms >= $1 AND label_ms < $2 \
-                 ORDER BY label_ms",
-            )
-            .bind(since_ms)
-            .bind(until_ms)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|r| Graded {
-                prediction_id: r.prediction_id,
-                model: r.model,
-                truth: Truth::from_columns(r.truth_label, r.truth_value),
-                predicted_label: r.predicted_label,
-                predicted_value: r.predicted_value,
-                confidence: r.confidence,
-                predicted_ms: r.predicted_ms,
-                label_ms: r.label_ms,
-            })
-            .collect())
     }
 }

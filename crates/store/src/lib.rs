@@ -80,7 +80,7 @@ pub use incidents::{AlertEffect, Incident};
 pub use predictions::{Cursor, Filter, Inserted};
 pub use quality::{
     CALIBRATION_BINS, ConfusionRow, ERROR_QUANTILES, ErrorSums, LAG_QUANTILES, QualityRows,
-    Quantile, Ranked, calibration_bin,
+    Quantile, Ranked, SlotCell, SlotErrors, calibration_bin,
 };
 pub use stats::{ModelStats, ValueStats};
 

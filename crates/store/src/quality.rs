@@ -21,7 +21,8 @@ pub fn calibration_bin(confidence: f64) -> usize {
 
 /// The SQL of [`calibration_bin`].
 fn calibration_bin_sql() -> String {
-    let mut sql = String::from("CAST(CASE");
+    // No confidence, no bin (the label still counts in the confusion matrix).
+    let mut sql = String::from("CAST(CASE WHEN confidence IS NULL THEN NULL");
     for k in 1..CALIBRATION_BINS {
         sql.push_str(&format!(
             " WHEN confidence < {} THEN {}",
@@ -66,10 +67,29 @@ impl Quantile {
 pub struct ConfusionRow {
     pub truth: String,
     pub predicted: String,
-    pub bin: i64,
+    /// `None` for predictions stored without a confidence.
+    pub bin: Option<i64>,
     pub n: i64,
     /// Sum of the predictions' confidences.
     pub confidence: f64,
+}
+
+/// [`ConfusionRow`]s and [`ErrorSums`] of one model and one slot of label time
+/// (`label_ms / slot_ms`): what a restarted collector refills its quality window from.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SlotCell {
+    pub model: String,
+    pub slot: i64,
+    #[sqlx(flatten)]
+    pub cell: ConfusionRow,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SlotErrors {
+    pub model: String,
+    pub slot: i64,
+    #[sqlx(flatten)]
+    pub errors: ErrorSums,
 }
 
 /// A regressor's error sums (prediction minus truth).
@@ -153,13 +173,19 @@ impl Store {
     ) -> Result<QualityRows, StoreError> {
         let confusion_sql = format!(
             "SELECT truth_label AS truth, predicted_label AS predicted, {} AS bin, COUNT(*) AS n, \
-             SUM(confidence) AS confidence FROM feedback \
+             COALESCE(SUM(confidence), 0.0) AS confidence FROM feedback \
              WHERE model = $1 AND label_ms >= $2 AND label_ms < $3 AND truth_label IS NOT NULL \
-             AND predicted_label IS NOT NULL AND confidence IS NOT NULL GROUP BY 1, 2, 3",
+             AND predicted_label IS NOT NULL GROUP BY 1, 2, 3",
             calibration_bin_sql()
         );
         let values = " AND truth_value IS NOT NULL AND predicted_value IS NOT NULL";
-        let lag_sql = ranked_sql("(label_ms - predicted_ms)", "", &LAG_QUANTILES);
+        // A label timestamped before its prediction (clocks differ) counts as lag 0,
+        // as in the histogram.
+        let lag_sql = ranked_sql(
+            "(CASE WHEN label_ms > predicted_ms THEN label_ms - predicted_ms ELSE 0 END)",
+            "",
+            &LAG_QUANTILES,
+        );
         let error_sql = ranked_sql(
             "ABS(predicted_value - truth_value)",
             values,
@@ -204,6 +230,39 @@ impl Store {
             labelled: labelled as u64,
             predicted: predicted as u64,
         })
+    }
+}
+
+impl Store {
+    /// Every model's labels since `since_ms`, aggregated per slot of `slot_ms` of label
+    /// time: one grouped read instead of a row per label.
+    pub async fn window_rows(
+        &self,
+        since_ms: i64,
+        slot_ms: i64,
+    ) -> Result<(Vec<SlotCell>, Vec<SlotErrors>), StoreError> {
+        let cells_sql = format!(
+            "SELECT model, label_ms / $2 AS slot, truth_label AS truth, predicted_label AS predicted, \
+             {} AS bin, COUNT(*) AS n, COALESCE(SUM(confidence), 0.0) AS confidence FROM feedback \
+             WHERE label_ms >= $1 AND truth_label IS NOT NULL AND predicted_label IS NOT NULL \
+             GROUP BY 1, 2, 3, 4, 5",
+            calibration_bin_sql()
+        );
+        Ok(with_pool!(self, pool => {
+            let cells: Vec<SlotCell> = sqlx::query_as(AssertSqlSafe(cells_sql.as_str()))
+                .bind(since_ms).bind(slot_ms)
+                .fetch_all(pool).await?;
+            let errors: Vec<SlotErrors> = sqlx::query_as(
+                "SELECT model, label_ms / $2 AS slot, COUNT(*) AS n, \
+                 SUM(ABS(predicted_value - truth_value)) AS abs_sum, \
+                 SUM((predicted_value - truth_value) * (predicted_value - truth_value)) AS sq_sum \
+                 FROM feedback WHERE label_ms >= $1 AND truth_value IS NOT NULL \
+                 AND predicted_value IS NOT NULL GROUP BY 1, 2",
+            )
+            .bind(since_ms).bind(slot_ms)
+            .fetch_all(pool).await?;
+            (cells, errors)
+        }))
     }
 }
 

@@ -142,6 +142,15 @@ pub async fn feedback(
     if !errors.is_empty() {
         return Err(CollectorError::InvalidRecords(errors));
     }
-    let accepted = state.submit_feedback(labels).await?;
+    // Spawned: a client that hangs up cannot cut it off between the commit and the
+    // counts (the counts, the pending tally and the window follow the rows).
+    let submit = tokio::spawn({
+        let state = state.clone();
+        async move { state.submit_feedback(labels).await }
+    });
+    let accepted = match submit.await {
+        Ok(result) => result?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }

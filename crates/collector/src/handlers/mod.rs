@@ -50,12 +50,13 @@ fn parse_window(s: &str) -> Result<u64, CollectorError> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = n.parse().map_err(|_| bad())?;
     let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
         _ => return Err(bad()),
-    };
+    }
+    .ok_or_else(bad)?;
     if secs == 0 || secs > 366 * 86_400 {
         Err(bad())
     } else {

@@ -232,11 +232,12 @@ impl Collector for QualityCollector {
             class_series(|c| c.recall),
             gauge,
         )?;
-        // The cards' baselines, which ModelAccuracyDrop compares with.
+        // The cards' baselines, which ModelAccuracyDrop compares with: for models
+        // that already have series (stored records or labels). Announcements are
+        // unauthenticated, so a card alone must not take one of the bounded places.
         let admitted: Vec<_> = cards
             .iter()
-            .map(|c| (self.models.admit(&c.model), c.baseline.unwrap_or_default()))
-            .filter(|(model, _)| model != crate::metrics::OVERFLOW)
+            .filter_map(|c| Some((self.models.known(&c.model)?, c.baseline.unwrap_or_default())))
             .collect();
         family(
             &mut encoder,

@@ -100,17 +100,25 @@ impl Tally {
     pub fn from_rows(cells: &[ConfusionRow], errors: Option<&ErrorSums>) -> Self {
         let mut t = Tally::default();
         for c in cells {
-            let bin = usize::try_from(c.bin).ok();
-            t.add_cell(&c.truth, &c.predicted, bin, c.n as u64, c.confidence);
+            t.add_row(c);
         }
         if let Some(e) = errors {
-            t.errors = Errors {
-                n: e.n as u64,
-                abs: e.abs_sum,
-                sq: e.sq_sum,
-            };
+            t.add_errors(e);
         }
         t
+    }
+
+    /// Adds one grouped row of the database.
+    pub fn add_row(&mut self, c: &ConfusionRow) {
+        let bin = c.bin.and_then(|b| usize::try_from(b).ok());
+        self.add_cell(&c.truth, &c.predicted, bin, c.n as u64, c.confidence);
+    }
+
+    /// Adds a regressor's grouped error sums.
+    pub fn add_errors(&mut self, e: &ErrorSums) {
+        self.errors.n += e.n as u64;
+        self.errors.abs += e.abs_sum;
+        self.errors.sq += e.sq_sum;
     }
 
     pub fn merge(&mut self, other: &Tally) {
@@ -149,14 +157,16 @@ impl Tally {
         (n > 0).then(|| correct as f64 / n as f64)
     }
 
-    /// `known` (a card's labels, in order) followed by any other class the labels name.
+    /// The classes the labels name (as truth or prediction): those of `known` (a
+    /// card's labels) in its order, then any other. A card of a thousand classes with
+    /// labels for three gives three.
     pub fn classes(&self, known: &[String]) -> Vec<String> {
-        let mut classes = known.to_vec();
-        for (t, p) in self.confusion.keys() {
-            for c in [t, p] {
-                if !classes.contains(c) {
-                    classes.push(c.clone());
-                }
+        let seen: std::collections::BTreeSet<&String> =
+            self.confusion.keys().flat_map(|(t, p)| [t, p]).collect();
+        let mut classes: Vec<String> = known.iter().filter(|c| seen.contains(c)).cloned().collect();
+        for c in seen {
+            if !classes.contains(c) {
+                classes.push(c.clone());
             }
         }
         classes

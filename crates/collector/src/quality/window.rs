@@ -37,6 +37,16 @@ impl QualityWindow {
         Duration::from_millis(self.window_ms as u64)
     }
 
+    /// The length of one slot: label time `t` is in slot `t / slot_ms`.
+    pub fn slot_ms(&self) -> i64 {
+        self.slot_ms
+    }
+
+    /// Replaces the whole window (a restarted collector's refill from the database).
+    pub fn replace(&self, models: HashMap<String, BTreeMap<i64, Tally>>) {
+        *self.models.lock().unwrap_or_else(|p| p.into_inner()) = models;
+    }
+
     /// The oldest label time still inside the window at `now_ms`: the start of the
     /// oldest slot kept, so the window covers between 59 and 60 slots' worth.
     pub fn since(&self, now_ms: i64) -> i64 {
@@ -50,13 +60,18 @@ impl QualityWindow {
         if at < self.since(now_ms) {
             return;
         }
+        let oldest = self.since(now_ms).div_euclid(self.slot_ms);
         let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        models
-            .entry(model.to_owned())
-            .or_default()
-            .entry(at.div_euclid(self.slot_ms))
-            .or_default()
-            .add(g);
+        let slots = models.entry(model.to_owned()).or_default();
+        // Slots that left the window go here too, not only at a scrape: a collector
+        // nobody scrapes keeps at most a window's worth.
+        if slots
+            .first_key_value()
+            .is_some_and(|(first, _)| *first < oldest)
+        {
+            slots.retain(|slot, _| *slot >= oldest);
+        }
+        slots.entry(at.div_euclid(self.slot_ms)).or_default().add(g);
     }
 
     /// Each model's tally over the window at `now_ms`, by model name; slots that left

@@ -103,7 +103,11 @@ mod tests {
         forwarder.submit(&record("a", 0.9));
         forwarder.submit(&record("b", 1.5));
         forwarder.submit(&record("c", 0.8));
-        assert_eq!(task.finish().await, 3);
+        // The last round delivers the three, unless the partial-batch timer (200 ms)
+        // took them first on a slow machine: either way they went, which the
+        // counts below check.
+        let flushed = task.finish().await;
+        assert!(flushed == 3 || flushed == 0, "{flushed}");
         assert_eq!(metrics.count(Outcome::Sent), 2);
         assert_eq!(metrics.count(Outcome::Dropped), 1);
         let stored: Vec<String> = collector

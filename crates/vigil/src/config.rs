@@ -315,18 +315,18 @@ impl Config {
                 let default = FeedbackConfig::default();
                 let window = a.quality_window_s.or(f.quality_window_s);
                 let ttl = a.feedback_pending_ttl_s.or(f.feedback_pending_ttl_s);
-                if window == Some(0) || ttl == Some(0) {
-                    bail!("quality_window_s and feedback_pending_ttl_s must be at least 1");
+                let pending_max = a.feedback_pending_max.or(f.feedback_pending_max);
+                if window == Some(0) || ttl == Some(0) || pending_max == Some(0) {
+                    bail!(
+                        "quality_window_s, feedback_pending_max and feedback_pending_ttl_s must be at least 1"
+                    );
                 }
                 if window.is_some_and(|w| w > 366 * 86_400) {
                     bail!("quality_window_s is at most a year (31622400)");
                 }
                 FeedbackConfig {
                     quality_window: window.map_or(default.quality_window, Duration::from_secs),
-                    pending_max: a
-                        .feedback_pending_max
-                        .or(f.feedback_pending_max)
-                        .unwrap_or(default.pending_max),
+                    pending_max: pending_max.unwrap_or(default.pending_max),
                     pending_ttl: ttl.map_or(default.pending_ttl, Duration::from_secs),
                 }
             },

@@ -75,7 +75,8 @@ fn ungradable(
             "the prediction failed; there is no answer to grade".into(),
         ));
     }
-    let Some(card) = state.cards.get(&p.model) else {
+    // The classes of the version that answered: a later one may have others.
+    let Some(card) = state.cards.for_version(&p.model, &p.model_version) else {
         return Some((
             "prediction_id",
             format!(
@@ -374,6 +375,9 @@ impl CollectorState {
         let _order = self.feedback.lock.lock().await;
         if self.feedback.loaded.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        for card in self.store.card_versions().await? {
+            self.cards.put_version(card);
         }
         for card in self.store.cards().await? {
             self.cards.put(card);

@@ -618,3 +618,70 @@ async fn cards_take_no_series_and_labels_without_confidence_count_alike() {
     // No confidences: no calibration error, and no bin.
     assert!(m.get("calibration_error").is_none(), "{}", q.text);
 }
+
+/// A label is checked against the classes of the version that made its prediction: a
+/// later version that dropped a class does not make the older predictions' labels of
+/// that class unknown, and a restart keeps the versions.
+#[tokio::test]
+async fn labels_are_checked_against_the_version_that_answered() {
+    let dir = TempDir::new("feedback-versions");
+    let store = Store::sqlite(dir.path()).await.unwrap();
+    let app = app(collector_state(store.clone(), FeedbackConfig::default()));
+    let v1 = json!({"model": MODEL, "version": "1.0.0", "task": "classification", "labels": ["ok", "defect", "scratch"]});
+    let v2 = json!({"model": MODEL, "version": "2.0.0", "task": "classification", "labels": ["ok", "defect"]});
+    assert_eq!(
+        send(&app, put(&format!("/models/{MODEL}"), v1))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let old = record("v-1", "scratch", now_ms());
+    let mut new = record("v-2", "ok", now_ms());
+    new["model_version"] = json!("2.0.0");
+    let r = send(
+        &app,
+        post("/log", json!({ "records": [old, new] }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(
+        send(&app, put(&format!("/models/{MODEL}"), v2))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Version 2 has no `scratch`: its prediction's label of that class is refused.
+    let r = send(
+        &app,
+        post(
+            "/feedback",
+            json!({"prediction_id": "v-2", "label": "scratch"}).to_string(),
+        ),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    // After a restart, version 1's prediction still takes it.
+    let again = collector_state(store, FeedbackConfig::default());
+    again.load_feedback().await.unwrap();
+    let app = vigil_collector::app(again);
+    let r = send(
+        &app,
+        post(
+            "/feedback",
+            json!({"prediction_id": "v-1", "label": "scratch"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"accepted": 1, "pending": 0, "duplicates": 0}),
+        "{}",
+        r.text
+    );
+    let cards = send(&app, get("/models")).await;
+    assert_eq!(
+        cards.body["models"][0]["version"], "2.0.0",
+        "{}",
+        cards.text
+    );
+}

@@ -1,5 +1,5 @@
-//! The model cards inference services announce: one row per model, the last
-//! announcement wins (a swapped version replaces the one before).
+//! The model cards inference services announce: the current one per model (the last
+//! announcement wins), and every version's, for labels of older predictions.
 
 use vigil_records::{BaselineSummary, CardSummary};
 
@@ -38,31 +38,50 @@ impl CardRow {
 }
 
 impl Store {
-    /// Keeps `card` as its model's current one.
+    /// Keeps `card` as its model's current one, and as its version's.
     pub async fn put_card(&self, card: &CardSummary, now_ms: i64) -> Result<(), StoreError> {
         let labels = serde_json::to_string(&card.labels).unwrap_or_else(|_| "[]".into());
         let b = card.baseline.unwrap_or_default();
         with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO model_cards (model, version, task, labels, baseline_accuracy, baseline_mae, \
-                 baseline_rmse, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (model) DO UPDATE SET version = excluded.version, task = excluded.task, \
-                 labels = excluded.labels, baseline_accuracy = excluded.baseline_accuracy, \
-                 baseline_mae = excluded.baseline_mae, baseline_rmse = excluded.baseline_rmse, \
-                 updated_ms = excluded.updated_ms",
-            )
-            .bind(&card.model)
-            .bind(&card.version)
-            .bind(card.task.as_str())
-            .bind(labels)
-            .bind(b.accuracy)
-            .bind(b.mae)
-            .bind(b.rmse)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin().await?;
+            for (table, key) in [("model_cards", "model"), ("model_card_versions", "model, version")] {
+                let sql = format!(
+                    "INSERT INTO {table} (model, version, task, labels, baseline_accuracy, baseline_mae, \
+                     baseline_rmse, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT ({key}) DO UPDATE SET version = excluded.version, task = excluded.task, \
+                     labels = excluded.labels, baseline_accuracy = excluded.baseline_accuracy, \
+                     baseline_mae = excluded.baseline_mae, baseline_rmse = excluded.baseline_rmse, \
+                     updated_ms = excluded.updated_ms"
+                );
+                // Table and key names are the two constants above.
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&card.model)
+                    .bind(&card.version)
+                    .bind(card.task.as_str())
+                    .bind(&labels)
+                    .bind(b.accuracy)
+                    .bind(b.mae)
+                    .bind(b.rmse)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Every version's card, oldest announcement first.
+    pub async fn card_versions(&self) -> Result<Vec<CardSummary>, StoreError> {
+        let rows: Vec<CardRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT model, version, task, labels, baseline_accuracy, baseline_mae, baseline_rmse \
+                 FROM model_card_versions ORDER BY updated_ms, model, version",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().filter_map(CardRow::into_card).collect())
     }
 
     /// Every model's current card, by name.

@@ -56,6 +56,7 @@ pub struct Label {
 pub struct Predicted {
     pub prediction_id: String,
     pub model: String,
+    pub model_version: String,
     pub status: String,
     pub label: Option<String>,
     pub value: Option<f64>,
@@ -131,7 +132,7 @@ impl Store {
         for chunk in ids.chunks(CHUNK) {
             with_pool!(self, pool => {
                 let mut q = QueryBuilder::new(
-                    "SELECT prediction_id, model, status, label, value, confidence, ts_ms \
+                    "SELECT prediction_id, model, model_version, status, label, value, confidence, ts_ms \
                      FROM predictions WHERE prediction_id IN (",
                 );
                 push_ids(&mut q, chunk);

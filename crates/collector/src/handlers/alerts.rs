@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 use vigil_records::rfc3339_ms;
 use vigil_store::{AlertEffect, Incident};
-use vigil_telemetry::body::read_json;
 
+use super::json_body;
 use super::read::MAX_PAGE;
 use super::{now_ms, parse_time, query};
 use crate::CollectorState;
@@ -44,14 +44,7 @@ pub async fn alerts(
     State(state): State<CollectorState>,
     req: Request,
 ) -> Result<Response, CollectorError> {
-    let bytes = read_json(req, state.config.body_limit).await?;
-    let hook: Webhook = serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            CollectorError::MalformedJson(e.to_string())
-        } else {
-            CollectorError::Invalid(e.to_string())
-        }
-    })?;
+    let hook: Webhook = json_body(req, state.config.body_limit).await?;
     if hook.version != "4" {
         return Err(CollectorError::Invalid(format!(
             "webhook payload version {:?}, expected \"4\"",

@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 use vigil_records::CardSummary;
-use vigil_telemetry::body::read_json;
 
-use super::now_ms;
+use super::{json_body, now_ms};
 use crate::CollectorState;
 use crate::cards::CardRefused;
 use crate::error::CollectorError;
@@ -21,14 +20,7 @@ pub async fn put_card(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, CollectorError> {
-    let bytes = read_json(req, state.config.body_limit).await?;
-    let card: CardSummary = serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            CollectorError::MalformedJson(e.to_string())
-        } else {
-            CollectorError::Invalid(e.to_string())
-        }
-    })?;
+    let card: CardSummary = json_body(req, state.config.body_limit).await?;
     if card.model != name {
         return Err(CollectorError::Invalid(format!(
             "the card is model {:?}, the path names {name:?}",

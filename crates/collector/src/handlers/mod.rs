@@ -31,6 +31,22 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A JSON body (at most `limit` bytes) as `T`: 400 when it is not JSON, 422 when it
+/// is JSON of another shape.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<T, CollectorError> {
+    let bytes = vigil_telemetry::body::read_json(req, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            CollectorError::MalformedJson(e.to_string())
+        } else {
+            CollectorError::Invalid(e.to_string())
+        }
+    })
+}
+
 fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError> {
     Query::<T>::try_from_uri(uri)
         .map(|Query(q)| q)

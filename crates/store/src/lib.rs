@@ -71,6 +71,7 @@ mod feedback;
 mod incidents;
 mod predictions;
 mod quality;
+mod rank;
 mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -79,9 +80,10 @@ pub use feedback::{FeedbackStored, Graded, Label, Predicted, Truth};
 pub use incidents::{AlertEffect, Incident};
 pub use predictions::{Cursor, Filter, Inserted};
 pub use quality::{
-    CALIBRATION_BINS, ConfusionRow, ERROR_QUANTILES, ErrorSums, LAG_QUANTILES, QualityRows,
-    Quantile, Ranked, SlotCell, SlotErrors, calibration_bin,
+    CALIBRATION_BINS, ConfusionRow, ErrorSums, QualityRows, Ranked, SlotCell, SlotErrors,
+    calibration_bin,
 };
+pub use rank::Quantile;
 pub use stats::{ModelStats, ValueStats};
 
 impl Store {

@@ -6,6 +6,7 @@
 
 use sqlx::AssertSqlSafe;
 
+use crate::rank::Quantile;
 use crate::{Store, StoreError};
 
 /// Confidence bins of the calibration error: [0, 0.1), [0.1, 0.2), …, [0.9, 1].
@@ -33,33 +34,6 @@ fn calibration_bin_sql() -> String {
     // PostgreSQL's CASE of integer literals is an int4; the row type is i64.
     sql.push_str(&format!(" ELSE {} END AS BIGINT)", CALIBRATION_BINS - 1));
     sql
-}
-
-/// A quantile as a fraction `num/den`; its nearest rank among n sorted values is
-/// ceil(n·num/den), computed in integers alike by SQLite, PostgreSQL and Rust.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantile {
-    pub num: i64,
-    pub den: i64,
-}
-
-impl Quantile {
-    pub const P50: Quantile = Quantile { num: 1, den: 2 };
-    pub const P90: Quantile = Quantile { num: 9, den: 10 };
-    pub const P95: Quantile = Quantile { num: 19, den: 20 };
-    pub const P99: Quantile = Quantile { num: 99, den: 100 };
-
-    pub fn rank(self, n: i64) -> i64 {
-        (self.num * n + self.den - 1) / self.den
-    }
-
-    fn rank_sql(self) -> String {
-        format!("({} * n + {}) / {}", self.num, self.den - 1, self.den)
-    }
-
-    pub fn as_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
 }
 
 /// Labels of one (true class, predicted class, confidence bin).
@@ -158,8 +132,8 @@ fn ranked_sql(expr: &str, extra: &str, quantiles: &[Quantile]) -> String {
     )
 }
 
-pub const LAG_QUANTILES: [Quantile; 2] = [Quantile::P50, Quantile::P95];
-pub const ERROR_QUANTILES: [Quantile; 3] = [Quantile::P50, Quantile::P90, Quantile::P99];
+const LAG_QUANTILES: [Quantile; 2] = [Quantile::P50, Quantile::P95];
+const ERROR_QUANTILES: [Quantile; 3] = [Quantile::P50, Quantile::P90, Quantile::P99];
 
 impl Store {
     /// `model`'s labels with label time in `[since_ms, until_ms)`, aggregated. The SQL
@@ -279,15 +253,5 @@ mod tests {
         assert_eq!(calibration_bin(0.95), 9);
         assert_eq!(calibration_bin(1.0), 9);
         assert!(calibration_bin_sql().contains("WHEN confidence < 0.3 THEN 2"));
-    }
-
-    #[test]
-    fn ranks_are_nearest_ranks() {
-        for n in 1..=500i64 {
-            for q in [Quantile::P50, Quantile::P90, Quantile::P95, Quantile::P99] {
-                let want = ((q.as_f64() * n as f64) - 1e-9).ceil().max(1.0) as i64;
-                assert_eq!(q.rank(n), want, "n={n} q={q:?}");
-            }
-        }
     }
 }

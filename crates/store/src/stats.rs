@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use sqlx::AssertSqlSafe;
+
+use crate::rank::Quantile;
 use crate::{Store, StoreError};
 
 /// Per-model figures over a window.
@@ -36,25 +39,26 @@ pub struct ValueStats {
     pub max: f64,
 }
 
+/// The quantiles of [`ValueStats`] besides the minimum (rank 1).
+const QUANTILES: [Quantile; 4] = [Quantile::P50, Quantile::P90, Quantile::P99, Quantile::MAX];
+
 /// Which of `ValueStats`' fields the value at rank `rn` (1-based) of `n` sorted values
-/// fills; one rank may fill several when `n` is small. The nearest rank of quantile q
-/// is ceil(q·n), written in integers so that the query's `WHERE`, which must select
-/// the same ranks, computes it alike on SQLite and PostgreSQL.
+/// fills; one rank may fill several when `n` is small. The query's `WHERE` selects the
+/// same ranks ([`Quantile::rank_sql`]).
 fn fill(stats: &mut ValueStats, rn: i64, n: i64, value: f64) {
     if rn == 1 {
         stats.min = value;
     }
-    if rn == (n + 1) / 2 {
-        stats.p50 = value;
-    }
-    if rn == (9 * n + 9) / 10 {
-        stats.p90 = value;
-    }
-    if rn == (99 * n + 99) / 100 {
-        stats.p99 = value;
-    }
-    if rn == n {
-        stats.max = value;
+    let [p50, p90, p99, max] = QUANTILES.map(|q| q.rank(n));
+    for (rank, field) in [
+        (p50, &mut stats.p50),
+        (p90, &mut stats.p90),
+        (p99, &mut stats.p99),
+        (max, &mut stats.max),
+    ] {
+        if rn == rank {
+            *field = value;
+        }
     }
 }
 
@@ -91,6 +95,21 @@ impl Store {
     /// `[since_ms, until_ms)`, and for models whose records carry values, their mean
     /// and quantiles.
     pub async fn stats(&self, since_ms: i64, until_ms: i64) -> Result<Vec<ModelStats>, StoreError> {
+        // The ranks are `fill`'s; the SQL is built from constants only.
+        let wanted: Vec<String> = QUANTILES
+            .iter()
+            .map(|q| format!(" OR rn = {}", q.rank_sql()))
+            .collect();
+        let ranked_sql = format!(
+            "SELECT model, rn, n, value FROM (\
+               SELECT model, value, \
+               ROW_NUMBER() OVER (PARTITION BY model ORDER BY value) AS rn, \
+               COUNT(*) OVER (PARTITION BY model) AS n \
+               FROM predictions WHERE ts_ms >= $1 AND ts_ms < $2 \
+               AND status = 'success' AND value IS NOT NULL\
+             ) ranked WHERE rn = 1{}",
+            wanted.concat()
+        );
         let (totals, labels, ranked) = with_pool!(self, pool => {
             let totals: Vec<TotalsRow> = sqlx::query_as(
                 "SELECT model, COUNT(*) AS n, \
@@ -114,17 +133,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
             // One sort per model in the database; only the five ranked rows come back.
-            // The ranks are `fill`'s.
-            let ranked: Vec<RankedRow> = sqlx::query_as(
-                "SELECT model, rn, n, value FROM (\
-                   SELECT model, value, \
-                   ROW_NUMBER() OVER (PARTITION BY model ORDER BY value) AS rn, \
-                   COUNT(*) OVER (PARTITION BY model) AS n \
-                   FROM predictions WHERE ts_ms >= $1 AND ts_ms < $2 \
-                   AND status = 'success' AND value IS NOT NULL\
-                 ) ranked WHERE rn = 1 OR rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
-                 OR rn = (99 * n + 99) / 100 OR rn = n",
-            )
+            let ranked: Vec<RankedRow> = sqlx::query_as(AssertSqlSafe(ranked_sql.as_str()))
             .bind(since_ms)
             .bind(until_ms)
             .fetch_all(pool)

@@ -154,10 +154,7 @@ impl CollectorState {
                     None
                 }),
                 None => {
-                    let truth = match &label.truth {
-                        Truth::Label(l) => Some(l.as_str()),
-                        Truth::Value(_) => None,
-                    };
+                    let truth = label.truth.label();
                     if self.cards.anyone_accepts(truth) {
                         pending.push(label.clone());
                         None

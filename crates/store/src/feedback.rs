@@ -21,14 +21,16 @@ pub enum Truth {
 }
 
 impl Truth {
-    fn label(&self) -> Option<&str> {
+    /// A classifier's true class.
+    pub fn label(&self) -> Option<&str> {
         match self {
             Truth::Label(l) => Some(l),
             Truth::Value(_) => None,
         }
     }
 
-    fn value(&self) -> Option<f64> {
+    /// A regressor's true value.
+    pub fn value(&self) -> Option<f64> {
         match self {
             Truth::Label(_) => None,
             Truth::Value(v) => Some(*v),

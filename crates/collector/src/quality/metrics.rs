@@ -152,8 +152,7 @@ fn gauges<'a>(
 
 impl Collector for QualityCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let now = crate::handlers::now_ms();
-        let tallies = self.window.tallies(now);
+        let tallies = self.window.tallies_now();
         let cards = self.cards.all();
         let gauge = MetricType::Gauge;
         let figure = |f: fn(&super::Tally) -> Option<f64>| {

@@ -74,6 +74,11 @@ impl QualityWindow {
         slots.entry(at.div_euclid(self.slot_ms)).or_default().add(g);
     }
 
+    /// Each model's tally over the window now.
+    pub fn tallies_now(&self) -> BTreeMap<String, Tally> {
+        self.tallies(crate::handlers::now_ms())
+    }
+
     /// Each model's tally over the window at `now_ms`, by model name; slots that left
     /// the window are dropped, and models with none left go too.
     pub fn tallies(&self, now_ms: i64) -> BTreeMap<String, Tally> {

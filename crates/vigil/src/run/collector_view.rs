@@ -43,14 +43,11 @@ impl CollectorSource for InProcess {
     /// From the quality window the collector's gauges describe: no database read.
     fn quality(&self) -> Answer<'_, Vec<MeasuredQuality>> {
         Box::pin(async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
             let cards = self.0.cards.all();
             Ok(self
                 .0
                 .quality
-                .tallies(now)
+                .tallies_now()
                 .into_iter()
                 .map(|(model, tally)| MeasuredQuality {
                     baseline_accuracy: cards

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vigil_test_support::{TempDir, Vigil, vigil_binary};
+use vigil_test_support::{TempDir, Vigil, post_json, vigil_binary};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -101,15 +101,12 @@ async fn serve_shows_the_remote_collectors_incidents_and_quality_and_says_when_i
     let http = reqwest::Client::new();
     let mut labels = Vec::new();
     for i in 0..10 {
-        let answer: Value = http
-            .post(serve.url("/predict"))
-            .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = post_json(
+            &http,
+            serve.url("/predict"),
+            &json!({"features": [70, 250, 2.5, 45, 1500, 12]}),
+        )
+        .await;
         let said = answer["predictions"][0]["label"].as_str().unwrap();
         let truth = if i < 2 {
             if said == "ok" { "defect" } else { "ok" }

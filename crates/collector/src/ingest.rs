@@ -19,6 +19,27 @@ impl CollectorState {
     pub async fn ingest(&self, records: &[Record]) -> Result<Inserted, StoreError> {
         let started = Instant::now();
         let result = self.store.insert(records, now_ms()).await;
+        self.account(records, result, started).await
+    }
+
+    /// [`CollectorState::ingest`] with the database write on the calling thread
+    /// ([`vigil_store::Store::insert_here`]), for a caller with a thread of its own that
+    /// may block: `vigil up`'s forwarder. `None` on PostgreSQL, whose connections belong
+    /// to the services' runtime: there, call `ingest` on that runtime.
+    pub async fn ingest_here(&self, records: &[Record]) -> Option<Result<Inserted, StoreError>> {
+        let started = Instant::now();
+        let result = self.store.insert_here(records, now_ms())?;
+        Some(self.account(records, result, started).await)
+    }
+
+    /// What follows a write, however it ran: the `logging_*` metrics, the join of
+    /// labels that waited for these records, and the `records_stored` line.
+    async fn account(
+        &self,
+        records: &[Record],
+        result: Result<Inserted, StoreError>,
+        started: Instant,
+    ) -> Result<Inserted, StoreError> {
         let took = started.elapsed();
         self.collector.db_write.observe(took.as_secs_f64());
         let inserted = result.inspect_err(|_| {

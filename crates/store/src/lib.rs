@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -32,12 +33,22 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store is closed")]
+    Closed,
+    #[error("the database write did not finish: {0}")]
+    Interrupted(String),
 }
 
 /// A connection pool to one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    /// The pool serves every query but one: prediction inserts go through `writer`.
+    Sqlite {
+        pool: SqlitePool,
+        writer: Arc<SqliteWriter>,
+    },
     Postgres(PgPool),
 }
 
@@ -46,7 +57,7 @@ pub enum Store {
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($pool) => $body,
+            Store::Sqlite { pool: $pool, .. } => $body,
             Store::Postgres($pool) => $body,
         }
     };
@@ -72,6 +83,7 @@ mod incidents;
 mod predictions;
 mod quality;
 mod rank;
+mod sqlite_writer;
 mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -84,6 +96,7 @@ pub use quality::{
     calibration_bin,
 };
 pub use rank::Quantile;
+pub use sqlite_writer::SqliteWriter;
 pub use stats::{ModelStats, ValueStats};
 
 impl Store {
@@ -112,9 +125,9 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = Self::Sqlite(pool);
-        store.migrate().await?;
-        Ok(store)
+        MIGRATOR.run(&pool).await?;
+        let writer = Arc::new(SqliteWriter::open(&data_dir.join("vigil.db"))?);
+        Ok(Self::Sqlite { pool, writer })
     }
 
     /// PostgreSQL at `url` (`postgres://…`). The pool connects lazily and reconnects by
@@ -148,7 +161,7 @@ impl Store {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite { .. } => "sqlite",
             Self::Postgres(_) => "postgres",
         }
     }
@@ -171,6 +184,9 @@ impl Store {
 
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
+        if let Self::Sqlite { writer, .. } = self {
+            writer.close();
+        }
         with_pool!(self, pool => pool.close().await);
     }
 }

@@ -34,6 +34,17 @@ pub struct Cursor {
     pub prediction_id: String,
 }
 
+impl Inserted {
+    fn of(new: Vec<bool>) -> Self {
+        let accepted = new.iter().filter(|n| **n).count() as u64;
+        Self {
+            accepted,
+            duplicates: new.len() as u64 - accepted,
+            new,
+        }
+    }
+}
+
 /// `received_ms` for an insert: `now_ms`, or one past the last stamp this process
 /// handed out, so no two inserts of this process share one and an insert can tell
 /// its own rows from duplicates stored earlier.
@@ -58,10 +69,11 @@ impl Store {
     /// Stores records, each at most once: a `prediction_id` already present is counted
     /// as a duplicate and left as it was. All-or-nothing per call.
     ///
-    /// Most batches hold only new records: then the insert's row count says so, and no
-    /// row comes back (`RETURNING` cost SQLite's thread a row object per record). Only
-    /// a chunk with duplicates asks which of its records this call stored: those
-    /// carrying this call's `received_ms`, which is unique per call in this process.
+    /// On SQLite the write runs on a blocking thread ([`Store::insert_here`] runs it on
+    /// the caller's). On PostgreSQL most batches hold only new records: then the
+    /// insert's row count says so, and no row comes back. Only a chunk with duplicates
+    /// asks which of its records this call stored: those carrying this call's
+    /// `received_ms`, which is unique per call in this process.
     pub async fn insert(
         &self,
         records: &[Record],
@@ -70,58 +82,34 @@ impl Store {
         if records.is_empty() {
             return Ok(Inserted::default());
         }
-        let stamp = unique_stamp(received_ms);
-        let new = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut new = Vec::with_capacity(records.len());
-            for chunk in records.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, confidence, \
-                     is_defect, latency_ms, request_id, trace_id, status, error_type, features, value, received_ms) ",
-                );
-                // Text is bound by reference: the records outlive the statement.
-                q.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.prediction_id.as_str())
-                        .push_bind(r.model.as_str())
-                        .push_bind(r.model_version.as_str())
-                        .push_bind(r.ts_ms)
-                        .push_bind(r.label.as_deref())
-                        .push_bind(r.confidence)
-                        .push_bind(i32::from(r.is_defect))
-                        .push_bind(r.latency_ms)
-                        .push_bind(r.request_id.as_str())
-                        .push_bind(r.trace_id.as_deref())
-                        .push_bind(r.status.as_str())
-                        .push_bind(r.error_type.as_deref())
-                        .push_bind(r.features.as_deref())
-                        .push_bind(r.value)
-                        .push_bind(stamp);
-                });
-                q.push(" ON CONFLICT (prediction_id) DO NOTHING");
-                let stored = q.build().execute(&mut *tx).await?.rows_affected();
-                if stored == chunk.len() as u64 {
-                    new.extend(std::iter::repeat_n(true, chunk.len()));
-                    continue;
-                }
-                let mut ours = QueryBuilder::new("SELECT prediction_id FROM predictions WHERE received_ms = ");
-                ours.push_bind(stamp).push(" AND prediction_id IN (");
-                let mut ids = ours.separated(", ");
-                for r in chunk {
-                    ids.push_bind(r.prediction_id.as_str());
-                }
-                ours.push(")");
-                let ours = returned_ids!(ours, &mut *tx);
-                new.extend(chunk.iter().map(|r| ours.contains(&r.prediction_id)));
+        let new = match self {
+            Self::Sqlite { writer, .. } => {
+                let (writer, records) = (writer.clone(), records.to_vec());
+                tokio::task::spawn_blocking(move || writer.insert(&records, received_ms))
+                    .await
+                    .map_err(|e| StoreError::Interrupted(e.to_string()))??
             }
-            tx.commit().await?;
-            new
-        });
-        let accepted = new.iter().filter(|n| **n).count() as u64;
-        Ok(Inserted {
-            accepted,
-            duplicates: records.len() as u64 - accepted,
-            new,
-        })
+            Self::Postgres(pool) => {
+                insert_postgres(pool, records, unique_stamp(received_ms)).await?
+            }
+        };
+        Ok(Inserted::of(new))
+    }
+
+    /// [`Store::insert`] on the calling thread, for a caller with a thread of its own
+    /// that may block (`vigil up`'s forwarder): `None` when the backend cannot write
+    /// synchronously (PostgreSQL).
+    pub fn insert_here(
+        &self,
+        records: &[Record],
+        received_ms: i64,
+    ) -> Option<Result<Inserted, StoreError>> {
+        match self {
+            Self::Sqlite { writer, .. } => {
+                Some(writer.insert(records, received_ms).map(Inserted::of))
+            }
+            Self::Postgres(_) => None,
+        }
     }
 
     /// Records matching `filter`, newest first, after `cursor`, at most `limit`.
@@ -185,4 +173,57 @@ impl Store {
         });
         Ok(rows)
     }
+}
+
+/// PostgreSQL's insert: a thousand rows a statement, in one transaction; says per record
+/// whether it was new.
+async fn insert_postgres(
+    pool: &sqlx::PgPool,
+    records: &[Record],
+    stamp: i64,
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut new = Vec::with_capacity(records.len());
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::new(
+            "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, confidence, \
+             is_defect, latency_ms, request_id, trace_id, status, error_type, features, value, received_ms) ",
+        );
+        // Text is bound by reference: the records outlive the statement.
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.prediction_id.as_str())
+                .push_bind(r.model.as_str())
+                .push_bind(r.model_version.as_str())
+                .push_bind(r.ts_ms)
+                .push_bind(r.label.as_deref())
+                .push_bind(r.confidence)
+                .push_bind(i32::from(r.is_defect))
+                .push_bind(r.latency_ms)
+                .push_bind(r.request_id.as_str())
+                .push_bind(r.trace_id.as_deref())
+                .push_bind(r.status.as_str())
+                .push_bind(r.error_type.as_deref())
+                .push_bind(r.features.as_deref())
+                .push_bind(r.value)
+                .push_bind(stamp);
+        });
+        q.push(" ON CONFLICT (prediction_id) DO NOTHING");
+        let stored = q.build().execute(&mut *tx).await?.rows_affected();
+        if stored == chunk.len() as u64 {
+            new.extend(std::iter::repeat_n(true, chunk.len()));
+            continue;
+        }
+        let mut ours =
+            QueryBuilder::new("SELECT prediction_id FROM predictions WHERE received_ms = ");
+        ours.push_bind(stamp).push(" AND prediction_id IN (");
+        let mut ids = ours.separated(", ");
+        for r in chunk {
+            ids.push_bind(r.prediction_id.as_str());
+        }
+        ours.push(")");
+        let ours = returned_ids!(ours, &mut *tx);
+        new.extend(chunk.iter().map(|r| ours.contains(&r.prediction_id)));
+    }
+    tx.commit().await?;
+    Ok(new)
 }

@@ -2,7 +2,9 @@
 //! the same process, with no loopback HTTP and no JSON. The batch is checked by the
 //! collector's own rules (the ones `POST /log` applies) and stored through the same
 //! ingest, so the `logging_*` metrics and the exactly-once guarantee are the same as
-//! over HTTP.
+//! over HTTP. On SQLite the write runs right here, on the forwarder's own thread (no
+//! hand-off to another thread and back); on PostgreSQL it runs on the services'
+//! runtime, which owns the connections.
 
 use vigil_collector::CollectorState;
 use vigil_forwarder::{Batch, Delivered, Delivery};
@@ -11,8 +13,8 @@ use vigil_records::{BodyError, packed};
 /// Delivers to the collector of this process.
 pub struct LocalDelivery {
     collector: CollectorState,
-    /// The services' runtime: database connections belong to it, so the write runs
-    /// there, not on the forwarder's own thread.
+    /// The services' runtime: PostgreSQL's connections belong to it, so a write to
+    /// PostgreSQL runs there, not on the forwarder's own thread.
     runtime: tokio::runtime::Handle,
 }
 
@@ -44,6 +46,12 @@ impl Delivery for LocalDelivery {
                 };
             }
         };
+        if let Some(stored) = self.collector.ingest_here(&records).await {
+            return match stored {
+                Ok(_) => Delivered::Stored,
+                Err(e) => Delivered::Failed(e.to_string()),
+            };
+        }
         let collector = self.collector.clone();
         let stored = self
             .runtime

@@ -1,0 +1,88 @@
+//! SQLite's prediction writer: one connection of its own that only inserts prediction
+//! records, with one prepared statement bound straight from the records, inside an
+//! `IMMEDIATE` transaction per call.
+//!
+//! Why not sqlx here, as everywhere else: under `vigil up` at full load the sqlx
+//! insert (a statement of a thousand rows built per batch, fifteen boxed arguments a
+//! row, a hand-off to sqlx's worker thread and back, and a pool whose connections take
+//! turns, each re-reading the pages the last writer changed) cost about 6 µs a record
+//! across three threads; this writer does the same work in about 2.5 µs on the calling
+//! thread (docs/BENCHMARKS.md, "Where `up`'s extra time goes"). It is synchronous, so
+//! `vigil up`'s forwarder, which has a thread of its own, stores on that thread, and an
+//! async caller hands it to a blocking thread. Every other query stays on sqlx; both
+//! open the same file, and SQLite's lock (with the same busy timeout) orders writers.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, TransactionBehavior, params};
+use vigil_records::Record;
+
+use crate::{SQLITE_BUSY_TIMEOUT, StoreError};
+
+const INSERT: &str = "INSERT INTO predictions (prediction_id, model, model_version, ts_ms, label, \
+     confidence, is_defect, latency_ms, request_id, trace_id, status, error_type, features, value, \
+     received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     ON CONFLICT (prediction_id) DO NOTHING";
+
+/// The connection that inserts prediction records; `None` once the store is closed.
+#[derive(Debug)]
+pub struct SqliteWriter(Mutex<Option<Connection>>);
+
+impl SqliteWriter {
+    /// Opens `path` (already created and migrated) with the pool's settings.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        // The same settings as the pool's connections (see `Store::sqlite`); the
+        // journal mode is the file's, set when the pool created it.
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
+             PRAGMA wal_autocheckpoint = 10000;",
+        )?;
+        Ok(Self(Mutex::new(Some(conn))))
+    }
+
+    /// Inserts `records` in one transaction, all or nothing; says per record whether it
+    /// was new (`false`: its `prediction_id` was already stored and is left as it was).
+    pub(crate) fn insert(
+        &self,
+        records: &[Record],
+        received_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.0.lock();
+        let conn = conn.as_mut().ok_or(StoreError::Closed)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = Vec::with_capacity(records.len());
+        {
+            let mut insert = tx.prepare_cached(INSERT)?;
+            for r in records {
+                let stored = insert.execute(params![
+                    r.prediction_id,
+                    r.model,
+                    r.model_version,
+                    r.ts_ms,
+                    r.label,
+                    r.confidence,
+                    i32::from(r.is_defect),
+                    r.latency_ms,
+                    r.request_id,
+                    r.trace_id,
+                    r.status.as_str(),
+                    r.error_type,
+                    r.features,
+                    r.value,
+                    received_ms,
+                ])?;
+                new.push(stored == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// Closes the connection; later inserts fail with [`StoreError::Closed`].
+    pub(crate) fn close(&self) {
+        self.0.lock().take();
+    }
+}

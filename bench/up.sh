@@ -3,7 +3,10 @@
 # serve` (no forwarding) and `vigil up` (every prediction stored in SQLite, in process)
 # side by side, in alternating rounds, one-row POST /predict, keep-alive. After each
 # `up` round the script waits until every answered prediction is stored and checks
-# that the counts agree.
+# that the counts agree. Per round it also prints each vigil's CPU per answered request
+# (utime + stime from /proc, the storing included: `up` is charged for the records it
+# stores after the round too), which resolves what req/s on this VM, drifting by tens
+# of percent within minutes, cannot; then the medians and the paired up/serve ratios.
 #
 #   bench/up.sh [duration_seconds=6] [connections=32]
 #   RUNS=3 (rounds), THREADS=1 (wrk threads)
@@ -23,7 +26,9 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$wo
 
 target/release/vigil-bench-hello 127.0.0.1:9411 >/dev/null 2>&1 & pids+=($!)
 target/release/vigil serve --host 127.0.0.1 --port 9412 --data-dir "$work/serve" >/dev/null 2>&1 & pids+=($!)
+serve_pid=$!
 target/release/vigil up --host 127.0.0.1 --port 9413 --collector-port 9414 --data-dir "$work/up" >/dev/null 2>&1 & pids+=($!)
+up_pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:9411/ && break; sleep 0.1; done
 up 9412
 up 9413
@@ -37,6 +42,13 @@ answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\
 # stored: records the collector of `up` stored.
 stored() { curl -s http://127.0.0.1:9414/metrics | awk '/^logging_predictions_total\{model="defect-detector"\}/ {printf "%d", $2}'; }
 
+# cpu PID: the process's CPU time so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
+per_request() {
+  awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
+}
+
 load() { # url label
   wrk -t"$threads" -c"$conns" -d"${duration}s" -s bench/predict.lua "$1" >"$work/$2.txt"
   awk '/Requests\/sec/ {print $2}' "$work/$2.txt" >"$work/$2.rps"
@@ -46,12 +58,18 @@ load() { # url label
 echo "wrk -t$threads -c$conns -d${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
 for run in $(seq 1 "$runs"); do
   load http://127.0.0.1:9411/predict "hello-$run"
+  before=$(cpu "$serve_pid")
   load http://127.0.0.1:9412/predict "serve-$run"
+  per_request $(($(cpu "$serve_pid") - before)) "serve-$run"
+  before=$(cpu "$up_pid")
   load http://127.0.0.1:9413/predict "up-$run"
   # Every answered prediction is stored before the next round starts.
   for _ in $(seq 1 600); do [ "$(stored)" = "$(answered 9413)" ] && break; sleep 0.1; done
-  echo "  up: answered $(answered 9413), stored $(stored)"
+  per_request $(($(cpu "$up_pid") - before)) "up-$run"
+  echo "  up: answered $(answered 9413), stored $(stored); CPU us/request serve $(cat "$work/serve-$run.us"), up $(cat "$work/up-$run.us")"
   [ "$(stored)" = "$(answered 9413)" ] || { echo "up lost records" >&2; exit 1; }
+  paste "$work/serve-$run.rps" "$work/up-$run.rps" "$work/serve-$run.us" "$work/up-$run.us" |
+    awk '{print $2 / $1, $3 / $4}' >>"$work/paired"
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 hello=$(cat "$work"/hello-*.rps | median)
@@ -60,3 +78,5 @@ up=$(cat "$work"/up-*.rps | median)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100*a/b}'; }
 echo "median req/s: hello-world $hello, serve $serve, up $up"
 echo "serve / hello-world $(pct "$serve" "$hello"); up / hello-world $(pct "$up" "$hello"); up / serve $(pct "$up" "$serve")"
+echo "median CPU us/request: serve $(cat "$work"/serve-*.us | median), up $(cat "$work"/up-*.us | median)"
+echo "paired up / serve (medians of the rounds' ratios): req/s $(awk '{print $1}' "$work/paired" | median | awk '{printf "%.0f%%", 100*$1}'), serve's CPU per request / up's $(awk '{print $2}' "$work/paired" | median | awk '{printf "%.0f%%", 100*$1}')"

@@ -4,13 +4,14 @@
 //!
 //! Why not sqlx here, as everywhere else: under `vigil up` at full load the sqlx
 //! insert (a statement of a thousand rows built per batch, fifteen boxed arguments a
-//! row, a hand-off to sqlx's worker thread and back, and a pool whose connections take
-//! turns, each re-reading the pages the last writer changed) cost about 6 µs a record
-//! across three threads; this writer does the same work in about 2.5 µs on the calling
-//! thread (docs/BENCHMARKS.md, "Where `up`'s extra time goes"). It is synchronous, so
-//! `vigil up`'s forwarder, which has a thread of its own, stores on that thread, and an
-//! async caller hands it to a blocking thread. Every other query stays on sqlx; both
-//! open the same file, and SQLite's lock (with the same busy timeout) orders writers.
+//! row, a hand-off to sqlx's worker thread and back) cost about 10 µs a record across
+//! three threads, 8 of them on sqlx's worker; with this writer the forwarder's thread
+//! spends 4.5-6 µs a record in all, decoding and validation included (side by side
+//! under the same load; docs/BENCHMARKS.md, "Where `up`'s extra time goes"). It is
+//! synchronous, so `vigil up`'s forwarder, which has a thread of its own, stores on
+//! that thread, and an async caller hands it to a blocking thread. Every other query
+//! stays on sqlx; both open the same file, and SQLite's lock (with the same busy
+//! timeout) orders writers.
 
 use std::path::Path;
 

@@ -57,7 +57,10 @@ impl CollectorState {
             // up (a timed-out request) cannot cut the join off after the commit.
             let state = self.clone();
             let ids = records.iter().map(|r| r.prediction_id.clone()).collect();
-            let _ = tokio::spawn(async move { state.join_pending(ids).await }).await;
+            let _ = self
+                .runtime
+                .spawn(async move { state.join_pending(ids).await })
+                .await;
         }
         // Each stored record's request id, so `vigil logs --request-id` finds where
         // the collector took that prediction: one line per batch, not per record.

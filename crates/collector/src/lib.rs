@@ -74,6 +74,11 @@ pub struct Inner {
     pub quality: Arc<QualityWindow>,
     pub feedback: FeedbackState,
     pub started: Instant,
+    /// The runtime the collector was made on: work it spawns (the label join after an
+    /// ingest) runs there, whichever thread ingested (`vigil up`'s forwarder has a
+    /// runtime of its own; the pool's connections go back to the pool through tasks
+    /// on the runtime that used them).
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl std::ops::Deref for CollectorState {
@@ -84,6 +89,7 @@ impl std::ops::Deref for CollectorState {
 }
 
 impl CollectorState {
+    /// Call it within the runtime that is to serve the collector.
     pub fn new(store: Store, config: CollectorConfig) -> Self {
         let mut registry = Metrics::base_registry("collector", env!("CARGO_PKG_VERSION"));
         let http = HttpMetrics::register(&mut registry);
@@ -107,6 +113,7 @@ impl CollectorState {
             quality,
             feedback: FeedbackState::default(),
             started: Instant::now(),
+            runtime: tokio::runtime::Handle::current(),
         }))
     }
 

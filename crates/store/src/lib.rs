@@ -185,7 +185,10 @@ impl Store {
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         if let Self::Sqlite { writer, .. } = self {
-            writer.close();
+            // Waits for a write in progress (the forwarder's last batch, at shutdown):
+            // on a blocking thread, not an async worker.
+            let writer = writer.clone();
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }
         with_pool!(self, pool => pool.close().await);
     }

@@ -84,6 +84,9 @@ impl Store {
         }
         let new = match self {
             Self::Sqlite { writer, .. } => {
+                // One write at a time takes a blocking thread (and a copy of its
+                // records); the others wait here without holding one.
+                let _turn = writer.turn().await;
                 let (writer, records) = (writer.clone(), records.to_vec());
                 tokio::task::spawn_blocking(move || writer.insert(&records, received_ms))
                     .await

@@ -28,7 +28,11 @@ const INSERT: &str = "INSERT INTO predictions (prediction_id, model, model_versi
 
 /// The connection that inserts prediction records; `None` once the store is closed.
 #[derive(Debug)]
-pub struct SqliteWriter(Mutex<Option<Connection>>);
+pub struct SqliteWriter {
+    conn: Mutex<Option<Connection>>,
+    /// Async callers' turns: the connection writes one batch at a time anyway.
+    turns: tokio::sync::Semaphore,
+}
 
 impl SqliteWriter {
     /// Opens `path` (already created and migrated) with the pool's settings.
@@ -41,17 +45,28 @@ impl SqliteWriter {
             "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
              PRAGMA wal_autocheckpoint = 10000;",
         )?;
-        Ok(Self(Mutex::new(Some(conn))))
+        Ok(Self {
+            conn: Mutex::new(Some(conn)),
+            turns: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// Waits for an async caller's turn to write (see [`crate::Store::insert`]).
+    pub(crate) async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed.
+        self.turns.acquire().await.ok()
     }
 
     /// Inserts `records` in one transaction, all or nothing; says per record whether it
     /// was new (`false`: its `prediction_id` was already stored and is left as it was).
+    /// Newness comes from each row's change count, so `received_ms` is only the clock
+    /// here (PostgreSQL's insert makes it unique per call to tell its rows apart).
     pub(crate) fn insert(
         &self,
         records: &[Record],
         received_ms: i64,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.0.lock();
+        let mut conn = self.conn.lock();
         let conn = conn.as_mut().ok_or(StoreError::Closed)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = Vec::with_capacity(records.len());
@@ -84,6 +99,6 @@ impl SqliteWriter {
 
     /// Closes the connection; later inserts fail with [`StoreError::Closed`].
     pub(crate) fn close(&self) {
-        self.0.lock().take();
+        self.conn.lock().take();
     }
 }

@@ -44,10 +44,16 @@ pub async fn log(
         BodyError::Version(m) => CollectorError::UnsupportedVersion(m),
         BodyError::Records(errors) => CollectorError::InvalidRecords(errors),
     })?;
-    let inserted = state
-        .ingest(&records)
-        .await
-        .map_err(CollectorError::Unavailable)?;
+    // Spawned: a client that hangs up (a forwarder that stopped waiting) cannot cut
+    // it off between the commit and the counts, the label join and `records_stored`.
+    let ingest = tokio::spawn({
+        let state = state.clone();
+        async move { state.ingest(&records).await }
+    });
+    let inserted = match ingest.await {
+        Ok(result) => result.map_err(CollectorError::Unavailable)?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     Ok((
         StatusCode::ACCEPTED,
         // Tells senders (vigil's forwarder) they may switch to the binary encoding.

@@ -103,8 +103,7 @@ fn start_forwarder(
     let metrics = state.forwarder_metrics.clone();
     let (to, started) = match (collector, &config.collector_url) {
         (Some(collector), _) => {
-            let delivery =
-                LocalDelivery::new(collector.state.clone(), tokio::runtime::Handle::current());
+            let delivery = LocalDelivery::new(collector.state.clone());
             (
                 "in process".to_owned(),
                 Forwarder::start(settings, metrics, delivery),

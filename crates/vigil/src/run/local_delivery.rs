@@ -13,14 +13,11 @@ use vigil_records::{BodyError, packed};
 /// Delivers to the collector of this process.
 pub struct LocalDelivery {
     collector: CollectorState,
-    /// The services' runtime: PostgreSQL's connections belong to it, so a write to
-    /// PostgreSQL runs there, not on the forwarder's own thread.
-    runtime: tokio::runtime::Handle,
 }
 
 impl LocalDelivery {
-    pub fn new(collector: CollectorState, runtime: tokio::runtime::Handle) -> Self {
-        Self { collector, runtime }
+    pub fn new(collector: CollectorState) -> Self {
+        Self { collector }
     }
 }
 
@@ -52,8 +49,10 @@ impl Delivery for LocalDelivery {
                 Err(e) => Delivered::Failed(e.to_string()),
             };
         }
+        // PostgreSQL's connections belong to the services' runtime: the write runs there.
         let collector = self.collector.clone();
         let stored = self
+            .collector
             .runtime
             .spawn(async move { collector.ingest(&records).await })
             .await;
@@ -101,7 +100,7 @@ mod tests {
         let collector = CollectorState::new(store, Default::default());
         let mut registry = vigil_telemetry::Metrics::base_registry("test", "0");
         let metrics = ForwarderMetrics::register(&mut registry);
-        let delivery = LocalDelivery::new(collector.clone(), tokio::runtime::Handle::current());
+        let delivery = LocalDelivery::new(collector.clone());
         let (forwarder, task) = Forwarder::start(
             ForwarderConfig::new(dir.0.join("spool")),
             metrics.clone(),

@@ -42,9 +42,6 @@ for side in A:9412 B:9413; do
   fi
 done
 
-# cpu PID: the process's CPU time so far, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 load() { # port label key pid
   local before after
   before=$(cpu "$4")

@@ -4,6 +4,9 @@
 # up PORT: waits (up to 10 s) until the instance on PORT answers /health.
 up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return; sleep 0.1; done; }
 
+# cpu PID: the process's CPU time so far (utime + stime), in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # sent PORT: the instance's forwarded records (prediction_log_records_total{outcome="sent"}).
 sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
 

@@ -42,8 +42,6 @@ answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\
 # stored: records the collector of `up` stored.
 stored() { curl -s http://127.0.0.1:9414/metrics | awk '/^logging_predictions_total\{model="defect-detector"\}/ {printf "%d", $2}'; }
 
-# cpu PID: the process's CPU time so far, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
 per_request() {
   awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"

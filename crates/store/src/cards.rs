@@ -3,7 +3,7 @@
 
 use vigil_records::{BaselineSummary, CardSummary};
 
-use crate::{Store, StoreError};
+use crate::{BeginWrite, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct CardRow {
@@ -43,7 +43,7 @@ impl Store {
         let labels = serde_json::to_string(&card.labels).unwrap_or_else(|_| "[]".into());
         let b = card.baseline.unwrap_or_default();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for (table, key) in [("model_cards", "model"), ("model_card_versions", "model, version")] {
                 let sql = format!(
                     "INSERT INTO {table} (model, version, task, labels, baseline_accuracy, baseline_mae, \

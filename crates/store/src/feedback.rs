@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use crate::{Store, StoreError};
+use crate::{BeginWrite, Store, StoreError};
 
 /// Rows per statement: 10 binds each stays well under SQLite's bind limit.
 const CHUNK: usize = 1000;
@@ -165,7 +165,7 @@ impl Store {
     ) -> Result<FeedbackStored, StoreError> {
         let mut stored = FeedbackStored::default();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for chunk in joined.chunks(CHUNK) {
                 let mut q = QueryBuilder::new("DELETE FROM pending_feedback WHERE prediction_id IN (");
                 push_ids(&mut q, chunk);

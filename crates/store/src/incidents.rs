@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
-use crate::{Store, StoreError};
+use crate::{BeginWrite, Store, StoreError};
 
 /// An incident: one firing alert (by fingerprint) until it resolves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,7 +34,7 @@ impl Store {
     /// A firing alert opens an incident for its fingerprint unless one is open.
     pub async fn alert_firing(&self, incident: &Incident) -> Result<AlertEffect, StoreError> {
         let effect = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let open = sqlx::query("SELECT id FROM incidents WHERE fingerprint = $1 AND status = 'open'")
                 .bind(incident.fingerprint.clone())
                 .fetch_optional(&mut *tx)

@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 };
 pub use vigil_records::{Record, Status};
 
-/// Most records written by one INSERT statement (15 binds each stays well under
-/// SQLite's 32,766 bind limit).
+/// Most records written by one PostgreSQL INSERT statement (15 binds each stays well
+/// under its 65,535 bind limit; SQLite's writer binds one row at a time).
 pub const INSERT_CHUNK: usize = 1000;
 /// Longest a health check waits for the database.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,9 +63,34 @@ macro_rules! with_pool {
     };
 }
 
+/// Begins a transaction that is going to write. On SQLite it takes the write lock at
+/// `BEGIN IMMEDIATE`, waiting up to the busy timeout for it: a deferred transaction
+/// that reads first cannot take the lock once another connection (the prediction
+/// writer, which commits a batch every few milliseconds under load) has committed
+/// since its read, and SQLite fails it at once (`SQLITE_BUSY_SNAPSHOT`) instead of
+/// waiting.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// The `prediction_id`s a query returns as its only column (an `INSERT … RETURNING
-/// prediction_id`: the rows it stored). Runs the built query `$q` on `$exec`, inside
-/// `with_pool!`, so it is written once and compiled per backend.
+/// prediction_id`: the rows it stored). Runs the built query `$q` on `$exec`, on
+/// either backend's connection (written once, inside `with_pool!` or not).
 macro_rules! returned_ids {
     ($q:expr, $exec:expr) => {
         $q.build()

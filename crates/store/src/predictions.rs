@@ -178,8 +178,8 @@ impl Store {
     }
 }
 
-/// PostgreSQL's insert: a thousand rows a statement, in one transaction; says per record
-/// whether it was new.
+/// PostgreSQL's insert: [`INSERT_CHUNK`] rows a statement, in one transaction; says per
+/// record whether it was new.
 async fn insert_postgres(
     pool: &sqlx::PgPool,
     records: &[Record],

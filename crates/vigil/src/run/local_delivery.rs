@@ -43,23 +43,25 @@ impl Delivery for LocalDelivery {
                 };
             }
         };
-        if let Some(stored) = self.collector.ingest_here(&records).await {
-            return match stored {
-                Ok(_) => Delivered::Stored,
-                Err(e) => Delivered::Failed(e.to_string()),
-            };
-        }
-        // PostgreSQL's connections belong to the services' runtime: the write runs there.
-        let collector = self.collector.clone();
-        let stored = self
-            .collector
-            .runtime
-            .spawn(async move { collector.ingest(&records).await })
-            .await;
+        let stored = match self.collector.ingest_here(&records).await {
+            Some(stored) => stored,
+            // PostgreSQL's connections belong to the services' runtime: the write
+            // runs there.
+            None => {
+                let collector = self.collector.clone();
+                let task = self
+                    .collector
+                    .runtime
+                    .spawn(async move { collector.ingest(&records).await });
+                match task.await {
+                    Ok(stored) => stored,
+                    Err(e) => return Delivered::Failed(format!("the store task failed: {e}")),
+                }
+            }
+        };
         match stored {
-            Ok(Ok(_)) => Delivered::Stored,
-            Ok(Err(e)) => Delivered::Failed(e.to_string()),
-            Err(e) => Delivered::Failed(format!("the store task failed: {e}")),
+            Ok(_) => Delivered::Stored,
+            Err(e) => Delivered::Failed(e.to_string()),
         }
     }
 }

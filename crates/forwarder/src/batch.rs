@@ -1,6 +1,6 @@
 //! A batch of packed records ([`vigil_records::packed`]): the one handlers fill
-//! ([`Filling`]), journaled to its spool segment record by record, and once full (or
-//! flushed) the [`Batch`] that is delivered. A batch's bytes are the binary `POST /log`
+//! ([`Filling`]), journaled to its spool segment in appends of whatever records came
+//! since the last one, and once full (or flushed) the [`Batch`] that is delivered. A batch's bytes are the binary `POST /log`
 //! body as it stands, and its segment file holds the same bytes.
 
 use std::fs::File;
@@ -41,7 +41,9 @@ pub(crate) struct Filling {
     pub(crate) seq: u64,
     /// The open segment file; `None` once a write to it failed.
     journal: Option<File>,
-    /// Every record so far is in the segment file.
+    /// Bytes of `data` the segment file holds (it starts with the header).
+    written: usize,
+    /// Every record written so far is in the segment file.
     durable: bool,
 }
 
@@ -59,6 +61,7 @@ impl Filling {
         buffer.reserve(packed::MAGIC.len() + records * 200);
         buffer.extend_from_slice(packed::MAGIC);
         Self {
+            written: buffer.len(),
             data: buffer,
             len: 0,
             seq,
@@ -67,24 +70,42 @@ impl Filling {
         }
     }
 
-    /// Appends `record` in memory and to the segment file. The file write is what
-    /// lets an answered prediction survive the process being killed; it goes to the
-    /// kernel's page cache (no fsync), a couple of microseconds.
-    pub(crate) fn push(&mut self, record: &RecordRef<'_>) {
-        let start = self.data.len();
+    /// Appends `record` in memory; returns where it ends, for [`Filling::written`].
+    /// It reaches the segment file with the next [`Filling::write`].
+    pub(crate) fn push(&mut self, record: &RecordRef<'_>) -> usize {
         packed::write(&mut self.data, record);
         self.len += 1;
+        self.data.len()
+    }
+
+    /// Bytes the segment file holds (or would, had no write failed).
+    pub(crate) fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Appends every record pushed since the last write to the segment file, in one
+    /// `write(2)`. This is what lets an answered prediction survive the process being
+    /// killed; it goes to the kernel's page cache (no fsync), a couple of microseconds
+    /// however many records it carries, which is why handlers share it (see
+    /// [`crate::Forwarder::persist`]).
+    pub(crate) fn write(&mut self) {
+        let pending = &self.data[self.written..];
+        if pending.is_empty() {
+            return;
+        }
         if let Some(file) = &mut self.journal
-            && let Err(e) = file.write_all(&self.data[start..])
+            && let Err(e) = file.write_all(pending)
         {
             tracing::error!(target: "vigil::forwarder", segment = self.seq, error = %e, "spool_write_failed");
             self.journal = None;
             self.durable = false;
         }
+        self.written = self.data.len();
     }
 
-    /// The finished batch (its segment file is complete and closed).
-    pub(crate) fn seal(self, free: &Arc<FreeList>) -> Batch {
+    /// The finished batch, its records all written to its segment file, now closed.
+    pub(crate) fn seal(mut self, free: &Arc<FreeList>) -> Batch {
+        self.write();
         Batch {
             bytes: Bytes::from_owner(Pooled {
                 data: self.data,

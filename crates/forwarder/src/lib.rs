@@ -2,8 +2,9 @@
 //! storage exactly once, off the request path.
 //!
 //! A handler calls [`Forwarder::submit`]: the record is packed into the filling
-//! [batch](batch) in memory and written to that batch's [spool](spool) segment on disk
-//! before the prediction is answered, so an answered prediction survives a crash. The
+//! [batch](batch) in memory; [`Forwarder::persist`] then writes it to that batch's
+//! [spool](spool) segment on disk before the prediction is answered, so an answered
+//! prediction survives a crash. Handlers that finish together share one write. The
 //! [queue](queue) is bounded in memory; beyond it whole batches wait on disk only. A
 //! [worker](worker) on a thread of its own hands full batches to a [`Delivery`]
 //! ([delivery]: HTTP to a remote collector, or the collector in the same process),
@@ -28,6 +29,7 @@ pub use batch::Batch;
 pub use config::ForwarderConfig;
 pub use delivery::{Delivered, Delivery, HttpDelivery};
 pub use metrics::{ForwarderMetrics, Outcome};
+pub use queue::Ticket;
 use vigil_records::RecordRef;
 
 use crate::queue::Queue;
@@ -100,9 +102,25 @@ impl Forwarder {
         Ok((Self { queue }, ForwarderTask { done, stop }))
     }
 
-    /// Queues a record, in memory and in the spool on disk; never waits for delivery
-    /// and never refuses a record.
-    pub fn submit(&self, record: &RecordRef<'_>) {
-        self.queue.push(record);
+    /// Queues a record in memory; never waits for delivery and never refuses a
+    /// record. It is on disk once the ticket is [persisted](Forwarder::persist).
+    pub fn submit(&self, record: &RecordRef<'_>) -> Ticket {
+        self.queue.push(record)
+    }
+
+    /// Returns once the ticket's record is in its spool segment: answer the prediction
+    /// after this. It first yields to the runtime, so the handlers that are ready now
+    /// push their records too, and the first of them to come back writes them all in
+    /// one `write(2)`; the others find theirs written. Under load one write carries
+    /// several records instead of one each (docs/BENCHMARKS.md).
+    pub async fn persist(&self, ticket: Ticket) {
+        tokio::task::yield_now().await;
+        self.queue.write(ticket);
+    }
+
+    /// [`Forwarder::persist`] without the wait for company, for a caller that cannot
+    /// wait (a handler being dropped).
+    pub fn persist_now(&self, ticket: Ticket) {
+        self.queue.write(ticket);
     }
 }

@@ -1,7 +1,9 @@
 //! Records waiting in memory to be delivered. A handler appends its record, packed, to
-//! the filling batch (and its segment file) under a short lock; the handler that fills
-//! it to `batch_size` seals it and wakes the worker, which is the only wake-up (a
-//! wake-up per prediction cost more than the prediction). Sealed batches are exactly
+//! the filling batch under a short lock, and has it written to the batch's segment file
+//! before it answers ([`Queue::write`]: one append for every record pushed since the
+//! last); the handler that fills the batch to `batch_size` seals it (writing what is
+//! left) and wakes the worker, which is the only wake-up (a wake-up per prediction cost
+//! more than the prediction). Sealed batches are exactly
 //! `batch_size` records: no re-splitting, copying or extra small deliveries when
 //! records arrive between the wake-up and the worker.
 //!
@@ -29,6 +31,16 @@ pub(crate) struct Queue {
     segments: Arc<Segments>,
     free: Arc<FreeList>,
     metrics: ForwarderMetrics,
+}
+
+/// Where a pushed record ends: in which segment, at which byte.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a record is written to its segment once a ticket is written (or its batch sealed)"]
+pub struct Ticket {
+    seq: u64,
+    end: usize,
+    /// Its push sealed the batch, which wrote it.
+    sealed: bool,
 }
 
 #[derive(Debug)]
@@ -68,21 +80,37 @@ impl Queue {
         }
     }
 
-    /// Queues a record (in memory and on disk); never waits for delivery.
-    pub(crate) fn push(&self, record: &RecordRef<'_>) {
+    /// Queues a record in memory; never waits for delivery. The returned ticket says
+    /// where it ends, for [`Queue::write`] (sealing a batch writes it too).
+    pub(crate) fn push(&self, record: &RecordRef<'_>) -> Ticket {
         let mut pending = self.pending.lock();
-        pending.filling.push(record);
+        let end = pending.filling.push(record);
+        let seq = pending.filling.seq;
         pending.records += 1;
-        let full = pending.filling.len >= self.batch_size;
-        if full {
+        let sealed = pending.filling.len >= self.batch_size;
+        if sealed {
             self.seal(&mut pending);
             if pending.records > self.capacity {
                 self.spill(&mut pending);
             }
         }
         drop(pending);
-        if full {
+        if sealed {
             self.full_batch.notify_one();
+        }
+        Ticket { seq, end, sealed }
+    }
+
+    /// Makes sure the ticket's record is in its segment file: if it is not yet, writes
+    /// every record pushed so far, its own and whoever's came after, in one append.
+    pub(crate) fn write(&self, ticket: Ticket) {
+        if ticket.sealed {
+            return;
+        }
+        let mut pending = self.pending.lock();
+        // An older segment was written whole when its batch was sealed.
+        if pending.filling.seq == ticket.seq && pending.filling.written() < ticket.end {
+            pending.filling.write();
         }
     }
 
@@ -119,6 +147,7 @@ impl Queue {
     pub(crate) fn next_batch(&self, partial: bool) -> Option<Batch> {
         let mut pending = self.pending.lock();
         if pending.sealed.is_empty() && partial && pending.filling.len > 0 {
+            // Sealing writes the batch's last records to its segment.
             self.seal(&mut pending);
         }
         let batch = pending.sealed.pop_front()?;
@@ -150,7 +179,7 @@ mod tests {
         let (_, segments) = Spool::open(&dir, 100, m.clone()).unwrap();
         let queue = Queue::new(4, 3, segments, m.clone());
         for i in 0..10 {
-            queue.push(&RecordRef::from(&record(&format!("p{i}"))));
+            queue.write(queue.push(&RecordRef::from(&record(&format!("p{i}")))));
         }
         // Ten records, room for four in memory: of three sealed batches the two newest
         // went to the spool (their segments hold them); nothing was dropped.
@@ -186,7 +215,7 @@ mod tests {
         let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
         let queue = Queue::new(100, 2, segments, metrics());
         for i in 0..2 {
-            queue.push(&RecordRef::from(&record(&format!("p{i}"))));
+            queue.write(queue.push(&RecordRef::from(&record(&format!("p{i}")))));
         }
         let sealed = queue.next_batch(false).unwrap();
         let capacity = sealed.body().len();
@@ -194,6 +223,36 @@ mod tests {
         drop(sealed);
         assert_eq!(queue.free.0.lock().len(), 1);
         assert!(queue.free.0.lock()[0].capacity() >= capacity);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ticket_writes_every_record_pushed_before_it_in_one_append_and_sealing_writes_the_rest() {
+        let dir = dir();
+        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
+        let queue = Queue::new(100, 4, segments, metrics());
+        let segment = dir.join(format!("{:020}.vgl", 0));
+        let size = || std::fs::metadata(&segment).unwrap().len() as usize;
+        let header = size();
+        let tickets: Vec<Ticket> = (0..3)
+            .map(|i| queue.push(&RecordRef::from(&record(&format!("p{i}")))))
+            .collect();
+        // Pushed is in memory only.
+        assert_eq!(size(), header);
+        // The first ticket written takes the records pushed after it along.
+        queue.write(tickets[0]);
+        let three = size();
+        assert!(three > header);
+        for t in &tickets {
+            queue.write(*t);
+        }
+        assert_eq!(size(), three, "written tickets write nothing again");
+        // The fourth record fills the batch: sealing it writes it, its ticket says so.
+        let fourth = queue.push(&RecordRef::from(&record("p3")));
+        assert!(fourth.sealed);
+        assert!(size() > three);
+        let (mut spool, _) = Spool::open(&dir, 100, metrics()).unwrap();
+        assert_eq!(ids(&spool.oldest().unwrap()), ["p0", "p1", "p2", "p3"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use vigil_model::{Batch, LoadedModel, Output};
 
 use crate::catalog::Served;
+use vigil_forwarder::Ticket;
 use vigil_records::{RecordRef, Status};
 
 use crate::error::ApiError;
@@ -69,7 +70,10 @@ pub async fn predict(
                     .map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
                 None,
             );
-            Ok(attempt.succeeded(scheduled.predictions, trace_id.as_deref()))
+            let (predicted, written) =
+                attempt.succeeded(scheduled.predictions, trace_id.as_deref());
+            persist(state, written).await;
+            Ok(predicted)
         }
         Err(e) => {
             let error_type = match &e {
@@ -77,7 +81,8 @@ pub async fn predict(
                 ApiError::Model(m) => ErrorType::from(m),
                 _ => ErrorType::InferenceFailed,
             };
-            attempt.failed(error_type);
+            let written = attempt.failed(error_type);
+            persist(state, written).await;
             Err(e)
         }
     }
@@ -88,6 +93,13 @@ pub async fn predict(
 pub fn rejected(state: &AppState, model: Option<&Served>, error: &ApiError) {
     if let Some(reason) = error.validation_reason() {
         state.model_metrics.count_validation(model, reason);
+    }
+}
+
+/// The records are in the spool before the request is answered.
+async fn persist(state: &AppState, ticket: Option<Ticket>) {
+    if let (Some(forwarder), Some(ticket)) = (state.forwarder.get(), ticket) {
+        forwarder.persist(ticket).await;
     }
 }
 
@@ -111,7 +123,12 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    fn succeeded(mut self, predictions: Vec<Output>, trace_id: Option<&str>) -> Predicted {
+    /// Records the success; the ticket is the last record's, which covers all of them.
+    fn succeeded(
+        mut self,
+        predictions: Vec<Output>,
+        trace_id: Option<&str>,
+    ) -> (Predicted, Option<Ticket>) {
         self.armed = false;
         let (card, handles) = (&self.model.card, self.handles);
         handles.success.inc_by(self.rows);
@@ -122,6 +139,7 @@ impl Attempt<'_> {
         let forwarder = self.state.forwarder.get();
         let single = predictions.len() == 1;
         let mut numbered = String::new();
+        let mut written = None;
         let (mut confidence_sum, mut value_sum) = (0.0, 0.0);
         for (i, p) in predictions.iter().enumerate() {
             // What the record says of this instance: (label, confidence, is_defect, value).
@@ -162,7 +180,7 @@ impl Attempt<'_> {
                 numbered.push_str(itoa::Buffer::new().format(i));
                 numbered.as_str()
             };
-            forwarder.submit(&RecordRef {
+            written = Some(forwarder.submit(&RecordRef {
                 prediction_id: id,
                 model: &card.name,
                 model_version: &card.version,
@@ -177,49 +195,49 @@ impl Attempt<'_> {
                 error_type: None,
                 features: None,
                 value: said.3,
-            });
+            }));
         }
         handles.tally.confidence_sum.inc_by(confidence_sum);
         handles.tally.value_sum.inc_by(value_sum);
-        Predicted {
+        let predicted = Predicted {
             predictions,
             prediction_id,
             request_id,
             created_at,
             latency_ms,
-        }
+        };
+        (predicted, written)
     }
 
-    fn failed(mut self, error_type: ErrorType) {
+    fn failed(mut self, error_type: ErrorType) -> Option<Ticket> {
         self.armed = false;
-        self.record_failure(error_type);
+        self.record_failure(error_type)
     }
 
     /// Counts the failure and forwards one error record for the request.
-    fn record_failure(&self, error_type: ErrorType) {
+    fn record_failure(&self, error_type: ErrorType) -> Option<Ticket> {
         if let Some(c) = self.handles.error(error_type) {
             c.inc();
         }
         self.handles.error.inc_by(self.rows);
-        if let Some(forwarder) = self.state.forwarder.get() {
-            let card = &self.model.card;
-            forwarder.submit(&RecordRef {
-                prediction_id: &vigil_records::id::new_prediction_id().to_string(),
-                model: &card.name,
-                model_version: &card.version,
-                timestamp: &crate::handlers::meta::now_rfc3339(),
-                label: None,
-                confidence: None,
-                is_defect: false,
-                latency_ms: latency_ms(self.started),
-                request_id: &vigil_telemetry::context::current_request_id(),
-                trace_id: current_trace_id().as_deref(),
-                status: Status::Error,
-                error_type: Some(error_type.as_str()),
-                features: None,
-                value: None,
-            });
-        }
+        let forwarder = self.state.forwarder.get()?;
+        let card = &self.model.card;
+        Some(forwarder.submit(&RecordRef {
+            prediction_id: &vigil_records::id::new_prediction_id().to_string(),
+            model: &card.name,
+            model_version: &card.version,
+            timestamp: &crate::handlers::meta::now_rfc3339(),
+            label: None,
+            confidence: None,
+            is_defect: false,
+            latency_ms: latency_ms(self.started),
+            request_id: &vigil_telemetry::context::current_request_id(),
+            trace_id: current_trace_id().as_deref(),
+            status: Status::Error,
+            error_type: Some(error_type.as_str()),
+            features: None,
+            value: None,
+        }))
     }
 }
 
@@ -231,8 +249,14 @@ impl Drop for Attempt<'_> {
         let timed_out = vigil_telemetry::context::with_current(|c| {
             c.is_some_and(|c| c.timed_out.load(std::sync::atomic::Ordering::Acquire))
         });
-        if timed_out {
-            self.record_failure(ErrorType::Timeout);
+        // The timeout answers the request as this handler goes: nothing to wait on.
+        if timed_out
+            && let (Some(ticket), Some(forwarder)) = (
+                self.record_failure(ErrorType::Timeout),
+                self.state.forwarder.get(),
+            )
+        {
+            forwarder.persist_now(ticket);
         }
     }
 }

@@ -109,9 +109,9 @@ mod tests {
             delivery,
         )
         .unwrap();
-        forwarder.submit(&record("a", 0.9));
-        forwarder.submit(&record("b", 1.5));
-        forwarder.submit(&record("c", 0.8));
+        forwarder.persist(forwarder.submit(&record("a", 0.9))).await;
+        forwarder.persist(forwarder.submit(&record("b", 1.5))).await;
+        forwarder.persist(forwarder.submit(&record("c", 0.8))).await;
         // The last round delivers the three, unless the partial-batch timer (200 ms)
         // took them first on a slow machine: either way they went, which the
         // counts below check.

@@ -1,11 +1,13 @@
 //! A batch of packed records ([`vigil_records::packed`]): the one handlers fill
 //! ([`Filling`]), journaled to its spool segment in appends of whatever records came
-//! since the last one, and once full (or flushed) the [`Batch`] that is delivered. A batch's bytes are the binary `POST /log`
-//! body as it stands, and its segment file holds the same bytes.
+//! since the last one, and once full (or flushed) the [`Batch`] that is delivered. A
+//! batch's bytes are the binary `POST /log` body as it stands, and its segment file
+//! holds the same bytes.
 
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -45,6 +47,8 @@ pub(crate) struct Filling {
     written: usize,
     /// Every record written so far is in the segment file.
     durable: bool,
+    /// When its first record came.
+    pub(crate) since: Option<Instant>,
 }
 
 impl Filling {
@@ -67,12 +71,16 @@ impl Filling {
             seq,
             durable: journal.is_some(),
             journal,
+            since: None,
         }
     }
 
     /// Appends `record` in memory; returns where it ends, for [`Filling::written`].
     /// It reaches the segment file with the next [`Filling::write`].
     pub(crate) fn push(&mut self, record: &RecordRef<'_>) -> usize {
+        if self.len == 0 {
+            self.since = Some(Instant::now());
+        }
         packed::write(&mut self.data, record);
         self.len += 1;
         self.data.len()
@@ -114,6 +122,7 @@ impl Filling {
             len: self.len,
             seq: self.seq,
             durable: self.durable,
+            since: self.since,
         }
     }
 }
@@ -126,6 +135,8 @@ pub struct Batch {
     pub(crate) seq: u64,
     /// Its segment file holds every record of it.
     pub(crate) durable: bool,
+    /// When its first record was queued (`None` when read back from the spool).
+    pub(crate) since: Option<Instant>,
 }
 
 impl Batch {
@@ -136,6 +147,7 @@ impl Batch {
             len,
             seq,
             durable: true,
+            since: None,
         }
     }
 
@@ -176,6 +188,7 @@ impl Batch {
             len,
             seq: self.seq,
             durable: false,
+            since: self.since,
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct ForwarderConfig {
     pub batch_size: usize,
     /// A partial batch goes out at least this often.
     pub flush_interval: Duration,
+    /// The worker stores at idle priority while it keeps up; a record that waited
+    /// this long raises it to a fair share of the CPU until it has caught up.
+    pub catch_up_after: Duration,
     /// Tries per batch before it waits in the spool.
     pub attempts: u32,
     /// First retry delay; doubles per try up to `max_backoff`.
@@ -36,6 +39,7 @@ impl ForwarderConfig {
             // the collector's limits.
             batch_size: 2_000,
             flush_interval: Duration::from_millis(200),
+            catch_up_after: Duration::from_secs(1),
             attempts: 3,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),

@@ -17,6 +17,7 @@ mod batch;
 mod config;
 pub mod delivery;
 mod metrics;
+mod priority;
 mod queue;
 mod spool;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use metrics::{ForwarderMetrics, Outcome};
 pub use queue::Ticket;
 use vigil_records::RecordRef;
 
+use crate::priority::Priority;
 use crate::queue::Queue;
 use crate::spool::Spool;
 use crate::worker::Worker;
@@ -83,6 +85,7 @@ impl Forwarder {
             spool,
             down: false,
         };
+        let catch_up_after = worker.config.catch_up_after;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (finished, done) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -94,9 +97,11 @@ impl Forwarder {
             .spawn(move || {
                 // Delivering a batch takes a fraction of a millisecond: under
                 // SCHED_BATCH it runs beside the request workers instead of preempting
-                // one of them when it wakes.
+                // one of them when it wakes; and while it keeps up, at idle priority
+                // (see `priority`).
                 vigil_telemetry::threads::prefer_batch_scheduling();
-                let flushed = runtime.block_on(worker.run(shared, stopped));
+                let priority = Priority::start(&shared, catch_up_after);
+                let flushed = runtime.block_on(worker.run(shared, stopped, priority));
                 let _ = finished.send(flushed);
             })?;
         Ok((Self { queue }, ForwarderTask { done, stop }))

@@ -155,6 +155,16 @@ impl Queue {
         Some(batch)
     }
 
+    /// How long the oldest record in memory has waited; `None` when there is none.
+    pub(crate) fn oldest(&self) -> Option<std::time::Duration> {
+        let pending = self.pending.lock();
+        let since = match pending.sealed.front() {
+            Some(batch) => batch.since,
+            None => pending.filling.since.filter(|_| pending.filling.len > 0),
+        };
+        since.map(|t| t.elapsed())
+    }
+
     /// Batches that handlers parked in the spool since the last call.
     pub(crate) fn take_parked(&self) -> Vec<(u64, u64)> {
         std::mem::take(&mut self.pending.lock().parked)

@@ -10,6 +10,7 @@ use crate::batch::Batch;
 use crate::config::ForwarderConfig;
 use crate::delivery::{Delivered, Delivery};
 use crate::metrics::ForwarderMetrics;
+use crate::priority::Priority;
 use crate::queue::Queue;
 use crate::spool::Spool;
 
@@ -30,6 +31,7 @@ impl<D: Delivery> Worker<D> {
         mut self,
         queue: Arc<Queue>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
+        priority: Option<Arc<Priority>>,
     ) -> u64 {
         let mut replay = tokio::time::interval(self.config.backoff.max(Duration::from_millis(50)));
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -44,6 +46,9 @@ impl<D: Delivery> Worker<D> {
                 _ = flush.tick() => partial = true,
                 _ = replay.tick(), if self.spool.records() > 0 => {}
                 _ = &mut stop, if !stopping => stopping = true,
+            }
+            if stopping && let Some(p) = &priority {
+                p.stop();
             }
             // Handlers still running during shutdown can add records until the last
             // take; the server has drained by the time `finish` is called.
@@ -62,6 +67,9 @@ impl<D: Delivery> Worker<D> {
             }
             if self.spool.records() > 0 {
                 self.replay_one().await;
+            }
+            if let Some(p) = &priority {
+                p.settle(&queue, self.config.flush_interval);
             }
         }
     }

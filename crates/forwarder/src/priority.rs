@@ -1,0 +1,150 @@
+//! The worker's share of the CPU. Storing records can wait for CPU the request path
+//! does not want: while the worker keeps up it runs at idle priority, so it never
+//! takes a core from a handler (under load a small machine has idle moments between
+//! requests, and the records are stored in them). A record older than
+//! `catch_up_after` means the worker is starved: a watchdog thread at normal priority
+//! raises it to a fair share until it has caught up, so records are never left
+//! behind, whatever else wants the CPU.
+//!
+//! Where the process may not raise a thread it lowered (no `CAP_SYS_NICE`), the
+//! worker stays at a fair share throughout
+//! ([`vigil_telemetry::threads::Background::current`] is `None`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use vigil_telemetry::threads::Background;
+
+use crate::queue::Queue;
+
+#[derive(Debug)]
+pub(crate) struct Priority {
+    worker: Background,
+    /// The worker is at idle priority.
+    lowered: AtomicBool,
+    /// The worker returned: the watchdog ends.
+    stopped: AtomicBool,
+    /// A record that waited this long means the worker is starved.
+    catch_up_after: Duration,
+}
+
+impl Priority {
+    /// Called on the worker's thread: starts the watchdog (which must be spawned
+    /// before the worker is lowered: a thread inherits its creator's policy).
+    pub(crate) fn start(queue: &Arc<Queue>, catch_up_after: Duration) -> Option<Arc<Self>> {
+        let worker = Background::current()?;
+        let priority = Arc::new(Self {
+            worker,
+            lowered: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            catch_up_after,
+        });
+        let (watch, queue) = (priority.clone(), Arc::downgrade(queue));
+        std::thread::Builder::new()
+            .name("vigil-fwd-watch".into())
+            .spawn(move || watch.watch(&queue))
+            .ok()?;
+        Some(priority)
+    }
+
+    /// The worker, between rounds: at idle priority again once nothing in memory is
+    /// older than `fresh` (it has caught up).
+    pub(crate) fn settle(&self, queue: &Queue, fresh: Duration) {
+        if !self.lowered.load(Ordering::Relaxed) && queue.oldest().is_none_or(|age| age < fresh) {
+            self.lowered.store(true, Ordering::Relaxed);
+            self.worker.lower();
+        }
+    }
+
+    /// The worker is done (shutting down: its last round must not wait for idle CPU).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.raise();
+    }
+
+    fn raise(&self) {
+        if self.lowered.swap(false, Ordering::Relaxed) {
+            self.worker.raise();
+        }
+    }
+
+    /// Looks at the oldest record four times per `catch_up_after` and raises the
+    /// worker when it waited too long.
+    fn watch(&self, queue: &Weak<Queue>) {
+        while !self.stopped.load(Ordering::Relaxed) {
+            std::thread::sleep(self.catch_up_after / 4);
+            let Some(queue) = queue.upgrade() else { return };
+            if self.lowered.load(Ordering::Relaxed)
+                && let Some(age) = queue.oldest().filter(|age| *age >= self.catch_up_after)
+            {
+                tracing::debug!(target: "vigil::forwarder", waited_ms = age.as_millis() as u64, "forwarder_raised");
+                self.raise();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+    };
+    use vigil_records::RecordRef;
+
+    use super::*;
+    use crate::spool::Spool;
+    use crate::testing::{dir, metrics, record};
+
+    fn policy() -> NormalThreadSchedulePolicy {
+        match thread_schedule_policy().unwrap() {
+            ThreadSchedulePolicy::Normal(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_worker_idles_while_it_keeps_up_and_is_raised_once_a_record_waits_too_long() {
+        let dir = dir();
+        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
+        let queue = Arc::new(Queue::new(100, 10, segments, metrics()));
+        let (pushed, wait) = std::sync::mpsc::channel::<()>();
+        let (settled, is_settled) = std::sync::mpsc::channel::<()>();
+        let shared = queue.clone();
+        // The test's thread plays the worker; the tests run as root, which may raise
+        // a thread again.
+        let worker = std::thread::spawn(move || {
+            let queue = shared;
+            let p = Priority::start(&queue, Duration::from_millis(100)).unwrap();
+            let fresh = Duration::from_millis(200);
+            // Nothing queued: caught up, so idle.
+            p.settle(&queue, fresh);
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
+            settled.send(()).unwrap();
+            wait.recv().unwrap();
+            // A record waits and nobody takes it: the watchdog raises the worker.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while policy() != NormalThreadSchedulePolicy::Batch {
+                assert!(Instant::now() < deadline, "never raised");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Still behind (the record is older than `fresh` now): it stays raised.
+            std::thread::sleep(fresh);
+            p.settle(&queue, fresh);
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Batch);
+            // Caught up: idle again; stopping raises it for the last round.
+            let _ = queue.next_batch(true).unwrap();
+            p.settle(&queue, fresh);
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
+            p.stop();
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Batch);
+        });
+        is_settled.recv().unwrap();
+        queue.write(queue.push(&RecordRef::from(&record("p0"))));
+        pushed.send(()).unwrap();
+        worker.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -6,13 +6,18 @@
 //! raises it to a fair share until it has caught up, so records are never left
 //! behind, whatever else wants the CPU.
 //!
+//! A starved worker may hold a lock others wait for: the queue's (handlers push
+//! under it) or SQLite's write lock (other writers wait up to the busy timeout). So the
+//! watchdog also raises the worker when one of its rounds has lasted `catch_up_after`,
+//! whatever the queue holds, and it never waits for the queue's lock itself.
+//!
 //! Where the process may not raise a thread it lowered (no `CAP_SYS_NICE`), the
 //! worker stays at a fair share throughout
 //! ([`vigil_telemetry::threads::Background::current`] is `None`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vigil_telemetry::threads::Background;
 
@@ -25,6 +30,10 @@ pub(crate) struct Priority {
     lowered: AtomicBool,
     /// The worker returned: the watchdog ends.
     stopped: AtomicBool,
+    /// When the worker's current round began, in milliseconds after `epoch` plus one;
+    /// 0 between rounds.
+    round: AtomicU64,
+    epoch: Instant,
     /// A record that waited this long means the worker is starved.
     catch_up_after: Duration,
 }
@@ -38,6 +47,8 @@ impl Priority {
             worker,
             lowered: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            round: AtomicU64::new(0),
+            epoch: Instant::now(),
             catch_up_after,
         });
         let (watch, queue) = (priority.clone(), Arc::downgrade(queue));
@@ -48,9 +59,16 @@ impl Priority {
         Some(priority)
     }
 
-    /// The worker, between rounds: at idle priority again once nothing in memory is
+    /// The worker woke up for a round of work.
+    pub(crate) fn begin(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.round.store(now, Ordering::Relaxed);
+    }
+
+    /// The worker, after a round: at idle priority again once nothing in memory is
     /// older than `fresh` (it has caught up).
     pub(crate) fn settle(&self, queue: &Queue, fresh: Duration) {
+        self.round.store(0, Ordering::Relaxed);
         if !self.lowered.load(Ordering::Relaxed) && queue.oldest().is_none_or(|age| age < fresh) {
             self.lowered.store(true, Ordering::Relaxed);
             self.worker.lower();
@@ -69,19 +87,36 @@ impl Priority {
         }
     }
 
-    /// Looks at the oldest record four times per `catch_up_after` and raises the
-    /// worker when it waited too long.
+    /// Four times per `catch_up_after`, raises a lowered worker that is behind.
     fn watch(&self, queue: &Weak<Queue>) {
         while !self.stopped.load(Ordering::Relaxed) {
             std::thread::sleep(self.catch_up_after / 4);
             let Some(queue) = queue.upgrade() else { return };
             if self.lowered.load(Ordering::Relaxed)
-                && let Some(age) = queue.oldest().filter(|age| *age >= self.catch_up_after)
+                && let Some(waited) = self.behind(&queue)
             {
-                tracing::debug!(target: "vigil::forwarder", waited_ms = age.as_millis() as u64, "forwarder_raised");
+                tracing::debug!(target: "vigil::forwarder", waited_ms = waited.as_millis() as u64, "forwarder_raised");
                 self.raise();
             }
         }
+    }
+
+    /// How long the worker has been behind: a round running, or a record waiting, for
+    /// `catch_up_after` or more. A queue whose lock is held counts as not behind this
+    /// time (a handler holds it for microseconds; the worker, only within a round).
+    fn behind(&self, queue: &Queue) -> Option<Duration> {
+        let round = match self.round.load(Ordering::Relaxed) {
+            0 => None,
+            began => Some(Duration::from_millis(
+                (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(began),
+            )),
+        };
+        let oldest = queue.try_oldest().ok().flatten();
+        round
+            .into_iter()
+            .chain(oldest)
+            .max()
+            .filter(|waited| *waited >= self.catch_up_after)
     }
 }
 
@@ -105,8 +140,18 @@ mod tests {
         }
     }
 
+    /// Waits for the watchdog to raise the calling thread (it sends no signal: the
+    /// thread's policy is the only trace).
+    fn raised_within(limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while policy() != NormalThreadSchedulePolicy::Batch {
+            assert!(Instant::now() < deadline, "never raised");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
-    fn the_worker_idles_while_it_keeps_up_and_is_raised_once_a_record_waits_too_long() {
+    fn the_worker_idles_while_it_keeps_up_and_is_raised_once_a_record_or_a_round_waits_too_long() {
         let dir = dir();
         let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
         let queue = Arc::new(Queue::new(100, 10, segments, metrics()));
@@ -125,19 +170,22 @@ mod tests {
             settled.send(()).unwrap();
             wait.recv().unwrap();
             // A record waits and nobody takes it: the watchdog raises the worker.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while policy() != NormalThreadSchedulePolicy::Batch {
-                assert!(Instant::now() < deadline, "never raised");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            raised_within(Duration::from_secs(10));
             // Still behind (the record is older than `fresh` now): it stays raised.
             std::thread::sleep(fresh);
             p.settle(&queue, fresh);
             assert_eq!(policy(), NormalThreadSchedulePolicy::Batch);
-            // Caught up: idle again; stopping raises it for the last round.
+            // Caught up: idle again.
             let _ = queue.next_batch(true).unwrap();
             p.settle(&queue, fresh);
             assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
+            // A round that goes on (a starved worker may hold the queue's lock or
+            // SQLite's) gets it raised with nothing queued.
+            p.begin();
+            raised_within(Duration::from_secs(10));
+            p.settle(&queue, fresh);
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
+            // Stopping raises it for the last round.
             p.stop();
             assert_eq!(policy(), NormalThreadSchedulePolicy::Batch);
         });

@@ -55,6 +55,16 @@ struct Pending {
     parked: Vec<(u64, u64)>,
 }
 
+impl Pending {
+    fn oldest(&self) -> Option<std::time::Duration> {
+        let since = match self.sealed.front() {
+            Some(batch) => batch.since,
+            None => self.filling.since.filter(|_| self.filling.len > 0),
+        };
+        since.map(|t| t.elapsed())
+    }
+}
+
 impl Queue {
     pub(crate) fn new(
         capacity: usize,
@@ -157,12 +167,13 @@ impl Queue {
 
     /// How long the oldest record in memory has waited; `None` when there is none.
     pub(crate) fn oldest(&self) -> Option<std::time::Duration> {
-        let pending = self.pending.lock();
-        let since = match pending.sealed.front() {
-            Some(batch) => batch.since,
-            None => pending.filling.since.filter(|_| pending.filling.len > 0),
-        };
-        since.map(|t| t.elapsed())
+        self.pending.lock().oldest()
+    }
+
+    /// [`Queue::oldest`], or `Err` without waiting when the lock is held: the
+    /// watchdog must not wait for a lock the worker it watches may hold while starved.
+    pub(crate) fn try_oldest(&self) -> Result<Option<std::time::Duration>, ()> {
+        self.pending.try_lock().map(|p| p.oldest()).ok_or(())
     }
 
     /// Batches that handlers parked in the spool since the last call.

@@ -47,8 +47,12 @@ impl<D: Delivery> Worker<D> {
                 _ = replay.tick(), if self.spool.records() > 0 => {}
                 _ = &mut stop, if !stopping => stopping = true,
             }
-            if stopping && let Some(p) = &priority {
-                p.stop();
+            if let Some(p) = &priority {
+                if stopping {
+                    p.stop();
+                } else {
+                    p.begin();
+                }
             }
             // Handlers still running during shutdown can add records until the last
             // take; the server has drained by the time `finish` is called.

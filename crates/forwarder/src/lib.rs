@@ -33,7 +33,7 @@ pub use metrics::{ForwarderMetrics, Outcome};
 pub use queue::Ticket;
 use vigil_records::RecordRef;
 
-use crate::priority::Priority;
+use crate::priority::{Priority, StopOnExit};
 use crate::queue::Queue;
 use crate::spool::Spool;
 use crate::worker::Worker;
@@ -101,6 +101,7 @@ impl Forwarder {
                 // (see `priority`).
                 vigil_telemetry::threads::prefer_batch_scheduling();
                 let priority = Priority::start(&shared, catch_up_after);
+                let _stop = StopOnExit(priority.clone());
                 let flushed = runtime.block_on(worker.run(shared, stopped, priority));
                 let _ = finished.send(flushed);
             })?;
@@ -118,9 +119,13 @@ impl Forwarder {
     /// push their records too, and the first of them to come back writes them all in
     /// one `write(2)`; the others find theirs written. Under load one write carries
     /// several records instead of one each (docs/BENCHMARKS.md).
+    ///
+    /// Dropped before it completes (the request timeout drops the handler), it writes
+    /// the record on the way out, so the timeout's answer still comes after it. A write
+    /// that fails (a full disk) is logged as `spool_write_failed`; the record then
+    /// reaches storage from memory only.
     pub async fn persist(&self, ticket: Ticket) {
-        tokio::task::yield_now().await;
-        self.queue.write(ticket);
+        self.queue.persist(ticket).await;
     }
 
     /// [`Forwarder::persist`] without the wait for company, for a caller that cannot

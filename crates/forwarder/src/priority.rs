@@ -2,14 +2,17 @@
 //! does not want: while the worker keeps up it runs at idle priority, so it never
 //! takes a core from a handler (under load a small machine has idle moments between
 //! requests, and the records are stored in them). A record older than
-//! `catch_up_after` means the worker is starved: a watchdog thread at normal priority
-//! raises it to a fair share until it has caught up, so records are never left
-//! behind, whatever else wants the CPU.
+//! `catch_up_after` means the worker is starved: a watchdog thread (a fair share,
+//! `SCHED_BATCH` at nice 0, like the worker's own default) raises it until it has
+//! caught up, so records are never left behind, whatever else wants the CPU.
 //!
-//! A starved worker may hold a lock others wait for: the queue's (handlers push
-//! under it) or SQLite's write lock (other writers wait up to the busy timeout). So the
-//! watchdog also raises the worker when one of its rounds has lasted `catch_up_after`,
-//! whatever the queue holds, and it never waits for the queue's lock itself.
+//! A lowered worker must not hold a lock the request path waits for: it takes the
+//! queue's lock only at a fair share ([`Priority::fair`]), since a thread preempted at
+//! idle priority may wait long for the CPU again. SQLite's write lock, which other
+//! writers (feedback, cards) wait for up to the busy timeout, it does hold while
+//! lowered: so the watchdog also raises the worker when one of its rounds has lasted
+//! `catch_up_after`, whatever the queue holds, and never waits long for the queue's
+//! lock itself.
 //!
 //! Where the process may not raise a thread it lowered (no `CAP_SYS_NICE`), the
 //! worker stays at a fair share throughout
@@ -19,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use vigil_telemetry::threads::Background;
 
 use crate::queue::Queue;
@@ -28,28 +32,34 @@ pub(crate) struct Priority {
     worker: Background,
     /// The worker is at idle priority.
     lowered: AtomicBool,
-    /// The worker returned: the watchdog ends.
+    /// The worker has stopped or is unwinding: the watchdog must not touch its thread
+    /// again (a thread's handle means nothing once it has exited).
     stopped: AtomicBool,
+    /// Held by the watchdog while it raises the worker, and by the worker while it
+    /// sets `stopped`: after `stop` returns the watchdog never acts again.
+    acting: Mutex<()>,
     /// When the worker's current round began, in milliseconds after `epoch` plus one;
     /// 0 between rounds.
     round: AtomicU64,
     epoch: Instant,
-    /// A record that waited this long means the worker is starved.
+    /// A record or a round that waited this long means the worker is starved.
     catch_up_after: Duration,
 }
 
 impl Priority {
-    /// Called on the worker's thread: starts the watchdog (which must be spawned
-    /// before the worker is lowered: a thread inherits its creator's policy).
+    /// Called on the worker's thread, which is at a fair share: starts the watchdog
+    /// (before any lowering: a thread inherits its creator's policy).
     pub(crate) fn start(queue: &Arc<Queue>, catch_up_after: Duration) -> Option<Arc<Self>> {
         let worker = Background::current()?;
         let priority = Arc::new(Self {
             worker,
             lowered: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            acting: Mutex::new(()),
             round: AtomicU64::new(0),
             epoch: Instant::now(),
-            catch_up_after,
+            // A watchdog that looked every 0 ms would spin.
+            catch_up_after: catch_up_after.max(Duration::from_millis(40)),
         });
         let (watch, queue) = (priority.clone(), Arc::downgrade(queue));
         std::thread::Builder::new()
@@ -69,41 +79,70 @@ impl Priority {
     /// older than `fresh` (it has caught up).
     pub(crate) fn settle(&self, queue: &Queue, fresh: Duration) {
         self.round.store(0, Ordering::Relaxed);
-        if !self.lowered.load(Ordering::Relaxed) && queue.oldest().is_none_or(|age| age < fresh) {
+        // Not lowered means at a fair share (only the worker lowers itself), so the
+        // queue's lock may be taken here.
+        if self.lowered.load(Ordering::Relaxed) {
+            return;
+        }
+        // Lowered first, then marked: a watchdog that looks in between finds the
+        // worker not lowered and looks again next time, instead of marking a raise
+        // that the lowering then undoes.
+        if queue.oldest().is_none_or(|age| age < fresh) && self.worker.lower() {
             self.lowered.store(true, Ordering::Relaxed);
-            self.worker.lower();
         }
     }
 
-    /// The worker is done (shutting down: its last round must not wait for idle CPU).
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
-        self.raise();
+    /// Runs `f` (which takes the queue's lock) at a fair share, and lowers the worker
+    /// again afterwards if it was lowered.
+    pub(crate) fn fair<T>(&self, f: impl FnOnce() -> T) -> T {
+        if !self.lowered.swap(false, Ordering::Relaxed) {
+            return f();
+        }
+        if !self.worker.raise() {
+            self.lowered.store(true, Ordering::Relaxed);
+            return f();
+        }
+        let out = f();
+        if self.worker.lower() {
+            self.lowered.store(true, Ordering::Relaxed);
+        }
+        out
     }
 
-    fn raise(&self) {
+    /// The worker is done or unwinding (and, shutting down, its last round must not
+    /// wait for idle CPU): raised, and the watchdog leaves its thread alone from now.
+    pub(crate) fn stop(&self) {
         if self.lowered.swap(false, Ordering::Relaxed) {
             self.worker.raise();
         }
+        let _acting = self.acting.lock();
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// Four times per `catch_up_after`, raises a lowered worker that is behind.
     fn watch(&self, queue: &Weak<Queue>) {
-        while !self.stopped.load(Ordering::Relaxed) {
+        loop {
             std::thread::sleep(self.catch_up_after / 4);
             let Some(queue) = queue.upgrade() else { return };
+            let _acting = self.acting.lock();
+            if self.stopped.load(Ordering::Relaxed) {
+                return;
+            }
             if self.lowered.load(Ordering::Relaxed)
                 && let Some(waited) = self.behind(&queue)
+                && self.lowered.swap(false, Ordering::Relaxed)
             {
                 tracing::debug!(target: "vigil::forwarder", waited_ms = waited.as_millis() as u64, "forwarder_raised");
-                self.raise();
+                if !self.worker.raise() {
+                    self.lowered.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
 
     /// How long the worker has been behind: a round running, or a record waiting, for
-    /// `catch_up_after` or more. A queue whose lock is held counts as not behind this
-    /// time (a handler holds it for microseconds; the worker, only within a round).
+    /// `catch_up_after` or more. The queue's lock is waited for a millisecond at most
+    /// (handlers hold it for microseconds); held longer, only the round counts.
     fn behind(&self, queue: &Queue) -> Option<Duration> {
         let round = match self.round.load(Ordering::Relaxed) {
             0 => None,
@@ -111,12 +150,23 @@ impl Priority {
                 (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(began),
             )),
         };
-        let oldest = queue.try_oldest().ok().flatten();
+        let oldest = queue.try_oldest(Duration::from_millis(1)).ok().flatten();
         round
             .into_iter()
             .chain(oldest)
             .max()
             .filter(|waited| *waited >= self.catch_up_after)
+    }
+}
+
+/// Stops the watchdog when the worker's thread ends, by return or by panic.
+pub(crate) struct StopOnExit(pub(crate) Option<Arc<Priority>>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            p.stop();
+        }
     }
 }
 
@@ -178,6 +228,9 @@ mod tests {
             // Caught up: idle again.
             let _ = queue.next_batch(true).unwrap();
             p.settle(&queue, fresh);
+            assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
+            // The queue's lock is taken at a fair share, then back to idle.
+            assert_eq!(p.fair(policy), NormalThreadSchedulePolicy::Batch);
             assert_eq!(policy(), NormalThreadSchedulePolicy::Idle);
             // A round that goes on (a starved worker may hold the queue's lock or
             // SQLite's) gets it raised with nothing queued.

@@ -3,9 +3,9 @@
 //! before it answers ([`Queue::write`]: one append for every record pushed since the
 //! last); the handler that fills the batch to `batch_size` seals it (writing what is
 //! left) and wakes the worker, which is the only wake-up (a wake-up per prediction cost
-//! more than the prediction). Sealed batches are exactly
-//! `batch_size` records: no re-splitting, copying or extra small deliveries when
-//! records arrive between the wake-up and the worker.
+//! more than the prediction). Sealed batches are exactly `batch_size` records: no
+//! re-splitting, copying or extra small deliveries when records arrive between the
+//! wake-up and the worker.
 //!
 //! The bound is on memory only. A record is never refused: when the queue holds more
 //! than its capacity, the newest sealed batches leave memory and are parked in the
@@ -124,6 +124,21 @@ impl Queue {
         }
     }
 
+    /// Returns once the ticket's record is in its segment file, after one yield to the
+    /// runtime (see [`crate::Forwarder::persist`]). The write happens when the returned
+    /// future completes or is dropped, whichever comes first: a handler the request
+    /// timeout drops mid-way still has its record written before the timeout answers.
+    pub(crate) async fn persist(&self, ticket: Ticket) {
+        struct WriteOnDrop<'a>(&'a Queue, Ticket);
+        impl Drop for WriteOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.write(self.1);
+            }
+        }
+        let _written = WriteOnDrop(self, ticket);
+        tokio::task::yield_now().await;
+    }
+
     /// Moves the filling batch to the sealed ones and starts the next in a new segment
     /// (and a recycled buffer when there is one).
     fn seal(&self, pending: &mut Pending) {
@@ -170,10 +185,16 @@ impl Queue {
         self.pending.lock().oldest()
     }
 
-    /// [`Queue::oldest`], or `Err` without waiting when the lock is held: the
-    /// watchdog must not wait for a lock the worker it watches may hold while starved.
-    pub(crate) fn try_oldest(&self) -> Result<Option<std::time::Duration>, ()> {
-        self.pending.try_lock().map(|p| p.oldest()).ok_or(())
+    /// [`Queue::oldest`], or `Err` if the lock is not free within `wait`: the watchdog
+    /// must not wait long for a lock.
+    pub(crate) fn try_oldest(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>, ()> {
+        self.pending
+            .try_lock_for(wait)
+            .map(|p| p.oldest())
+            .ok_or(())
     }
 
     /// Batches that handlers parked in the spool since the last call.
@@ -248,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ticket_writes_every_record_pushed_before_it_in_one_append_and_sealing_writes_the_rest() {
+    fn a_ticket_writes_every_record_pushed_so_far_in_one_append_and_sealing_writes_the_rest() {
         let dir = dir();
         let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
         let queue = Queue::new(100, 4, segments, metrics());
@@ -274,6 +295,28 @@ mod tests {
         assert!(size() > three);
         let (mut spool, _) = Spool::open(&dir, 100, metrics()).unwrap();
         assert_eq!(ids(&spool.oldest().unwrap()), ["p0", "p1", "p2", "p3"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_persist_dropped_before_it_ran_still_writes_its_record() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let dir = dir();
+        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
+        let queue = Queue::new(100, 4, segments, metrics());
+        let segment = dir.join(format!("{:020}.vgl", 0));
+        let size = || std::fs::metadata(&segment).unwrap().len();
+        let header = size();
+        let ticket = queue.push(&RecordRef::from(&record("p0")));
+        let mut persist = Box::pin(queue.persist(ticket));
+        // Its first poll yields: nothing written yet.
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(persist.as_mut().poll(&mut cx), Poll::Pending));
+        assert_eq!(size(), header);
+        // Dropped there (as the request timeout drops a handler): written on the way out.
+        drop(persist);
+        assert!(size() > header);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

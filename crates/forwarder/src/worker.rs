@@ -24,6 +24,14 @@ pub(crate) struct Worker<D> {
     pub(crate) down: bool,
 }
 
+/// Runs `f` at a fair share of the CPU when the worker may be at idle priority.
+fn fair<T>(priority: &Option<Arc<Priority>>, f: impl FnOnce() -> T) -> T {
+    match priority {
+        Some(p) => p.fair(f),
+        None => f(),
+    }
+}
+
 impl<D: Delivery> Worker<D> {
     /// Runs until `stop`, then delivers (or parks) everything queued once and returns
     /// how many records it took in that last round.
@@ -58,14 +66,19 @@ impl<D: Delivery> Worker<D> {
             // take; the server has drained by the time `finish` is called.
             let mut n = 0;
             loop {
-                self.take_parked(&queue);
-                let Some(batch) = queue.next_batch(partial || stopping) else {
+                // The queue's lock is the handlers' too: taken at a fair share.
+                let (parked, batch) = fair(&priority, || {
+                    (queue.take_parked(), queue.next_batch(partial || stopping))
+                });
+                self.park_all(parked);
+                let Some(batch) = batch else {
                     break;
                 };
                 n += batch.len() as u64;
                 self.deliver(batch, !stopping).await;
             }
-            self.take_parked(&queue);
+            let parked = fair(&priority, || queue.take_parked());
+            self.park_all(parked);
             if stopping {
                 return n;
             }
@@ -79,8 +92,8 @@ impl<D: Delivery> Worker<D> {
     }
 
     /// Takes over the batches handlers moved out of a full queue.
-    fn take_parked(&mut self, queue: &Queue) {
-        for (seq, n) in queue.take_parked() {
+    fn park_all(&mut self, parked: Vec<(u64, u64)>) {
+        for (seq, n) in parked {
             self.spool.park(seq, n);
         }
     }

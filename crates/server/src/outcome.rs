@@ -96,7 +96,10 @@ pub fn rejected(state: &AppState, model: Option<&Served>, error: &ApiError) {
     }
 }
 
-/// The records are in the spool before the request is answered.
+/// The records are in the spool before the request is answered. The attempt is
+/// settled by then: should the request timeout drop the handler during this await,
+/// the record (the model's real outcome) is still written before the timeout answers,
+/// and no second, timeout record is made.
 async fn persist(state: &AppState, ticket: Option<Ticket>) {
     if let (Some(forwarder), Some(ticket)) = (state.forwarder.get(), ticket) {
         forwarder.persist(ticket).await;

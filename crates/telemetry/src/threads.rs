@@ -57,22 +57,29 @@ impl Background {
         None
     }
 
-    /// Lowers the thread to `SCHED_IDLE`; call it from the thread itself.
-    pub fn lower(&self) {
+    /// Lowers the thread to `SCHED_IDLE`; call it from the thread itself. Says whether
+    /// the policy was applied.
+    pub fn lower(&self) -> bool {
         #[cfg(target_os = "linux")]
-        set_policy(
+        return set_policy(
             self.thread,
             thread_priority::NormalThreadSchedulePolicy::Idle,
         );
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 
-    /// Raises the thread to `SCHED_BATCH` at nice 0; any thread may call it.
-    pub fn raise(&self) {
+    /// Raises the thread to `SCHED_BATCH` at nice 0. Any thread may call it while the
+    /// thread is alive (its handle means nothing once it has exited). Says whether the
+    /// policy was applied.
+    pub fn raise(&self) -> bool {
         #[cfg(target_os = "linux")]
-        set_policy(
+        return set_policy(
             self.thread,
             thread_priority::NormalThreadSchedulePolicy::Batch,
         );
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 }
 
@@ -80,17 +87,18 @@ impl Background {
 fn set_policy(
     thread: thread_priority::ThreadId,
     policy: thread_priority::NormalThreadSchedulePolicy,
-) {
+) -> bool {
     use thread_priority::{
         ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy, set_thread_priority_and_policy,
     };
     // The policy goes to `thread`; for normal policies the crate also sets the
     // *calling* thread's nice value to the one given, 0, which every thread here has.
-    let _ = set_thread_priority_and_policy(
+    set_thread_priority_and_policy(
         thread,
         ThreadPriority::Os(ThreadPriorityOsValue::default()),
         ThreadSchedulePolicy::Normal(policy),
-    );
+    )
+    .is_ok()
 }
 
 /// Whether a thread lowered to `SCHED_IDLE` can be raised again: tried once, on a
@@ -102,12 +110,12 @@ fn may_leave_idle() -> bool {
         std::thread::spawn(|| {
             use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
             let me = thread_priority::thread_native_id();
-            set_policy(me, NormalThreadSchedulePolicy::Idle);
-            set_policy(me, NormalThreadSchedulePolicy::Batch);
-            thread_priority::thread_schedule_policy().ok()
-                == Some(ThreadSchedulePolicy::Normal(
-                    NormalThreadSchedulePolicy::Batch,
-                ))
+            set_policy(me, NormalThreadSchedulePolicy::Idle)
+                && set_policy(me, NormalThreadSchedulePolicy::Batch)
+                && thread_priority::thread_schedule_policy().ok()
+                    == Some(ThreadSchedulePolicy::Normal(
+                        NormalThreadSchedulePolicy::Batch,
+                    ))
         })
         .join()
         .unwrap_or(false)
@@ -135,23 +143,28 @@ mod tests {
     #[test]
     fn a_background_thread_is_lowered_to_idle_and_raised_by_another_thread() {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
-        // The tests run as root (CI and this machine), where leaving SCHED_IDLE is
-        // allowed: the probe must say so.
-        assert!(
-            super::Background::current().is_some(),
-            "root may leave SCHED_IDLE"
-        );
+        if super::Background::current().is_none() {
+            // Unprivileged (CI runs as root; a developer may not): the probe said a
+            // lowered thread cannot be raised again. It must be right.
+            let back = std::thread::spawn(|| {
+                let me = thread_priority::thread_native_id();
+                super::set_policy(me, NormalThreadSchedulePolicy::Idle)
+                    && super::set_policy(me, NormalThreadSchedulePolicy::Batch)
+            });
+            assert!(!back.join().unwrap());
+            return;
+        }
         let (lowered, wait) = std::sync::mpsc::channel();
         let (raised, done) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let me = super::Background::current().unwrap();
-            me.lower();
+            assert!(me.lower());
             let low = thread_priority::thread_schedule_policy().unwrap();
             lowered.send(me).unwrap();
             done.recv().unwrap();
             (low, thread_priority::thread_schedule_policy().unwrap())
         });
-        wait.recv().unwrap().raise();
+        assert!(wait.recv().unwrap().raise());
         raised.send(()).unwrap();
         assert_eq!(
             thread.join().unwrap(),

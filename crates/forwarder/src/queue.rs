@@ -268,13 +268,19 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Bytes in the spool's first segment file (the queue's filling batch's).
+    fn first_segment_size(dir: &std::path::Path) -> u64 {
+        std::fs::metadata(dir.join(format!("{:020}.vgl", 0)))
+            .unwrap()
+            .len()
+    }
+
     #[test]
     fn a_ticket_writes_every_record_pushed_so_far_in_one_append_and_sealing_writes_the_rest() {
         let dir = dir();
         let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
         let queue = Queue::new(100, 4, segments, metrics());
-        let segment = dir.join(format!("{:020}.vgl", 0));
-        let size = || std::fs::metadata(&segment).unwrap().len() as usize;
+        let size = || first_segment_size(&dir);
         let header = size();
         let tickets: Vec<Ticket> = (0..3)
             .map(|i| queue.push(&RecordRef::from(&record(&format!("p{i}")))))
@@ -305,8 +311,7 @@ mod tests {
         let dir = dir();
         let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
         let queue = Queue::new(100, 4, segments, metrics());
-        let segment = dir.join(format!("{:020}.vgl", 0));
-        let size = || std::fs::metadata(&segment).unwrap().len();
+        let size = || first_segment_size(&dir);
         let header = size();
         let ticket = queue.push(&RecordRef::from(&record("p0")));
         let mut persist = Box::pin(queue.persist(ticket));

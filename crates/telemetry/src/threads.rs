@@ -60,26 +60,27 @@ impl Background {
     /// Lowers the thread to `SCHED_IDLE`; call it from the thread itself. Says whether
     /// the policy was applied.
     pub fn lower(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        return set_policy(
-            self.thread,
-            thread_priority::NormalThreadSchedulePolicy::Idle,
-        );
-        #[cfg(not(target_os = "linux"))]
-        false
+        self.apply(true)
     }
 
     /// Raises the thread to `SCHED_BATCH` at nice 0. Any thread may call it while the
     /// thread is alive (its handle means nothing once it has exited). Says whether the
     /// policy was applied.
     pub fn raise(&self) -> bool {
+        self.apply(false)
+    }
+
+    fn apply(&self, idle: bool) -> bool {
         #[cfg(target_os = "linux")]
-        return set_policy(
-            self.thread,
-            thread_priority::NormalThreadSchedulePolicy::Batch,
-        );
+        {
+            use thread_priority::NormalThreadSchedulePolicy::{Batch, Idle};
+            set_policy(self.thread, if idle { Idle } else { Batch })
+        }
         #[cfg(not(target_os = "linux"))]
-        false
+        {
+            let _ = idle;
+            false
+        }
     }
 }
 

@@ -180,8 +180,7 @@ mod tests {
     use vigil_records::RecordRef;
 
     use super::*;
-    use crate::spool::Spool;
-    use crate::testing::{dir, metrics, record};
+    use crate::testing::{dir, metrics, queue_in, record};
 
     fn policy() -> NormalThreadSchedulePolicy {
         match thread_schedule_policy().unwrap() {
@@ -203,8 +202,7 @@ mod tests {
     #[test]
     fn the_worker_idles_while_it_keeps_up_and_is_raised_once_a_record_or_a_round_waits_too_long() {
         let dir = dir();
-        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
-        let queue = Arc::new(Queue::new(100, 10, segments, metrics()));
+        let queue = Arc::new(queue_in(&dir, 100, 10, &metrics()));
         let (pushed, wait) = std::sync::mpsc::channel::<()>();
         let (settled, is_settled) = std::sync::mpsc::channel::<()>();
         let shared = queue.clone();

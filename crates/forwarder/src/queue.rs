@@ -212,14 +212,13 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::spool::Spool;
-    use crate::testing::{dir, ids, metrics, record};
+    use crate::testing::{dir, ids, metrics, queue_in, record};
 
     #[test]
     fn batches_are_exactly_batch_size_and_a_full_queue_parks_instead_of_dropping() {
         let dir = dir();
         let m = metrics();
-        let (_, segments) = Spool::open(&dir, 100, m.clone()).unwrap();
-        let queue = Queue::new(4, 3, segments, m.clone());
+        let queue = queue_in(&dir, 4, 3, &m);
         for i in 0..10 {
             queue.write(queue.push(&RecordRef::from(&record(&format!("p{i}")))));
         }
@@ -254,8 +253,7 @@ mod tests {
     #[test]
     fn buffers_of_delivered_batches_are_filled_again() {
         let dir = dir();
-        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
-        let queue = Queue::new(100, 2, segments, metrics());
+        let queue = queue_in(&dir, 100, 2, &metrics());
         for i in 0..2 {
             queue.write(queue.push(&RecordRef::from(&record(&format!("p{i}")))));
         }
@@ -278,8 +276,7 @@ mod tests {
     #[test]
     fn a_ticket_writes_every_record_pushed_so_far_in_one_append_and_sealing_writes_the_rest() {
         let dir = dir();
-        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
-        let queue = Queue::new(100, 4, segments, metrics());
+        let queue = queue_in(&dir, 100, 4, &metrics());
         let size = || first_segment_size(&dir);
         let header = size();
         let tickets: Vec<Ticket> = (0..3)
@@ -309,8 +306,7 @@ mod tests {
         use std::future::Future;
         use std::task::{Context, Poll, Waker};
         let dir = dir();
-        let (_, segments) = Spool::open(&dir, 100, metrics()).unwrap();
-        let queue = Queue::new(100, 4, segments, metrics());
+        let queue = queue_in(&dir, 100, 4, &metrics());
         let size = || first_segment_size(&dir);
         let header = size();
         let ticket = queue.push(&RecordRef::from(&record("p0")));

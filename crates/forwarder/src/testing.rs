@@ -1,12 +1,14 @@
 //! Helpers for the forwarder's unit tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use prometheus_client::registry::Registry;
 use vigil_records::{RecordRef, Status, WireRecord, packed};
 
 use crate::batch::Batch;
 use crate::metrics::ForwarderMetrics;
+use crate::queue::Queue;
+use crate::spool::Spool;
 
 pub(crate) fn record(id: &str) -> WireRecord {
     WireRecord {
@@ -58,4 +60,15 @@ pub(crate) fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vigil-spool-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A queue whose segments are in `dir` (its spool there holds up to 100 records).
+pub(crate) fn queue_in(
+    dir: &Path,
+    capacity: usize,
+    batch_size: usize,
+    m: &ForwarderMetrics,
+) -> Queue {
+    let (_, segments) = Spool::open(dir, 100, m.clone()).unwrap();
+    Queue::new(capacity, batch_size, segments, m.clone())
 }

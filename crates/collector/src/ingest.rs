@@ -12,6 +12,7 @@ use vigil_telemetry::logging::JsonList;
 
 use crate::CollectorState;
 use crate::handlers::now_ms;
+use crate::stored_lines;
 
 impl CollectorState {
     /// Stores `records` (already validated), each at most once, all or nothing, and
@@ -33,7 +34,7 @@ impl CollectorState {
     }
 
     /// What follows a write, however it ran: the `logging_*` metrics, the join of
-    /// labels that waited for these records, and the `records_stored` line.
+    /// labels that waited for these records, and the `records_stored` lines.
     async fn account(
         &self,
         records: &[Record],
@@ -63,17 +64,24 @@ impl CollectorState {
                 .await;
         }
         // Each stored record's request id, so `vigil logs --request-id` finds where
-        // the collector took that prediction: one line per batch, not per record.
-        tracing::info!(
-            target: "vigil_collector::ingest",
-            service = "collector",
-            records = records.len(),
-            new = inserted.accepted,
-            duplicates = inserted.duplicates,
-            duration_ms = took.as_millis() as u64,
-            request_ids = ?JsonList(records.iter().map(|r| r.request_id.as_str()).collect()),
-            "records_stored"
-        );
+        // the collector took that prediction: a line per batch, not per record, or a
+        // few when the ids would make the line too long to ship (see stored_lines).
+        let parts = stored_lines::parts(records, &inserted.new);
+        let count = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            tracing::info!(
+                target: "vigil_collector::ingest",
+                service = "collector",
+                records = part.records,
+                new = part.new,
+                duplicates = part.duplicates(),
+                duration_ms = took.as_millis() as u64,
+                part = i + 1,
+                parts = count,
+                request_ids = ?JsonList(part.request_ids),
+                "records_stored"
+            );
+        }
         self.warn_if_slow(records.len(), took);
         Ok(inserted)
     }

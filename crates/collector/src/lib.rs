@@ -12,6 +12,7 @@ pub mod handlers;
 mod ingest;
 pub mod metrics;
 pub mod quality;
+mod stored_lines;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -580,6 +580,74 @@ async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
     let _ = second.stop();
 }
 
+/// A big batch of long request ids is told in `records_stored` lines that each fit in
+/// the 16 KiB a container log driver passes whole, list every request once and add up
+/// to the batch, first stored, then sent again (all duplicates).
+#[tokio::test]
+async fn records_stored_lines_of_a_big_batch_fit_a_container_log_line() {
+    let collector = Vigil::start_command("collector", &[], &[]);
+    let url = format!("http://{}/log", collector.address_of("collector"));
+    let ids: Vec<String> = (0..600).map(|i| format!("{i:-<128}")).collect();
+    let records: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({
+                "prediction_id": format!("big-{i}"), "model": "defect-detector",
+                "model_version": "1.0.0", "timestamp": "2026-12-02T19:00:00Z",
+                "latency_ms": 1.0, "request_id": id, "status": "success",
+                "label": "ok", "confidence": 0.9, "is_defect": false
+            })
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    for expected in [
+        json!({"accepted": 600, "duplicates": 0}),
+        json!({"accepted": 0, "duplicates": 600}),
+    ] {
+        let answer: Value = client
+            .post(&url)
+            .json(&json!({ "records": records }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer, expected);
+    }
+    let stdout = collector.stdout_after_stop();
+    let stored: Vec<(usize, Value)> = stdout
+        .lines()
+        .filter_map(|l| Some((l.len(), serde_json::from_str::<Value>(l).ok()?)))
+        .filter(|(_, v)| v["message"] == "records_stored")
+        .collect();
+    assert!(stored.len() > 2, "{stored:?}");
+    for (len, line) in &stored {
+        assert!(*len < 16 * 1024, "a {len}-byte line: {line}");
+    }
+    let sum = |field: &str| -> u64 { stored.iter().map(|(_, l)| l[field].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (sum("records"), sum("new"), sum("duplicates")),
+        (1200, 600, 600)
+    );
+    let listed: Vec<&str> = stored
+        .iter()
+        .flat_map(|(_, l)| l["request_ids"].as_array().unwrap())
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    let twice: Vec<&str> = ids.iter().chain(&ids).map(String::as_str).collect();
+    assert_eq!(listed, twice);
+    // Each batch's lines say which of how many they are.
+    let parts = stored[0].1["parts"].as_u64().unwrap();
+    let numbers: Vec<u64> = stored
+        .iter()
+        .map(|(_, l)| l["part"].as_u64().unwrap())
+        .collect();
+    let one_batch: Vec<u64> = (1..=parts).collect();
+    assert_eq!(numbers, [one_batch.clone(), one_batch].concat());
+}
+
 /// Regression: the signal handlers were installed only after the services started, so
 /// a SIGTERM right after the `listening` line could kill the process outright.
 #[test]

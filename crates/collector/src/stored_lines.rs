@@ -16,7 +16,7 @@ use vigil_records::Record;
 pub const MAX_IDS_BYTES: usize = 12 * 1024;
 
 /// One `records_stored` line's share of a batch: consecutive records of it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Part<'a> {
     /// Records of the batch this line stands for.
     pub records: u64,
@@ -37,29 +37,18 @@ impl Part<'_> {
 /// the parts of its `records_stored` lines, in order. An empty batch has no part.
 pub fn parts<'a>(records: &'a [Record], new: &[bool]) -> Vec<Part<'a>> {
     let mut parts = Vec::new();
-    let mut part = Part {
-        records: 0,
-        new: 0,
-        request_ids: Vec::new(),
-    };
+    let mut part = Part::default();
     // The array's bytes so far: brackets, then each id with its separator.
     let mut bytes = 2;
     for (record, new) in records.iter().zip(new) {
         let id = record.request_id.as_str();
         if part.request_ids.last() != Some(&id) {
-            let cost = json_len(id) + usize::from(!part.request_ids.is_empty());
-            if bytes + cost > MAX_IDS_BYTES && !part.request_ids.is_empty() {
-                parts.push(std::mem::replace(
-                    &mut part,
-                    Part {
-                        records: 0,
-                        new: 0,
-                        request_ids: Vec::new(),
-                    },
-                ));
+            let comma = usize::from(!part.request_ids.is_empty());
+            if bytes + comma + json_len(id) > MAX_IDS_BYTES && comma == 1 {
+                parts.push(std::mem::take(&mut part));
                 bytes = 2;
             }
-            bytes += json_len(id) + usize::from(!part.request_ids.is_empty());
+            bytes += usize::from(!part.request_ids.is_empty()) + json_len(id);
             part.request_ids.push(id);
         }
         part.records += 1;

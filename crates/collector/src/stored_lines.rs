@@ -43,12 +43,13 @@ pub fn parts<'a>(records: &'a [Record], new: &[bool]) -> Vec<Part<'a>> {
     for (record, new) in records.iter().zip(new) {
         let id = record.request_id.as_str();
         if part.request_ids.last() != Some(&id) {
-            let comma = usize::from(!part.request_ids.is_empty());
-            if bytes + comma + json_len(id) > MAX_IDS_BYTES && comma == 1 {
+            let len = json_len(id);
+            let mut comma = usize::from(!part.request_ids.is_empty());
+            if bytes + comma + len > MAX_IDS_BYTES && comma == 1 {
                 parts.push(std::mem::take(&mut part));
-                bytes = 2;
+                (bytes, comma) = (2, 0);
             }
-            bytes += usize::from(!part.request_ids.is_empty()) + json_len(id);
+            bytes += comma + len;
             part.request_ids.push(id);
         }
         part.records += 1;

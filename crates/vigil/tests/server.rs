@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vigil_test_support::{Vigil, get_json, get_text, histogram_invariants, sample};
+use vigil_test_support::{Vigil, get_json, get_text, histogram_invariants, post_json, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -605,15 +605,7 @@ async fn records_stored_lines_of_a_big_batch_fit_a_container_log_line() {
         json!({"accepted": 600, "duplicates": 0}),
         json!({"accepted": 0, "duplicates": 600}),
     ] {
-        let answer: Value = client
-            .post(&url)
-            .json(&json!({ "records": records }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = post_json(&client, &url, &json!({ "records": records })).await;
         assert_eq!(answer, expected);
     }
     let stdout = collector.stdout_after_stop();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Two `vigil serve` builds or settings side by side: A and B run at once on loopback and
-# are loaded in alternating rounds with the same wrk command (one-row POST /predict,
+# Two `vigil serve` (or `vigil up`) builds or settings side by side: A and B run at once
+# on loopback and are loaded in alternating rounds with the same wrk command (one-row POST /predict,
 # bench/predict.lua), alternating which goes first. Per round it prints req/s and the
 # server's CPU per answered request (utime + stime from /proc: it resolves a few
 # percent where req/s on this VM drifts by tens), then the medians and the medians of
@@ -9,7 +9,9 @@
 #   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
 #   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry;
 #   BIN_A / BIN_B: another vigil binary for a side (two commits side by side; default
-#   target/release/vigil, built here).
+#   target/release/vigil, built here); COMMAND=up: both sides run `vigil up` (every
+#   prediction stored in SQLite), and after each round the script waits until all of a
+#   side's predictions are stored, counting the wait in its req/s and its CPU.
 # Used by bench/auth.sh and bench/analytics.sh. Needs Debian's wrk (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ label_a=$1 args_a=$2 label_b=$3 args_b=$4
 duration=${5:-5}
 conns=${6:-32}
 runs=${RUNS:-8}
+command=${COMMAND:-serve}
+case $command in serve | up) ;; *) echo "COMMAND must be serve or up" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 cargo build --release -q -p vigil
 work=$(mktemp -d)
@@ -25,13 +29,25 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 # shellcheck disable=SC2086 # the ARGS are word lists on purpose
-"${BIN_A:-target/release/vigil}" serve --host 127.0.0.1 --port 9412 --data-dir "$work/a" $args_a >/dev/null 2>&1 & pids+=($!)
+# `up` also needs its collector's port: the side's port + 10.
+start() { # bin port dir args
+  local bin=$1 port=$2 dir=$3
+  shift 3
+  if [ "$command" = up ]; then
+    exec "$bin" up --host 127.0.0.1 --port "$port" --collector-port $((port + 10)) --data-dir "$dir" "$@"
+  else
+    exec "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$dir" "$@"
+  fi
+}
+start "${BIN_A:-target/release/vigil}" 9412 "$work/a" $args_a >/dev/null 2>&1 & pids+=($!)
 pid_a=$!
 # shellcheck disable=SC2086
-"${BIN_B:-target/release/vigil}" serve --host 127.0.0.1 --port 9413 --data-dir "$work/b" $args_b >/dev/null 2>&1 & pids+=($!)
+start "${BIN_B:-target/release/vigil}" 9413 "$work/b" $args_b >/dev/null 2>&1 & pids+=($!)
 pid_b=$!
 up 9412
 up 9413
+# A port another process holds would answer for a side that failed to start.
+kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
 # A side that sends a key must really need it.
 for side in A:9412 B:9413; do
   key_var=KEY_${side%%:*}
@@ -46,13 +62,21 @@ load() { # port label key pid
   local before after
   before=$(cpu "$4")
   VIGIL_KEY=$3 wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$1/predict" >"$work/$2.txt"
+  local drain=0
+  if [ "$command" = up ]; then
+    local from
+    from=$(date +%s.%N)
+    for _ in $(seq 1 3000); do [ "$(stored $(($1 + 10)))" = "$(predicted "$1")" ] && break; sleep 0.02; done
+    [ "$(stored $(($1 + 10)))" = "$(predicted "$1")" ] || { echo "$2: records not stored" >&2; exit 1; }
+    drain=$(echo "$(date +%s.%N) - $from" | bc)
+  fi
   after=$(cpu "$4")
   grep -q "Non-2xx" "$work/$2.txt" && { echo "$2: non-2xx answers" >&2; exit 1; }
-  awk '/Requests\/sec/ {print $2}' "$work/$2.txt" >"$work/$2.rps"
+  awk -v d="$drain" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$work/$2.txt" >"$work/$2.rps"
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
 }
 
-echo "A = $label_a ($args_a), B = $label_b ($args_b)"
+echo "vigil $command: A = $label_a ($args_a), B = $label_b ($args_b)"
 echo "wrk -t1 -c$conns -d${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
 for run in $(seq 1 "$runs"); do
   if [ $((run % 2)) = 1 ]; then

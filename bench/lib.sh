@@ -21,3 +21,9 @@ settle() {
     sleep 1
   done
 }
+
+# predicted PORT: predictions (and error records) the instance's models made.
+predicted() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^predictions_total\{.*status="(success|error)"\}/ {n += $2} END {printf "%d", n}'; }
+
+# stored PORT: records the collector on PORT stored.
+stored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^logging_predictions_total\{/ {n += $2} END {printf "%d", n}'; }

@@ -41,10 +41,6 @@ done
 
 # answered PORT: 200s of POST /predict so far.
 answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
-# predicted: predictions (and error records) the model of `up` made.
-predicted() { curl -s http://127.0.0.1:9413/metrics | awk '/^predictions_total\{model="defect-detector",.*status="(success|error)"\}/ {n += $2} END {printf "%d", n}'; }
-# stored: records the collector of `up` stored.
-stored() { curl -s http://127.0.0.1:9414/metrics | awk '/^logging_predictions_total\{model="defect-detector"\}/ {printf "%d", $2}'; }
 
 # per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
 per_request() {
@@ -69,12 +65,12 @@ for run in $(seq 1 "$runs"); do
   # takes counts against `up`: its req/s below are answered requests over the round
   # plus the drain, so storing that lags behind the load is not free.
   drain_from=$(date +%s.%N)
-  for _ in $(seq 1 3000); do [ "$(stored)" = "$(predicted)" ] && break; sleep 0.02; done
+  for _ in $(seq 1 3000); do [ "$(stored 9414)" = "$(predicted 9413)" ] && break; sleep 0.02; done
   drain=$(echo "$(date +%s.%N) - $drain_from" | bc)
   awk -v d="$drain" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$work/up-$run.txt" >"$work/up-$run.rps"
   per_request $(($(cpu "$up_pid") - before)) "up-$run"
-  echo "  up: answered $(answered 9413), predicted $(predicted), stored $(stored) ${drain}s after the load; req/s with the drain $(cat "$work/up-$run.rps"); CPU us/request serve $(cat "$work/serve-$run.us"), up $(cat "$work/up-$run.us")"
-  [ "$(stored)" = "$(predicted)" ] && [ "$(stored)" -ge "$(answered 9413)" ] || { echo "up lost records" >&2; exit 1; }
+  echo "  up: answered $(answered 9413), predicted $(predicted 9413), stored $(stored 9414) ${drain}s after the load; req/s with the drain $(cat "$work/up-$run.rps"); CPU us/request serve $(cat "$work/serve-$run.us"), up $(cat "$work/up-$run.us")"
+  [ "$(stored 9414)" = "$(predicted 9413)" ] && [ "$(stored 9414)" -ge "$(answered 9413)" ] || { echo "up lost records" >&2; exit 1; }
   paste "$work/serve-$run.rps" "$work/up-$run.rps" "$work/serve-$run.us" "$work/up-$run.us" |
     awk '{print $2 / $1, $3 / $4}' >>"$work/paired"
 done

@@ -11,6 +11,23 @@ pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> V
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// The body of a GET on `client` with `key` as its bearer token, as JSON.
+pub async fn get_json_with_key(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    key: &str,
+) -> Value {
+    client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The JSON answer to POSTing `body` as JSON.
 pub async fn post_json(
     client: &reqwest::Client,

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vigil_test_support::{TempDir, Vigil, post_json, vigil_binary};
+use vigil_test_support::{TempDir, Vigil, get_json_with_key, post_json, vigil_binary};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -33,15 +33,7 @@ async fn overview_until(url: &str, key: &str, part: &str, done: impl Fn(&Value) 
     let http = reqwest::Client::new();
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let overview: Value = http
-            .get(url)
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let overview = get_json_with_key(&http, url, key).await;
         let view = overview[part].clone();
         if done(&view) {
             return view;

@@ -2,7 +2,7 @@
 //! logged, newest first, each with its request id; nothing below WARN; admin key only.
 
 use serde_json::Value;
-use vigil_test_support::{TempDir, Vigil};
+use vigil_test_support::{TempDir, Vigil, get_json_with_key};
 
 #[tokio::test]
 async fn recent_warnings_carry_their_request_ids() {
@@ -26,15 +26,7 @@ async fn recent_warnings_carry_their_request_ids() {
         .unwrap();
     assert_eq!(no_key.status(), 401);
 
-    let events: Value = http
-        .get(format!("{base}/admin/events"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = get_json_with_key(&http, format!("{base}/admin/events"), &key).await;
     let events = events["events"].as_array().unwrap();
     assert!(!events.is_empty());
     assert!(

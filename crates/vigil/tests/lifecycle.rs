@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vigil_model::bundled::MODELS;
-use vigil_test_support::{TempDir, Vigil, multipart};
+use vigil_test_support::{TempDir, Vigil, multipart, post_json};
 
 const CLIENTS: usize = 4;
 
@@ -118,15 +118,12 @@ async fn a_version_swapped_under_load_fails_no_request_and_survives_a_restart() 
     let again = Vigil::start_command("up", &["--data-dir", data], &[]);
     let inference = again.address_of("inference");
     let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(format!("http://{inference}/predict"))
-        .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = post_json(
+        &http,
+        format!("http://{inference}/predict"),
+        &json!({"features": [70, 250, 2.5, 45, 1500, 12]}),
+    )
+    .await;
     assert_eq!(answer["model_version"], "2.0.0");
     let versions = http
         .get(format!(

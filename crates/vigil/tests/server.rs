@@ -565,15 +565,7 @@ async fn the_collector_runs_alone_and_keeps_its_data_across_restarts() {
     assert_eq!(first.stop().0, Some(0));
     let second = Vigil::start_command("collector", &data, &[]);
     let base = format!("http://{}", second.address_of("collector"));
-    let again: Value = client
-        .post(format!("{base}/log"))
-        .json(&record)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = post_json(&client, format!("{base}/log"), &record).await;
     assert_eq!(again, json!({"accepted": 0, "duplicates": 1}));
     let page: Value = get_json(&client, format!("{base}/predictions")).await;
     assert_eq!(page["predictions"][0]["error_type"], "non_finite_output");

@@ -8,7 +8,7 @@ use crate::prometheus::{PATIENCE, try_sample};
 
 /// The body of a GET on `client`, as JSON.
 pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
+    json_answer(client.get(url)).await
 }
 
 /// The body of a GET on `client` with `key` as its bearer token, as JSON.
@@ -17,15 +17,7 @@ pub async fn get_json_with_key(
     url: impl reqwest::IntoUrl,
     key: &str,
 ) -> Value {
-    client
-        .get(url)
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_answer(client.get(url).bearer_auth(key)).await
 }
 
 /// The JSON answer to POSTing `body` as JSON.
@@ -34,15 +26,12 @@ pub async fn post_json(
     url: impl reqwest::IntoUrl,
     body: &Value,
 ) -> Value {
-    client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_answer(client.post(url).json(body)).await
+}
+
+/// Sends `request`; its answer's body, as JSON.
+async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// The body of a GET, as text.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Two `vigil serve` (or `vigil up`) builds or settings side by side: A and B run at once
-# on loopback and are loaded in alternating rounds with the same wrk command (one-row POST /predict,
-# bench/predict.lua), alternating which goes first. Per round it prints req/s and the
-# server's CPU per answered request (utime + stime from /proc: it resolves a few
-# percent where req/s on this VM drifts by tens), then the medians and the medians of
-# the paired B/A ratios. Every answer must be 2xx.
+# on loopback and are loaded in alternating rounds with the same wrk command (one-row
+# POST /predict, bench/predict.lua), alternating which goes first. Per round it prints
+# req/s and the server's CPU per answered request (utime + stime from /proc: it
+# resolves a few percent where req/s on this VM drifts by tens), then the medians and
+# the medians of the paired B/A ratios. Every answer must be 2xx.
 #
 #   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
 #   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry;
@@ -62,17 +62,11 @@ load() { # port label key pid
   local before after
   before=$(cpu "$4")
   VIGIL_KEY=$3 wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$1/predict" >"$work/$2.txt"
-  local drain=0
-  if [ "$command" = up ]; then
-    local from
-    from=$(date +%s.%N)
-    for _ in $(seq 1 3000); do [ "$(stored $(($1 + 10)))" = "$(predicted "$1")" ] && break; sleep 0.02; done
-    [ "$(stored $(($1 + 10)))" = "$(predicted "$1")" ] || { echo "$2: records not stored" >&2; exit 1; }
-    drain=$(echo "$(date +%s.%N) - $from" | bc)
-  fi
+  local drained=0
+  if [ "$command" = up ]; then drained=$(drain "$1" $(($1 + 10))); fi
   after=$(cpu "$4")
   grep -q "Non-2xx" "$work/$2.txt" && { echo "$2: non-2xx answers" >&2; exit 1; }
-  awk -v d="$drain" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$work/$2.txt" >"$work/$2.rps"
+  per_second "$work/$2.txt" "$drained" >"$work/$2.rps"
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
 }
 

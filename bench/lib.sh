@@ -27,3 +27,18 @@ predicted() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^predictions_total\{
 
 # stored PORT: records the collector on PORT stored.
 stored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^logging_predictions_total\{/ {n += $2} END {printf "%d", n}'; }
+
+# drain PORT COLLECTOR_PORT: waits (up to 60 s) until the collector has stored every
+# prediction the instance on PORT made, and prints how long that took in seconds;
+# fails if it never does.
+drain() {
+  local from
+  from=$(date +%s.%N)
+  for _ in $(seq 1 3000); do [ "$(stored "$2")" = "$(predicted "$1")" ] && break; sleep 0.02; done
+  [ "$(stored "$2")" = "$(predicted "$1")" ] || { echo "predictions of :$1 not all stored" >&2; return 1; }
+  echo "$(date +%s.%N) - $from" | bc
+}
+
+# per_second WRK_OUTPUT [EXTRA_SECONDS=0]: the run's requests over its duration plus
+# EXTRA_SECONDS (a drain after it).
+per_second() { awk -v d="${2:-0}" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$1"; }

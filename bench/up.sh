@@ -64,12 +64,10 @@ for run in $(seq 1 "$runs"); do
   # Every answered prediction is stored before the next round starts. The time that
   # takes counts against `up`: its req/s below are answered requests over the round
   # plus the drain, so storing that lags behind the load is not free.
-  drain_from=$(date +%s.%N)
-  for _ in $(seq 1 3000); do [ "$(stored 9414)" = "$(predicted 9413)" ] && break; sleep 0.02; done
-  drain=$(echo "$(date +%s.%N) - $drain_from" | bc)
-  awk -v d="$drain" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$work/up-$run.txt" >"$work/up-$run.rps"
+  drained=$(drain 9413 9414)
+  per_second "$work/up-$run.txt" "$drained" >"$work/up-$run.rps"
   per_request $(($(cpu "$up_pid") - before)) "up-$run"
-  echo "  up: answered $(answered 9413), predicted $(predicted 9413), stored $(stored 9414) ${drain}s after the load; req/s with the drain $(cat "$work/up-$run.rps"); CPU us/request serve $(cat "$work/serve-$run.us"), up $(cat "$work/up-$run.us")"
+  echo "  up: answered $(answered 9413), predicted $(predicted 9413), stored $(stored 9414) ${drained}s after the load; req/s with the drain $(cat "$work/up-$run.rps"); CPU us/request serve $(cat "$work/serve-$run.us"), up $(cat "$work/up-$run.us")"
   [ "$(stored 9414)" = "$(predicted 9413)" ] && [ "$(stored 9414)" -ge "$(answered 9413)" ] || { echo "up lost records" >&2; exit 1; }
   paste "$work/serve-$run.rps" "$work/up-$run.rps" "$work/serve-$run.us" "$work/up-$run.us" |
     awk '{print $2 / $1, $3 / $4}' >>"$work/paired"

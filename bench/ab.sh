@@ -11,7 +11,9 @@
 #   BIN_A / BIN_B: another vigil binary for a side (two commits side by side; default
 #   target/release/vigil, built here); COMMAND=up: both sides run `vigil up` (every
 #   prediction stored in SQLite), and after each round the script waits until all of a
-#   side's predictions are stored, counting the wait in its req/s and its CPU.
+#   side's predictions are stored, counting the wait in its req/s and its CPU; it also
+#   prints the forwarder thread's CPU per request apart (what storing costs, which
+#   resolves a change to it that the whole process's CPU does not).
 # Used by bench/auth.sh and bench/analytics.sh. Needs Debian's wrk (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,15 +61,18 @@ for side in A:9412 B:9413; do
 done
 
 load() { # port label key pid
-  local before after
+  local before after fwd_before fwd_after
   before=$(cpu "$4")
+  fwd_before=$(thread_cpu "$4" vigil-forwarder)
   VIGIL_KEY=$3 wrk -t1 -c"$conns" -d"${duration}s" -s bench/predict.lua "http://127.0.0.1:$1/predict" >"$work/$2.txt"
   local drained=0
   if [ "$command" = up ]; then drained=$(drain "$1" $(($1 + 10))); fi
   after=$(cpu "$4")
+  fwd_after=$(thread_cpu "$4" vigil-forwarder)
   grep -q "Non-2xx" "$work/$2.txt" && { echo "$2: non-2xx answers" >&2; exit 1; }
   per_second "$work/$2.txt" "$drained" >"$work/$2.rps"
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
+  awk -v t=$((fwd_after - fwd_before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.fwd"
 }
 
 echo "vigil $command: A = $label_a ($args_a), B = $label_b ($args_b)"
@@ -83,8 +88,16 @@ for run in $(seq 1 "$runs"); do
   paste "$work/a-$run.rps" "$work/b-$run.rps" "$work/a-$run.us" "$work/b-$run.us" | awk -v r="$run" \
     '{printf "round %d: req/s A %6.0f B %6.0f (B/A %.3f)  CPU us/request A %5.1f B %5.1f (B/A %.3f)\n", r, $1, $2, $2/$1, $3, $4, $4/$3}' |
     tee -a "$work/rounds"
+  # Under `up` the forwarder's thread apart: a change to storing shows there first.
+  if [ "$command" = up ]; then
+    paste "$work/a-$run.fwd" "$work/b-$run.fwd" |
+      awk '{printf "  forwarder thread us/request A %.2f B %.2f (B/A %.3f)\n", $1, $2, $2/$1}' | tee -a "$work/forwarder"
+  fi
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rps_ratio=$(awk '{print $9}' "$work/rounds" | tr -d ')' | median)
 cpu_ratio=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)
 echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio, CPU per request $cpu_ratio"
+if [ "$command" = up ]; then
+  echo "median paired B/A forwarder thread CPU per request: $(awk '{print $NF}' "$work/forwarder" | tr -d ')' | median)"
+fi

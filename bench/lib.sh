@@ -7,6 +7,10 @@ up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/healt
 # cpu PID: the process's CPU time so far (utime + stime), in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# thread_cpu PID NAME: CPU time so far (clock ticks) of the process's threads named NAME
+# (e.g. vigil-forwarder: what storing costs apart from the request path).
+thread_cpu() { cat /proc/"$1"/task/*/stat 2>/dev/null | awk -v n="($2)" '$2 == n {t += $14 + $15} END {print t + 0}'; }
+
 # sent PORT: the instance's forwarded records (prediction_log_records_total{outcome="sent"}).
 sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
 

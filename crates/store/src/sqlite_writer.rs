@@ -43,10 +43,15 @@ impl SqliteWriter {
         let conn = Connection::open(path)?;
         conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         // The same settings as the pool's connections (see `Store::sqlite`); the
-        // journal mode is the file's, set when the pool created it.
-        conn.execute_batch(
-            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
-             PRAGMA wal_autocheckpoint = 10000;",
+        // journal mode and the page size are the file's, set when the pool created it.
+        // The checkpoint threshold counts pages: a file from before 16 KiB pages has
+        // four times as many to the same size of log.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;")?;
+        let page: u32 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            crate::SQLITE_CHECKPOINT_BYTES / page.max(512),
         )?;
         Ok(Self {
             conn: Mutex::new(Some(conn)),
@@ -115,5 +120,38 @@ impl SqliteWriter {
     /// Closes the connection; later inserts fail with [`StoreError::Closed`].
     pub(crate) fn close(&self) {
         self.conn.lock().take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer lets the same size of log grow before it checkpoints, whatever the
+    /// file's page size (a file from before 16 KiB pages keeps its 4 KiB ones).
+    #[test]
+    fn the_checkpoint_threshold_is_the_same_log_size_at_any_page_size() {
+        let dir = crate::testing::TempDir::new("sqlite-writer");
+        for page in [4096u32, crate::SQLITE_PAGE_SIZE] {
+            let path = dir.0.join(format!("{page}.db"));
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(&format!(
+                    "PRAGMA page_size = {page}; PRAGMA journal_mode = WAL; CREATE TABLE t (x);"
+                ))
+                .unwrap();
+            let writer = SqliteWriter::open(&path).unwrap();
+            let conn = writer.conn.lock();
+            let pages: u32 = conn
+                .as_ref()
+                .unwrap()
+                .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(
+                pages * page,
+                crate::SQLITE_CHECKPOINT_BYTES,
+                "{page}-byte pages"
+            );
+        }
     }
 }

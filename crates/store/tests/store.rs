@@ -242,6 +242,38 @@ async fn sqlite_meets_the_contract() {
     assert_eq!(again.stats(0, i64::MAX).await.unwrap().len(), 3);
 }
 
+/// The page size of the database file, read apart from the store.
+fn page_size(db: &std::path::Path) -> u32 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A database the store creates has 16 KiB pages. One created before (4 KiB, SQLite's
+/// default) keeps its pages, which SQLite cannot change in WAL mode, and works as
+/// before.
+#[tokio::test]
+async fn new_sqlite_databases_get_16_kib_pages_and_older_ones_keep_theirs() {
+    let new = TempDir::new("sqlite-pages-new");
+    let store = Store::open(None, &new.0).await.unwrap();
+    store.close().await;
+    assert_eq!(page_size(&new.0.join("vigil.db")), 16_384);
+
+    let old = TempDir::new("sqlite-pages-old");
+    let db = old.0.join("vigil.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE older (x);",
+        )
+        .unwrap();
+    let store = Store::open(None, &old.0).await.unwrap();
+    contract(&store).await;
+    store.close().await;
+    assert_eq!(page_size(&db), 4096);
+}
+
 #[tokio::test]
 async fn postgres_meets_the_contract() {
     let pg = Postgres::start();

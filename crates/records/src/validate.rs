@@ -29,20 +29,15 @@ where
     F: FnMut(usize, &mut Vec<f64>) -> Result<Checked, String>,
 {
     let mut records = Vec::with_capacity(count);
+    // Each valid record's index in the batch.
+    let mut indexes = Vec::with_capacity(count);
     let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(count);
     let mut features = Vec::new();
     for index in 0..count {
         match decode(index, &mut features) {
             Ok(Checked(Ok(record))) => {
-                if !seen.insert(record.prediction_id.clone()) {
-                    errors.push(RecordError {
-                        index,
-                        field: Some("prediction_id"),
-                        reason: "repeated within this batch".into(),
-                    });
-                }
                 records.push(record);
+                indexes.push(index);
             }
             Ok(Checked(Err(e))) => errors.push(e),
             Err(reason) => errors.push(RecordError {
@@ -51,6 +46,24 @@ where
                 reason,
             }),
         }
+    }
+    // Repeated ids, found after decoding so the set borrows them instead of holding a
+    // copy of each (an allocation per record). The first of equal ids stands; each
+    // later one is an error.
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    let before = errors.len();
+    for (record, &index) in records.iter().zip(&indexes) {
+        if !seen.insert(record.prediction_id.as_str()) {
+            errors.push(RecordError {
+                index,
+                field: Some("prediction_id"),
+                reason: "repeated within this batch".into(),
+            });
+        }
+    }
+    if errors.len() > before {
+        // In batch order, as a sender reads them (stable: one error per index).
+        errors.sort_by_key(|e| e.index);
     }
     if errors.is_empty() {
         Ok(records)

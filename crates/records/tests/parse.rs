@@ -74,6 +74,38 @@ fn every_bad_record_is_reported_with_index_and_field() {
     );
 }
 
+/// Every later copy of an id in one batch is refused (the first stands), and the
+/// repeats are reported in batch order among the other errors, in both encodings.
+#[test]
+fn repeated_ids_are_reported_in_batch_order_in_both_encodings() {
+    let mut bad_conf = good("d");
+    bad_conf["confidence"] = json!(1.5);
+    let batch = [
+        good("a"),
+        good("b"),
+        good("a"),
+        bad_conf,
+        good("a"),
+        good("b"),
+    ];
+    let expected = [
+        (2, Some("prediction_id")),
+        (3, Some("confidence")),
+        (4, Some("prediction_id")),
+        (5, Some("prediction_id")),
+    ];
+    let body = json!({ "records": batch }).to_string();
+    assert_eq!(
+        fields(&refused(json::parse_body(body.as_bytes(), 10))),
+        expected
+    );
+    let records: Vec<WireRecord> = batch.into_iter().map(wire).collect();
+    assert_eq!(
+        fields(&refused(packed::parse_body(&binary(&records), 10))),
+        expected
+    );
+}
+
 /// The per-record errors of a refused batch.
 fn refused(parsed: Result<Vec<Record>, BodyError>) -> Vec<RecordError> {
     match parsed {

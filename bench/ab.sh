@@ -71,8 +71,8 @@ load() { # port label key pid
   fwd_after=$(thread_cpu "$4" vigil-forwarder)
   grep -q "Non-2xx" "$work/$2.txt" && { echo "$2: non-2xx answers" >&2; exit 1; }
   per_second "$work/$2.txt" "$drained" >"$work/$2.rps"
-  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
-  awk -v t=$((fwd_after - fwd_before)) -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.fwd"
+  us_per_request $((after - before)) "$work/$2.txt" >"$work/$2.us"
+  us_per_request $((fwd_after - fwd_before)) "$work/$2.txt" >"$work/$2.fwd"
 }
 
 echo "vigil $command: A = $label_a ($args_a), B = $label_b ($args_b)"

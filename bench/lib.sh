@@ -11,6 +11,10 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # (e.g. vigil-forwarder: what storing costs apart from the request path).
 thread_cpu() { cat /proc/"$1"/task/*/stat 2>/dev/null | awk -v n="($2)" '$2 == n {t += $14 + $15} END {print t + 0}'; }
 
+# us_per_request TICKS WRK_OUTPUT: CPU microseconds per request of the run, for TICKS
+# clock ticks of CPU spent during it.
+us_per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$2"; }
+
 # sent PORT: the instance's forwarded records (prediction_log_records_total{outcome="sent"}).
 sent() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^prediction_log_records_total\{outcome="sent"\}/ {print $2}'; }
 

@@ -43,9 +43,7 @@ done
 answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
 
 # per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
-per_request() {
-  awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.2f\n", t / hz * 1e6 / $1}' "$work/$2.txt" >"$work/$2.us"
-}
+per_request() { us_per_request "$1" "$work/$2.txt" >"$work/$2.us"; }
 
 load() { # url label
   wrk -t"$threads" -c"$conns" -d"${duration}s" -s bench/predict.lua "$1" >"$work/$2.txt"

@@ -43,14 +43,7 @@ fn records(n: usize) -> Vec<Record> {
 async fn round(rows: &[Record], page_size: Option<u32>) -> f64 {
     let dir = TempDir::new("bench-sqlite-insert");
     if let Some(page) = page_size {
-        rusqlite::Connection::open(dir.0.join("vigil.db"))
-            .and_then(|c| {
-                c.execute_batch(&format!(
-                    "PRAGMA page_size = {page}; PRAGMA journal_mode = WAL; \
-                     CREATE TABLE older (x);"
-                ))
-            })
-            .expect("create the database");
+        vigil_store::testing::sqlite_with_page_size(&dir.0.join("vigil.db"), page);
     }
     let store = Store::sqlite(&dir.0).await.expect("open the store");
     let started = Instant::now();

@@ -134,12 +134,7 @@ mod tests {
         let dir = crate::testing::TempDir::new("sqlite-writer");
         for page in [4096u32, crate::SQLITE_PAGE_SIZE] {
             let path = dir.0.join(format!("{page}.db"));
-            Connection::open(&path)
-                .unwrap()
-                .execute_batch(&format!(
-                    "PRAGMA page_size = {page}; PRAGMA journal_mode = WAL; CREATE TABLE t (x);"
-                ))
-                .unwrap();
+            crate::testing::sqlite_with_page_size(&path, page);
             let writer = SqliteWriter::open(&path).unwrap();
             let conn = writer.conn.lock();
             let pages: u32 = conn

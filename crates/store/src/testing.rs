@@ -1,5 +1,6 @@
 //! Test databases for this crate's tests and its dependents' (feature `test-util`):
-//! a temporary SQLite directory, or a throwaway PostgreSQL cluster (Debian's `postgresql`
+//! a temporary SQLite directory (or a file with older pages: [`sqlite_with_page_size`]),
+//! or a throwaway PostgreSQL cluster (Debian's `postgresql`
 //! binaries, run as the `postgres` user on a free loopback port). `scripts/install-test-deps`
 //! installs PostgreSQL; a missing server is a test failure, not a skip.
 
@@ -162,4 +163,17 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Creates an empty SQLite database at `path` in WAL mode with `page_size`-byte pages,
+/// as an older vigil (SQLite's default 4 KiB) left it: the store opens and migrates it.
+pub fn sqlite_with_page_size(path: &Path, page_size: u32) {
+    rusqlite::Connection::open(path)
+        .and_then(|c| {
+            c.execute_batch(&format!(
+                "PRAGMA page_size = {page_size}; PRAGMA journal_mode = WAL; \
+                 CREATE TABLE older (x);"
+            ))
+        })
+        .expect("create the database");
 }

@@ -262,12 +262,7 @@ async fn new_sqlite_databases_get_16_kib_pages_and_older_ones_keep_theirs() {
 
     let old = TempDir::new("sqlite-pages-old");
     let db = old.0.join("vigil.db");
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE older (x);",
-        )
-        .unwrap();
+    vigil_store::testing::sqlite_with_page_size(&db, 4096);
     let store = Store::open(None, &old.0).await.unwrap();
     contract(&store).await;
     store.close().await;

@@ -269,6 +269,56 @@ async fn new_sqlite_databases_get_16_kib_pages_and_older_ones_keep_theirs() {
     assert_eq!(page_size(&db), 4096);
 }
 
+/// Each stored prediction writes its table row, its primary key and one time index
+/// (a fourth B-tree cost ~20 % more a row, docs/BENCHMARKS.md): the per-model reads
+/// take the model from that index instead of an index of their own.
+#[tokio::test]
+async fn predictions_are_indexed_once_by_time_and_model_reads_use_it() {
+    let dir = TempDir::new("sqlite-indexes");
+    let store = Store::open(None, &dir.0).await.unwrap();
+    store.close().await;
+    let db = rusqlite::Connection::open(dir.0.join("vigil.db")).unwrap();
+    let mut indexes = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'predictions'")
+        .unwrap();
+    let names: Vec<String> = indexes
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        names,
+        ["sqlite_autoindex_predictions_1", "predictions_ts_model"]
+    );
+    let plan = |sql: &str| -> String {
+        let mut q = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        q.query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // The per-model count over a window (GET /quality) and a listing filtered by model.
+    for sql in [
+        "SELECT COUNT(*) FROM predictions WHERE model = 'm' AND ts_ms >= 1 AND ts_ms < 2 AND status = 'success'",
+        "SELECT * FROM predictions WHERE model = 'm' ORDER BY ts_ms DESC, prediction_id DESC LIMIT 50",
+    ] {
+        let plan = plan(sql);
+        assert!(
+            plan.contains("USING INDEX predictions_ts_model"),
+            "{sql}: {plan}"
+        );
+    }
+    // Counts per model over a window (the stats) never touch the table.
+    let totals = plan(
+        "SELECT model, COUNT(*) FROM predictions WHERE ts_ms >= 1 AND ts_ms < 2 GROUP BY model",
+    );
+    assert!(
+        totals.contains("COVERING INDEX predictions_ts_model"),
+        "{totals}"
+    );
+}
+
 #[tokio::test]
 async fn postgres_meets_the_contract() {
     let pg = Postgres::start();

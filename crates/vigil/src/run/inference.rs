@@ -14,7 +14,7 @@ use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
 
 use super::collector::Collector;
-use super::local_delivery::LocalDelivery;
+use super::local_delivery::{self, LocalDelivery};
 use super::{LIFECYCLE, Running, bind};
 use crate::config::Config;
 
@@ -104,6 +104,10 @@ fn start_forwarder(
     let (to, started) = match (collector, &config.collector_url) {
         (Some(collector), _) => {
             let delivery = LocalDelivery::new(collector.state.clone());
+            let settings = ForwarderConfig {
+                batch_size: local_delivery::BATCH_SIZE,
+                ..settings
+            };
             (
                 "in process".to_owned(),
                 Forwarder::start(settings, metrics, delivery),

@@ -10,6 +10,19 @@ use vigil_collector::CollectorState;
 use vigil_forwarder::{Batch, Delivered, Delivery};
 use vigil_records::{BodyError, packed};
 
+/// Records per batch in process. Each batch has costs of its own on both sides of the
+/// queue: a spool file created when the one before fills (on a request worker, under
+/// the queue's lock) and deleted once stored, a wake-up of the forwarder, a
+/// transaction whose commit rewrites the last pages of the table and its indexes, and
+/// its `records_stored` lines. Over HTTP a batch must also suit the collector's body
+/// limits, so that path keeps [`ForwarderConfig::new`]'s 2,000; here nothing limits it
+/// but memory (about 2 MB a batch). Side by side under `vigil up`'s bench load, 10,000
+/// against 2,000 cost the forwarder's thread 0.915-0.953 a record (docs/BENCHMARKS.md,
+/// "Bigger batches in process").
+///
+/// [`ForwarderConfig::new`]: vigil_forwarder::ForwarderConfig::new
+pub const BATCH_SIZE: usize = 10_000;
+
 /// Delivers to the collector of this process.
 pub struct LocalDelivery {
     collector: CollectorState,

@@ -58,6 +58,25 @@ async fn wait_stored(client: &reqwest::Client, collector: &str, n: u64) {
     }
 }
 
+/// `vigil up` stores in batches of 10,000 (what a batch costs is per batch, and nothing
+/// but memory limits one in process); over HTTP batches stay at 2,000, which suit a
+/// collector's body limits. The start-up line says which.
+#[test]
+fn batches_are_larger_in_process_than_over_http() {
+    let data = tempdir("batch-size");
+    let up = Vigil::start_command("up", &["--data-dir", data.to_str().unwrap()], &[]);
+    let line = up.wait_for_log("forwarding_predictions");
+    assert_eq!(line["collector"], "in process", "{line}");
+    assert_eq!(line["batch_size"], 10_000, "{line}");
+    let _ = up.stop();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let serve = Vigil::start(&["--collector-url", &url], &[]);
+    let line = serve.wait_for_log("forwarding_predictions");
+    assert_eq!(line["batch_size"], 2_000, "{line}");
+    let _ = serve.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[tokio::test]
 async fn records_spooled_while_the_collector_is_down_arrive_exactly_once() {
     let port = free_port();

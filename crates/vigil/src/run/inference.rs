@@ -101,7 +101,7 @@ fn start_forwarder(
     let spool = config.data_dir.join("spool");
     let settings = ForwarderConfig::new(&spool);
     let metrics = state.forwarder_metrics.clone();
-    let (to, started) = match (collector, &config.collector_url) {
+    let (to, batch_size, started) = match (collector, &config.collector_url) {
         (Some(collector), _) => {
             let delivery = LocalDelivery::new(collector.state.clone());
             let settings = ForwarderConfig {
@@ -110,13 +110,18 @@ fn start_forwarder(
             };
             (
                 "in process".to_owned(),
+                settings.batch_size,
                 Forwarder::start(settings, metrics, delivery),
             )
         }
         (None, Some(url)) => {
             let delivery = HttpDelivery::new(url)
                 .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
-            (url.clone(), Forwarder::start(settings, metrics, delivery))
+            (
+                url.clone(),
+                settings.batch_size,
+                Forwarder::start(settings, metrics, delivery),
+            )
         }
         (None, None) => return Ok(None),
     };
@@ -127,7 +132,7 @@ fn start_forwarder(
         )
     })?;
     let _ = state.forwarder.set(handle);
-    tracing::info!(target: LIFECYCLE, collector = %to, spool = %spool.display(), "forwarding_predictions");
+    tracing::info!(target: LIFECYCLE, collector = %to, spool = %spool.display(), batch_size, "forwarding_predictions");
     Ok(Some(task))
 }
 

@@ -63,8 +63,7 @@ async fn wait_stored(client: &reqwest::Client, collector: &str, n: u64) {
 /// collector's body limits. The start-up line says which.
 #[test]
 fn batches_are_larger_in_process_than_over_http() {
-    let data = tempdir("batch-size");
-    let up = Vigil::start_command("up", &["--data-dir", data.to_str().unwrap()], &[]);
+    let up = Vigil::start_command("up", &[], &[]);
     let line = up.wait_for_log("forwarding_predictions");
     assert_eq!(line["collector"], "in process", "{line}");
     assert_eq!(line["batch_size"], 10_000, "{line}");
@@ -74,7 +73,6 @@ fn batches_are_larger_in_process_than_over_http() {
     let line = serve.wait_for_log("forwarding_predictions");
     assert_eq!(line["batch_size"], 2_000, "{line}");
     let _ = serve.stop();
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test]

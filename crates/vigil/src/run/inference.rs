@@ -99,29 +99,24 @@ fn start_forwarder(
     collector: Option<&Collector>,
 ) -> anyhow::Result<Option<ForwarderTask>> {
     let spool = config.data_dir.join("spool");
-    let settings = ForwarderConfig::new(&spool);
+    let mut settings = ForwarderConfig::new(&spool);
+    if collector.is_some() {
+        settings.batch_size = local_delivery::BATCH_SIZE;
+    }
+    let batch_size = settings.batch_size;
     let metrics = state.forwarder_metrics.clone();
-    let (to, batch_size, started) = match (collector, &config.collector_url) {
+    let (to, started) = match (collector, &config.collector_url) {
         (Some(collector), _) => {
             let delivery = LocalDelivery::new(collector.state.clone());
-            let settings = ForwarderConfig {
-                batch_size: local_delivery::BATCH_SIZE,
-                ..settings
-            };
             (
                 "in process".to_owned(),
-                settings.batch_size,
                 Forwarder::start(settings, metrics, delivery),
             )
         }
         (None, Some(url)) => {
             let delivery = HttpDelivery::new(url)
                 .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
-            (
-                url.clone(),
-                settings.batch_size,
-                Forwarder::start(settings, metrics, delivery),
-            )
+            (url.clone(), Forwarder::start(settings, metrics, delivery))
         }
         (None, None) => return Ok(None),
     };

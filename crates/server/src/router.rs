@@ -49,15 +49,54 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     } else {
         TelemetryLayer::new(telemetry_config, state.http.clone())
     };
-    routes(&state)
+    // The protocol's error shape wraps only the protocol's routes, outside telemetry
+    // so it sees the timeout and panic answers too. `Router::layer` wraps each route
+    // apart: on vigil's own routes the rewrite would cost every request a layer (a
+    // boxed future and a service clone) only to pass the answer through.
+    let protocol = protocol_routes(&state)
+        .layer(telemetry.clone())
+        .layer(axum::middleware::from_fn(v2::protocol_errors));
+    own_routes(&state)
         .layer(telemetry)
-        .layer(axum::middleware::from_fn(v2::protocol_errors))
+        .merge(protocol)
         .with_state(state)
 }
 
 /// The routes alone, without telemetry (benchmarks measure what the layer costs). The
 /// auth guard sits inside telemetry, so refused requests are logged and counted too.
 pub fn routes(state: &AppState) -> Router<AppState> {
+    own_routes(state).merge(protocol_routes(state))
+}
+
+/// The Open Inference Protocol's routes (`/v2…`). Unknown paths under `/v2` reach
+/// [`own_routes`]' fallback, which answers them in the protocol's shape.
+fn protocol_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v2/models/{name}/infer", post(v2::infer::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer::infer_version),
+        )
+        .route_layer(state.auth.require(Role::Predict))
+        .route("/v2", get(v2::metadata::server))
+        .route("/v2/", get(v2::metadata::server))
+        .route("/v2/health/live", get(v2::metadata::live))
+        .route("/v2/health/ready", get(v2::metadata::ready))
+        .route("/v2/models/{name}", get(v2::metadata::model))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::metadata::model_version),
+        )
+        .route("/v2/models/{name}/ready", get(v2::metadata::ready_model))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::metadata::ready_model_version),
+        )
+        .method_not_allowed_fallback(meta::method_not_allowed)
+}
+
+/// Everything but the protocol's routes, with the JSON 404 fallback.
+fn own_routes(state: &AppState) -> Router<AppState> {
     let auth = &state.auth;
     // Unknown paths under /admin are refused before they are found missing, so the
     // admin surface cannot be mapped without a key.
@@ -78,11 +117,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/predict", post(predict::predict))
         .route("/models/{name}/predict", post(predict::predict_model))
-        .route("/v2/models/{name}/infer", post(v2::infer::infer))
-        .route(
-            "/v2/models/{name}/versions/{version}/infer",
-            post(v2::infer::infer_version),
-        )
         .route_layer(auth.require(Role::Predict))
         .nest("/admin", admin)
         // `/admin/` (trailing slash) is no route of the nested router: refused too.
@@ -105,20 +139,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/v2", get(v2::metadata::server))
-        .route("/v2/", get(v2::metadata::server))
-        .route("/v2/health/live", get(v2::metadata::live))
-        .route("/v2/health/ready", get(v2::metadata::ready))
-        .route("/v2/models/{name}", get(v2::metadata::model))
-        .route(
-            "/v2/models/{name}/versions/{version}",
-            get(v2::metadata::model_version),
-        )
-        .route("/v2/models/{name}/ready", get(v2::metadata::ready_model))
-        .route(
-            "/v2/models/{name}/versions/{version}/ready",
-            get(v2::metadata::ready_model_version),
-        )
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
         .fallback(meta::not_found)

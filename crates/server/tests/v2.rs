@@ -417,3 +417,39 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn answers_from_outside_the_route_are_in_the_protocols_shape_and_others_are_not() {
+    // The telemetry layer answers a timeout outside the route; the protocol's error
+    // layer, which wraps the /v2 routes only, must still see it. With the only
+    // inference thread held the handler surely waits when the zero timeout fires.
+    let state = AppState::new(
+        ModelRegistry::bundled().unwrap(),
+        Limits {
+            concurrency: 1,
+            ..Limits::default()
+        },
+    );
+    let slot = state.scheduler.occupy();
+    let app = app(
+        state,
+        RouterConfig {
+            request_timeout: Some(std::time::Duration::ZERO),
+            ..RouterConfig::default()
+        },
+    );
+    let body =
+        json!({"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": [GOOD]}]});
+    let r = send(&app, bare(INFER, body.to_string())).await;
+    let message = assert_v2_error(&r, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(message.contains("did not complete"), "{message}");
+    // The same timeout on vigil's own route keeps vigil's shape.
+    let r = send(
+        &app,
+        post("/predict", json!({"instances": [GOOD]}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "timeout", "{}", r.text);
+    drop(slot);
+}

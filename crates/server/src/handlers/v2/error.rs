@@ -64,15 +64,15 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Answers given before a `/v2` route runs in vigil's shape (401/403 from the key
 /// guard, 503 `timeout` and 500 from a panic, both from the telemetry layer),
-/// rewritten into the protocol's: `{"error": "<message>", "request_id": ".."}`. Runs
-/// outside every other layer, so it sees their answers; other paths pass untouched.
+/// rewritten into the protocol's: `{"error": "<message>", "request_id": ".."}`. The
+/// router puts it around the `/v2` routes only, outside every other layer, so it sees
+/// their answers.
 pub async fn protocol_errors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let v2 = is_v2(req.uri().path());
     let response = next.run(req).await;
-    if !v2 || !(response.status().is_client_error() || response.status().is_server_error()) {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

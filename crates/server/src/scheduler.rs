@@ -141,26 +141,34 @@ impl Scheduler {
         depth: &Gauge,
     ) -> Result<Scheduled, ApiError> {
         let (reply, answer) = oneshot::channel();
-        {
+        // Everything but the push itself happens outside the lock: the inference
+        // threads take the same lock for every batch, and on a small machine a waiter
+        // that finds it held spins, then yields its CPU (`sched_yield`).
+        let job = Job::Predict(PredictJob {
+            model,
+            values: batch.values,
+            rows: batch.rows,
+            enqueued: Instant::now(),
+            depth: depth.clone(),
+            reply,
+        });
+        let wake = {
             let mut q = self.shared.lock();
             if q.jobs.len() >= self.shared.max_queue + q.idle {
                 return Err(ApiError::Overloaded);
             }
             depth.inc();
-            q.jobs.push_back(Job::Predict(PredictJob {
-                model,
-                values: batch.values,
-                rows: batch.rows,
-                enqueued: Instant::now(),
-                depth: depth.clone(),
-                reply,
-            }));
+            q.jobs.push_back(job);
             // Waking a parked thread is a syscall and a context switch: wake one only
             // when this is the first waiting job. A worker that finds more work
             // behind its batch wakes the next one (see `worker`).
-            if q.idle > 0 && q.jobs.len() == 1 {
-                self.shared.work.notify_one();
-            }
+            q.idle > 0 && q.jobs.len() == 1
+        };
+        // After the unlock, so the woken thread does not wait for this one to let go
+        // of the lock. No wake-up is lost: a worker counted in `idle` went to sleep
+        // on the condvar before it released the lock this thread then took.
+        if wake {
+            self.shared.work.notify_one();
         }
         match answer.await {
             Ok(Ok(scheduled)) => Ok(scheduled),
@@ -188,15 +196,12 @@ impl Scheduler {
 /// One inference thread: take work, merge what can be merged, run, answer.
 fn worker(shared: &Shared) {
     loop {
-        let jobs = {
+        let (jobs, wake) = {
             let mut q = shared.lock();
             loop {
                 if let Some(first) = q.jobs.pop_front() {
                     let taken = take_batch(&mut q, first, shared.max_rows);
-                    if !q.jobs.is_empty() && q.idle > 0 {
-                        shared.work.notify_one();
-                    }
-                    break taken;
+                    break (taken, !q.jobs.is_empty() && q.idle > 0);
                 }
                 if q.shutdown {
                     return;
@@ -206,6 +211,10 @@ fn worker(shared: &Shared) {
                 q.idle -= 1;
             }
         };
+        // Outside the lock, as in `Scheduler::run`.
+        if wake {
+            shared.work.notify_one();
+        }
         match jobs {
             Taken::Predict(jobs) => run_jobs(jobs),
             #[cfg(feature = "test-util")]

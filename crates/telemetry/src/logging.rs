@@ -105,6 +105,26 @@ enum LevelValue {
     trace,
 }
 
+impl LevelValue {
+    const ALL: [LevelValue; 5] = [
+        LevelValue::error,
+        LevelValue::warn,
+        LevelValue::info,
+        LevelValue::debug,
+        LevelValue::trace,
+    ];
+
+    fn of(level: &Level) -> Self {
+        match *level {
+            Level::ERROR => LevelValue::error,
+            Level::WARN => LevelValue::warn,
+            Level::INFO => LevelValue::info,
+            Level::DEBUG => LevelValue::debug,
+            Level::TRACE => LevelValue::trace,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct LevelLabels {
     level: LevelValue,
@@ -114,6 +134,10 @@ struct LevelLabels {
 #[derive(Debug)]
 pub struct LogCounters {
     messages: Family<LevelLabels, Counter>,
+    /// Each level's series of `messages`, in [`LevelValue::ALL`]'s order, looked up
+    /// once: every line counts itself, and a family lookup hashes the labels under a
+    /// lock.
+    by_level: [Counter; 5],
     dropped: OnceLock<Vec<LineWriter>>,
 }
 
@@ -122,32 +146,19 @@ impl LogCounters {
     pub fn global() -> &'static LogCounters {
         static COUNTERS: OnceLock<LogCounters> = OnceLock::new();
         COUNTERS.get_or_init(|| {
-            let messages = Family::default();
-            for level in [
-                LevelValue::error,
-                LevelValue::warn,
-                LevelValue::info,
-                LevelValue::debug,
-                LevelValue::trace,
-            ] {
-                let _ = messages.get_or_create(&LevelLabels { level });
-            }
+            let messages = Family::<LevelLabels, Counter>::default();
+            let by_level =
+                LevelValue::ALL.map(|level| messages.get_or_create(&LevelLabels { level }).clone());
             LogCounters {
                 messages,
+                by_level,
                 dropped: OnceLock::new(),
             }
         })
     }
 
     fn count(&self, level: &Level) {
-        let level = match *level {
-            Level::ERROR => LevelValue::error,
-            Level::WARN => LevelValue::warn,
-            Level::INFO => LevelValue::info,
-            Level::DEBUG => LevelValue::debug,
-            Level::TRACE => LevelValue::trace,
-        };
-        self.messages.get_or_create(&LevelLabels { level }).inc();
+        self.by_level[LevelValue::of(level) as usize].inc();
     }
 
     /// Lines dropped because an output queue was full.
@@ -155,18 +166,6 @@ impl LogCounters {
         self.dropped
             .get()
             .map_or(0, |c| c.iter().map(LineWriter::dropped).sum())
-    }
-
-    /// Lines logged at `level` (`"info"`, …) so far.
-    pub fn messages(&self, level: &str) -> u64 {
-        let level = match level {
-            "error" => LevelValue::error,
-            "warn" => LevelValue::warn,
-            "info" => LevelValue::info,
-            "debug" => LevelValue::debug,
-            _ => LevelValue::trace,
-        };
-        self.messages.get_or_create(&LevelLabels { level }).get()
     }
 
     /// Registers `log_messages_total{level}` and `log_messages_dropped_total`.
@@ -575,6 +574,21 @@ impl Visit for FieldVisitor<'_> {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_counted_line_moves_its_levels_exported_series() {
+        // The per-level counters must be the family's own series, not copies.
+        let counters = LogCounters::global();
+        let exported = |level| {
+            counters
+                .messages
+                .get_or_create(&LevelLabels { level })
+                .get()
+        };
+        let before = exported(LevelValue::debug);
+        counters.count(&Level::DEBUG);
+        assert!(exported(LevelValue::debug) > before);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_microseconds() {

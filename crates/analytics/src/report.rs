@@ -1,13 +1,12 @@
 //! The answers of `/admin/performance` and `/admin/usage`, built from merged slots.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ring::Routes;
+use crate::ring::{Map, Routes};
 use crate::stats::{Counts, RouteStats};
 
 /// One route and method over the window. Latencies in milliseconds; quantiles within
@@ -108,7 +107,7 @@ impl Usage {
     pub(crate) fn new(
         window: Duration,
         routes: &Routes,
-        callers: &HashMap<Arc<str>, Counts>,
+        callers: &Map<Arc<str>, Counts>,
         top: usize,
     ) -> Self {
         let mut route_rows: Vec<RouteUsage> = routes

@@ -5,7 +5,6 @@
 //! dashboard polling the reports holds up a request only while it reads the slot that
 //! request writes to.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,15 +19,21 @@ const SLOTS: usize = (MAX_WINDOW.as_secs() / SLOT.as_secs()) as usize;
 /// The caller of requests no key was accepted for.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// The maps a request looks itself up in, three times. Their keys are route
+/// templates, methods and caller names: short, from bounded sets the server defines
+/// (not from what a client sends), so a fast hash instead of SipHash's flooding
+/// resistance (docs/BENCHMARKS.md, "Instructions a request").
+pub(crate) type Map<K, V> = foldhash::HashMap<K, V>;
+
 /// Route template → method → stats.
-pub(crate) type Routes = HashMap<Box<str>, HashMap<Box<str>, RouteStats>>;
+pub(crate) type Routes = Map<Box<str>, Map<Box<str>, RouteStats>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     /// Which 10-second period since start this slot holds; `None` if never used.
     pub epoch: Option<u64>,
     pub routes: Routes,
-    pub callers: HashMap<Arc<str>, Counts>,
+    pub callers: Map<Arc<str>, Counts>,
 }
 
 /// Request analytics over the last hour.
@@ -88,7 +93,7 @@ impl Analytics {
         let mut slot = self.slots[(epoch % SLOTS as u64) as usize].lock();
         if slot.epoch != Some(epoch) {
             slot.epoch = Some(epoch);
-            slot.routes.values_mut().for_each(HashMap::clear);
+            slot.routes.values_mut().for_each(Map::clear);
             slot.callers.clear();
         }
         let methods = match slot.routes.get_mut(route) {
@@ -106,16 +111,16 @@ impl Analytics {
     }
 
     /// The slots inside the last `window`, merged, and how many seconds they cover.
-    fn merged(&self, window: Duration) -> (Routes, HashMap<Arc<str>, Counts>) {
+    fn merged(&self, window: Duration) -> (Routes, Map<Arc<str>, Counts>) {
         self.merged_at(Instant::now(), window)
     }
 
-    fn merged_at(&self, at: Instant, window: Duration) -> (Routes, HashMap<Arc<str>, Counts>) {
+    fn merged_at(&self, at: Instant, window: Duration) -> (Routes, Map<Arc<str>, Counts>) {
         let now = self.epoch(at);
         let wanted = window.as_secs().div_ceil(SLOT.as_secs()).max(1);
         let oldest = now.saturating_sub(wanted - 1);
-        let mut routes: Routes = HashMap::new();
-        let mut callers: HashMap<Arc<str>, Counts> = HashMap::new();
+        let mut routes = Routes::default();
+        let mut callers: Map<Arc<str>, Counts> = Map::default();
         for slot in &self.slots {
             let slot = slot.lock();
             if !slot.epoch.is_some_and(|e| e >= oldest && e <= now) {
@@ -177,7 +182,7 @@ impl Analytics {
                     if slot.epoch == Some(epoch) {
                         slot.routes
                             .values()
-                            .flat_map(HashMap::values)
+                            .flat_map(Map::values)
                             .for_each(|stats| all.merge(stats));
                     }
                 }

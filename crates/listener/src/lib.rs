@@ -15,8 +15,10 @@ mod config;
 mod connection;
 mod io;
 mod metrics;
+mod peer;
 mod service;
 
 pub use accept::serve;
 pub use config::{ConfigError, ListenerConfig};
 pub use metrics::{CloseReason, ConnectionMetrics};
+pub use peer::Peer;

@@ -1,6 +1,6 @@
 //! The router as hyper's service for one connection. It does what `axum::serve` did
-//! per request (clone the router, which is one reference count; add `ConnectInfo` for
-//! the access line's client IP; box the body once, inside the router) and reports the
+//! per request (clone the router, which is one reference count; add `ConnectInfo<Peer>`
+//! for the access line's client IP; box the body once, inside the router) and reports the
 //! request's stages to [`Activity`]: head complete on `call`, waits for body chunks
 //! from the request body, the end of the response from the response body's drop.
 
@@ -22,11 +22,12 @@ use hyper::body::Incoming;
 use tower::Service as _;
 
 use crate::activity::Activity;
+use crate::peer::Peer;
 
 pub(crate) struct ConnService {
     router: Router,
     activity: Arc<Activity>,
-    remote: SocketAddr,
+    remote: Peer,
 }
 
 impl ConnService {
@@ -34,7 +35,7 @@ impl ConnService {
         Self {
             router,
             activity,
-            remote,
+            remote: Peer::new(remote),
         }
     }
 }
@@ -51,7 +52,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             activity: self.activity.clone(),
             waiting: false,
         });
-        req.extensions_mut().insert(ConnectInfo(self.remote));
+        req.extensions_mut()
+            .insert(ConnectInfo(self.remote.clone()));
         ResponseFuture {
             inner: self.router.clone().call(req),
             activity: Some(self.activity.clone()),

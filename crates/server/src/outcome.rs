@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use vigil_model::{Batch, LoadedModel, Output};
+use vigil_telemetry::context::TraceIdHex;
 
 use crate::catalog::Served;
 use vigil_forwarder::Ticket;
@@ -65,13 +66,13 @@ pub async fn predict(
                 .inc_by(scheduled.compute.as_secs_f64());
             handles.latency.observe(
                 scheduled.compute.as_secs_f64(),
-                trace_id
-                    .clone()
-                    .map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
+                trace_id.map(|trace_id| vigil_telemetry::metrics::TraceExemplar { trace_id }),
                 None,
             );
-            let (predicted, written) =
-                attempt.succeeded(scheduled.predictions, trace_id.as_deref());
+            let (predicted, written) = attempt.succeeded(
+                scheduled.predictions,
+                trace_id.as_ref().map(TraceIdHex::as_str),
+            );
             persist(state, written).await;
             Ok(predicted)
         }
@@ -106,8 +107,17 @@ async fn persist(state: &AppState, ticket: Option<Ticket>) {
     }
 }
 
-fn current_trace_id() -> Option<String> {
-    vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id.clone()))
+fn current_trace_id() -> Option<TraceIdHex> {
+    vigil_telemetry::context::with_current(|c| c.map(|c| c.trace_id))
+}
+
+/// A new prediction id as text, encoded without the formatting machinery.
+fn new_prediction_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    vigil_records::id::new_prediction_id()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
 }
 
 fn latency_ms(started: Instant) -> f64 {
@@ -135,7 +145,7 @@ impl Attempt<'_> {
         self.armed = false;
         let (card, handles) = (&self.model.card, self.handles);
         handles.success.inc_by(self.rows);
-        let prediction_id = vigil_records::id::new_prediction_id().to_string();
+        let prediction_id = new_prediction_id();
         let created_at = crate::handlers::meta::now_rfc3339();
         let latency_ms = latency_ms(self.started);
         let request_id = vigil_telemetry::context::current_request_id();
@@ -226,7 +236,7 @@ impl Attempt<'_> {
         let forwarder = self.state.forwarder.get()?;
         let card = &self.model.card;
         Some(forwarder.submit(&RecordRef {
-            prediction_id: &vigil_records::id::new_prediction_id().to_string(),
+            prediction_id: &new_prediction_id(),
             model: &card.name,
             model_version: &card.version,
             timestamp: &crate::handlers::meta::now_rfc3339(),
@@ -235,7 +245,7 @@ impl Attempt<'_> {
             is_defect: false,
             latency_ms: latency_ms(self.started),
             request_id: &vigil_telemetry::context::current_request_id(),
-            trace_id: current_trace_id().as_deref(),
+            trace_id: current_trace_id().as_ref().map(TraceIdHex::as_str),
             status: Status::Error,
             error_type: Some(error_type.as_str()),
             features: None,

@@ -20,7 +20,11 @@ pub struct RequestId(Arc<str>);
 
 impl RequestId {
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string().into())
+        // Encoded into a stack buffer: `to_string` would run the formatting machinery.
+        let mut buf = uuid::Uuid::encode_buffer();
+        Self(Arc::from(
+            &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf),
+        ))
     }
 
     /// The caller's id if it is acceptable.
@@ -90,19 +94,57 @@ impl TraceContext {
         }
     }
 
-    pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    pub fn trace_id_hex(&self) -> TraceIdHex {
+        TraceIdHex::new(self.trace_id)
     }
 
     /// The `traceparent` to send downstream (and back): same trace, our span.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        let mut span = [0; 16];
+        hex_into(&self.span_id.to_be_bytes(), &mut span);
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        out.push_str(self.trace_id_hex().as_str());
+        out.push('-');
+        out.push_str(std::str::from_utf8(&span).expect("hex digits are ASCII"));
+        out.push_str(if self.sampled { "-01" } else { "-00" });
+        out
     }
+}
+
+/// A trace id as the 32 lowercase hex digits logs, exemplars and records carry.
+/// Formatted once a request and `Copy`: an exemplar or a record takes it without an
+/// allocation, and the hex is written without the formatting machinery.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceIdHex([u8; 32]);
+
+impl TraceIdHex {
+    pub fn new(trace_id: u128) -> Self {
+        let mut digits = [0; 32];
+        hex_into(&trace_id.to_be_bytes(), &mut digits);
+        Self(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+impl fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for TraceIdHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Lowercase hex of `bytes` into `out`, which holds exactly two digits a byte.
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    hex::encode_to_slice(bytes, out).expect("two hex digits a byte");
 }
 
 fn random_nonzero_u128() -> u128 {
@@ -150,7 +192,7 @@ pub struct RequestContext {
     pub request_id: RequestId,
     pub trace: TraceContext,
     /// `trace_id` as 32 hex chars, formatted once.
-    pub trace_id: String,
+    pub trace_id: TraceIdHex,
     pub service: &'static str,
     /// The authenticated caller, once auth has run.
     pub user: OnceLock<Arc<str>>,
@@ -241,6 +283,27 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_written_as_zero_padded_lowercase_hex() {
+        let ctx = TraceContext {
+            trace_id: 0xab,
+            span_id: 0x0c,
+            parent_span_id: None,
+            sampled: false,
+        };
+        assert_eq!(
+            ctx.trace_id_hex().as_str(),
+            "000000000000000000000000000000ab"
+        );
+        assert_eq!(
+            ctx.traceparent(),
+            "00-000000000000000000000000000000ab-000000000000000c-00"
+        );
+        let id = RequestId::generate();
+        assert!(uuid::Uuid::try_parse(id.as_str()).is_ok(), "{id}");
+        assert_eq!(id.as_str(), id.as_str().to_lowercase());
+    }
+
+    #[test]
     fn joins_the_callers_trace_with_a_new_span() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -250,12 +313,18 @@ mod tests {
                 .unwrap(),
         );
         let ctx = TraceContext::from_headers(&headers);
-        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            ctx.trace_id_hex().as_str(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(ctx.parent_span_id, Some(0x00f067aa0ba902b7));
         assert_ne!(ctx.span_id, 0x00f067aa0ba902b7);
-        assert!(
-            ctx.traceparent()
-                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        assert_eq!(
+            ctx.traceparent(),
+            format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-{:016x}-01",
+                ctx.span_id
+            )
         );
         headers.insert(TRACEPARENT_HEADER, "nonsense".parse().unwrap());
         let fresh = TraceContext::from_headers(&headers);

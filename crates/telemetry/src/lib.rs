@@ -8,6 +8,7 @@ pub mod body;
 pub mod context;
 pub mod error;
 pub mod exposition;
+mod field_secrets;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

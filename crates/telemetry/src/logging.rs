@@ -25,7 +25,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::context;
-use crate::redact::{REDACTED, is_sensitive};
+use crate::field_secrets::SecretFields;
+use crate::redact::REDACTED;
 use crate::writer::{self, LineWriter, WriterGuard};
 
 /// Target of start-up and shutdown lines, which stay on at every log level.
@@ -363,6 +364,7 @@ fn format_line(line: &mut String, event: &Event<'_>, default_service: &'static s
     let mut visitor = FieldVisitor {
         line: &mut *line,
         has_message: false,
+        secrets: SecretFields::of(meta),
     };
     event.record(&mut visitor);
     if !visitor.has_message {
@@ -377,7 +379,7 @@ fn format_line(line: &mut String, event: &Event<'_>, default_service: &'static s
             line.push_str(",\"request_id\":");
             push_json_str(line, ctx.request_id.as_str());
             line.push_str(",\"trace_id\":\"");
-            line.push_str(&ctx.trace_id);
+            line.push_str(ctx.trace_id.as_str());
             line.push('"');
         }
     });
@@ -415,6 +417,16 @@ pub fn push_json_str(out: &mut String, s: &str) {
 
 /// Appends `s` JSON-escaped, without quotes.
 fn push_escaped(out: &mut String, s: &str) {
+    // Nearly every value needs no escape. This whole-string check has no early exit,
+    // so the compiler vectorizes it; the byte-by-byte loop below was the largest
+    // single cost of the access line (docs/BENCHMARKS.md, "Instructions a request").
+    let needs_escape = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+    });
+    if !needs_escape {
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -480,6 +492,7 @@ fn push_json_list(line: &mut String, value: &dyn std::fmt::Debug) {
 struct FieldVisitor<'a> {
     line: &'a mut String,
     has_message: bool,
+    secrets: SecretFields,
 }
 
 impl FieldVisitor<'_> {
@@ -498,7 +511,7 @@ impl FieldVisitor<'_> {
             push_json_str(self.line, name);
         }
         self.line.push(':');
-        if is_sensitive(name) {
+        if self.secrets.contains(field) {
             push_json_str(self.line, REDACTED);
             return false;
         }
@@ -663,6 +676,23 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_that_needs_an_escape_is_escaped() {
+        for (raw, escaped) in [
+            ("plain text, ünïcode", "plain text, ünïcode"),
+            ("a\"b", "a\\\"b"),
+            ("a\\b", "a\\\\b"),
+            ("a\tb\n", "a\\tb\\n"),
+            ("\u{1}a", "\\u0001a"),
+            ("a\u{7f}", "a\\u007f"),
+            ("é\u{1f}é", "é\\u001fé"),
+        ] {
+            let mut out = String::new();
+            push_escaped(&mut out, raw);
+            assert_eq!(out, escaped, "{raw:?}");
+        }
+    }
+
+    #[test]
     fn list_fields_are_json_arrays_and_stay_one_line() {
         let ids = vec!["a b", "x\"y", "\r\n{\"level\":\"ERROR\"}\u{1b}"];
         let lines = capture(
@@ -697,7 +727,7 @@ mod tests {
             context::TraceContext::from_headers(&http::HeaderMap::new()),
             "inference",
         ));
-        let trace = ctx.trace_id.clone();
+        let trace = ctx.trace_id;
         let lines = context::scope(ctx, async { capture(|| tracing::info!("inside")) }).await;
         assert_eq!(lines[0]["request_id"], "req-1");
         assert_eq!(lines[0]["trace_id"], trace.as_str());

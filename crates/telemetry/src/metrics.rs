@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use vigil_listener::ConnectionMetrics;
 
+use crate::context::TraceIdHex;
 use crate::exposition;
 use crate::logging::LogCounters;
 use crate::process::ProcessCollector;
@@ -143,7 +144,13 @@ pub struct RouteLabels {
 /// Exemplar labels: the trace that produced an observation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct TraceExemplar {
-    pub trace_id: String,
+    pub trace_id: TraceIdHex,
+}
+
+impl EncodeLabelValue for TraceIdHex {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
 }
 
 type LatencyFamily = Family<

@@ -6,7 +6,7 @@
 //! including the fallback's 404s and the method router's 405s.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use futures_util::FutureExt;
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tower::{Layer, Service};
+use vigil_listener::Peer;
 
 use crate::context::{
     self, REQUEST_ID_HEADER, RequestContext, RequestId, TRACEPARENT_HEADER, TraceContext,
@@ -154,8 +155,8 @@ where
             uri: req.uri().clone(),
             client_ip: req
                 .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ConnectInfo<Peer>>()
+                .map(|c| c.0.ip.clone()),
             declared_len,
             read,
             done: false,
@@ -210,7 +211,8 @@ where
             if let Ok(v) = HeaderValue::from_str(ctx.request_id.as_str()) {
                 headers.insert(REQUEST_ID_HEADER, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&ctx.trace.traceparent()) {
+            // Owned: the header takes the string's bytes without a copy.
+            if let Ok(v) = HeaderValue::try_from(ctx.trace.traceparent()) {
                 headers.insert(TRACEPARENT_HEADER, v);
             }
             record.complete(&response);
@@ -230,7 +232,7 @@ struct Record {
     /// Cloning a `Uri` shares its bytes; the path is cut and the query redacted only
     /// when the line is written.
     uri: http::Uri,
-    client_ip: Option<std::net::IpAddr>,
+    client_ip: Option<Arc<str>>,
     declared_len: Option<u64>,
     read: Arc<AtomicU64>,
     done: bool,
@@ -280,7 +282,7 @@ impl Record {
         m.duration.get_or_create(&route_labels).observe(
             secs,
             Some(TraceExemplar {
-                trace_id: self.ctx.trace_id.clone(),
+                trace_id: self.ctx.trace_id,
             }),
             None,
         );
@@ -309,14 +311,14 @@ impl Record {
         tracing::info!(
             target: "vigil::access",
             method = self.method.as_str(),
-                        path,
+            path,
             query = query.as_deref(),
             route = self.route.as_str(),
             status,
             duration_ms,
             request_bytes,
             response_bytes,
-                        client_ip = self.client_ip.map(tracing::field::display),
+            client_ip = self.client_ip.as_deref(),
             user,
             error_code,
             "request_completed"

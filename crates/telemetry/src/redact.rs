@@ -5,9 +5,9 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Whether a field, header or parameter name is likely to hold a secret.
 pub fn is_sensitive(name: &str) -> bool {
-    // Called for every field of every log line: dispatch on each byte's lowercase
-    // form and compare only the needles that can start there, instead of sliding all
-    // nine needles over the name.
+    // Called for every query parameter and on each log callsite's field names
+    // (`field_secrets`): dispatch on each byte's lowercase form and compare only the
+    // needles that can start there, instead of sliding all nine needles over the name.
     let b = name.as_bytes();
     (0..b.len()).any(|i| {
         let rest = &b[i..];

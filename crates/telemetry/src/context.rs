@@ -100,11 +100,17 @@ impl TraceContext {
 
     /// The `traceparent` to send downstream (and back): same trace, our span.
     pub fn traceparent(&self) -> String {
+        self.traceparent_with(self.trace_id_hex())
+    }
+
+    /// [`Self::traceparent`] with the trace id's hex already written (a request's
+    /// [`RequestContext`] keeps it), so it is not encoded twice.
+    fn traceparent_with(&self, trace_id: TraceIdHex) -> String {
         let mut span = [0; 16];
         hex_into(&self.span_id.to_be_bytes(), &mut span);
         let mut out = String::with_capacity(55);
         out.push_str("00-");
-        out.push_str(self.trace_id_hex().as_str());
+        out.push_str(trace_id.as_str());
         out.push('-');
         out.push_str(std::str::from_utf8(&span).expect("hex digits are ASCII"));
         out.push_str(if self.sampled { "-01" } else { "-00" });
@@ -210,6 +216,11 @@ impl RequestContext {
             user: OnceLock::new(),
             timed_out: AtomicBool::new(false),
         }
+    }
+
+    /// This request's `traceparent`, from the trace id formatted once.
+    pub fn traceparent(&self) -> String {
+        self.trace.traceparent_with(self.trace_id)
     }
 }
 

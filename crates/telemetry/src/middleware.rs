@@ -212,7 +212,7 @@ where
                 headers.insert(REQUEST_ID_HEADER, v);
             }
             // Owned: the header takes the string's bytes without a copy.
-            if let Ok(v) = HeaderValue::try_from(ctx.trace.traceparent()) {
+            if let Ok(v) = HeaderValue::try_from(ctx.traceparent()) {
                 headers.insert(TRACEPARENT_HEADER, v);
             }
             record.complete(&response);

@@ -18,6 +18,7 @@ pub mod process;
 pub mod recent;
 pub mod redact;
 pub mod scrape;
+mod series;
 pub mod threads;
 pub mod writer;
 

@@ -28,11 +28,10 @@ use crate::context::{
     self, REQUEST_ID_HEADER, RequestContext, RequestId, TRACEPARENT_HEADER, TraceContext,
 };
 use crate::error::{ErrorInfo, error_response};
-use crate::metrics::{
-    HttpMetrics, MethodLabel, RequestLabels, RouteLabel, RouteLabels, StatusLabel, TraceExemplar,
-};
+use crate::metrics::{HttpMetrics, MethodLabel, RouteLabel};
 use crate::observer::{Completed, RequestObserver};
 use crate::redact::redact_query;
+use crate::series::{Observation, RouteSeries};
 
 /// Longest path written to the access line; longer ones are cut (the route label is
 /// what aggregates, the path is for humans).
@@ -98,6 +97,7 @@ impl<S> Layer<S> for TelemetryLayer {
         Telemetry {
             inner,
             shared: self.shared.clone(),
+            series: Arc::default(),
         }
     }
 }
@@ -106,6 +106,8 @@ impl<S> Layer<S> for TelemetryLayer {
 pub struct Telemetry<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// This route's series; shared by the clones axum makes of it for each request.
+    series: Arc<RouteSeries>,
 }
 
 impl<S> Service<Request<Body>> for Telemetry<S>
@@ -148,6 +150,7 @@ where
         });
         let mut record = Record {
             shared: shared.clone(),
+            series: self.series.clone(),
             ctx: ctx.clone(),
             started,
             method: req.method().clone(),
@@ -225,6 +228,7 @@ where
 /// the client went away first (so the in-flight gauge always comes back down).
 struct Record {
     shared: Arc<Shared>,
+    series: Arc<RouteSeries>,
     ctx: Arc<RequestContext>,
     started: Instant,
     method: http::Method,
@@ -268,30 +272,18 @@ impl Record {
         let m = &self.shared.metrics;
         let method = MethodLabel::from(&self.method);
         m.in_flight.dec();
-        m.requests
-            .get_or_create(&RequestLabels {
+        self.series.observe(
+            m,
+            &Observation {
                 method,
-                route: self.route.clone(),
-                status: StatusLabel(status),
-            })
-            .inc();
-        let route_labels = RouteLabels {
-            method,
-            route: self.route.clone(),
-        };
-        m.duration.get_or_create(&route_labels).observe(
-            secs,
-            Some(TraceExemplar {
+                route: &self.route,
+                status,
+                duration: elapsed,
                 trace_id: self.ctx.trace_id,
-            }),
-            None,
+                request_bytes,
+                response_bytes,
+            },
         );
-        m.request_size
-            .get_or_create(&route_labels)
-            .observe(request_bytes as f64);
-        m.response_size
-            .get_or_create(&route_labels)
-            .observe(response_bytes as f64);
 
         if let Some(observer) = &self.shared.observer {
             observer.completed(&Completed {

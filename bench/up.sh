@@ -11,7 +11,8 @@
 # of percent within minutes, cannot; then the medians and the paired up/serve ratios.
 #
 #   bench/up.sh [duration_seconds=6] [connections=32]
-#   RUNS=3 (rounds), THREADS=1 (wrk threads)
+#   RUNS=3 (rounds), THREADS=1 (wrk threads); BIN: a vigil binary already built (both
+#   vigil sides run it; default target/release/vigil, built here)
 # Needs Debian's wrk (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,15 +22,20 @@ conns=${2:-32}
 runs=${RUNS:-3}
 threads=${THREADS:-1}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-cargo build --release -q -p vigil -p vigil-bench-hello
+bin=${BIN:-target/release/vigil}
+if [ -n "${BIN:-}" ]; then
+  cargo build --release -q -p vigil-bench-hello
+else
+  cargo build --release -q -p vigil -p vigil-bench-hello
+fi
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 target/release/vigil-bench-hello 127.0.0.1:9411 >/dev/null 2>&1 & pids+=($!)
-target/release/vigil serve --host 127.0.0.1 --port 9412 --data-dir "$work/serve" >/dev/null 2>&1 & pids+=($!)
+"$bin" serve --host 127.0.0.1 --port 9412 --data-dir "$work/serve" >/dev/null 2>&1 & pids+=($!)
 serve_pid=$!
-target/release/vigil up --host 127.0.0.1 --port 9413 --collector-port 9414 --data-dir "$work/up" >/dev/null 2>&1 & pids+=($!)
+"$bin" up --host 127.0.0.1 --port 9413 --collector-port 9414 --data-dir "$work/up" >/dev/null 2>&1 & pids+=($!)
 up_pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:9411/ && break; sleep 0.1; done
 up 9412

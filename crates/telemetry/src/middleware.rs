@@ -96,8 +96,10 @@ impl<S> Layer<S> for TelemetryLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Telemetry {
             inner,
-            shared: self.shared.clone(),
-            series: Arc::default(),
+            layer: Arc::new(PerRoute {
+                shared: self.shared.clone(),
+                series: RouteSeries::default(),
+            }),
         }
     }
 }
@@ -105,9 +107,16 @@ impl<S> Layer<S> for TelemetryLayer {
 #[derive(Debug, Clone)]
 pub struct Telemetry<S> {
     inner: S,
+    /// One allocation for what a request's record needs: a request clones it once.
+    layer: Arc<PerRoute>,
+}
+
+/// What one route's layer holds: the layer's settings and metrics, and this route's
+/// series (shared by the clones axum makes of the service for each request).
+#[derive(Debug)]
+struct PerRoute {
     shared: Arc<Shared>,
-    /// This route's series; shared by the clones axum makes of it for each request.
-    series: Arc<RouteSeries>,
+    series: RouteSeries,
 }
 
 impl<S> Service<Request<Body>> for Telemetry<S>
@@ -125,7 +134,7 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let started = Instant::now();
-        let shared = self.shared.clone();
+        let shared = &self.layer.shared;
         let ctx = Arc::new(RequestContext::new(
             RequestId::from_headers(req.headers()),
             TraceContext::from_headers(req.headers()),
@@ -149,8 +158,7 @@ where
             })
         });
         let mut record = Record {
-            shared: shared.clone(),
-            series: self.series.clone(),
+            layer: self.layer.clone(),
             ctx: ctx.clone(),
             started,
             method: req.method().clone(),
@@ -227,8 +235,7 @@ where
 /// What the access line and metrics need, recorded once: on completion, or on drop if
 /// the client went away first (so the in-flight gauge always comes back down).
 struct Record {
-    shared: Arc<Shared>,
-    series: Arc<RouteSeries>,
+    layer: Arc<PerRoute>,
     ctx: Arc<RequestContext>,
     started: Instant,
     method: http::Method,
@@ -269,10 +276,11 @@ impl Record {
         let request_bytes = self
             .declared_len
             .unwrap_or_else(|| self.read.load(Ordering::Relaxed));
-        let m = &self.shared.metrics;
+        let PerRoute { shared, series } = &*self.layer;
+        let m = &shared.metrics;
         let method = MethodLabel::from(&self.method);
         m.in_flight.dec();
-        self.series.observe(
+        series.observe(
             m,
             &Observation {
                 method,
@@ -285,7 +293,7 @@ impl Record {
             },
         );
 
-        if let Some(observer) = &self.shared.observer {
+        if let Some(observer) = &shared.observer {
             observer.completed(&Completed {
                 // The closed set: an odd method must not become a key anywhere.
                 method: method.as_str(),
@@ -315,14 +323,14 @@ impl Record {
             error_code,
             "request_completed"
         );
-        if elapsed >= self.shared.config.slow_request {
+        if elapsed >= shared.config.slow_request {
             tracing::warn!(
                 target: "vigil::access",
                 method = self.method.as_str(),
                 route = self.route.as_str(),
                 status,
                 duration_ms,
-                threshold_ms = self.shared.config.slow_request.as_millis() as u64,
+                threshold_ms = shared.config.slow_request.as_millis() as u64,
                 "slow_request"
             );
         }

@@ -4,9 +4,9 @@
 //! the first one it answered. Keeping that request's four series handles spares each
 //! later request four label-set hashes (SipHash over the route) and four read locks
 //! on families every worker shares (2 % of a `/predict`'s instructions:
-//! docs/BENCHMARKS.md, "Instructions a request"). Any other request (another method on a 405 fallback, another status) is
-//! looked up in the families as before: the cache only decides where a value is
-//! added, never whether.
+//! docs/BENCHMARKS.md, "Instructions a request"). Any other request (another method
+//! on a 405 fallback, another status) is looked up in the families as before: the
+//! cache only decides where a value is added, never whether.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -147,13 +147,13 @@ mod tests {
         let http = HttpMetrics::register(&mut registry);
         let metrics = Metrics::new(registry);
         let series = RouteSeries::default();
-        let predict = RouteLabel::Unmatched;
+        let route = RouteLabel::Unmatched;
         // A 404 first: not kept; then the success that is; then a 404 and a POST again.
-        series.observe(&http, &observation(MethodLabel::GET, &predict, 404));
-        series.observe(&http, &observation(MethodLabel::GET, &predict, 200));
-        series.observe(&http, &observation(MethodLabel::GET, &predict, 200));
-        series.observe(&http, &observation(MethodLabel::GET, &predict, 404));
-        series.observe(&http, &observation(MethodLabel::POST, &predict, 200));
+        series.observe(&http, &observation(MethodLabel::GET, &route, 404));
+        series.observe(&http, &observation(MethodLabel::GET, &route, 200));
+        series.observe(&http, &observation(MethodLabel::GET, &route, 200));
+        series.observe(&http, &observation(MethodLabel::GET, &route, 404));
+        series.observe(&http, &observation(MethodLabel::POST, &route, 200));
         assert_eq!(series.kept.get().map(|k| k.status), Some(200));
 
         let text = metrics.render_text();

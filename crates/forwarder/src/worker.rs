@@ -70,6 +70,11 @@ impl<D: Delivery> Worker<D> {
                 let (parked, batch) = fair(&priority, || {
                     (queue.take_parked(), queue.next_batch(partial || stopping))
                 });
+                // One partial batch a tick: what arrives while it is delivered waits
+                // for the next tick (or a full batch). Taking it at once would chase
+                // the handlers under load, a small batch after each delivery, each
+                // with a transaction, a spool file and a wake-up of its own.
+                partial = false;
                 self.park_all(parked);
                 let Some(batch) = batch else {
                     break;

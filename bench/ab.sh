@@ -94,7 +94,6 @@ for run in $(seq 1 "$runs"); do
       awk '{printf "  forwarder thread us/request A %.2f B %.2f (B/A %.3f)\n", $1, $2, $2/$1}' | tee -a "$work/forwarder"
   fi
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rps_ratio=$(awk '{print $9}' "$work/rounds" | tr -d ')' | median)
 cpu_ratio=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)
 echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio, CPU per request $cpu_ratio"

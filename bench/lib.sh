@@ -50,3 +50,9 @@ drain() {
 # per_second WRK_OUTPUT [EXTRA_SECONDS=0]: the run's requests over its duration plus
 # EXTRA_SECONDS (a drain after it).
 per_second() { awk -v d="${2:-0}" '/requests in/ {sub("s,", "", $4); printf "%.2f\n", $1 / ($4 + d)}' "$1"; }
+
+# answered PORT: 200s of POST /predict the instance on PORT has given so far.
+answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
+
+# median: the median of the numbers on stdin, one a line (the upper one of an even count).
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -24,7 +24,6 @@ start() {
   pid=$!
   up 9415
 }
-answered() { curl -s http://127.0.0.1:9415/metrics | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
 predicted() { curl -s http://127.0.0.1:9415/metrics | awk '/^predictions_total\{model="defect-detector",.*status="(success|error)"\}/ {n += $2} END {printf "%d", n}'; }
 spool() { curl -s http://127.0.0.1:9415/metrics | awk '/^prediction_log_spool_records / {printf "%d", $2}'; }
 stored() { curl -s 'http://127.0.0.1:9416/stats?window=1d' | python3 -c 'import json,sys; print(sum(m["count"] for m in json.load(sys.stdin)["models"]))'; }
@@ -32,7 +31,7 @@ stored() { curl -s 'http://127.0.0.1:9416/stats?window=1d' | python3 -c 'import 
 echo "wrk -t$threads -c$conns -d${duration}s on vigil up; $(nproc) cores; $(date -u +%FT%TZ)"
 start 1
 wrk -t"$threads" -c"$conns" -d"${duration}s" -s bench/predict.lua http://127.0.0.1:9415/predict | grep -E "Requests/sec|requests in"
-n=$(answered)
+n=$(answered 9415)
 p=$(predicted)
 echo "answered 200: $n; predicted: $p; waiting in the spool at the end of the load: $(spool)"
 kill -TERM "$pid"; wait "$pid" || true

@@ -33,8 +33,6 @@ up 9472
 up 9473
 kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
 
-# answered PORT: 200s of POST /predict so far.
-answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
 
 # round PID PORT LABEL: one round of one side; writes "process_us forwarder_us".
 round() {
@@ -49,7 +47,6 @@ round() {
     'BEGIN {printf "%.2f %.2f\n", c / hz * 1e6 / n, f / hz * 1e6 / n}' >"$work/$3.us"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "vigil up at $rate req/s: A = $label_a ($bin_a), B = $label_b ($bin_b)"
 echo "vigil load --rate $rate --duration ${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"

@@ -45,8 +45,6 @@ for port in 9412 9413; do
     -d '{"features": [70, 250, 2.5, 45, 1500, 12]}' >/dev/null
 done
 
-# answered PORT: 200s of POST /predict so far.
-answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\{method="POST",route="\/predict",status="200"\}/ {printf "%d", $2}'; }
 
 # per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
 per_request() { us_per_request "$1" "$work/$2.txt" >"$work/$2.us"; }
@@ -76,7 +74,6 @@ for run in $(seq 1 "$runs"); do
   paste "$work/serve-$run.rps" "$work/up-$run.rps" "$work/serve-$run.us" "$work/up-$run.us" |
     awk '{print $2 / $1, $3 / $4}' >>"$work/paired"
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 hello=$(cat "$work"/hello-*.rps | median)
 serve=$(cat "$work"/serve-*.rps | median)
 up=$(cat "$work"/up-*.rps | median)

@@ -72,7 +72,6 @@ for run in $(seq 1 "$runs"); do
       tee -a "$work/rounds-$rows"
   done
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for rows in 1 256; do
   rps=$(awk '{print $11}' "$work/rounds-$rows" | tr -d ')' | median)
   us=$(awk '{print $NF}' "$work/rounds-$rows" | tr -d ')' | median)

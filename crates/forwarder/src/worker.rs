@@ -223,3 +223,66 @@ impl<D: Delivery> Worker<D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock, mpsc};
+    use std::time::{Duration, Instant};
+
+    use vigil_records::RecordRef;
+
+    use crate::testing::{dir, ids, metrics, record};
+    use crate::{Batch, Delivered, Delivery, Forwarder, ForwarderConfig};
+
+    /// Takes every batch as stored; tells the test when each came and what it held, and
+    /// while it delivers the first, submits `arriving` as handlers would meanwhile.
+    struct Arrivals {
+        forwarder: Arc<OnceLock<Forwarder>>,
+        arriving: Vec<&'static str>,
+        seen: mpsc::Sender<(Instant, Vec<String>)>,
+    }
+
+    impl Delivery for Arrivals {
+        async fn deliver(&mut self, batch: &Batch) -> Delivered {
+            for id in std::mem::take(&mut self.arriving) {
+                let forwarder = self.forwarder.get().expect("set before the first record");
+                forwarder.persist_now(forwarder.submit(&RecordRef::from(&record(id))));
+            }
+            let _ = self.seen.send((Instant::now(), ids(batch)));
+            Delivered::Stored
+        }
+    }
+
+    /// A tick takes one partial batch: records that arrive while it is delivered wait
+    /// for the next tick, except those that fill a batch, which goes at once.
+    #[tokio::test]
+    async fn a_tick_takes_one_partial_batch_and_a_full_one_goes_at_once() {
+        let tick = Duration::from_secs(1);
+        let mut config = ForwarderConfig::new(dir());
+        config.batch_size = 4;
+        config.flush_interval = tick;
+        // A worker starved at idle priority on a busy machine is raised within ~0.1 s,
+        // so a late tick cannot eat up the gap asserted below.
+        config.catch_up_after = Duration::from_millis(100);
+        let forwarder = Arc::new(OnceLock::new());
+        let (seen, deliveries) = mpsc::channel();
+        let delivery = Arrivals {
+            forwarder: forwarder.clone(),
+            arriving: vec!["b", "c", "d", "e", "f", "g"],
+            seen,
+        };
+        let (handle, task) = Forwarder::start(config, metrics(), delivery).unwrap();
+        forwarder.set(handle.clone()).unwrap();
+        handle.persist_now(handle.submit(&RecordRef::from(&record("a"))));
+
+        let next = || deliveries.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(next().1, ["a"], "a tick's partial batch");
+        let (full_at, full) = next();
+        assert_eq!(full, ["b", "c", "d", "e"], "the batch they filled, at once");
+        let (rest_at, rest) = next();
+        assert_eq!(rest, ["f", "g"], "the next tick's partial");
+        let gap = rest_at - full_at;
+        assert!(gap >= tick / 2, "{gap:?} after the full batch");
+        assert_eq!(task.finish().await, 0);
+    }
+}

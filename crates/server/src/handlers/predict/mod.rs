@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use utoipa::ToSchema;
 use vigil_model::Output;
 
@@ -19,17 +20,17 @@ use crate::state::AppState;
 pub use parse::PredictRequest;
 
 /// One instance's prediction: a classifier's class or a regressor's value.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum Prediction {
-    Class(ClassPrediction),
+pub enum Prediction<'a> {
+    Class(ClassPrediction<'a>),
     Value(ValuePrediction),
 }
 
 /// A classification model's answer for one instance.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClassPrediction {
-    pub label: String,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClassPrediction<'a> {
+    pub label: &'a str,
     pub class_index: usize,
     /// Probability of the predicted class.
     pub confidence: f32,
@@ -38,16 +39,16 @@ pub struct ClassPrediction {
 }
 
 /// A regression model's answer for one instance.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ValuePrediction {
     pub value: f32,
 }
 
-impl Prediction {
-    fn new(output: Output, labels: &[String]) -> Self {
+impl<'a> Prediction<'a> {
+    fn new(output: Output, labels: &'a [String]) -> Self {
         match output {
             Output::Class(p) => Self::Class(ClassPrediction {
-                label: labels.get(p.class_index).cloned().unwrap_or_default(),
+                label: labels.get(p.class_index).map_or("", String::as_str),
                 class_index: p.class_index,
                 confidence: p.confidence,
                 probabilities: p.probabilities,
@@ -57,14 +58,17 @@ impl Prediction {
     }
 }
 
+// It borrows the model's name, version and labels from its card and is serialized
+// before the handler returns, so an answer copies none of them. (A `//` comment: the
+// `///` one below is the OpenAPI document's description.)
 /// The answer to a prediction request.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PredictResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PredictResponse<'a> {
     pub prediction_id: String,
     pub request_id: String,
-    pub model: String,
-    pub model_version: String,
-    pub predictions: Vec<Prediction>,
+    pub model: &'a str,
+    pub model_version: &'a str,
+    pub predictions: Vec<Prediction<'a>>,
     /// Time spent in the server on this prediction, in milliseconds.
     pub latency_ms: f64,
     /// RFC 3339 UTC.
@@ -82,7 +86,7 @@ pub struct PredictResponse {
 pub async fn predict(
     State(state): State<AppState>,
     body: Result<JsonBytes, ApiError>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     run(&state, None, body).await
 }
 
@@ -99,7 +103,7 @@ pub async fn predict_model(
     State(state): State<AppState>,
     name: Result<PathName, ApiError>,
     body: Result<JsonBytes, ApiError>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = name?.0;
     run(&state, Some(&name), body).await
 }
@@ -108,7 +112,7 @@ async fn run(
     state: &AppState,
     path_model: Option<&str>,
     body: Result<JsonBytes, ApiError>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (model, batch) = parse::parse(state, path_model, body).map_err(|refused| {
         outcome::rejected(state, refused.model.as_deref(), &refused.error);
@@ -119,8 +123,8 @@ async fn run(
     Ok(Json(PredictResponse {
         prediction_id: done.prediction_id,
         request_id: done.request_id,
-        model: model.card.name.clone(),
-        model_version: model.card.version.clone(),
+        model: &model.card.name,
+        model_version: &model.card.version,
         predictions: done
             .predictions
             .into_iter()
@@ -128,5 +132,6 @@ async fn run(
             .collect(),
         latency_ms: done.latency_ms,
         created_at: done.created_at,
-    }))
+    })
+    .into_response())
 }

@@ -33,11 +33,11 @@ up 9472
 up 9473
 kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
 
-
 # round PID PORT LABEL: one round of one side; writes "process_us forwarder_us".
 round() {
   local c0 f0 n0 n1
   c0=$(cpu "$1") f0=$(thread_cpu "$1" vigil-forwarder) n0=$(answered "$2")
+  # Both sides are loaded by the same generator: A's `vigil load`.
   "$bin_a" load --target "http://127.0.0.1:$2" --rate "$rate" --duration "${duration}s" \
     --concurrency 64 >"$work/$3.load"
   n1=$(answered "$2")
@@ -46,7 +46,6 @@ round() {
     -v n=$((n1 - n0)) -v hz="$(getconf CLK_TCK)" \
     'BEGIN {printf "%.2f %.2f\n", c / hz * 1e6 / n, f / hz * 1e6 / n}' >"$work/$3.us"
 }
-
 
 echo "vigil up at $rate req/s: A = $label_a ($bin_a), B = $label_b ($bin_b)"
 echo "vigil load --rate $rate --duration ${duration}s, $runs alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"

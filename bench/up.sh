@@ -45,7 +45,6 @@ for port in 9412 9413; do
     -d '{"features": [70, 250, 2.5, 45, 1500, 12]}' >/dev/null
 done
 
-
 # per_request TICKS LABEL: CPU microseconds per request of the round LABEL.
 per_request() { us_per_request "$1" "$work/$2.txt" >"$work/$2.us"; }
 

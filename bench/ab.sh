@@ -4,7 +4,8 @@
 # POST /predict, bench/predict.lua), alternating which goes first. Per round it prints
 # req/s and the server's CPU per answered request (utime + stime from /proc: it
 # resolves a few percent where req/s on this VM drifts by tens), then the medians and
-# the medians of the paired B/A ratios. Every answer must be 2xx.
+# the medians of the paired B/A ratios, each with the interval that holds the true
+# median (`interval` in bench/lib.sh). Every answer must be 2xx.
 #
 #   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
 #   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry;
@@ -96,7 +97,10 @@ for run in $(seq 1 "$runs"); do
 done
 rps_ratio=$(awk '{print $9}' "$work/rounds" | tr -d ')' | median)
 cpu_ratio=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)
-echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio, CPU per request $cpu_ratio"
+rps_interval=$(awk '{print $9}' "$work/rounds" | tr -d ')' | interval)
+cpu_interval=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | interval)
+echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio ($rps_interval), CPU per request $cpu_ratio ($cpu_interval)"
 if [ "$command" = up ]; then
-  echo "median paired B/A forwarder thread CPU per request: $(awk '{print $NF}' "$work/forwarder" | tr -d ')' | median)"
+  fwd=$(awk '{print $NF}' "$work/forwarder" | tr -d ')')
+  echo "median paired B/A forwarder thread CPU per request: $(median <<<"$fwd") ($(interval <<<"$fwd"))"
 fi

@@ -13,6 +13,7 @@
 # Needs Debian's wrk (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 duration=${1:-10}
 conns=${2:-32}
 runs=${RUNS:-3}
@@ -43,8 +44,6 @@ load() { # placement url label
   printf '%-26s %12s req/s   p50 %-8s p99 %-8s\n' "$3" "$rps" "$p50" "$p99"
   echo "$rps" >"$work/$3.rps"
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "wrk -t1 -c$conns -d${duration}s, $runs alternating runs per server"
 for placement in shared pinned; do

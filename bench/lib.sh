@@ -56,3 +56,18 @@ answered() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^http_requests_total\
 
 # median: the median of the numbers on stdin, one a line (the upper one of an even count).
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# interval: "LOW to HIGH at C %", a distribution-free interval for the median of the
+# numbers on stdin: the order statistics x(k) and x(n-k+1) with the largest k for which
+# P(Binomial(n, 1/2) < k) <= 2.5 %, and the confidence C that the true median lies
+# between them (at least 95 % from 6 rounds; fewer rounds give less, and say so). A
+# paired ratio whose interval holds 1 (or a target) is not resolved by the run.
+interval() {
+  sort -n | awk '{a[NR] = $1}
+    END {
+      n = NR; if (n == 0) exit
+      pm = 0.5 ^ n; cum = pm; k = 1
+      while (k < n / 2) { pm = pm * (n - k + 1) / k; if (cum + pm > 0.025) break; cum += pm; k++ }
+      printf "%s to %s at %.0f %%\n", a[k], a[n - k + 1], 100 * (1 - 2 * cum)
+    }'
+}

@@ -5,7 +5,8 @@
 # predictions at RATE for DURATION, the script waits until the side has stored every
 # prediction it made, and prints per answered request the CPU of the whole process and
 # of its `vigil-forwarder` thread (utime + stime from /proc, the storing after the
-# round included), then the medians of the paired B/A ratios.
+# round included), then the medians of the paired B/A ratios with their intervals
+# (`interval` in bench/lib.sh).
 #
 # Why a fixed rate: under a saturating wrk load a change to storing also changes how
 # much CPU is left to the handlers, and the VM's drift between rounds (tens of percent)
@@ -61,5 +62,7 @@ for run in $(seq 1 "$runs"); do
     '{printf "round %d: CPU us/request A %6.2f B %6.2f (B/A %.3f)  forwarder thread A %5.2f B %5.2f (B/A %.3f)\n", r, $1, $3, $3/$1, $2, $4, $4/$2}' |
     tee -a "$work/rounds"
 done
-echo "median paired B/A: CPU per request $(awk '{print $10}' "$work/rounds" | tr -d ')' | median)," \
-  "forwarder thread per request $(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)"
+process=$(awk '{print $10}' "$work/rounds" | tr -d ')')
+forwarder=$(awk '{print $NF}' "$work/rounds" | tr -d ')')
+echo "median paired B/A: CPU per request $(median <<<"$process") ($(interval <<<"$process"))," \
+  "forwarder thread per request $(median <<<"$forwarder") ($(interval <<<"$forwarder"))"

@@ -8,7 +8,8 @@
 # never answered). Per round it also prints each vigil's CPU per answered request
 # (utime + stime from /proc, the storing included: `up` is charged for the records it
 # stores after the round too), which resolves what req/s on this VM, drifting by tens
-# of percent within minutes, cannot; then the medians and the paired up/serve ratios.
+# of percent within minutes, cannot; then the medians and the paired up/serve ratios,
+# each with the interval that holds the true median (see `interval` in bench/lib.sh).
 #
 #   bench/up.sh [duration_seconds=6] [connections=32]
 #   RUNS=3 (rounds), THREADS=1 (wrk threads); BIN: a vigil binary already built (both
@@ -80,4 +81,6 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100*a/b}'; }
 echo "median req/s: hello-world $hello, serve $serve, up $up"
 echo "serve / hello-world $(pct "$serve" "$hello"); up / hello-world $(pct "$up" "$hello"); up / serve $(pct "$up" "$serve")"
 echo "median CPU us/request: serve $(cat "$work"/serve-*.us | median), up $(cat "$work"/up-*.us | median)"
-echo "paired up / serve (medians of the rounds' ratios): req/s $(awk '{print $1}' "$work/paired" | median | awk '{printf "%.0f%%", 100*$1}'), serve's CPU per request / up's $(awk '{print $2}' "$work/paired" | median | awk '{printf "%.0f%%", 100*$1}')"
+# pct_of COLUMN: the paired ratios of that column in percent, one a line.
+pct_of() { awk -v c="$1" '{printf "%.0f\n", 100 * $c}' "$work/paired"; }
+echo "paired up / serve (medians of the rounds' ratios, then the interval of that median): req/s $(pct_of 1 | median)% ($(pct_of 1 | interval)), serve's CPU per request / up's $(pct_of 2 | median)% ($(pct_of 2 | interval))"

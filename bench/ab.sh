@@ -50,7 +50,7 @@ pid_b=$!
 up 9412
 up 9413
 # A port another process holds would answer for a side that failed to start.
-kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
+alive "$pid_a" "$pid_b"
 # A side that sends a key must really need it.
 for side in A:9412 B:9413; do
   key_var=KEY_${side%%:*}

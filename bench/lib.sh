@@ -4,6 +4,10 @@
 # up PORT: waits (up to 10 s) until the instance on PORT answers /health.
 up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/health" && return; sleep 0.1; done; }
 
+# alive PID...: ends the script when a server it started has already exited (its port
+# in use, most often).
+alive() { for p in "$@"; do kill -0 "$p" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }; done; }
+
 # cpu PID: the process's CPU time so far (utime + stime), in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -32,7 +32,7 @@ pid_a=$!
 pid_b=$!
 up 9472
 up 9473
-kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
+alive "$pid_a" "$pid_b"
 
 # round PID PORT LABEL: one round of one side; writes "process_us forwarder_us".
 round() {

@@ -28,7 +28,7 @@ serve_pid=$!
 up_pid=$!
 up 9452
 up 9453
-kill -0 "$serve_pid" 2>/dev/null && kill -0 "$up_pid" 2>/dev/null || { echo "a side did not start (port in use?)" >&2; exit 1; }
+alive "$serve_pid" "$up_pid"
 
 # groups PID: "name ticks" per thread group (the name without a trailing -N).
 groups() {

@@ -95,11 +95,9 @@ for run in $(seq 1 "$runs"); do
       awk '{printf "  forwarder thread us/request A %.2f B %.2f (B/A %.3f)\n", $1, $2, $2/$1}' | tee -a "$work/forwarder"
   fi
 done
-rps_ratio=$(awk '{print $9}' "$work/rounds" | tr -d ')' | median)
-cpu_ratio=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | median)
-rps_interval=$(awk '{print $9}' "$work/rounds" | tr -d ')' | interval)
-cpu_interval=$(awk '{print $NF}' "$work/rounds" | tr -d ')' | interval)
-echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $rps_ratio ($rps_interval), CPU per request $cpu_ratio ($cpu_interval)"
+rps_ratios=$(awk '{print $9}' "$work/rounds" | tr -d ')')
+cpu_ratios=$(awk '{print $NF}' "$work/rounds" | tr -d ')')
+echo "median req/s: A $(cat "$work"/a-*.rps | median), B $(cat "$work"/b-*.rps | median); median paired B/A: req/s $(median <<<"$rps_ratios") ($(interval <<<"$rps_ratios")), CPU per request $(median <<<"$cpu_ratios") ($(interval <<<"$cpu_ratios"))"
 if [ "$command" = up ]; then
   fwd=$(awk '{print $NF}' "$work/forwarder" | tr -d ')')
   echo "median paired B/A forwarder thread CPU per request: $(median <<<"$fwd") ($(interval <<<"$fwd"))"

@@ -65,7 +65,10 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # numbers on stdin: the order statistics x(k) and x(n-k+1) with the largest k for which
 # P(Binomial(n, 1/2) < k) <= 2.5 %, and the confidence C that the true median lies
 # between them (at least 95 % from 6 rounds; fewer rounds give less, and say so). A
-# paired ratio whose interval holds 1 (or a target) is not resolved by the run.
+# paired ratio whose interval holds 1 (or a target) is not resolved by the run. It
+# takes the rounds as independent; this VM's drift makes neighbouring rounds alike, so
+# it is the least uncertainty a run has, not all of it: an effect that one run's
+# interval excludes 1 for still wants the same run with the sides swapped.
 interval() {
   sort -n | awk '{a[NR] = $1}
     END {

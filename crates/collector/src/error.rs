@@ -27,6 +27,9 @@ pub enum CollectorError {
     Invalid(String),
     #[error("invalid query parameter: {0}")]
     InvalidQuery(String),
+    /// A path parameter that does not decode (not UTF-8 once percent-decoded).
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
     #[error("{} invalid record(s); nothing was stored", .0.len())]
     InvalidRecords(Vec<RecordError>),
     #[error("no route for this path")]
@@ -52,9 +55,10 @@ impl From<BodyRejection> for CollectorError {
 impl CollectorError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::BodyRead | Self::InvalidQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson(_)
+            | Self::BodyRead
+            | Self::InvalidQuery(_)
+            | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType | Self::UnsupportedVersion(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -74,6 +78,7 @@ impl CollectorError {
             Self::BodyRead => "body_read_error",
             Self::Invalid(_) => "invalid_body",
             Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidPath(_) => "invalid_path",
             Self::InvalidRecords(_) => "invalid_records",
             Self::NotFound => "not_found",
             Self::UnknownModel => "model_not_found",

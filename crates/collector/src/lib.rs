@@ -15,6 +15,7 @@ pub mod quality;
 mod stored_lines;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -75,6 +76,8 @@ pub struct Inner {
     pub quality: Arc<QualityWindow>,
     pub feedback: FeedbackState,
     pub started: Instant,
+    /// Cleared on shutdown, so `/health/ready` answers 503 while the process drains.
+    ready: AtomicBool,
     /// The runtime the collector was made on: work it spawns (the label join after an
     /// ingest) runs there, whichever thread ingested (`vigil up`'s forwarder has a
     /// runtime of its own; the pool's connections go back to the pool through tasks
@@ -114,8 +117,19 @@ impl CollectorState {
             quality,
             feedback: FeedbackState::default(),
             started: Instant::now(),
+            ready: AtomicBool::new(true),
             runtime: tokio::runtime::Handle::current(),
         }))
+    }
+
+    /// Whether the service still takes new work (cleared on shutdown).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stops advertising readiness (on shutdown) so load balancers drain us first.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
     }
 
     /// Checks the database and records the answer in `logging_db_initialized`.

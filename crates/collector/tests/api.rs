@@ -349,6 +349,63 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_records",
         ),
+        // A record is an object, not its fields in a row.
+        (
+            post(
+                "/log",
+                json!({"records": [record("v", false), ["v2", "defect-detector", "1.0.0"]]})
+                    .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_records",
+        ),
+        // In UTC these are the years 10000 and -1, which RFC 3339 cannot write back.
+        (
+            post("/log", {
+                let mut r = record("u", false);
+                r["timestamp"] = json!("9999-12-31T23:59:59-23:59");
+                r.to_string()
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_records",
+        ),
+        (
+            post("/log", {
+                let mut r = record("t", false);
+                r["timestamp"] = json!("0000-01-01T00:00:00+23:59");
+                r.to_string()
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_records",
+        ),
+        (
+            get("/predictions?until=9999-12-31T23:59:59-23:59"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            post("/alerts", "[\"4\", []]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Request::put("/models/%ff")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            Request::put("/models/arrcard")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    "[\"arrcard\", \"1\", \"classification\", [\"a\", \"b\"]]",
+                ))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             post_bytes(b"VGL2".to_vec()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -441,6 +498,7 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     }
     let all = send(&app, get("/predictions")).await.body;
     assert_eq!(all["predictions"], json!([]));
+    assert_eq!(send(&app, get("/models")).await.body["models"], json!([]));
     let m = send(&app, get("/metrics")).await.text;
     assert!(!m.contains("status=\"5"), "{m}");
 }

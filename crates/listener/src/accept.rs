@@ -5,6 +5,7 @@
 
 use std::io;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::ListenerConfig;
 use crate::connection;
+use crate::malformed::MalformedAnswer;
 use crate::metrics::{CloseReason, ConnectionMetrics};
 
 /// After an accept error that is not about one connection (out of file descriptors or
@@ -38,12 +40,14 @@ const RESERVED_FDS: u64 = 64;
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets
 /// every open connection finish the request it is serving (idle keep-alive connections
 /// close at once, busy ones after their response) and returns when all are closed.
-/// Accept errors are logged and retried, never returned.
+/// Accept errors are logged and retried, never returned. A request hyper cannot parse
+/// is answered with `malformed`'s answer instead of hyper's own.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: ListenerConfig,
     metrics: ConnectionMetrics,
+    malformed: Arc<dyn MalformedAnswer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     check_fd_limit(config.max_connections);
@@ -86,10 +90,11 @@ pub async fn serve(
         };
         guard.metrics.connection_opened();
         let router = router.clone();
+        let malformed = malformed.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut guard = guard;
-            guard.reason = connection::run(stream, remote, router, config, stop).await;
+            guard.reason = connection::run(stream, remote, router, config, malformed, stop).await;
         });
     }
     drop(listener);

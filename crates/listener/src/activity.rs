@@ -84,6 +84,14 @@ impl Activity {
         }
     }
 
+    /// Whether the connection waits for a request head: no request has gone to the
+    /// router since the last response was produced, and either none was produced yet
+    /// or bytes of the next head have arrived. hyper writes nothing of its own then,
+    /// except its answer to a head it could not parse.
+    pub(crate) fn awaiting_head(&self) -> bool {
+        matches!(self.phase.load(Relaxed), FIRST | NEXT)
+    }
+
     /// A request head is complete and the request goes to the router.
     pub(crate) fn request_started(&self) {
         self.phase.store(BUSY, Relaxed);

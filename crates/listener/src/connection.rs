@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::activity::{Activity, after};
 use crate::config::ListenerConfig;
 use crate::io::Tracked;
+use crate::malformed::MalformedAnswer;
 use crate::metrics::CloseReason;
 use crate::service::ConnService;
 
@@ -33,11 +34,12 @@ pub(crate) async fn run(
     remote: SocketAddr,
     router: Router,
     config: ListenerConfig,
+    malformed: Arc<dyn MalformedAnswer>,
     mut stop: watch::Receiver<bool>,
 ) -> CloseReason {
     let opened = Instant::now();
     let activity = Arc::new(Activity::new(opened));
-    let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+    let io = TokioIo::new(Tracked::new(stream, activity.clone(), malformed, remote));
     let service = ConnService::new(router, activity.clone(), remote);
     let mut builder = http1::Builder::new();
     // The timing is done here (see `activity`): hyper's header timer would also be the

@@ -14,11 +14,13 @@ mod activity;
 mod config;
 mod connection;
 mod io;
+mod malformed;
 mod metrics;
 mod peer;
 mod service;
 
 pub use accept::serve;
 pub use config::{ConfigError, ListenerConfig};
+pub use malformed::MalformedAnswer;
 pub use metrics::{CloseReason, ConnectionMetrics};
 pub use peer::Peer;

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use vigil_listener::{CloseReason, ConnectionMetrics, ListenerConfig, serve};
+use vigil_listener::{CloseReason, ConnectionMetrics, ListenerConfig, MalformedAnswer, serve};
 
 /// How long a test waits for something that should happen much sooner.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -22,6 +22,21 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// delays on a busy machine, far less than the 10 s default header timeout, so a
 /// deadline that is only noticed when some other timer fires is caught.
 const SLACK: Duration = Duration::from_secs(4);
+
+/// The test's answer to a request hyper cannot parse: names the status hyper chose.
+#[derive(Debug)]
+struct Replaced;
+
+impl MalformedAnswer for Replaced {
+    fn answer(&self, status: http::StatusCode, _peer: std::net::SocketAddr) -> Bytes {
+        let body = format!("replaced {}", status.as_u16());
+        Bytes::from(format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            body.len()
+        ))
+    }
+}
 
 struct Server {
     addr: std::net::SocketAddr,
@@ -76,6 +91,7 @@ async fn start(config: ListenerConfig) -> Server {
         router,
         config,
         metrics.clone(),
+        Arc::new(Replaced),
         async move {
             let _ = stopped.await;
         },
@@ -378,4 +394,51 @@ async fn shutdown_finishes_the_request_in_progress_and_closes_idle_connections()
         .unwrap();
     assert_eq!(server.metrics.closed(CloseReason::normal), 2);
     assert_eq!(server.metrics.open(), 0);
+}
+
+#[tokio::test]
+async fn a_request_hyper_cannot_parse_gets_the_services_answer_and_others_are_untouched() {
+    let server = start(config()).await;
+    let heads: [(Vec<u8>, u16); 4] = [
+        (
+            b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            400,
+        ),
+        (b"BREW\x01 / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                "X-A: b\r\n".repeat(500)
+            )
+            .into_bytes(),
+            431,
+        ),
+    ];
+    for (head, status) in heads {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(&head).await.unwrap();
+        let r = read_response(&mut s).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (status, &*format!("replaced {status}"))
+        );
+        closed_by_server(&mut s).await;
+    }
+    // On a keep-alive connection: answers of the router stay as they are, the 404
+    // included; a head that does not parse after them gets the replacement.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let missing = get_on(&mut s, "/nowhere").await;
+    assert_eq!(missing.status, 404);
+    assert!(!missing.body.contains("replaced"), "{}", missing.body);
+    assert_eq!(get_on(&mut s, "/health/live").await.body, "ok");
+    assert_eq!(predict_on(&mut s).await.body, "5");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await.body, "replaced 400");
+    closed_by_server(&mut s).await;
 }

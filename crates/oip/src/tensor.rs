@@ -82,6 +82,22 @@ pub(crate) fn from_binary(
     Ok(())
 }
 
+/// The smallest and largest value of an integer datatype (JSON data can name any
+/// integer; binary data cannot leave the range).
+fn int_bounds(datatype: DataType) -> (i128, i128) {
+    match datatype {
+        DataType::Uint8 => (0, u8::MAX.into()),
+        DataType::Uint16 => (0, u16::MAX.into()),
+        DataType::Uint32 => (0, u32::MAX.into()),
+        DataType::Uint64 => (0, u64::MAX.into()),
+        DataType::Int8 => (i8::MIN.into(), i8::MAX.into()),
+        DataType::Int16 => (i16::MIN.into(), i16::MAX.into()),
+        DataType::Int32 => (i32::MIN.into(), i32::MAX.into()),
+        DataType::Int64 => (i64::MIN.into(), i64::MAX.into()),
+        _ => unreachable!("not an integer type"),
+    }
+}
+
 /// A little-endian integer element.
 fn int_le(datatype: DataType, b: &[u8]) -> i128 {
     match datatype {
@@ -143,7 +159,16 @@ fn flatten(
                         )));
                     }
                 }
-                .map(|v| exact_int(v).ok_or_else(|| inexact(input, datatype, index, &v)))
+                .map(|v| {
+                    let (min, max) = int_bounds(datatype);
+                    if !(min..=max).contains(&v) {
+                        return Err(RequestError::datatype(format!(
+                            "element {index} of input `{input}` ({v}) is out of range for \
+                             {datatype} ({min} to {max})"
+                        )));
+                    }
+                    exact_int(v).ok_or_else(|| inexact(input, datatype, index, &v))
+                })
                 .transpose()?,
             };
             out.push(value.unwrap_or(f64::NAN));
@@ -245,6 +270,23 @@ mod tests {
         assert!(json(DataType::Fp64, "[0.1]").is_err());
         assert_eq!(json(DataType::Fp64, "[0.5]").unwrap(), [0.5]);
         assert_eq!(json(DataType::Int64, "[-3]").unwrap(), [-3.0]);
+        assert_eq!(
+            json(DataType::Int8, "[-128, 127]").unwrap(),
+            [-128.0, 127.0]
+        );
+        for (datatype, data) in [
+            (DataType::Int8, "[250]"),
+            (DataType::Int8, "[-129]"),
+            (DataType::Uint8, "[-1]"),
+            (DataType::Uint16, "[65536]"),
+            (DataType::Int32, "[2147483648]"),
+        ] {
+            let err = json(datatype, data).unwrap_err();
+            assert!(
+                err.message.contains("out of range"),
+                "{datatype} {data}: {err}"
+            );
+        }
         let err = json(DataType::Int32, "[1, 2.5]").unwrap_err();
         assert!(
             err.message.contains("element 1") && err.message.contains("integer"),

@@ -32,6 +32,10 @@ pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyEr
         };
     check_count(raws.len(), max_records)?;
     check_records(raws.len(), |index, _| {
+        // A struct would also take an array, field by field: a record is an object.
+        if !raws[index].get().trim_start().starts_with('{') {
+            return Err("a record must be a JSON object".into());
+        }
         let wire =
             serde_json::from_str::<WireRecord>(raws[index].get()).map_err(|e| e.to_string())?;
         Ok(Checked(validate(index, &RecordRef::from(&wire))))

@@ -15,6 +15,6 @@ mod validate;
 
 pub use card::{BaselineSummary, CardSummary, Task};
 pub use error::{BodyError, RecordError};
-pub use record::{Record, RecordRef, WireRecord, rfc3339_ms};
+pub use record::{Record, RecordRef, WireRecord, parse_rfc3339_ms, rfc3339_ms};
 pub use status::Status;
 pub use validate::MAX_FEATURES;

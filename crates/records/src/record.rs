@@ -151,6 +151,18 @@ pub struct Record {
     pub value: Option<f64>,
 }
 
+/// An RFC 3339 date-time as unix milliseconds; `None` when it does not parse, or when
+/// in UTC it falls outside the years 0000-9999 that RFC 3339 can write (an offset
+/// carries `9999-12-31T23:59:59-23:59` into the year 10000), so that every time taken
+/// can be written back by [`rfc3339_ms`].
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?;
+    let utc = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    (0..=9999).contains(&utc.year()).then_some(ms)
+}
+
 /// Unix milliseconds as RFC 3339 UTC.
 pub fn rfc3339_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -160,4 +172,31 @@ pub fn rfc3339_ms(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only times RFC 3339 can write back in UTC are taken.
+    #[test]
+    fn times_are_taken_only_where_they_can_be_written_back() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-04T19:24:09.770+01:00"),
+            parse_rfc3339_ms("2026-12-04T18:24:09.770Z")
+        );
+        let last = parse_rfc3339_ms("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(rfc3339_ms(last), "9999-12-31T23:59:59Z");
+        let first = parse_rfc3339_ms("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(rfc3339_ms(first), "0000-01-01T00:00:00Z");
+        for text in [
+            "9999-12-31T23:59:59-23:59",
+            "0000-01-01T00:00:00+23:59",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_ms(text), None, "{text}");
+        }
+    }
 }

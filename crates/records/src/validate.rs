@@ -106,11 +106,12 @@ pub(crate) fn validate(index: usize, w: &RecordRef<'_>) -> Result<Record, Record
             return Err(bad(field, "must be 1-64 printable characters"));
         }
     }
-    let ts =
-        time::OffsetDateTime::parse(w.timestamp, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| bad("timestamp", "must be an RFC 3339 date-time"))?;
-    let ts_ms = i64::try_from(ts.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| bad("timestamp", "out of range"))?;
+    let ts_ms = crate::parse_rfc3339_ms(w.timestamp).ok_or_else(|| {
+        bad(
+            "timestamp",
+            "must be an RFC 3339 date-time in the years 0000-9999 (UTC)",
+        )
+    })?;
     if let Some(c) = w.confidence
         && !(0.0..=1.0).contains(&c)
     {

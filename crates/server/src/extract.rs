@@ -13,7 +13,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A JSON request body, checked for type and size but not yet parsed, so handlers can
-/// parse it borrowing from the bytes.
+/// parse it borrowing from the bytes. Never logged here: `log_payloads` is for
+/// prediction bodies only (the prediction handlers log them), and other bodies carry
+/// secrets in shapes redaction cannot know (a sign-in's key).
 #[derive(Debug)]
 pub struct JsonBytes(pub Bytes);
 
@@ -30,9 +32,6 @@ impl FromRequest<AppState> for JsonBytes {
                 BodyRejection::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
                 BodyRejection::Read => ApiError::BodyRead,
             })?;
-        if state.limits.log_payloads {
-            log_payload(&bytes);
-        }
         Ok(Self(bytes))
     }
 }
@@ -60,9 +59,23 @@ pub fn json_error(e: &serde_json::Error) -> ApiError {
     }
 }
 
-/// Parses a whole body into `T` with the contract's errors.
+/// Parses a whole body into `T` with the contract's errors; JSON that is not an object
+/// is the wrong shape, even where `T` would take it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| json_error(&e))
+    let parsed = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+    object_or_refused(bytes)?;
+    Ok(parsed)
+}
+
+/// 422 `invalid_body` unless the (parsed) body is a JSON object.
+pub fn object_or_refused(bytes: &[u8]) -> Result<(), ApiError> {
+    if vigil_telemetry::body::is_object(bytes) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidBody(
+            "the body must be a JSON object".into(),
+        ))
+    }
 }
 
 /// A `{name}` path segment, with a JSON 400 instead of axum's plain-text rejection.

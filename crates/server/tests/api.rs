@@ -322,6 +322,34 @@ fn bad_cases() -> Vec<Case> {
             "invalid_body",
             None,
         ),
+        // A struct would take an array field by field (`features` first): a body is
+        // an object.
+        (
+            post("/predict", json!([GOOD]).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        // Python's NaN as the model's name: not a string.
+        (
+            post(
+                "/predict",
+                format!("{{\"model\": NaN, \"features\": {}}}", json!(GOOD)),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        // The mark NaN is read as, sent as a string: a string.
+        (
+            post(
+                "/predict",
+                json!({"features": ["\u{0}non-finite", 250, 2.5, 45, 1500, 12]}).to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            Some((0, Some(0))),
+        ),
         (
             post(
                 "/models/digits/predict",

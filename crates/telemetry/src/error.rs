@@ -21,7 +21,7 @@ pub struct ErrorDetail {
     pub details: serde_json::Value,
 }
 
-fn empty_object() -> serde_json::Value {
+pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod exposition;
 mod field_secrets;
 pub mod logging;
+pub mod malformed;
 pub mod metrics;
 pub mod middleware;
 pub mod observer;

@@ -33,8 +33,9 @@ use crate::observer::{Completed, RequestObserver};
 use crate::redact::redact_query;
 use crate::series::{Observation, RouteSeries};
 
-/// Longest path written to the access line; longer ones are cut (the route label is
-/// what aggregates, the path is for humans).
+/// Longest path, and longest query, written to the access line; longer ones are cut
+/// (the route label is what aggregates, the path is for humans), so that a hostile
+/// URL cannot make a line longer than a log driver passes in one piece.
 const MAX_LOGGED_PATH: usize = 1024;
 /// Status recorded when the client goes away before the response (nginx's convention).
 pub const CLIENT_CLOSED_REQUEST: u16 = 499;
@@ -306,13 +307,15 @@ impl Record {
         let duration_ms = (secs * 1e6).round() / 1e3;
         let user = self.ctx.user.get().map_or("anonymous", |u| &**u);
         let path = truncate(self.uri.path(), MAX_LOGGED_PATH);
+        // Redacted whole, then cut: a secret is never left half-written.
         let query = self.uri.query().map(redact_query);
+        let query = query.as_deref().map(|q| truncate(q, MAX_LOGGED_PATH));
         let error_code = info.map(|i| i.code);
         tracing::info!(
             target: "vigil::access",
             method = self.method.as_str(),
             path,
-            query = query.as_deref(),
+            query,
             route = self.route.as_str(),
             status,
             duration_ms,

@@ -263,3 +263,40 @@ async fn sighup_does_not_end_a_collector() {
     let (code, _) = vigil.stop();
     assert_eq!(code, Some(0));
 }
+
+/// On SIGTERM both services of `vigil up` answer their readiness probe 503 at once and
+/// keep serving for the shutdown delay, so load balancers stop routing to them before
+/// they stop accepting; then the process exits cleanly.
+#[tokio::test]
+async fn the_shutdown_delay_keeps_both_services_serving_but_not_ready() {
+    let vigil = Vigil::start_command("up", &[], &[("VIGIL_SHUTDOWN_DELAY_MS", "5000")]);
+    // `vigil.url` is the first service to listen, `up`'s collector: name both.
+    let inference = format!("http://{}", vigil.address_of("inference"));
+    let collector = format!("http://{}", vigil.address_of("collector"));
+    let client = reqwest::Client::new();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(format!("{inference}/health/ready")).await, 200);
+    assert_eq!(status(format!("{collector}/health/ready")).await, 200);
+
+    vigil.signal("TERM");
+    // Logged once both services are not ready; the delay has just begun.
+    vigil.wait_for_log("shutdown_started");
+    assert_eq!(status(format!("{inference}/health/ready")).await, 503);
+    assert_eq!(status(format!("{collector}/health/ready")).await, 503);
+    assert_eq!(status(format!("{inference}/health/live")).await, 200);
+    assert_eq!(status(format!("{collector}/health/live")).await, 200);
+    let predicted = client
+        .post(format!("{inference}/predict"))
+        .json(&json!({"features": [70, 250, 2.5, 45, 1500, 12]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(predicted.status(), 200);
+
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    assert!(lines.iter().any(|l| l["message"] == "shutdown_complete"));
+}

@@ -126,6 +126,10 @@ async fn secrets_never_reach_a_log_line() {
         "CANARY-APIKEY-c0de",
         "CANARY-QUERY-5e5e",
         "CANARY-BODY-beef",
+        "CANARY-SIGNIN-a11",
+        "CANARY-SIGNIN-b22",
+        "CANARY-SIGNIN-c33",
+        "CANARY-SIGNIN-d44",
     ];
     let r = client
         .post(vigil.url(&format!("/predict?token={}&x=1", canaries[3])))
@@ -138,6 +142,22 @@ async fn secrets_never_reach_a_log_line() {
         .unwrap();
     // The extra field is refused, but the body was logged (redacted) first.
     assert_eq!(r.status(), 422);
+    // A sign-in's body is never a payload line, whatever shape the key comes in (an
+    // array's is refused as the wrong shape, not taken field by field).
+    for (body, status) in [
+        (json!({ "api_key": canaries[5] }), 401),
+        (json!([canaries[6]]), 422),
+        (json!(canaries[7]), 422),
+        (json!({ "key": canaries[8] }), 422),
+    ] {
+        let r = client
+            .post(vigil.url("/dashboard/session"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
     let r = client
         .get(vigil.url(&format!("/nope?api_key={}", canaries[3])))
         .send()
@@ -195,6 +215,12 @@ async fn hostile_text_cannot_forge_or_break_log_lines() {
             req.extend_from_slice(body);
             req
         },
+        // A path and a query of 20 KB each: the access line keeps 1,024 bytes of each.
+        format!(
+            "GET /long-{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            format_args!("{}?q={}", "p".repeat(20_000), "v".repeat(20_000))
+        )
+        .into_bytes(),
     ];
     for a in &attacks {
         let reply = raw(addr, a);
@@ -227,6 +253,13 @@ async fn hostile_text_cannot_forge_or_break_log_lines() {
         .find(|l| l["request_id"] == "\"quoted\\\"id")
         .expect("printable ids are kept verbatim");
     assert_eq!(quoted["status"], 422);
+    let long = lines
+        .iter()
+        .find(|l| l["path"].as_str().is_some_and(|p| p.starts_with("/long-")))
+        .expect("the long request's access line");
+    assert_eq!(long["path"].as_str().unwrap().len(), 1024);
+    assert_eq!(long["query"].as_str().unwrap().len(), 1024);
+    assert_eq!(long["status"], 404);
 }
 
 #[tokio::test]
@@ -641,5 +674,93 @@ fn sigterm_right_after_listening_is_still_a_graceful_shutdown() {
         let (code, lines) = vigil.stop();
         assert_eq!(code, Some(0));
         assert!(lines.iter().any(|l| l["message"] == "shutdown_complete"));
+    }
+}
+
+/// A request hyper cannot parse gets vigil's error shape, not hyper's empty answer: a
+/// JSON body whose request id is the `X-Request-ID` header, an access line with that
+/// id, and the connection closed.
+#[tokio::test]
+async fn requests_that_do_not_parse_get_the_error_shape_and_an_access_line() {
+    let vigil = Vigil::start(&[], &[]);
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Foo: a\x01b\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            b"GET /health/live HTTP/1.2\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!(
+                "GET /health/live HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                "X-A: b\r\n".repeat(500)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (request, status, code) in &cases {
+        let reply = raw(vigil.addr, request);
+        let (head, body) = reply.split_once("\r\n\r\n").expect("a whole response");
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status} expected: {reply}"
+        );
+        let id = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no request id: {reply}"))
+            .to_owned();
+        let body: Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["error"]["code"], *code, "{body}");
+        assert_eq!(body["error"]["details"], json!({}), "{body}");
+        assert_eq!(body["request_id"], id.as_str(), "{body}");
+        ids.push((id, *status, *code));
+    }
+    // Still serving.
+    let r = reqwest::Client::new()
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = vigil.metrics().await;
+    assert!(
+        !metrics.contains("status=\"5"),
+        "no 5xx anywhere:\n{metrics}"
+    );
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(0));
+    for (id, status, error_code) in ids {
+        let access = lines
+            .iter()
+            .find(|l| l["message"] == "request_completed" && l["request_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no access line for {id}"));
+        assert_eq!(access["status"], status);
+        assert_eq!(access["error_code"], error_code);
+        assert_eq!(access["route"], "unmatched");
+        assert_eq!(access["service"], "inference");
     }
 }

@@ -3,6 +3,7 @@
 //! compared with its baseline. `GET /models` lists the cards this collector knows.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -17,9 +18,11 @@ use crate::error::CollectorError;
 /// `PUT /models/{name}`: 200 with the card as kept.
 pub async fn put_card(
     State(state): State<CollectorState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, CollectorError> {
+    // axum's own rejection is plain text; the contract's is JSON.
+    let Path(name) = name.map_err(|e| CollectorError::InvalidPath(e.body_text()))?;
     let card: CardSummary = json_body(req, state.config.body_limit).await?;
     if card.model != name {
         return Err(CollectorError::Invalid(format!(

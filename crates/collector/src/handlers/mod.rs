@@ -32,19 +32,25 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// A JSON body (at most `limit` bytes) as `T`: 400 when it is not JSON, 422 when it
-/// is JSON of another shape.
+/// is JSON of another shape (anything but an object, even where `T` would take it).
 async fn json_body<T: serde::de::DeserializeOwned>(
     req: axum::extract::Request,
     limit: usize,
 ) -> Result<T, CollectorError> {
     let bytes = vigil_telemetry::body::read_json(req, limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let parsed = serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             CollectorError::MalformedJson(e.to_string())
         } else {
             CollectorError::Invalid(e.to_string())
         }
-    })
+    })?;
+    if !vigil_telemetry::body::is_object(&bytes) {
+        return Err(CollectorError::Invalid(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError> {
@@ -54,11 +60,11 @@ fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError>
 }
 
 fn parse_time(field: &str, value: &str) -> Result<i64, CollectorError> {
-    let t = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| {
-            CollectorError::InvalidQuery(format!("{field} must be an RFC 3339 date-time"))
-        })?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+    vigil_records::parse_rfc3339_ms(value).ok_or_else(|| {
+        CollectorError::InvalidQuery(format!(
+            "{field} must be an RFC 3339 date-time in the years 0000-9999 (UTC)"
+        ))
+    })
 }
 
 fn parse_window(s: &str) -> Result<u64, CollectorError> {
@@ -99,7 +105,8 @@ pub async fn health(State(state): State<CollectorState>) -> Response {
 
 /// Ready when the database answers: a collector that cannot store should not get traffic.
 pub async fn ready(State(state): State<CollectorState>) -> Response {
-    vigil_telemetry::probes::ready_response(state.probe_database().await)
+    // A draining collector is not ready, whatever its database says.
+    vigil_telemetry::probes::ready_response(state.is_ready() && state.probe_database().await)
 }
 
 pub async fn metrics(State(state): State<CollectorState>, headers: HeaderMap) -> Response {

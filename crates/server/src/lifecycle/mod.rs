@@ -127,7 +127,8 @@ impl Lifecycle {
                     Some(next) => registry = next,
                     None if registry.get(&name).is_some() => tracing::warn!(
                         target: "vigil::lifecycle", model = %name,
-                        "unloaded model kept: it is the default or the last model"
+                        reason = "the default or the last model",
+                        "unloaded_model_kept"
                     ),
                     None => {}
                 }

@@ -64,6 +64,7 @@ pub(super) async fn start(
         vigil_collector::app(state.clone()),
         config.listener,
         state.http.connections.clone(),
+        vigil_telemetry::malformed::Malformed::new("collector"),
         stop,
     ));
     Ok((

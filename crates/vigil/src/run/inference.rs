@@ -75,6 +75,7 @@ pub(super) async fn start(
         app(state.clone(), config.router.clone()),
         config.listener,
         state.http.connections.clone(),
+        vigil_telemetry::malformed::Malformed::new("inference"),
         stop,
     ));
     Ok((

@@ -47,7 +47,8 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     if !keyring.has_admin() {
         tracing::warn!(
             target: LIFECYCLE,
-            "no admin key: /admin answers 401 to everyone; make one with `vigil keys create --role admin`"
+            hint = "/admin answers 401 to everyone; make one with `vigil keys create --role admin`",
+            "no_admin_key"
         );
     }
     Ok(StartKeys {

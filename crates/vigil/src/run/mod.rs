@@ -148,10 +148,14 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         + collector
             .as_ref()
             .map_or(0, |c| c.state.http.in_flight.get());
-    tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
+    // Both services stop advertising readiness before the line says so.
     if let Some(inference) = &inference {
         inference.state.set_ready(false);
     }
+    if let Some(collector) = &collector {
+        collector.state.set_ready(false);
+    }
+    tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
     if !config.shutdown_delay.is_zero() {
         // Keep serving while load balancers notice the failing readiness probe
         // (Kubernetes removes the endpoint asynchronously), then stop accepting.

@@ -14,7 +14,7 @@ use vigil_model::{Batch, InputError, InputErrorReason, LoadedModel};
 use crate::catalog::Served;
 
 use crate::error::ApiError;
-use crate::extract::{JsonBytes, json_error};
+use crate::extract::{JsonBytes, json_error, log_payload, object_or_refused};
 use crate::state::AppState;
 
 /// A prediction request: one row in `features`, or several in `instances`.
@@ -39,6 +39,9 @@ pub struct PredictRequest<'a> {
 /// learns which feature was non-finite instead of "malformed JSON".
 const NON_FINITE_MARK: &[u8] = b"\"\\u0000non-finite\"";
 
+/// [`NON_FINITE_MARK`] as the string it decodes to.
+const NON_FINITE_TEXT: &str = "\u{0}non-finite";
+
 /// A request refused before it ran, with the model it named when that one is loaded
 /// (the `model` label of its validation error).
 pub struct Refused {
@@ -59,6 +62,11 @@ pub fn parse(
     path_model: Option<&str>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<(Arc<Served>, Batch), Refused> {
+    if state.limits.log_payloads
+        && let Ok(JsonBytes(bytes)) = &body
+    {
+        log_payload(bytes);
+    }
     // One snapshot: the model and its metric handles stay together for the request.
     let catalog = state.models.load();
     let named = match path_model {
@@ -76,16 +84,25 @@ pub fn parse(
     };
     let JsonBytes(bytes) = body.map_err(refused)?;
     let lenient;
-    let request: PredictRequest<'_> = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
+    let (request, marked): (PredictRequest<'_>, bool) = match serde_json::from_slice(&bytes) {
+        Ok(r) => (r, false),
         Err(e) => match mark_non_finite(&bytes) {
             Some(marked) => {
                 lenient = marked;
-                serde_json::from_slice(&lenient).map_err(|_| refused(json_error(&e)))?
+                let r = serde_json::from_slice(&lenient).map_err(|_| refused(json_error(&e)))?;
+                (r, true)
             }
             None => return Err(refused(json_error(&e))),
         },
     };
+    object_or_refused(&bytes).map_err(refused)?;
+    // The mark stands for a bare `NaN` or `Infinity` among the features; anywhere
+    // else it was one too, and a number is not a model's name.
+    if marked && request.model.as_deref() == Some(NON_FINITE_TEXT) {
+        return Err(refused(ApiError::InvalidBody(
+            "`model` must be a string, not a number".into(),
+        )));
+    }
     let model = match (named.clone(), &request.model) {
         (Some(path), Some(body)) if &path.card.name != body => {
             return Err(refused(ApiError::InvalidBody(format!(
@@ -100,7 +117,7 @@ pub fn parse(
             .ok_or_else(|| ApiError::UnknownModel(name.clone()))?,
         (None, None) => catalog.default_model().clone(),
     };
-    let batch = rows(state, &model, request).map_err(|error| Refused {
+    let batch = rows(state, &model, request, marked).map_err(|error| Refused {
         model: Some(model.clone()),
         error,
     })?;
@@ -112,11 +129,12 @@ fn rows(
     state: &AppState,
     model: &LoadedModel,
     request: PredictRequest<'_>,
+    marked: bool,
 ) -> Result<Batch, ApiError> {
     let rows: Vec<&RawValue> = match (request.features, request.instances) {
         (Some(features), None) => {
             let mut builder = BatchBuilder::new(&model.card, 1, state.limits.max_batch)?;
-            builder.push_row(features.iter().map(|raw| cell(raw)))?;
+            builder.push_row(features.iter().map(|raw| cell(raw, marked)))?;
             return Ok(builder.finish());
         }
         (None, Some(instances)) => instances,
@@ -140,17 +158,19 @@ fn rows(
             )
             .at(i, None)
         })?;
-        builder.push_row(cells.iter().map(|raw| cell(raw)))?;
+        builder.push_row(cells.iter().map(|raw| cell(raw, marked)))?;
     }
     Ok(builder.finish())
 }
 
-/// Classifies one raw JSON token.
-fn cell(raw: &RawValue) -> Cell {
+/// Classifies one raw JSON token; `marked`: the body was re-read with
+/// [`NON_FINITE_MARK`]s, so one is a non-finite number (else it is a string the client
+/// sent).
+fn cell(raw: &RawValue, marked: bool) -> Cell {
     let text = raw.get().trim();
     match text.as_bytes().first() {
         Some(b'-' | b'0'..=b'9') => text.parse::<f64>().map_or(Cell::NotANumber, Cell::Number),
-        _ if text.as_bytes() == NON_FINITE_MARK => Cell::NonFinite,
+        _ if marked && text.as_bytes() == NON_FINITE_MARK => Cell::NonFinite,
         _ => Cell::NotANumber,
     }
 }
@@ -201,7 +221,7 @@ mod tests {
 
     #[test]
     fn cells_classify_tokens() {
-        let parse = |s: &str| cell(serde_json::from_str::<&RawValue>(s).unwrap());
+        let parse = |s: &str| cell(serde_json::from_str::<&RawValue>(s).unwrap(), false);
         assert_eq!(parse("1.5"), Cell::Number(1.5));
         assert_eq!(parse("-2e3"), Cell::Number(-2000.0));
         assert_eq!(parse("1e400"), Cell::Number(f64::INFINITY));
@@ -209,6 +229,8 @@ mod tests {
         assert_eq!(parse("null"), Cell::NotANumber);
         assert_eq!(parse("true"), Cell::NotANumber);
         assert_eq!(parse("[1]"), Cell::NotANumber);
+        // The mark sent as a string by the client is a string.
+        assert_eq!(parse("\"\\u0000non-finite\""), Cell::NotANumber);
     }
 
     #[test]
@@ -221,6 +243,6 @@ mod tests {
         assert!(mark_non_finite(br#"{"features": [1, 2]}"#).is_none());
         let marked = mark_non_finite(br#"{"features": [NaN]}"#).unwrap();
         let req: PredictRequest<'_> = serde_json::from_slice(&marked).unwrap();
-        assert_eq!(cell(req.features.unwrap()[0]), Cell::NonFinite);
+        assert_eq!(cell(req.features.unwrap()[0], true), Cell::NonFinite);
     }
 }

@@ -184,6 +184,17 @@ async fn secrets_never_reach_a_log_line() {
     assert_eq!(access["query"], "token=[REDACTED]&x=1");
 }
 
+/// After whatever a test sent, the service still answers a good prediction.
+async fn still_predicts(vigil: &Vigil) {
+    let r = reqwest::Client::new()
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// Raw bytes on a socket: what a hostile client can put on the wire.
 fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -230,14 +241,7 @@ async fn hostile_text_cannot_forge_or_break_log_lines() {
             String::from_utf8_lossy(a)
         );
     }
-    // Still serving.
-    let r = reqwest::Client::new()
-        .post(vigil.url("/predict"))
-        .json(&json!({"features": GOOD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    still_predicts(&vigil).await;
     let (code, lines) = vigil.stop();
     assert_eq!(code, Some(0));
     // Every stdout line parsed as one JSON object (Vigil::stop asserts it); none forged.
@@ -738,14 +742,7 @@ async fn requests_that_do_not_parse_get_the_error_shape_and_an_access_line() {
         assert_eq!(body["request_id"], id.as_str(), "{body}");
         ids.push((id, *status, *code));
     }
-    // Still serving.
-    let r = reqwest::Client::new()
-        .post(vigil.url("/predict"))
-        .json(&json!({"features": GOOD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    still_predicts(&vigil).await;
     let metrics = vigil.metrics().await;
     assert!(
         !metrics.contains("status=\"5"),

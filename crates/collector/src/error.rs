@@ -15,6 +15,8 @@ pub enum CollectorError {
     MalformedJson(String),
     #[error("unsupported content type")]
     UnsupportedMediaType,
+    #[error("Content-Encoding {0:?} is not supported: send the body uncompressed")]
+    UnsupportedEncoding(String),
     /// A binary batch of a version (or format) this collector does not read: a 415,
     /// so vigil's forwarder resends it as JSON.
     #[error("{0}")]
@@ -47,6 +49,7 @@ impl From<BodyRejection> for CollectorError {
         match r {
             BodyRejection::UnsupportedMediaType { .. } => Self::UnsupportedMediaType,
             BodyRejection::PayloadTooLarge { limit } => Self::PayloadTooLarge { limit },
+            BodyRejection::UnsupportedEncoding { got } => Self::UnsupportedEncoding(got),
             BodyRejection::Read => Self::BodyRead,
         }
     }
@@ -59,9 +62,9 @@ impl CollectorError {
             | Self::BodyRead
             | Self::InvalidQuery(_)
             | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType | Self::UnsupportedVersion(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            Self::UnsupportedMediaType
+            | Self::UnsupportedVersion(_)
+            | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) | Self::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound | Self::UnknownModel => StatusCode::NOT_FOUND,
@@ -73,7 +76,9 @@ impl CollectorError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
-            Self::UnsupportedMediaType | Self::UnsupportedVersion(_) => "unsupported_media_type",
+            Self::UnsupportedMediaType
+            | Self::UnsupportedVersion(_)
+            | Self::UnsupportedEncoding(_) => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BodyRead => "body_read_error",
             Self::Invalid(_) => "invalid_body",

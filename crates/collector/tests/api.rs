@@ -325,6 +325,15 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             "unsupported_media_type",
         ),
         (
+            Request::post("/log")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(record("g", false).to_string()))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
             post("/log", "x".repeat(300 * 1024)),
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",

@@ -18,6 +18,8 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("unsupported content type")]
     UnsupportedMediaType { got: Option<String> },
+    #[error("Content-Encoding {got:?} is not supported: send the body uncompressed")]
+    UnsupportedEncoding { got: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("cannot read the request body")]
@@ -50,7 +52,9 @@ impl ApiError {
             Self::MalformedJson(_) | Self::BodyRead | Self::InvalidPath(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody(_) | Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownModel(_) | Self::NotFound => StatusCode::NOT_FOUND,
@@ -82,7 +86,9 @@ impl ApiError {
     pub fn validation_reason(&self) -> Option<ValidationReason> {
         Some(match self {
             Self::MalformedJson(_) => ValidationReason::MalformedJson,
-            Self::UnsupportedMediaType { .. } => ValidationReason::UnsupportedMediaType,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding { .. } => {
+                ValidationReason::UnsupportedMediaType
+            }
             Self::PayloadTooLarge { .. } => ValidationReason::PayloadTooLarge,
             Self::BodyRead => ValidationReason::BodyRead,
             Self::InvalidBody(_) => ValidationReason::InvalidBody,
@@ -108,6 +114,9 @@ impl ApiError {
                 "the request body must be JSON (Content-Type: application/json)".into(),
                 json!({"content_type": got}),
             ),
+            Self::UnsupportedEncoding { got } => {
+                (self.to_string(), json!({"content_encoding": got}))
+            }
             Self::PayloadTooLarge { limit } => (self.to_string(), json!({"limit_bytes": limit})),
             Self::UnknownModel(name) => (self.to_string(), json!({"model": name})),
             // Faults: a fixed message; the chain goes to the log only.

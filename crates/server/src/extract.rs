@@ -30,6 +30,7 @@ impl FromRequest<AppState> for JsonBytes {
                     ApiError::UnsupportedMediaType { got }
                 }
                 BodyRejection::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+                BodyRejection::UnsupportedEncoding { got } => ApiError::UnsupportedEncoding { got },
                 BodyRejection::Read => ApiError::BodyRead,
             })?;
         Ok(Self(bytes))

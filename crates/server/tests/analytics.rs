@@ -125,6 +125,7 @@ async fn bad_windows_are_422_and_a_key_is_needed() {
         ("?window=soon", "invalid_window"),
         ("?top=0", "invalid_query"),
         ("?top=many", "invalid_query"),
+        ("?windw=1h", "invalid_query"),
     ] {
         for path in ["/admin/performance", "/admin/usage"] {
             let reply = send(&app, admin(&format!("{path}{query}"), Some(ADMIN))).await;

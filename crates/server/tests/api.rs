@@ -167,7 +167,7 @@ async fn bad_input_gets_the_right_4xx_and_is_counted() {
             &after,
             "input_validation_errors_total{model=\"unknown\",reason=\"unsupported_media_type\"}"
         ),
-        4.0
+        6.0
     );
     assert_eq!(
         sample(
@@ -219,6 +219,17 @@ fn bad_cases() -> Vec<Case> {
         ),
         (
             Request::post("/predict").body(Body::from("{}")).unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            None,
+        ),
+        // A compressed body is not read as if it were plain.
+        (
+            Request::post("/predict")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(json!({"features": GOOD}).to_string()))
+                .unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             None,

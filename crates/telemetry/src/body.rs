@@ -18,6 +18,11 @@ pub enum BodyRejection {
     PayloadTooLarge {
         limit: usize,
     },
+    /// A `Content-Encoding` other than `identity` (as sent, cut short): bodies are read
+    /// as they come, so a compressed one would be parsed as garbage.
+    UnsupportedEncoding {
+        got: String,
+    },
     /// The client broke off or sent a malformed chunk.
     Read,
 }
@@ -56,6 +61,14 @@ pub async fn read_json(req: Request, limit: usize) -> Result<Bytes, BodyRejectio
 /// Reads a body of any media type (the caller has checked it), at most `limit`
 /// bytes: a larger declared `Content-Length` is refused before reading.
 pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
+    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
+        let coding = encoding.as_bytes().trim_ascii();
+        if !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity") {
+            return Err(BodyRejection::UnsupportedEncoding {
+                got: String::from_utf8_lossy(coding).chars().take(100).collect(),
+            });
+        }
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -16,7 +16,10 @@ use crate::state::AppState;
 /// Most rows of each `/admin/usage` list.
 const MAX_TOP: usize = 100;
 
+/// An unknown parameter is refused, as on the dashboard's and the collector's reads:
+/// a misspelt `windw=1h` must not quietly answer for the default window.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct WindowQuery {
     /// How far back: `30s`, `5m`, `1h` (10s to 1h; default 5m).
     pub window: Option<String>,

@@ -34,14 +34,6 @@ impl FromRequest<AppState> for InferBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(encoding) = req.headers().get(http::header::CONTENT_ENCODING)
-            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-        {
-            return Err(ApiError::InvalidBody(format!(
-                "Content-Encoding {:?} is not supported: send the body uncompressed",
-                String::from_utf8_lossy(encoding.as_bytes())
-            )));
-        }
         let header_length = req.headers().get(vigil_oip::HEADER_LENGTH).cloned();
         let bytes = read_limited(req, state.limits.body_limit)
             .await
@@ -49,6 +41,10 @@ impl FromRequest<AppState> for InferBody {
                 BodyRejection::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit },
                 BodyRejection::UnsupportedMediaType { got } => {
                     ApiError::UnsupportedMediaType { got }
+                }
+                // The protocol's errors are 400s: the same text as the other routes'.
+                BodyRejection::UnsupportedEncoding { got } => {
+                    ApiError::InvalidBody(ApiError::UnsupportedEncoding { got }.to_string())
                 }
                 BodyRejection::Read => ApiError::BodyRead,
             })?;

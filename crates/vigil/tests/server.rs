@@ -15,14 +15,7 @@ const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 async fn starts_on_port_zero_logs_startup_and_exits_zero_on_sigterm() {
     let vigil = Vigil::start(&[], &[]);
     let addr = vigil.addr;
-    let client = reqwest::Client::new();
-    let r = client
-        .post(vigil.url("/predict"))
-        .json(&json!({"features": GOOD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    predicts(&vigil).await;
     let (code, lines) = vigil.stop();
     assert_eq!(code, Some(0));
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
@@ -184,8 +177,8 @@ async fn secrets_never_reach_a_log_line() {
     assert_eq!(access["query"], "token=[REDACTED]&x=1");
 }
 
-/// After whatever a test sent, the service still answers a good prediction.
-async fn still_predicts(vigil: &Vigil) {
+/// The service answers a good prediction (after whatever a test sent before it).
+async fn predicts(vigil: &Vigil) {
     let r = reqwest::Client::new()
         .post(vigil.url("/predict"))
         .json(&json!({"features": GOOD}))
@@ -241,7 +234,7 @@ async fn hostile_text_cannot_forge_or_break_log_lines() {
             String::from_utf8_lossy(a)
         );
     }
-    still_predicts(&vigil).await;
+    predicts(&vigil).await;
     let (code, lines) = vigil.stop();
     assert_eq!(code, Some(0));
     // Every stdout line parsed as one JSON object (Vigil::stop asserts it); none forged.
@@ -742,7 +735,7 @@ async fn requests_that_do_not_parse_get_the_error_shape_and_an_access_line() {
         assert_eq!(body["request_id"], id.as_str(), "{body}");
         ids.push((id, *status, *code));
     }
-    still_predicts(&vigil).await;
+    predicts(&vigil).await;
     let metrics = vigil.metrics().await;
     assert!(
         !metrics.contains("status=\"5"),

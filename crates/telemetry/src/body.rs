@@ -1,7 +1,8 @@
 //! Reading a request body at the HTTP edge, the same way in every service: for JSON
 //! bodies the content type must be JSON (415 otherwise); for any body a declared
 //! length over the limit is refused before reading, and a chunked body is cut off as
-//! soon as it crosses the limit (413), so an oversized upload is never buffered whole.
+//! soon as it crosses the limit (413), so an oversized upload is never buffered whole;
+//! a compressed body (a `Content-Encoding` other than `identity`) is refused (415).
 
 use axum::extract::Request;
 use bytes::Bytes;

@@ -25,7 +25,9 @@ pub trait MalformedAnswer: Send + Sync + std::fmt::Debug + 'static {
 /// The status of hyper's own answer to an unparsable request, when `head` (the first
 /// bytes hyper writes) is one.
 pub(crate) fn hyper_answer(head: &[u8]) -> Option<StatusCode> {
-    let code = head.strip_prefix(b"HTTP/1.1 4")?;
+    if !head.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
     let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
     let stamped = head[..end]
         .split(|&b| b == b'\n')
@@ -33,11 +35,7 @@ pub(crate) fn hyper_answer(head: &[u8]) -> Option<StatusCode> {
     if stamped {
         return None;
     }
-    let digits = code.get(..2)?;
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    StatusCode::from_u16(400 + u16::from(digits[0] - b'0') * 10 + u16::from(digits[1] - b'0')).ok()
+    StatusCode::from_bytes(head.get(9..12)?).ok()
 }
 
 #[cfg(test)]

@@ -397,6 +397,28 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // Nor is a struct inside one: an alert, a card's baseline.
+        (
+            post(
+                "/alerts",
+                json!({"version": "4", "alerts": [["firing", {"alertname": "X"}, {}, null, null, "f1"]]})
+                    .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Request::put("/models/arrbase")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"name": "arrbase", "version": "1", "task": "classification",
+                           "labels": ["a", "b"], "baseline": [0.9]})
+                    .to_string(),
+                ))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             Request::put("/models/%ff")
                 .header(header::CONTENT_TYPE, "application/json")

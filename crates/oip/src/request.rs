@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use vigil_json_object::Object;
 
 use crate::error::ErrorKind;
 use crate::{DataType, RequestError, tensor};
@@ -45,9 +46,10 @@ struct Header {
     id: Option<String>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
+    #[serde(deserialize_with = "vigil_json_object::objects")]
     inputs: Vec<InputHeader>,
     #[serde(default)]
-    outputs: Option<Vec<OutputHeader>>,
+    outputs: Option<Vec<Object<OutputHeader>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +118,7 @@ pub fn parse(
             (json, Some(rest))
         }
     };
-    let header: Header = serde_json::from_slice(json).map_err(|e| {
+    let Object(header): Object<Header> = serde_json::from_slice(json).map_err(|e| {
         use serde_json::error::Category;
         RequestError {
             kind: match e.classify() {
@@ -144,7 +146,7 @@ pub fn parse(
         .map(|outputs| {
             outputs
                 .into_iter()
-                .map(|o| {
+                .map(|Object(o)| {
                     if o.parameters
                         .as_ref()
                         .is_some_and(|p| p.contains_key("classification"))
@@ -427,6 +429,24 @@ mod tests {
                 "byte count",
             ),
             (br#"{"inputs": [}"#.to_vec(), None, "JSON"),
+            // Each of the header's objects given as an array, which a derived struct
+            // would fill by position.
+            (
+                br#"[null, null, [{"name":"x","shape":[1],"datatype":"FP64","data":[1]}]]"#
+                    .to_vec(),
+                None,
+                "expected an object",
+            ),
+            (
+                br#"{"inputs":[["x",[1],"FP64",null,[1]]]}"#.to_vec(),
+                None,
+                "expected an object",
+            ),
+            (
+                br#"{"inputs":[],"outputs":[["label"]]}"#.to_vec(),
+                None,
+                "expected an object",
+            ),
             (
                 br#"{"inputs":[],"outputs":[{"name":"label","parameters":{"classification":2}}]}"#
                     .to_vec(),

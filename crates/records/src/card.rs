@@ -63,7 +63,11 @@ pub struct CardSummary {
     /// A classifier's labels, in the model's order; empty for a regressor.
     #[serde(default)]
     pub labels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "vigil_json_object::optional"
+    )]
     pub baseline: Option<BaselineSummary>,
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use vigil_json_object::is_object;
 
 use crate::validate::{Checked, check_count, check_records, validate};
 use crate::{BodyError, Record, RecordRef, WireRecord};
@@ -18,22 +19,22 @@ struct Batch<'a> {
 pub fn parse_body(body: &[u8], max_records: usize) -> Result<Vec<Record>, BodyError> {
     let value: &RawValue =
         serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
-    let raws: Vec<&RawValue> =
-        if value.get().trim_start().starts_with('{') && looks_like_batch(value.get()) {
-            serde_json::from_str::<Batch<'_>>(value.get())
-                .map_err(|e| BodyError::Shape(e.to_string()))?
-                .records
-        } else if value.get().trim_start().starts_with('{') {
-            vec![value]
-        } else {
-            return Err(BodyError::Shape(
-                "the body must be a record object or {\"records\": [...]}".into(),
-            ));
-        };
+    let object = is_object(value.get().as_bytes());
+    let raws: Vec<&RawValue> = if object && looks_like_batch(value.get()) {
+        serde_json::from_str::<Batch<'_>>(value.get())
+            .map_err(|e| BodyError::Shape(e.to_string()))?
+            .records
+    } else if object {
+        vec![value]
+    } else {
+        return Err(BodyError::Shape(
+            "the body must be a record object or {\"records\": [...]}".into(),
+        ));
+    };
     check_count(raws.len(), max_records)?;
     check_records(raws.len(), |index, _| {
         // A struct would also take an array, field by field: a record is an object.
-        if !raws[index].get().trim_start().starts_with('{') {
+        if !is_object(raws[index].get().as_bytes()) {
             return Err("a record must be a JSON object".into());
         }
         let wire =

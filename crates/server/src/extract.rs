@@ -70,7 +70,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// 422 `invalid_body` unless the (parsed) body is a JSON object.
 pub fn object_or_refused(bytes: &[u8]) -> Result<(), ApiError> {
-    if vigil_telemetry::body::is_object(bytes) {
+    if vigil_json_object::is_object(bytes) {
         Ok(())
     } else {
         Err(ApiError::InvalidBody(

@@ -38,13 +38,6 @@ pub fn is_json(content_type: &str) -> bool {
         && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
 }
 
-/// Whether a JSON text's top-level value is an object. Every vigil body is one, but
-/// serde's derived structs also take a JSON array and fill their fields by position:
-/// a body that parsed must still pass this, or it is refused as the wrong shape.
-pub fn is_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
 /// Reads a JSON body of at most `limit` bytes.
 pub async fn read_json(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
     let content_type = req
@@ -104,15 +97,5 @@ mod tests {
         assert!(!is_json("text/plain"));
         assert!(!is_json("application/x-www-form-urlencoded"));
         assert!(!is_json("json"));
-    }
-
-    #[test]
-    fn only_an_object_is_an_object() {
-        assert!(is_object(b"{}"));
-        assert!(is_object(b" \r\n\t{\"a\": 1}"));
-        assert!(!is_object(b"[\"key\"]"));
-        assert!(!is_object(b"\"key\""));
-        assert!(!is_object(b"1"));
-        assert!(!is_object(b""));
     }
 }

@@ -45,7 +45,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             CollectorError::Invalid(e.to_string())
         }
     })?;
-    if !vigil_telemetry::body::is_object(&bytes) {
+    if !vigil_json_object::is_object(&bytes) {
         return Err(CollectorError::Invalid(
             "the body must be a JSON object".into(),
         ));

@@ -1,6 +1,6 @@
 //! HTTP helpers for tests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -41,7 +41,12 @@ pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
 
 /// Polls the metrics page at `url` until `series` has `value`.
 pub async fn wait_for_metric_at(url: &str, series: &str, value: f64) {
-    let deadline = Instant::now() + PATIENCE;
+    wait_for_metric_within(url, series, value, PATIENCE).await;
+}
+
+/// [`wait_for_metric_at`] for a wait whose condition takes longer than most, by design.
+pub async fn wait_for_metric_within(url: &str, series: &str, value: f64, patience: Duration) {
+    let deadline = Instant::now() + patience;
     loop {
         let text = get_text(url).await;
         if try_sample(&text, series) == Some(value) {

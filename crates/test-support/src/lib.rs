@@ -11,7 +11,9 @@ pub mod prometheus;
 pub mod python;
 pub mod zoo;
 
-pub use http::{get_json, get_json_with_key, get_text, post_json, wait_for_metric_at};
+pub use http::{
+    get_json, get_json_with_key, get_text, post_json, wait_for_metric_at, wait_for_metric_within,
+};
 pub use process::{Vigil, vigil_binary};
 pub use prometheus::{histogram_invariants, sample, try_sample};
 pub use python::tritonclient_python;

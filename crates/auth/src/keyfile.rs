@@ -1,7 +1,10 @@
 //! The data dir's key file (`keys.toml`): the keys `vigil keys create` made and the
 //! admin key `vigil up` generates on first start. Hashes only. Written whole to a
 //! temporary file and renamed over the old one, so a reader never sees half a file,
-//! with mode 0600 since the names and roles are nobody else's business.
+//! with mode 0600 since the names and roles are nobody else's business. Whoever
+//! changes it (`vigil keys create` and `revoke`, `vigil up` making its admin key)
+//! holds the lock file beside it from reading to renaming, so two at once cannot
+//! lose each other's change; readers need no lock.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,10 @@ use crate::keyring::KeySpec;
 /// The file's name under the data dir.
 pub const FILE_NAME: &str = "keys.toml";
 
+/// The lock file's name under the data dir. A file of its own, not `keys.toml`: that
+/// one is replaced by a rename, and a lock on the replaced file would lock nothing.
+pub const LOCK_FILE_NAME: &str = "keys.toml.lock";
+
 const HEADER: &str = "# vigil API keys: SHA-256 hashes only, never the keys. Managed by `vigil keys`\n\
 # (create, list, revoke); a running vigil picks up changes within seconds.\n\n";
 
@@ -22,6 +29,11 @@ struct Contents {
     #[serde(default)]
     keys: Vec<KeySpec>,
 }
+
+/// The right to change a key file, held until dropped (the OS releases it with the
+/// file descriptor, so a process that dies holding it does not leave it held).
+#[derive(Debug)]
+pub struct KeyFileLock(#[allow(dead_code)] std::fs::File);
 
 /// The key file of one data dir.
 #[derive(Debug, Clone)]
@@ -38,6 +50,22 @@ impl KeyFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits for, and holds until dropped, the right to change the file: take it
+    /// before [`KeyFile::load`] and keep it past [`KeyFile::save`].
+    pub fn lock(&self) -> Result<KeyFileLock, KeyError> {
+        let path = self.path.with_file_name(LOCK_FILE_NAME);
+        let err = |source| KeyError::Write {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = open_private(&path, false).map_err(err)?;
+        file.lock().map_err(err)?;
+        Ok(KeyFileLock(file))
     }
 
     /// The keys in the file; none when it does not exist.
@@ -92,23 +120,20 @@ impl KeyFile {
     }
 }
 
-#[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = open_private(path, true)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
 
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+/// Opens `path` for writing, created with mode 0600 where the OS has modes.
+fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 #[cfg(test)]

@@ -23,6 +23,15 @@ pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
 fn run_action(cli: &Cli, args: &KeysArgs) -> anyhow::Result<()> {
     let (data_dir, config_keys) = crate::config::key_sources(cli, args.data_dir.as_deref())?;
     let file = KeyFile::in_dir(&data_dir);
+    // Held from reading the file to replacing it, so a `create` or `revoke` run at
+    // the same time cannot write back a copy without this one's change.
+    let _lock = match args.action {
+        KeysAction::Create {
+            print_only: false, ..
+        }
+        | KeysAction::Revoke { .. } => Some(file.lock()?),
+        KeysAction::Create { .. } | KeysAction::List { .. } => None,
+    };
     let stored = file.load()?;
     match &args.action {
         KeysAction::Create {

@@ -206,3 +206,44 @@ fn a_start_that_fails_keeps_no_admin_key_nobody_saw() {
     // No key was kept, so the next good start makes (and shows) one.
     assert!(!dir.path().join("keys.toml").exists());
 }
+
+#[test]
+fn keys_changed_at_the_same_time_lose_no_change() {
+    // Each `vigil keys` reads the file, changes it and writes it back: without the
+    // lock, the last to write dropped what the others added, and a revoked key came
+    // back with an older copy.
+    let dir = TempDir::new("keys-at-once");
+    let (ok, _, err) = keys(
+        dir.path(),
+        &["create", "--name", "victim", "--role", "predict"],
+    );
+    assert!(ok, "{err}");
+    let names: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let path = dir.path();
+    std::thread::scope(|s| {
+        let revoke = s.spawn(|| keys(path, &["revoke", "--name", "victim"]));
+        let creates: Vec<_> = names
+            .iter()
+            .map(|n| s.spawn(move || keys(path, &["create", "--name", n, "--role", "predict"])))
+            .collect();
+        for c in creates {
+            let (ok, key, err) = c.join().unwrap();
+            assert!(ok && key.starts_with("vgl_"), "{err}");
+        }
+        let (ok, _, err) = revoke.join().unwrap();
+        assert!(ok, "{err}");
+    });
+    let (ok, out, err) = keys(dir.path(), &["list", "--json"]);
+    assert!(ok, "{err}");
+    let mut listed: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, names);
+}

@@ -24,6 +24,16 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     let mut stored = file.load()?;
     let mut keyring = Keyring::new(config.keys.iter().chain(&stored))?;
     let mut created_admin_key = None;
+    // Adding the admin key changes the file: under its lock, read again (a
+    // `vigil keys create` may have just added one).
+    let _lock = if config.mode == Mode::Up && !keyring.has_admin() {
+        let lock = file.lock()?;
+        stored = file.load()?;
+        keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+        Some(lock)
+    } else {
+        None
+    };
     if config.mode == Mode::Up && !keyring.has_admin() {
         let name = ["admin", "vigil-admin"]
             .into_iter()

@@ -127,6 +127,8 @@ async fn bad_input_gets_the_right_4xx_and_is_counted() {
         let what = format!("{} {}", req.method(), req.uri());
         let reply = send(&app, req).await;
         assert_eq!(assert_error(&reply, status), code, "{what}: {}", reply.text);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.len() <= 1024 + '…'.len_utf8(), "{what}: {message}");
         if let Some((instance, feature)) = position {
             assert_eq!(
                 reply.body["error"]["details"]["instance"], instance,
@@ -374,6 +376,16 @@ fn bad_cases() -> Vec<Case> {
             post(
                 "/predict",
                 json!({"model": "nope", "features": GOOD}).to_string(),
+            ),
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            None,
+        ),
+        // Its message quotes the name: cut, not 60,000 bytes long.
+        (
+            post(
+                "/predict",
+                json!({"model": "n".repeat(60_000), "features": GOOD}).to_string(),
             ),
             StatusCode::NOT_FOUND,
             "model_not_found",

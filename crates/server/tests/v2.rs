@@ -379,6 +379,12 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
             r.headers_mut().insert("content-encoding", "gzip".parse().unwrap());
             r
         }, StatusCode::BAD_REQUEST, "Content-Encoding"),
+        // A message quoting 70,000 bytes of header: cut, still the protocol's JSON.
+        ("huge framing header", {
+            let mut r = bare(INFER, "{}");
+            r.headers_mut().insert("inference-header-content-length", "9".repeat(70_000).parse().unwrap());
+            r
+        }, StatusCode::BAD_REQUEST, "byte count"),
         ("too large", bare(INFER, vec![b' '; 65 * 1024]), StatusCode::PAYLOAD_TOO_LARGE, "larger than"),
         ("unknown model", bare("/v2/models/nope/infer", "{}"), StatusCode::NOT_FOUND, "not loaded"),
         ("unknown version", bare("/v2/models/defect-detector/versions/7/infer", "{}"), StatusCode::NOT_FOUND, "version 7"),
@@ -388,6 +394,11 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
         assert!(
             message.contains(needle),
             "{what}: {message:?} should say {needle:?}"
+        );
+        assert!(
+            message.len() <= 1024 + '…'.len_utf8(),
+            "{what}: {} bytes",
+            message.len()
         );
     }
     let metrics = send(&app, get("/metrics")).await.text;

@@ -40,6 +40,25 @@ pub struct ErrorInfo {
     pub cause: Option<String>,
 }
 
+/// Longest `message` an error body carries, in bytes. Messages quote what the request
+/// sent (a model name, a header's value, an unknown field), and a request may send up
+/// to its limits (a 408 KiB head, the body limit): a quote that long helps nobody,
+/// and it made `/v2`'s rewritten answers outgrow their buffer.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, `…` marking the cut.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 /// Builds an error response in the vigil shape for the current request.
 pub fn error_response(
     status: StatusCode,
@@ -50,7 +69,7 @@ pub fn error_response(
     let body = ErrorBody {
         error: ErrorDetail {
             code: code.to_owned(),
-            message: message.into(),
+            message: bounded_message(message.into()),
             details: if details.is_null() {
                 empty_object()
             } else {
@@ -69,4 +88,24 @@ pub fn error_response(
         .extensions_mut()
         .insert(ErrorInfo { code, cause: None });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let exact = "a".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(bounded_message(exact.clone()), exact);
+        // A two-byte character straddling the limit goes whole.
+        let long = format!(
+            "{}é{}",
+            "a".repeat(MAX_MESSAGE_BYTES - 1),
+            "b".repeat(70_000)
+        );
+        let cut = bounded_message(long);
+        assert_eq!(cut, format!("{}…", "a".repeat(MAX_MESSAGE_BYTES - 1)));
+    }
 }

@@ -36,7 +36,7 @@ impl IntoResponse for V2Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::json!({
-            "error": self.0.message(),
+            "error": vigil_telemetry::error::bounded_message(self.0.message()),
             "request_id": vigil_telemetry::context::current_request_id(),
         });
         let mut response = (status, axum::Json(body)).into_response();
@@ -77,7 +77,21 @@ pub async fn protocol_errors(
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
-        return (parts.status, "").into_response();
+        // Not one of vigil's error bodies (their messages are bounded): the status,
+        // headers and request id stay, the message is the status's own.
+        let message = parts.status.canonical_reason().unwrap_or("error");
+        let request_id = parts
+            .headers
+            .get(vigil_telemetry::context::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let body = serde_json::json!({"error": message, "request_id": request_id});
+        return Response::from_parts(parts, axum::body::Body::from(body.to_string()));
     };
     let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()

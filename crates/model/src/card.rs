@@ -123,8 +123,16 @@ fn bins(what: &str, edges: &[f64], expected: &[f64]) -> Result<(), String> {
     if edges.windows(2).any(|w| w[0] >= w[1]) || edges.iter().any(|e| !e.is_finite()) {
         return Err(format!("{what}: edges must be finite and increasing"));
     }
+    shares(what, expected)
+}
+
+/// Checks shares of a whole: each in [0, 1], summing to 1 (± 0.01). Written as
+/// ranges that must contain the values, so NaN fails (a range contains no NaN): a NaN
+/// share would be served as the reference ratio's NaN and make every PSI NaN.
+fn shares(what: &str, expected: &[f64]) -> Result<(), String> {
     let total: f64 = expected.iter().sum();
-    if (total - 1.0).abs() > 0.01 || expected.iter().any(|e| *e < 0.0) {
+    let whole = (0.99..=1.01).contains(&total);
+    if !whole || !expected.iter().all(|e| (0.0..=1.0).contains(e)) {
         return Err(format!("{what}: shares must be >= 0 and sum to 1"));
     }
     Ok(())
@@ -222,6 +230,9 @@ impl ModelCard {
         match self.task {
             Task::Classification if !p.is_empty() && p.len() != self.labels.len() => {
                 return bad("drift.prediction_expected needs one share per label".into());
+            }
+            Task::Classification if !p.is_empty() => {
+                shares("drift.prediction_expected", p).map_err(CardError::Invalid)?;
             }
             Task::Regression if !p.is_empty() || !self.drift.prediction_edges.is_empty() => {
                 bins("drift.prediction_edges", &self.drift.prediction_edges, p)
@@ -322,6 +333,19 @@ expected = [0.5, 0.5]
             ("name = \"m\"", "name = \"m m\"", "name"),
             ("edges = [0.5]", "edges = [0.5, 0.2]", "edges"),
             ("expected = [0.5, 0.5]", "expected = [0.5, 0.1]", "sum to 1"),
+            // NaN passes `< 0.0` and `> 0.01` alike: refused all the same.
+            ("expected = [0.5, 0.5]", "expected = [nan, 1.0]", "sum to 1"),
+            ("expected = [0.5, 0.5]", "expected = [1.5, -0.5]", ">= 0"),
+            (
+                "prediction_expected = [0.9, 0.1]",
+                "prediction_expected = [nan, nan]",
+                "sum to 1",
+            ),
+            (
+                "prediction_expected = [0.9, 0.1]",
+                "prediction_expected = [0.9, 0.9]",
+                "sum to 1",
+            ),
             (
                 "prediction_expected = [0.9, 0.1]",
                 "prediction_expected = [1.0]",

@@ -397,6 +397,12 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // Broken after a field of the wrong type: reported as broken JSON.
+        (
+            post("/alerts", "{\"version\": 4,,}"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
         // Nor is a struct inside one: an alert, a card's baseline.
         (
             post(

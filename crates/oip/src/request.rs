@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use vigil_json_object::Object;
+use vigil_json_body::Object;
 
 use crate::error::ErrorKind;
 use crate::{DataType, RequestError, tensor};
@@ -46,7 +46,7 @@ struct Header {
     id: Option<String>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    #[serde(deserialize_with = "vigil_json_object::objects")]
+    #[serde(deserialize_with = "vigil_json_body::objects")]
     inputs: Vec<InputHeader>,
     #[serde(default)]
     outputs: Option<Vec<Object<OutputHeader>>>,
@@ -120,6 +120,7 @@ pub fn parse(
     };
     let Object(header): Object<Header> = serde_json::from_slice(json).map_err(|e| {
         use serde_json::error::Category;
+        let e = vigil_json_body::syntax_first(json, e);
         RequestError {
             kind: match e.classify() {
                 Category::Syntax | Category::Eof | Category::Io => ErrorKind::MalformedJson,

@@ -66,7 +66,7 @@ pub struct CardSummary {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "vigil_json_object::optional"
+        deserialize_with = "vigil_json_body::optional"
     )]
     pub baseline: Option<BaselineSummary>,
 }

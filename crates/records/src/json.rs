@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use vigil_json_object::is_object;
+use vigil_json_body::is_object;
 
 use crate::validate::{Checked, check_count, check_records, validate};
 use crate::{BodyError, Record, RecordRef, WireRecord};

@@ -50,10 +50,11 @@ pub(crate) fn log_payload(bytes: &[u8]) {
     }
 }
 
-/// Maps a serde_json error to the contract: broken syntax is 400, valid JSON of the
-/// wrong shape is 422.
-pub fn json_error(e: &serde_json::Error) -> ApiError {
+/// Maps the error a parse of `bytes` stopped at to the contract: broken syntax is 400
+/// (even where a field error came first), valid JSON of the wrong shape is 422.
+pub fn json_error(bytes: &[u8], e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
+    let e = vigil_json_body::syntax_first(bytes, e);
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
         Category::Data => ApiError::InvalidBody(e.to_string()),
@@ -63,14 +64,14 @@ pub fn json_error(e: &serde_json::Error) -> ApiError {
 /// Parses a whole body into `T` with the contract's errors; JSON that is not an object
 /// is the wrong shape, even where `T` would take it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let parsed = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+    let parsed = serde_json::from_slice(bytes).map_err(|e| json_error(bytes, e))?;
     object_or_refused(bytes)?;
     Ok(parsed)
 }
 
 /// 422 `invalid_body` unless the (parsed) body is a JSON object.
 pub fn object_or_refused(bytes: &[u8]) -> Result<(), ApiError> {
-    if vigil_json_object::is_object(bytes) {
+    if vigil_json_body::is_object(bytes) {
         Ok(())
     } else {
         Err(ApiError::InvalidBody(
@@ -101,11 +102,20 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_and_shape_errors_422() {
         let syntax = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
-        assert_eq!(json_error(&syntax).status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_error(b"{", syntax).status(),
+            http::StatusCode::BAD_REQUEST
+        );
         let shape = serde_json::from_str::<Vec<u8>>("{}").unwrap_err();
         assert_eq!(
-            json_error(&shape).status(),
+            json_error(b"{}", shape).status(),
             http::StatusCode::UNPROCESSABLE_ENTITY
+        );
+        // The shape error a typed parse meets first does not hide broken syntax.
+        let first = serde_json::from_str::<Vec<u8>>("{,").unwrap_err();
+        assert_eq!(
+            json_error(b"{,", first).status(),
+            http::StatusCode::BAD_REQUEST
         );
     }
 }

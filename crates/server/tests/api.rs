@@ -204,6 +204,13 @@ fn bad_cases() -> Vec<Case> {
             "malformed_json",
             None,
         ),
+        // Broken after a field a typed parse refuses first: still broken JSON.
+        (
+            post("/predict", "{\"x\": 1,,}"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+        ),
         (
             post("/predict", ""),
             StatusCode::BAD_REQUEST,

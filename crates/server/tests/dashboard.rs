@@ -195,11 +195,31 @@ async fn bad_sign_in_bodies_and_queries_get_the_contract_errors() {
     for _ in 0..2 {
         // Read in both passes: `/metrics` gets its own series on the first read.
         before = series().await;
-        let cases: [(Request<Body>, StatusCode); 4] = [
+        let cases: [(Request<Body>, StatusCode); 7] = [
             (post("/dashboard/session", "{"), StatusCode::BAD_REQUEST),
             (
                 post("/dashboard/session", json!({"key": ADMIN}).to_string()),
                 StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            // The key in the wrong shape: the refusal must not quote it back.
+            (
+                post("/dashboard/session", json!(ADMIN).to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                post(
+                    "/dashboard/session",
+                    json!({"api_key": [ADMIN]}).to_string(),
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            // Broken JSON after the key: reported as broken, not as the wrong shape.
+            (
+                post(
+                    "/dashboard/session",
+                    format!("{{\"api_key\": \"{ADMIN}\", \"x\": 1,,}}"),
+                ),
+                StatusCode::BAD_REQUEST,
             ),
             (
                 Request::post("/dashboard/session")
@@ -217,6 +237,7 @@ async fn bad_sign_in_bodies_and_queries_get_the_contract_errors() {
             let reply = send(&app, request).await;
             assert_error(&reply, status);
             assert!(reply.headers.get(header::SET_COOKIE).is_none());
+            assert!(!reply.text.contains(ADMIN), "{}", reply.text);
         }
         let key = |uri: &str| {
             Request::get(uri)

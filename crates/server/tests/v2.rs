@@ -371,6 +371,7 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
         ("BYTES input", bare(INFER, json!({"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}).to_string()), StatusCode::BAD_REQUEST, "BYTES"),
         ("inexact FP64", bare(INFER, json!({"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP64", "data": [70.1, 250, 2.5, 45, 1500, 12]}]}).to_string()), StatusCode::BAD_REQUEST, "exactly an FP32"),
         ("malformed JSON", bare(INFER, "{\"inputs\": ["), StatusCode::BAD_REQUEST, "JSON"),
+        ("malformed after an unknown field", bare(INFER, "{\"x\": 1,,}"), StatusCode::BAD_REQUEST, "JSON"),
         ("header as an array", bare(INFER, json!([null, null, [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": GOOD}]]).to_string()), StatusCode::BAD_REQUEST, "expected an object"),
         ("input as an array", bare(INFER, json!({"inputs": [["input", [1, 6], "FP32", null, GOOD]]}).to_string()), StatusCode::BAD_REQUEST, "expected an object"),
         ("unknown output", bare(INFER, json!({"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": GOOD}], "outputs": [{"name": "../etc"}]}).to_string()), StatusCode::BAD_REQUEST, "no output"),
@@ -421,6 +422,14 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
             r#"input_validation_errors_total{model="defect-detector",reason="non_finite"}"#
         ),
         1.0
+    );
+    // Broken JSON is counted as such even where a field error comes first.
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"input_validation_errors_total{model="defect-detector",reason="malformed_json"}"#
+        ),
+        2.0
     );
     assert_eq!(
         sample(

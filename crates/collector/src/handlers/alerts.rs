@@ -22,7 +22,7 @@ use crate::error::CollectorError;
 #[derive(Debug, Deserialize)]
 struct Webhook {
     version: String,
-    #[serde(default, deserialize_with = "vigil_json_object::objects")]
+    #[serde(default, deserialize_with = "vigil_json_body::objects")]
     alerts: Vec<WebhookAlert>,
 }
 

@@ -39,13 +39,14 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CollectorError> {
     let bytes = vigil_telemetry::body::read_json(req, limit).await?;
     let parsed = serde_json::from_slice(&bytes).map_err(|e| {
+        let e = vigil_json_body::syntax_first(&bytes, e);
         if e.is_syntax() || e.is_eof() {
             CollectorError::MalformedJson(e.to_string())
         } else {
             CollectorError::Invalid(e.to_string())
         }
     })?;
-    if !vigil_json_object::is_object(&bytes) {
+    if !vigil_json_body::is_object(&bytes) {
         return Err(CollectorError::Invalid(
             "the body must be a JSON object".into(),
         ));

@@ -86,7 +86,12 @@ pub struct SignIn {
         (status = 401, body = vigil_telemetry::ErrorBody), (status = 403, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody)))]
 pub async fn sign_in(State(state): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
-    let SignIn { api_key } = parse_json(&body.0)?;
+    // The body carries a secret, and serde's messages quote what they refuse (`invalid
+    // type: string "<key>"`): the refusals here say what is wrong without quoting it.
+    let SignIn { api_key } = parse_json(&body.0).map_err(|e| match e {
+        ApiError::MalformedJson(_) => ApiError::MalformedJson("the body is not valid JSON".into()),
+        _ => ApiError::InvalidBody("the body must be {\"api_key\": \"<admin key>\"}".into()),
+    })?;
     match state
         .auth
         .sign_in(api_key.as_bytes(), "POST", SESSION_ROUTE)

@@ -89,10 +89,11 @@ pub fn parse(
         Err(e) => match mark_non_finite(&bytes) {
             Some(marked) => {
                 lenient = marked;
-                let r = serde_json::from_slice(&lenient).map_err(|_| refused(json_error(&e)))?;
+                let r =
+                    serde_json::from_slice(&lenient).map_err(|_| refused(json_error(&bytes, e)))?;
                 (r, true)
             }
-            None => return Err(refused(json_error(&e))),
+            None => return Err(refused(json_error(&bytes, e))),
         },
     };
     object_or_refused(&bytes).map_err(refused)?;

@@ -1,12 +1,8 @@
-//! JSON bodies are objects, all the way down.
-//!
-//! serde's derived structs take a JSON array as well as an object and fill their
-//! fields by position, so `["<admin key>"]` would pass for `{"api_key": ...}` and
-//! `[["firing", {...}, ...]]` for a list of alerts. Every struct a vigil body carries
-//! is written as an object: [`is_object`] checks a body's top level before it is
-//! parsed (the first byte that is not whitespace: nothing on the hot path), and
-//! [`Object`], [`objects`] and [`optional`] refuse an array where a struct sits
-//! inside one, with serde's own error (`invalid type: sequence, expected an object`).
+//! Structs read from JSON objects only: [`is_object`] for a body's top level,
+//! [`Object`], [`objects`] and [`optional`] for the structs inside one. serde's
+//! derived structs take a JSON array as well as an object and fill their fields by
+//! position; these refuse the array with serde's own error (`invalid type:
+//! sequence, expected an object`).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -47,7 +43,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOnly<T> {
     }
 }
 
-/// `#[serde(deserialize_with = "vigil_json_object::objects")]` on a `Vec` of structs.
+/// `#[serde(deserialize_with = "vigil_json_body::objects")]` on a `Vec` of structs.
 pub fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -57,7 +53,7 @@ where
     Ok(list.into_iter().map(|o| o.0).collect())
 }
 
-/// `#[serde(default, deserialize_with = "vigil_json_object::optional")]` on an
+/// `#[serde(default, deserialize_with = "vigil_json_body::optional")]` on an
 /// `Option` of a struct (`null` is `None`).
 pub fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where

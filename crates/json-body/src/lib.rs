@@ -1,0 +1,15 @@
+//! How vigil reads JSON bodies, the same way in every service.
+//!
+//! - **Objects all the way down** (`object`): serde's derived structs take a JSON
+//!   array as well as an object and fill their fields by position, so `["<admin
+//!   key>"]` would pass for `{"api_key": ...}` and `[["firing", {...}, ...]]` for a
+//!   list of alerts. Every struct a vigil body carries is written as an object.
+//! - **Syntax before shape** (`syntax`): a typed parse stops at the first error it
+//!   meets, so a field error early in a body hides broken JSON after it; the
+//!   contract answers broken JSON 400 and well-formed JSON of the wrong shape 422.
+
+mod object;
+mod syntax;
+
+pub use object::{Object, is_object, objects, optional};
+pub use syntax::syntax_first;

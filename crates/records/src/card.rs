@@ -120,6 +120,19 @@ impl CardSummary {
             {
                 return Err("baseline.mae and rmse must be finite and >= 0".into());
             }
+            // The quality alerts compare ground truth with the measure of the task:
+            // a baseline of the other kind would never be compared with anything.
+            let fits = match self.task {
+                Task::Classification => b.accuracy.is_some() && b.mae.is_none() && b.rmse.is_none(),
+                Task::Regression => b.accuracy.is_none() && b.mae.is_some() && b.rmse.is_some(),
+            };
+            if !fits {
+                return Err(match self.task {
+                    Task::Classification => "a classifier's baseline is {\"accuracy\"}",
+                    Task::Regression => "a regressor's baseline is {\"mae\", \"rmse\"}",
+                }
+                .into());
+            }
         }
         Ok(())
     }
@@ -173,6 +186,32 @@ mod tests {
             (
                 Box::new(|c| c.baseline.as_mut().unwrap().mae = Some(f64::NAN)),
                 "finite",
+            ),
+            // A baseline of the other task's kind.
+            (
+                Box::new(|c| {
+                    c.baseline = Some(BaselineSummary {
+                        mae: Some(1.0),
+                        rmse: Some(2.0),
+                        ..Default::default()
+                    })
+                }),
+                "a classifier's baseline",
+            ),
+            (
+                Box::new(|c| c.baseline.as_mut().unwrap().rmse = Some(2.0)),
+                "a classifier's baseline",
+            ),
+            (
+                Box::new(|c| c.baseline = Some(BaselineSummary::default())),
+                "a classifier's baseline",
+            ),
+            (
+                Box::new(|c| {
+                    c.task = Task::Regression;
+                    c.labels.clear();
+                }),
+                "a regressor's baseline",
             ),
         ];
         for (change, want) in cases {

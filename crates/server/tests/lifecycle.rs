@@ -267,6 +267,21 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
+        // Declared far over the limit and never sent: refused from the header at
+        // once (reading would wait for a body that does not come).
+        (
+            "declared too large",
+            Request::post("/admin/models/defect-detector")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .header(header::CONTENT_TYPE, multipart::content_type())
+                .header(header::CONTENT_LENGTH, "300000000")
+                .body(Body::from_stream(futures_util::stream::pending::<
+                    Result<bytes::Bytes, std::io::Error>,
+                >()))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
         (
             "no card part",
             upload("defect-detector", &[("onnx", onnx)]),
@@ -375,7 +390,7 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     );
     assert_eq!(
         sample(&after, "audit_events_total{action=\"upload\"}"),
-        15.0
+        16.0
     );
     assert!(!before.contains("status=\"5"));
     assert!(!after.contains("status=\"5"), "no upload may be a 5xx");

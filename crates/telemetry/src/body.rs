@@ -63,12 +63,7 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejec
             });
         }
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared_over(req.headers(), limit) {
         return Err(BodyRejection::PayloadTooLarge { limit });
     }
     let body = Limited::new(req.into_body(), limit)
@@ -82,6 +77,17 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejec
             }
         })?;
     Ok(body.to_bytes())
+}
+
+/// Whether the request's `Content-Length` declares more than `limit` bytes: such a
+/// body is refused before a byte of it is read (a client that declares 300 MB and
+/// then stalls is answered at once, not when the request times out).
+pub fn declared_over(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
 }
 
 #[cfg(test)]

@@ -98,12 +98,17 @@ async fn parts(
 pub async fn upload(
     State(state): State<AppState>,
     name: Result<PathName, ApiError>,
+    headers: http::HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let name = name?.0;
     let result = async {
         let lifecycle = lifecycle(&state)?;
-        let (onnx, card) = parts(multipart, state.limits.upload_limit).await?;
+        let limit = state.limits.upload_limit;
+        if vigil_telemetry::body::declared_over(&headers, limit) {
+            return Err(LifecycleError::TooLarge { limit });
+        }
+        let (onnx, card) = parts(multipart, limit).await?;
         lifecycle
             .upload(&state.models, &state.model_metrics, &name, onnx, card)
             .await

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     InvalidBody,
     /// A datatype the model cannot take, or a value it cannot take exactly.
     InvalidType,
+    /// An input of more elements than the server takes in one request.
+    TooManyElements,
 }
 
 impl RequestError {

@@ -204,11 +204,12 @@ fn read_input(
         elements = elements
             .checked_mul(dim)
             .filter(|n| *n <= max_elements)
-            .ok_or_else(|| {
-                RequestError::body(format!(
+            .ok_or_else(|| RequestError {
+                kind: ErrorKind::TooManyElements,
+                message: format!(
                     "input `{name}` has shape {:?}: more than {max_elements} elements",
                     input.shape
-                ))
+                ),
             })?;
         shape.push(dim);
     }

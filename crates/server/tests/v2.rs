@@ -423,6 +423,14 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
         ),
         1.0
     );
+    // Too many rows (or a shape too large to count) as /predict counts them.
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"input_validation_errors_total{model="defect-detector",reason="batch_too_large"}"#
+        ),
+        2.0
+    );
     // Broken JSON is counted as such even where a field error comes first.
     assert_eq!(
         sample(

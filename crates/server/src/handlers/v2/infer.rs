@@ -136,6 +136,9 @@ fn request_error(e: RequestError) -> ApiError {
         ErrorKind::InvalidType => {
             ApiError::InvalidInput(InputError::new(InputErrorReason::InvalidType, e.message))
         }
+        ErrorKind::TooManyElements => {
+            ApiError::InvalidInput(InputError::new(InputErrorReason::BatchTooLarge, e.message))
+        }
     }
 }
 

@@ -113,9 +113,10 @@ impl CollectorState {
                 model: self.collector.models.admit(model),
             };
             self.collector.predictions.get_or_create(&label).inc_by(n);
-            if defects > 0 {
-                self.collector.defects.get_or_create(&label).inc_by(defects);
-            }
+            // Made (at 0) with the model's first record, not its first defect:
+            // `increase()` cannot see the step of a series that appears at 1, so
+            // HighDefectRate would miss the first defects of every model.
+            self.collector.defects.get_or_create(&label).inc_by(defects);
         }
     }
 }

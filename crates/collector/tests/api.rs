@@ -272,6 +272,15 @@ async fn contract(app: &Router) {
         sample(&m, "logging_defects_total{model=\"defect-detector\"}"),
         6.0
     );
+    // A model's defect count exists from its first record, at 0 until a defect.
+    let mut calm = record("calm-1", false);
+    calm["model"] = json!("calm");
+    assert_eq!(
+        send(app, post("/log", calm.to_string())).await.status,
+        StatusCode::ACCEPTED
+    );
+    let m2 = send(app, get("/metrics")).await.text;
+    assert_eq!(sample(&m2, "logging_defects_total{model=\"calm\"}"), 0.0);
     assert_eq!(sample(&m, "logging_duplicate_records_total"), 15.0);
     assert_eq!(sample(&m, "logging_db_initialized"), 1.0);
     assert_eq!(sample(&m, "logging_db_write_duration_seconds_count"), 5.0);

@@ -100,6 +100,18 @@ pub struct ModelCard {
     pub baseline: Option<Baseline>,
 }
 
+/// Most labels a classifier may have: each is a `predictions_by_class` series on every
+/// replica, and the collector takes no card with more (ImageNet's 1,000 classes fit).
+pub use vigil_records::card::MAX_LABELS;
+/// Most interior edges of one set of drift bins (a feature's reference, a regressor's
+/// value bins): each bin is a series, twice over for a feature. `vigil models init`
+/// writes deciles (9 edges).
+pub const MAX_EDGES: usize = 100;
+/// Most drift bins of all the features' references together: each is two series
+/// (`model_feature_bin_total`, `model_feature_reference_ratio`) on every replica, so a
+/// card cannot make a scrape grow without bound (64 pixel features at 10 bins are 640).
+pub const MAX_DRIFT_BINS: usize = 10_000;
+
 /// Model names become URL segments and metric label values: keep them tame.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -117,6 +129,9 @@ fn tame_label(s: &str) -> bool {
 /// Checks reference bins: finite, strictly increasing interior `edges` and one share
 /// per bin (`edges.len() + 1`), each >= 0, summing to 1 (± 0.01).
 fn bins(what: &str, edges: &[f64], expected: &[f64]) -> Result<(), String> {
+    if edges.len() > MAX_EDGES {
+        return Err(format!("{what}: at most {MAX_EDGES} edges"));
+    }
     if expected.len() != edges.len() + 1 {
         return Err(format!("{what}: expected needs edges + 1 shares"));
     }
@@ -185,6 +200,9 @@ impl ModelCard {
             Task::Classification if self.labels.len() < 2 => {
                 return bad("a classifier needs at least two labels".into());
             }
+            Task::Classification if self.labels.len() > MAX_LABELS => {
+                return bad(format!("a classifier has at most {MAX_LABELS} labels"));
+            }
             Task::Classification if !self.drift.prediction_edges.is_empty() => {
                 return bad("drift.prediction_edges are a regressor's value bins; a classifier's prediction mix is per label".into());
             }
@@ -221,6 +239,11 @@ impl ModelCard {
                 "label {l:?} must be 1-128 printable chars without quotes or backslashes"
             ));
         }
+        let mut labels = std::collections::HashSet::new();
+        if let Some(l) = self.labels.iter().find(|l| !labels.insert(l.as_str())) {
+            // An answer's label would not say which class it was.
+            return bad(format!("label {l:?} is listed twice"));
+        }
         for d in &self.defect_labels {
             if !self.labels.contains(d) {
                 return bad(format!("defect label {d:?} is not one of the labels"));
@@ -240,9 +263,14 @@ impl ModelCard {
             }
             _ => {}
         }
+        let mut referenced = std::collections::HashSet::new();
         for r in &self.drift.features {
             if !seen.contains(r.name.as_str()) {
                 return bad(format!("drift reference for unknown feature {:?}", r.name));
+            }
+            if !referenced.insert(r.name.as_str()) {
+                // Two references would print the same drift series twice in a scrape.
+                return bad(format!("drift reference for {:?} is listed twice", r.name));
             }
             bins(
                 &format!("drift reference {:?}", r.name),
@@ -250,6 +278,12 @@ impl ModelCard {
                 &r.expected,
             )
             .map_err(CardError::Invalid)?;
+        }
+        let drift_bins: usize = self.drift.features.iter().map(|r| r.expected.len()).sum();
+        if drift_bins > MAX_DRIFT_BINS {
+            return bad(format!(
+                "drift references have {drift_bins} bins in all; at most {MAX_DRIFT_BINS}"
+            ));
         }
         if let Some(b) = &self.baseline {
             if b.rows == 0 {
@@ -438,6 +472,57 @@ rows = 200
             .unwrap_err()
             .to_string();
         assert!(err.contains("prediction_edges"), "{err}");
+    }
+
+    /// A classifier with `labels` labels, `features` features and a drift reference of
+    /// `edges` edges on each of the first `refs` features.
+    fn sized(labels: usize, features: usize, refs: usize, edges: usize) -> String {
+        let list = |n: usize, item: &dyn Fn(usize) -> String| {
+            (0..n).map(item).collect::<Vec<_>>().join(", ")
+        };
+        let mut text = format!(
+            "name = \"m\"\nversion = \"1\"\ntask = \"classification\"\nlabels = [{}]\n",
+            list(labels, &|i| format!("\"c{i}\""))
+        );
+        for f in 0..features {
+            text += &format!("[[features]]\nname = \"f{f}\"\n");
+        }
+        text += "[drift]\n";
+        for f in 0..refs {
+            text += &format!(
+                "[[drift.features]]\nname = \"f{f}\"\nedges = [{}]\nexpected = [1.0{}]\n",
+                list(edges, &|i| i.to_string()),
+                ", 0.0".repeat(edges)
+            );
+        }
+        text
+    }
+
+    #[test]
+    fn bounds_what_becomes_metric_series() {
+        // At each bound: accepted.
+        for text in [
+            sized(MAX_LABELS, 1, 0, 0),
+            sized(2, 1, 1, MAX_EDGES),
+            sized(2, 101, 100, 99),
+        ] {
+            ModelCard::from_toml(&text).unwrap();
+        }
+        // One past, or a label or reference twice: refused, saying why.
+        let twice = sized(2, 1, 1, 1) + &sized(2, 1, 1, 1)[sized(2, 1, 0, 0).len()..];
+        for (text, why) in [
+            (sized(MAX_LABELS + 1, 1, 0, 0), "at most 1000 labels"),
+            (sized(2, 1, 1, MAX_EDGES + 1), "at most 100 edges"),
+            (sized(2, 101, 101, 99), "10100 bins in all"),
+            (
+                sized(3, 1, 0, 0).replace("\"c2\"", "\"c0\""),
+                "\"c0\" is listed twice",
+            ),
+            (twice, "\"f0\" is listed twice"),
+        ] {
+            let err = ModelCard::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(why), "{err} should mention {why}");
+        }
     }
 
     #[test]

@@ -90,46 +90,56 @@ impl Catalog {
 
 /// The current catalog, swapped whole; each swap is announced to subscribers.
 #[derive(Debug, Clone)]
-pub struct Models(Arc<(ArcSwap<Catalog>, tokio::sync::watch::Sender<u64>)>);
+pub struct Models(Arc<Swapped>);
+
+#[derive(Debug)]
+struct Swapped {
+    current: ArcSwap<Catalog>,
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Retires the versions a swap stops serving.
+    metrics: ModelMetrics,
+}
 
 impl Models {
-    pub fn new(catalog: Catalog) -> Self {
-        Self(Arc::new((
-            ArcSwap::from_pointee(catalog),
-            tokio::sync::watch::Sender::new(0),
-        )))
+    pub fn new(catalog: Catalog, metrics: ModelMetrics) -> Self {
+        Self(Arc::new(Swapped {
+            current: ArcSwap::from_pointee(catalog),
+            changes: tokio::sync::watch::Sender::new(0),
+            metrics,
+        }))
     }
 
     /// The current snapshot (cheap; no lock).
     pub fn load(&self) -> Guard<Arc<Catalog>> {
-        self.0.0.load()
+        self.0.current.load()
     }
 
     /// The current snapshot, owned (for code that holds it across an await).
     pub fn load_full(&self) -> Arc<Catalog> {
-        self.0.0.load_full()
+        self.0.current.load_full()
     }
 
     /// Changes each time the catalog is replaced (the cards announced to the
     /// collector follow it).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.0.1.subscribe()
+        self.0.changes.subscribe()
     }
 
-    /// Puts `next` in force for every request that starts from now on, and marks the
-    /// versions it no longer serves as not loaded.
+    /// Puts `next` in force for every request that starts from now on, and retires
+    /// the versions it no longer serves (not loaded; older replaced versions' series
+    /// removed).
     pub fn replace(&self, next: Catalog) {
-        let previous = self.0.0.swap(Arc::new(next));
-        let current = self.0.0.load();
+        let previous = self.0.current.swap(Arc::new(next));
+        let current = self.0.current.load();
         for old in previous.iter() {
             // The same version still serving shares the series: leave it at 1.
             if current
                 .get(&old.card.name)
                 .is_none_or(|s| s.card.version != old.card.version)
             {
-                old.handles.loaded.set(0);
+                self.0.metrics.retire(old);
             }
         }
-        self.0.1.send_modify(|n| *n += 1);
+        self.0.changes.send_modify(|n| *n += 1);
     }
 }

@@ -91,7 +91,7 @@ impl AppState {
         let mut registry = Metrics::base_registry("inference", crate::VERSION);
         let http = HttpMetrics::register(&mut registry);
         let model_metrics = ModelMetrics::register(&mut registry);
-        let models = Models::new(Catalog::new(models, &model_metrics));
+        let models = Models::new(Catalog::new(models, &model_metrics), model_metrics.clone());
         ModelMetrics::register_drift(&mut registry, models.clone());
         let forwarder_metrics = ForwarderMetrics::register(&mut registry);
         let auth = Auth::new(keys, &mut registry);

@@ -192,6 +192,82 @@ async fn upload_swaps_versions_rollback_returns_and_state_survives_a_restart() {
     );
 }
 
+/// The versions of defect-detector that have series on a `/metrics` page.
+fn versions_with_series(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("model=\"defect-detector\""))
+        .filter_map(|l| l.split("version=\"").nth(1)?.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Only the last replaced version of a model keeps its series (at model_loaded 0: the
+/// version a rollback returns to); older ones go, so series do not grow with uploads.
+#[tokio::test]
+async fn series_are_kept_for_the_serving_and_the_last_replaced_version_only() {
+    let data = TempDir::new("retired");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = defect();
+    let loaded = |v: &str| format!("model_loaded{{model=\"defect-detector\",version=\"{v}\"}}");
+    let served = |v: &str| {
+        format!("predictions_total{{model=\"defect-detector\",version=\"{v}\",status=\"success\"}}")
+    };
+    for v in ["2.0.0", "3.0.0", "4.0.0"] {
+        let next = card(text, v, None);
+        let reply = send(
+            &app,
+            upload(
+                "defect-detector",
+                &[("onnx", onnx), ("card", next.as_bytes())],
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        assert_eq!(version_of(&app, "defect-detector").await, v);
+    }
+    let m = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        versions_with_series(&m),
+        ["3.0.0".into(), "4.0.0".into()].into()
+    );
+    assert_eq!(sample(&m, &loaded("3.0.0")), 0.0);
+    assert_eq!(sample(&m, &loaded("4.0.0")), 1.0);
+    assert_eq!(sample(&m, &served("3.0.0")), 1.0);
+
+    // A rollback serves 3.0.0 again on its kept series; 4.0.0 is the last replaced.
+    let back = send(
+        &app,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(back.body["to_version"], "3.0.0", "{}", back.text);
+    assert_eq!(version_of(&app, "defect-detector").await, "3.0.0");
+    let m = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        versions_with_series(&m),
+        ["3.0.0".into(), "4.0.0".into()].into()
+    );
+    assert_eq!(sample(&m, &loaded("3.0.0")), 1.0);
+    assert_eq!(sample(&m, &loaded("4.0.0")), 0.0);
+    assert_eq!(sample(&m, &served("3.0.0")), 2.0);
+
+    // Back again, to 2.0.0, whose series went: they start anew; 4.0.0's go.
+    let back = send(
+        &app,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(back.body["to_version"], "2.0.0", "{}", back.text);
+    assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
+    let m = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        versions_with_series(&m),
+        ["2.0.0".into(), "3.0.0".into()].into()
+    );
+    assert_eq!(sample(&m, &served("2.0.0")), 1.0);
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     let data = TempDir::new("lifecycle-bad");

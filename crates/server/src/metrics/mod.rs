@@ -5,9 +5,11 @@
 //! ([`drift`]); `prediction_value` is kept by model ([`values`]).
 
 mod drift;
+mod retired;
 mod values;
 
 use drift::DriftCollector;
+use retired::Retired;
 use values::ValueHistograms;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use vigil_model::{LoadedModel, Task};
+use vigil_records::Status;
 use vigil_telemetry::metrics::{LATENCY_BUCKETS, TraceExemplar};
 
 use crate::catalog::{Models, Served};
@@ -122,7 +125,8 @@ impl ModelHandles {
 }
 
 /// All model metrics of the inference service. The families are kept so a model
-/// version loaded later (upload, rollback, rescan) gets its series the same way.
+/// version loaded later (upload, rollback, rescan) gets its series the same way, and
+/// the series of versions replaced before the last one can be removed ([`retired`]).
 #[derive(Debug, Clone)]
 pub struct ModelMetrics {
     predictions: Family<ModelVersionStatus, Counter>,
@@ -138,6 +142,7 @@ pub struct ModelMetrics {
     loaded: Family<ModelVersion, Gauge>,
     load_time: Family<ModelOnly, Histogram, HistFn>,
     unknown: Arc<HashMap<ValidationReason, Counter>>,
+    retired: Arc<Retired>,
     /// `app_health_status`.
     pub health: Gauge,
 }
@@ -163,6 +168,7 @@ impl ModelMetrics {
             loaded: Family::default(),
             load_time: Family::new_with_constructor(|| Histogram::new(LOAD_BUCKETS)),
             unknown: Arc::new(HashMap::new()),
+            retired: Arc::default(),
             health: Gauge::default(),
         };
         let unknown = ValidationReason::all()
@@ -258,6 +264,7 @@ impl ModelMetrics {
     pub fn serve(&self, model: Arc<LoadedModel>) -> Served {
         let name = model.card.name.clone();
         let version = model.card.version.clone();
+        self.retired.revive(&name, &version);
         let mv = ModelVersion {
             model: name.clone(),
             version: version.clone(),
@@ -271,8 +278,8 @@ impl ModelMetrics {
             status,
         };
         let handles = ModelHandles {
-            success: handle(&self.predictions, &status("success")),
-            error: handle(&self.predictions, &status("error")),
+            success: handle(&self.predictions, &status(Status::Success.as_str())),
+            error: handle(&self.predictions, &status(Status::Error.as_str())),
             latency: handle(&self.latency, &mv),
             queue: handle(&self.queue, &mo),
             queue_depth: handle(&self.depth, &mo),
@@ -322,6 +329,28 @@ impl ModelMetrics {
         handles.loaded.set(1);
         handle(&self.load_time, &mo).observe(model.load_duration.as_secs_f64());
         Served { model, handles }
+    }
+
+    /// Marks `served`'s version as no longer serving (`model_loaded` 0) and removes the
+    /// series of the model's versions replaced before it ([`retired`]).
+    pub fn retire(&self, served: &Served) {
+        served.handles.loaded.set(0);
+        let model = &served.card.name;
+        for version in self.retired.retire(model, &served.card.version) {
+            let mv = ModelVersion {
+                model: model.clone(),
+                version,
+            };
+            for status in [Status::Success, Status::Error] {
+                self.predictions.remove(&ModelVersionStatus {
+                    model: mv.model.clone(),
+                    version: mv.version.clone(),
+                    status: status.as_str(),
+                });
+            }
+            self.latency.remove(&mv);
+            self.loaded.remove(&mv);
+        }
     }
 
     /// Counts a rejected request against its model (or `unknown`).

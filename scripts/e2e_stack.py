@@ -78,6 +78,7 @@ OPTIONAL_EXPR_PATTERNS = [
     r"\bunless\b",
     r"(?<![=!<>])(>|<)(?!=)\s*[0-9]",
     r"==\s*0",
+    r"\babsent\(",
 ]
 
 class Failure(Exception):

@@ -531,6 +531,22 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
     let still = serving(&restarted, "digits").await;
     assert_eq!(still.status, StatusCode::NOT_FOUND);
     assert_eq!(version_of(&restarted, "digits-small").await, "1.0.0");
+
+    // An upload serves it again; nothing served just before, but a rollback returns
+    // to the version that served until the unload.
+    let v2 = card(text, "2.0.0", None);
+    let back = send(
+        &restarted,
+        upload("digits", &[("onnx", onnx), ("card", v2.as_bytes())]),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::CREATED, "{}", back.text);
+    assert_eq!(back.body["previous_version"], json!(null));
+    assert_eq!(version_of(&restarted, "digits").await, "2.0.0");
+    let rolled = send(&restarted, admin("POST", "/admin/models/digits/rollback")).await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.text);
+    assert_eq!(rolled.body["to_version"], "1.0.0");
+    assert_eq!(version_of(&restarted, "digits").await, "1.0.0");
 }
 
 #[tokio::test]

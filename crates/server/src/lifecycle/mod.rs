@@ -25,7 +25,7 @@ use crate::metrics::ModelMetrics;
 pub struct Uploaded {
     pub model: String,
     pub version: String,
-    /// The version it replaced; `null` for a new model.
+    /// The version it replaced; `null` for a new model or an unloaded one.
     pub previous_version: Option<String>,
     /// Time to load and optimise the model, in milliseconds.
     pub load_ms: f64,
@@ -207,8 +207,19 @@ impl Lifecycle {
             .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
             .map_err(|e| LifecycleError::Store(e.to_string()))?;
         let saved = self.state(name).and_then(|mut state| {
-            if let Some(previous) = &previous {
-                state.history.push(previous.clone());
+            // The version serving until now or, for a model unloaded on purpose, the
+            // one that served until the unload: a rollback returns to it either way.
+            let before = previous.clone().or_else(|| {
+                state
+                    .unloaded
+                    .then(|| {
+                        let base = base.get(name).map(|m| m.card.version.clone());
+                        state.active.clone().or(base)
+                    })
+                    .flatten()
+            });
+            if let Some(before) = before {
+                state.history.push(before);
             }
             state.active = Some(version.clone());
             state.unloaded = false;

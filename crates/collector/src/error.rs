@@ -14,7 +14,7 @@ pub enum CollectorError {
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
     #[error("unsupported content type")]
-    UnsupportedMediaType,
+    UnsupportedMediaType { got: Option<String> },
     #[error("Content-Encoding {0:?} is not supported: send the body uncompressed")]
     UnsupportedEncoding(String),
     /// A binary batch of a version (or format) this collector does not read: a 415,
@@ -37,7 +37,7 @@ pub enum CollectorError {
     #[error("no route for this path")]
     NotFound,
     #[error("no such model: this collector has no card for it")]
-    UnknownModel,
+    UnknownModel(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the database is unavailable")]
@@ -47,7 +47,7 @@ pub enum CollectorError {
 impl From<BodyRejection> for CollectorError {
     fn from(r: BodyRejection) -> Self {
         match r {
-            BodyRejection::UnsupportedMediaType { .. } => Self::UnsupportedMediaType,
+            BodyRejection::UnsupportedMediaType { got } => Self::UnsupportedMediaType { got },
             BodyRejection::PayloadTooLarge { limit } => Self::PayloadTooLarge { limit },
             BodyRejection::UnsupportedEncoding { got } => Self::UnsupportedEncoding(got),
             BodyRejection::Read => Self::BodyRead,
@@ -62,12 +62,12 @@ impl CollectorError {
             | Self::BodyRead
             | Self::InvalidQuery(_)
             | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType
+            Self::UnsupportedMediaType { .. }
             | Self::UnsupportedVersion(_)
             | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) | Self::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound | Self::UnknownModel => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownModel(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -76,7 +76,7 @@ impl CollectorError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
-            Self::UnsupportedMediaType
+            Self::UnsupportedMediaType { .. }
             | Self::UnsupportedVersion(_)
             | Self::UnsupportedEncoding(_) => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -86,7 +86,7 @@ impl CollectorError {
             Self::InvalidPath(_) => "invalid_path",
             Self::InvalidRecords(_) => "invalid_records",
             Self::NotFound => "not_found",
-            Self::UnknownModel => "model_not_found",
+            Self::UnknownModel(_) => "model_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
         }
@@ -98,6 +98,10 @@ impl IntoResponse for CollectorError {
         let details = match &self {
             Self::InvalidRecords(errors) => json!({ "errors": errors }),
             Self::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            // The same details as the inference service's for the same codes.
+            Self::UnsupportedMediaType { got } => json!({ "content_type": got }),
+            Self::UnsupportedEncoding(got) => json!({ "content_encoding": got }),
+            Self::UnknownModel(model) => json!({ "model": model }),
             _ => serde_json::Value::Null,
         };
         // A database outage is the only 5xx: its cause goes to the log, not the body.

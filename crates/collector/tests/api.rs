@@ -179,6 +179,29 @@ async fn contract(app: &Router) {
         json!([70.0, 250.0, 2.5, 45.0, 1500.0, 12.0])
     );
 
+    // Windows read as the inference service's analytics windows do.
+    for (window, seconds) in [
+        ("1h%2030m", 5400),
+        ("90s", 90),
+        ("1500ms", 2),
+        ("7d", 604_800),
+    ] {
+        let reply = send(app, get(&format!("/stats?window={window}"))).await;
+        assert_eq!(
+            reply.body["window_seconds"], seconds,
+            "{window}: {}",
+            reply.text
+        );
+    }
+    for window in ["0s", "367d", "-5m", "5"] {
+        let reply = send(app, get(&format!("/stats?window={window}"))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{window}: {}",
+            reply.text
+        );
+    }
     let stats = send(app, get("/stats?window=1h")).await.body;
     let dd = &stats["models"][0];
     assert_eq!(
@@ -313,7 +336,18 @@ async fn postgres_collector_meets_the_same_contract() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let dir = TempDir::new("collector-bad");
-    let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
+    bad_input(&collector(Store::open(None, &dir.0).await.unwrap()).await).await;
+}
+
+/// The same on PostgreSQL, which refuses some text SQLite takes (a NUL character).
+#[tokio::test]
+async fn bad_input_gets_the_same_4xx_on_postgres() {
+    let pg = Postgres::start();
+    bad_input(&postgres_collector(&pg).await).await;
+}
+
+async fn bad_input(app: &Router) {
+    let app = app.clone();
     let big = json!({"records": vec![record("x", false); 600]}).to_string();
     let binary_body =
         http_body_util::BodyExt::collect(post_binary(&[record("z", false)]).into_body())
@@ -492,6 +526,63 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),
+        // A NUL is in no model, label or cursor (and PostgreSQL cannot compare with it).
+        (
+            get("/predictions?model=%00"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?label=a%00b"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?cursor=1~%00"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/quality?model=%00"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        // ... nor in an alert; a good alert before it is not stored either.
+        (
+            post(
+                "/alerts",
+                json!({"version": "4", "alerts": [
+                    {"status": "firing", "fingerprint": "good", "labels": {"alertname": "A"}},
+                    {"status": "firing", "fingerprint": "nul", "labels": {"alertname": "A"},
+                     "annotations": {"summary": "a\u{0}b"}},
+                ]})
+                .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post(
+                "/alerts",
+                json!({"version": "4", "alerts": [
+                    {"status": "firing", "fingerprint": "f\u{0}p", "labels": {"alertname": "A"}},
+                ]})
+                .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post(
+                "/alerts",
+                json!({"version": "4", "alerts": [
+                    {"status": "firing", "fingerprint": "e", "labels": {"alertname": ""}},
+                ]})
+                .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             get("/predictions?bogus=1"),
             StatusCode::BAD_REQUEST,
@@ -545,6 +636,32 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let all = send(&app, get("/predictions")).await.body;
     assert_eq!(all["predictions"], json!([]));
     assert_eq!(send(&app, get("/models")).await.body["models"], json!([]));
+    let incidents = send(&app, get("/incidents")).await.body;
+    assert_eq!(incidents["incidents"], json!([]));
+    // The same codes carry the same details as on the inference service.
+    let unknown = send(&app, get("/quality?model=nope")).await;
+    assert_eq!(unknown.body["error"]["details"], json!({"model": "nope"}));
+    let mut gzipped = post("/log", record("g", false).to_string());
+    gzipped
+        .headers_mut()
+        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+    let gzipped = send(&app, gzipped).await;
+    assert_eq!(
+        gzipped.body["error"]["details"],
+        json!({"content_encoding": "gzip"})
+    );
+    let text = send(
+        &app,
+        Request::post("/log")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        text.body["error"]["details"],
+        json!({"content_type": "text/plain"})
+    );
     let m = send(&app, get("/metrics")).await.text;
     assert!(!m.contains("status=\"5"), "{m}");
 }

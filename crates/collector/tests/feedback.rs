@@ -514,6 +514,12 @@ async fn pending_labels_are_bounded_and_expire() {
         },
     );
     let app = app(state.clone());
+    // Every reason's series exists from start, at 0: a drop adds none.
+    let text = metrics(&app).await;
+    for reason in ["evicted", "expired", "rejected"] {
+        let series = format!("feedback_pending_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), 0.0);
+    }
     send(&app, put(&format!("/models/{MODEL}"), card())).await;
     let labels: Vec<Value> = (0..8).map(|i| label(i, None)).collect();
     let r = send(

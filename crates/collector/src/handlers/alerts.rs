@@ -51,13 +51,26 @@ pub async fn alerts(
             hook.version
         )));
     }
+    // Every alert is checked before any is stored: a refused notification changes
+    // nothing, and Alertmanager's retry of a fixed one starts from the same state.
     for (i, a) in hook.alerts.iter().enumerate() {
         if a.fingerprint.is_empty()
             || a.fingerprint.len() > 128
-            || !a.labels.contains_key("alertname")
+            || a.labels.get("alertname").is_none_or(String::is_empty)
         {
             return Err(CollectorError::Invalid(format!(
                 "alert {i} needs a fingerprint and an alertname label"
+            )));
+        }
+        // Text columns cannot hold NUL (PostgreSQL refuses it): refused here, as the
+        // client's error, not met as a database error.
+        let mut text = [&a.labels, &a.annotations]
+            .into_iter()
+            .flat_map(|m| m.iter().flat_map(|(k, v)| [k, v]))
+            .chain([&a.fingerprint]);
+        if text.any(|s| s.contains('\0')) {
+            return Err(CollectorError::Invalid(format!(
+                "alert {i} holds a NUL character"
             )));
         }
         if a.status != "firing" && a.status != "resolved" {

@@ -55,9 +55,20 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError> {
-    Query::<T>::try_from_uri(uri)
-        .map(|Query(q)| q)
-        .map_err(|e| CollectorError::InvalidQuery(e.body_text()))
+    let bad =
+        |e: axum::extract::rejection::QueryRejection| CollectorError::InvalidQuery(e.body_text());
+    // No model, label or cursor holds a control character, and PostgreSQL cannot even
+    // compare text with a NUL in it (an error, which would be a 5xx for bad input).
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(bad)?;
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains(char::is_control) || v.contains(char::is_control))
+    {
+        return Err(CollectorError::InvalidQuery(
+            "query parameters must not hold control characters".into(),
+        ));
+    }
+    Query::<T>::try_from_uri(uri).map(|Query(q)| q).map_err(bad)
 }
 
 fn parse_time(field: &str, value: &str) -> Result<i64, CollectorError> {
@@ -68,22 +79,21 @@ fn parse_time(field: &str, value: &str) -> Result<i64, CollectorError> {
     })
 }
 
+/// A `?window=` in whole seconds (rounded up), 1 s to 366 days: a duration as
+/// humantime reads it (`30s`, `15m`, `1h 30m`, `7d`), as the inference service's
+/// analytics windows are.
 fn parse_window(s: &str) -> Result<u64, CollectorError> {
-    let bad = || CollectorError::InvalidQuery("window must look like 30s, 15m, 1h or 7d".into());
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => return Err(bad()),
-    }
-    .ok_or_else(bad)?;
+    let bad = || {
+        CollectorError::InvalidQuery(
+            "window must be a duration like 30s, 15m, 1h or 7d, from 1s to 366d".into(),
+        )
+    };
+    let window = humantime::parse_duration(s.trim()).map_err(|_| bad())?;
+    let secs = window.as_nanos().div_ceil(1_000_000_000);
     if secs == 0 || secs > 366 * 86_400 {
         Err(bad())
     } else {
-        Ok(secs)
+        Ok(secs as u64)
     }
 }
 

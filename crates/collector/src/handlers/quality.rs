@@ -91,7 +91,12 @@ pub async fn quality(
     let until = now_ms();
     let since = until - (window as i64) * 1000;
     let cards = match &q.model {
-        Some(m) => vec![state.cards.get(m).ok_or(CollectorError::UnknownModel)?],
+        Some(m) => vec![
+            state
+                .cards
+                .get(m)
+                .ok_or_else(|| CollectorError::UnknownModel(m.clone()))?,
+        ],
         None => state.cards.all(),
     };
     let mut models = Vec::with_capacity(cards.len());

@@ -59,6 +59,12 @@ pub enum PendingDrop {
     rejected,
 }
 
+impl PendingDrop {
+    /// Every reason: each series exists from start, at 0, so that a rate over it sees
+    /// the first drop and a refused label adds no series.
+    pub const ALL: [Self; 3] = [Self::expired, Self::evicted, Self::rejected];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub model: String,
@@ -89,6 +95,9 @@ impl FeedbackMetrics {
             pending: Gauge::default(),
             pending_dropped: Family::default(),
         };
+        for reason in PendingDrop::ALL {
+            let _made = m.pending_dropped.get_or_create(&DropLabels { reason });
+        }
         registry.register(
             "model_feedback",
             "Ground-truth labels joined with their prediction, by model and outcome",

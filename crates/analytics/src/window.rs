@@ -18,7 +18,8 @@ pub enum WindowError {
     OutOfRange,
 }
 
-/// Parses a window (`None`: the 5-minute default).
+/// Parses a window (`None`: the 5-minute default), rounded up to whole slots: the
+/// report covers whole slots, and its `window_seconds` says which span it covers.
 pub fn parse_window(text: Option<&str>) -> Result<Duration, WindowError> {
     let Some(text) = text else {
         return Ok(DEFAULT_WINDOW);
@@ -28,7 +29,9 @@ pub fn parse_window(text: Option<&str>) -> Result<Duration, WindowError> {
     if window < SLOT || window > MAX_WINDOW {
         return Err(WindowError::OutOfRange);
     }
-    Ok(window)
+    // At most 360 slots: the count fits a u32.
+    let slots = window.as_nanos().div_ceil(SLOT.as_nanos());
+    Ok(SLOT * slots as u32)
 }
 
 #[cfg(test)]
@@ -41,6 +44,10 @@ mod tests {
         assert_eq!(parse_window(Some("30s")), Ok(Duration::from_secs(30)));
         assert_eq!(parse_window(Some("1h")), Ok(MAX_WINDOW));
         assert_eq!(parse_window(Some("5m")), Ok(Duration::from_secs(300)));
+        // Rounded up to whole 10-second slots.
+        assert_eq!(parse_window(Some("61s")), Ok(Duration::from_secs(70)));
+        assert_eq!(parse_window(Some("10s 1ms")), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_window(Some("59m 59s")), Ok(MAX_WINDOW));
         assert_eq!(parse_window(Some("2h")), Err(WindowError::OutOfRange));
         assert_eq!(parse_window(Some("1s")), Err(WindowError::OutOfRange));
         assert!(matches!(

@@ -94,11 +94,14 @@ impl<'c> BatchBuilder<'c> {
             let below = feature.min.is_some_and(|lo| v < lo);
             let above = feature.max.is_some_and(|hi| v > hi);
             if !v.is_finite() || v.abs() > f64::from(f32::MAX) || below || above {
+                // Name the bound it broke: a card's range may be wider than f32's.
                 let range = match (feature.min, feature.max) {
-                    (Some(lo), Some(hi)) => format!("[{lo}, {hi}]"),
-                    (Some(lo), None) => format!(">= {lo}"),
-                    (None, Some(hi)) => format!("<= {hi}"),
-                    (None, None) => "the f32 range".into(),
+                    _ if !(below || above) => "the f32 range (±3.4028235e38)".into(),
+                    // Debug: `1e300`, where Display writes out 301 digits.
+                    (Some(lo), Some(hi)) => format!("[{lo:?}, {hi:?}]"),
+                    (Some(lo), None) => format!(">= {lo:?}"),
+                    (None, Some(hi)) => format!("<= {hi:?}"),
+                    (None, None) => unreachable!("below or above needs a bound"),
                 };
                 return Err(InputError::new(
                     Reason::OutOfRange,
@@ -210,6 +213,37 @@ mod tests {
             assert_eq!(err.instance, Some(1));
             assert_eq!(err.feature, feature);
         }
+    }
+
+    #[test]
+    fn an_out_of_range_message_names_the_bound_broken() {
+        let mut card = card();
+        card.features[0].min = Some(-1e300);
+        card.features[0].max = Some(1e300);
+        let message = |v: f64| {
+            let mut b = BatchBuilder::new(&card, 1, 10).unwrap();
+            let err = b
+                .push_row(row([v, 250.0, 2.5, 45.0, 1500.0, 12.0]))
+                .unwrap_err();
+            assert_eq!(err.reason, Reason::OutOfRange);
+            err.to_string()
+        };
+        // Inside the card's range, outside f32's.
+        assert!(
+            message(3.5e38).contains("the f32 range"),
+            "{}",
+            message(3.5e38)
+        );
+        assert!(
+            message(-1e301).contains("[-1e300, 1e300]"),
+            "{}",
+            message(-1e301)
+        );
+        let huge = message(1e39);
+        assert!(
+            huge.contains("the f32 range") && !huge.contains("1e300"),
+            "{huge}"
+        );
     }
 
     #[test]

@@ -136,6 +136,14 @@ async fn bad_windows_are_422_and_a_key_is_needed() {
             );
         }
     }
+    // `top` is a parameter of the usage lists only.
+    let reply = send(&app, admin("/admin/performance?top=5", Some(ADMIN))).await;
+    assert_eq!(
+        assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_query"
+    );
+    let reply = send(&app, admin("/admin/usage?top=5", Some(ADMIN))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     for path in ["/admin/performance", "/admin/usage"] {
         assert_eq!(
             send(&app, admin(path, None)).await.status,

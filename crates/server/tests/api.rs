@@ -128,7 +128,10 @@ async fn bad_input_gets_the_right_4xx_and_is_counted() {
         let reply = send(&app, req).await;
         assert_eq!(assert_error(&reply, status), code, "{what}: {}", reply.text);
         let message = reply.body["error"]["message"].as_str().unwrap();
-        assert!(message.len() <= 1024 + '…'.len_utf8(), "{what}: {message}");
+        assert!(message.len() <= 1024, "{what}: {message}");
+        // So are the details' quotes (the model name of the 60,000-byte case).
+        let details = reply.body["error"]["details"].to_string();
+        assert!(details.len() <= 1100, "{what}: {details}");
         if let Some((instance, feature)) = position {
             assert_eq!(
                 reply.body["error"]["details"]["instance"], instance,
@@ -388,7 +391,7 @@ fn bad_cases() -> Vec<Case> {
             "model_not_found",
             None,
         ),
-        // Its message quotes the name: cut, not 60,000 bytes long.
+        // Its message and details quote the name: cut, not 60,000 bytes long.
         (
             post(
                 "/predict",

@@ -84,6 +84,12 @@ async fn the_root_redirects_and_the_page_is_locked_down() {
     );
     let missing = send(&app, get("/dashboard/assets/..%2Fsecret")).await;
     assert_error(&missing, StatusCode::NOT_FOUND);
+    // A name that is not UTF-8 gets the error shape too, not axum's plain text.
+    let garbled = send(&app, get("/dashboard/assets/%ff")).await;
+    assert_eq!(
+        assert_error(&garbled, StatusCode::BAD_REQUEST),
+        "invalid_path"
+    );
 }
 
 #[tokio::test]

@@ -334,6 +334,21 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_model_output",
         ),
+        // A valid upload labelled as compressed: refused as every body is, not stored.
+        (
+            "content encoding",
+            {
+                let mut req = upload(
+                    "defect-detector",
+                    &[("onnx", onnx), ("card", v2.as_bytes())],
+                );
+                req.headers_mut()
+                    .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+                req
+            },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         (
             "too large",
             upload(
@@ -466,7 +481,7 @@ async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     );
     assert_eq!(
         sample(&after, "audit_events_total{action=\"upload\"}"),
-        16.0
+        17.0
     );
     assert!(!before.contains("status=\"5"));
     assert!(!after.contains("status=\"5"), "no upload may be a 5xx");

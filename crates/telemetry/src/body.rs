@@ -55,13 +55,8 @@ pub async fn read_json(req: Request, limit: usize) -> Result<Bytes, BodyRejectio
 /// Reads a body of any media type (the caller has checked it), at most `limit`
 /// bytes: a larger declared `Content-Length` is refused before reading.
 pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
-    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
-        let coding = encoding.as_bytes().trim_ascii();
-        if !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity") {
-            return Err(BodyRejection::UnsupportedEncoding {
-                got: String::from_utf8_lossy(coding).chars().take(100).collect(),
-            });
-        }
+    if let Some(got) = unsupported_encoding(req.headers()) {
+        return Err(BodyRejection::UnsupportedEncoding { got });
     }
     if declared_over(req.headers(), limit) {
         return Err(BodyRejection::PayloadTooLarge { limit });
@@ -77,6 +72,17 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejec
             }
         })?;
     Ok(body.to_bytes())
+}
+
+/// The request's `Content-Encoding` (as sent, cut short) when it is not `identity`:
+/// bodies are read as they come, so a compressed one would be read as garbage.
+pub fn unsupported_encoding(headers: &http::HeaderMap) -> Option<String> {
+    let coding = headers
+        .get(header::CONTENT_ENCODING)?
+        .as_bytes()
+        .trim_ascii();
+    (!coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
+        .then(|| String::from_utf8_lossy(coding).chars().take(100).collect())
 }
 
 /// Whether the request's `Content-Length` declares more than `limit` bytes: such a

@@ -46,10 +46,11 @@ pub struct ErrorInfo {
 /// and it made `/v2`'s rewritten answers outgrow their buffer.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, `…` marking the cut.
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`] on a character boundary, `…`
+/// marking the cut (within the bound).
 pub fn bounded_message(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
+        let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
         while !message.is_char_boundary(end) {
             end -= 1;
         }
@@ -73,7 +74,7 @@ pub fn error_response(
             details: if details.is_null() {
                 empty_object()
             } else {
-                details
+                bounded_strings(details)
             },
         },
         request_id: context::current_request_id(),
@@ -88,6 +89,23 @@ pub fn error_response(
         .extensions_mut()
         .insert(ErrorInfo { code, cause: None });
     response
+}
+
+/// Every string in `details` bounded as a message is: details quote the request too
+/// (a model name from a body, a content type).
+fn bounded_strings(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(bounded_message(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(bounded_strings).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, bounded_strings(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +124,22 @@ mod tests {
             "b".repeat(70_000)
         );
         let cut = bounded_message(long);
-        assert_eq!(cut, format!("{}…", "a".repeat(MAX_MESSAGE_BYTES - 1)));
+        assert_eq!(cut, format!("{}…", "a".repeat(MAX_MESSAGE_BYTES - 3)));
+        assert_eq!(cut.len(), MAX_MESSAGE_BYTES);
+        // A three-byte character straddling the cut goes whole.
+        let snowmen = "☃".repeat(400);
+        let cut = bounded_message(snowmen);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES, "{}", cut.len());
+        assert_eq!(cut, format!("{}…", "☃".repeat(340)));
+    }
+
+    #[test]
+    fn strings_in_details_are_bounded_too() {
+        let long = "m".repeat(5000);
+        let details = serde_json::json!({"model": long, "errors": [{"field": long}], "n": 3});
+        let bounded = bounded_strings(details);
+        assert_eq!(bounded["model"].as_str().unwrap().len(), MAX_MESSAGE_BYTES);
+        assert_eq!(bounded["errors"][0]["field"], bounded["model"]);
+        assert_eq!(bounded["n"], 3);
     }
 }

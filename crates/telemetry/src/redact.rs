@@ -28,18 +28,27 @@ pub fn is_sensitive(name: &str) -> bool {
     })
 }
 
-/// The query string with the values of sensitive parameters replaced.
+/// The query string with the values of sensitive parameters replaced. Pairs are
+/// split at `&` and at `;` (which some servers and proxies take as a separator too),
+/// so `x=1;api_key=…` is redacted as well.
 pub fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
+    let mut out = String::with_capacity(query.len());
+    for piece in query.split_inclusive(['&', ';']) {
+        let (pair, separator) = match piece.strip_suffix(['&', ';']) {
+            Some(pair) => (pair, &piece[pair.len()..]),
+            None => (piece, ""),
+        };
+        match pair.split_once('=') {
             Some((name, _)) if is_sensitive(&percent_decode_lossy(name)) => {
-                format!("{name}={REDACTED}")
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
             }
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+            _ => out.push_str(pair),
+        }
+        out.push_str(separator);
+    }
+    out
 }
 
 /// Replaces the values of sensitive keys anywhere in a JSON document (for `log_payloads`).
@@ -148,6 +157,11 @@ mod tests {
         assert_eq!(redact_query("API%5FKEY=s3cret"), "API%5FKEY=[REDACTED]");
         assert_eq!(redact_query("access_token=x"), "access_token=[REDACTED]");
         assert_eq!(redact_query("plain"), "plain");
+        assert_eq!(
+            redact_query("x=1;api_key=s3cret&y=2;"),
+            "x=1;api_key=[REDACTED]&y=2;"
+        );
+        assert_eq!(redact_query("a=1&&b"), "a=1&&b");
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub async fn upload(
     let name = name?.0;
     let result = async {
         let lifecycle = lifecycle(&state)?;
+        if let Some(got) = vigil_telemetry::body::unsupported_encoding(&headers) {
+            return Err(LifecycleError::UnsupportedEncoding { got });
+        }
         let limit = state.limits.upload_limit;
         if vigil_telemetry::body::declared_over(&headers, limit) {
             return Err(LifecycleError::TooLarge { limit });

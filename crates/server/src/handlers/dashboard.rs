@@ -3,7 +3,7 @@
 //! anyone (the sign-in form must load); the data route needs a session opened with an
 //! admin key, or an admin key on the request itself.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use vigil_telemetry::error_response;
 
 use crate::dashboard::overview::Overview;
 use crate::error::ApiError;
-use crate::extract::{JsonBytes, parse_json};
+use crate::extract::{JsonBytes, PathName, parse_json};
 use crate::state::AppState;
 
 const SESSION_ROUTE: &str = "/dashboard/session";
@@ -65,7 +65,7 @@ pub async fn page() -> Response {
 #[utoipa::path(get, path = "/dashboard/assets/{file}", tag = "dashboard",
     params(("file" = String, Path, description = "dashboard.js, dashboard.css, uPlot.iife.min.js, uPlot.min.css, uPlot.LICENSE.txt, favicon.svg")),
     responses((status = 200, description = "The file"), (status = 404, body = vigil_telemetry::ErrorBody)))]
-pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+pub async fn asset(PathName(file): PathName) -> Result<Response, ApiError> {
     let asset = vigil_dashboard::asset(&file).ok_or(ApiError::NotFound)?;
     Ok(harden(
         ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response(),

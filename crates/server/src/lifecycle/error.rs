@@ -13,6 +13,8 @@ pub enum LifecycleError {
     BadName(String),
     #[error("the upload must be multipart/form-data with parts `onnx` and `card`")]
     NotMultipart,
+    #[error("Content-Encoding {got:?} is not supported: send the upload uncompressed")]
+    UnsupportedEncoding { got: String },
     #[error("the multipart body is malformed: {0}")]
     Multipart(String),
     #[error("the upload is larger than {limit} bytes")]
@@ -52,7 +54,9 @@ pub enum LifecycleError {
 impl LifecycleError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotMultipart | Self::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Multipart(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownModel(_) => StatusCode::NOT_FOUND,
@@ -69,7 +73,7 @@ impl LifecycleError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadName(_) => "invalid_model_name",
-            Self::NotMultipart => "unsupported_media_type",
+            Self::NotMultipart | Self::UnsupportedEncoding { .. } => "unsupported_media_type",
             Self::Multipart(_) => "malformed_multipart",
             Self::TooLarge { .. } => "payload_too_large",
             Self::MissingPart(_) => "missing_part",
@@ -92,6 +96,7 @@ impl LifecycleError {
     fn details(&self) -> serde_json::Value {
         match self {
             Self::TooLarge { limit } => json!({"limit_bytes": limit}),
+            Self::UnsupportedEncoding { got } => json!({"content_encoding": got}),
             Self::MissingPart(part) => json!({"part": part}),
             Self::VersionExists { model, version }
             | Self::VersionUnavailable { model, version } => {

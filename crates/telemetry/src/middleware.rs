@@ -1,6 +1,7 @@
 //! The telemetry middleware: for every request, a request id and trace context, the
 //! `http_*` metrics, one access line (`request_completed`), a `slow_request` warning
-//! over the threshold, a request timeout, and panic safety — a panicking handler is
+//! over the threshold, a request timeout (503, or 408 when the body was still
+//! arriving: the client's slowness), and panic safety — a panicking handler is
 //! answered with a JSON 500 and the server keeps serving. Apply it with
 //! `Router::layer` so it sees the matched route template and every response,
 //! including the fallback's 404s and the method router's 405s.
@@ -10,7 +11,7 @@ use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -151,7 +152,11 @@ where
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let read = Arc::new(AtomicU64::new(0));
+        let read = Arc::new(BodyProgress {
+            // A body that has nothing to read (a GET) is whole from the start.
+            ended: AtomicBool::new(req.body().is_end_stream()),
+            ..BodyProgress::default()
+        });
         let req = req.map(|body| {
             Body::new(CountingBody {
                 inner: body,
@@ -179,6 +184,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let timeout = shared.config.request_timeout;
+        let progress = record.read.clone();
         Box::pin(context::scope(ctx.clone(), async move {
             let handled = AssertUnwindSafe(inner.call(req)).catch_unwind();
             let outcome = match timeout {
@@ -209,6 +215,24 @@ where
                     "internal server error",
                     serde_json::Value::Null,
                 ),
+                // The body was still coming: the time went waiting for the client,
+                // which is its error (408), not the service's (503).
+                None if !progress.whole(declared_len) => {
+                    let mut response = error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the request body did not arrive within {} ms",
+                            timeout.unwrap_or_default().as_millis()
+                        ),
+                        serde_json::Value::Null,
+                    );
+                    // The rest of the body is not read: the connection cannot be reused.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    response
+                }
                 None => error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "timeout",
@@ -246,8 +270,24 @@ struct Record {
     uri: http::Uri,
     client_ip: Option<Arc<str>>,
     declared_len: Option<u64>,
-    read: Arc<AtomicU64>,
+    read: Arc<BodyProgress>,
     done: bool,
+}
+
+/// How much of the request body the handler has read, and whether all of it.
+#[derive(Debug, Default)]
+struct BodyProgress {
+    bytes: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl BodyProgress {
+    /// Whether the body has arrived whole: as many bytes as `Content-Length` said, or
+    /// the end of a chunked body.
+    fn whole(&self, declared_len: Option<u64>) -> bool {
+        self.ended.load(Ordering::Relaxed)
+            || declared_len.is_some_and(|n| self.bytes.load(Ordering::Relaxed) >= n)
+    }
 }
 
 impl Record {
@@ -276,7 +316,7 @@ impl Record {
         let secs = elapsed.as_secs_f64();
         let request_bytes = self
             .declared_len
-            .unwrap_or_else(|| self.read.load(Ordering::Relaxed));
+            .unwrap_or_else(|| self.read.bytes.load(Ordering::Relaxed));
         let PerRoute { shared, series } = &*self.layer;
         let m = &shared.metrics;
         let method = MethodLabel::from(&self.method);
@@ -372,7 +412,7 @@ pin_project_lite::pin_project! {
     struct CountingBody {
         #[pin]
         inner: Body,
-        read: Arc<AtomicU64>,
+        read: Arc<BodyProgress>,
     }
 }
 
@@ -384,13 +424,21 @@ impl HttpBody for CountingBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            this.read
-                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read
+                        .bytes
+                        .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+                }
+                if this.inner.is_end_stream() {
+                    this.read.ended.store(true, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => this.read.ended.store(true, Ordering::Relaxed),
+            _ => {}
         }
         polled
     }

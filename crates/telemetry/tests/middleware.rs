@@ -1,5 +1,5 @@
 //! The telemetry layer on a plain axum router: panics become JSON 500s and the router
-//! keeps serving, timeouts become 503s, abandoned requests bring the in-flight gauge
+//! keeps serving, timeouts become 503s (408s while the body is still coming), abandoned requests bring the in-flight gauge
 //! back down, and every response is counted under its route template.
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use futures_util::StreamExt;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -33,6 +34,10 @@ fn router(timeout: Option<Duration>) -> (Router, Metrics, HttpMetrics) {
         .route(
             "/slow",
             get(|| async { tokio::time::sleep(Duration::from_secs(3600)).await }),
+        )
+        .route(
+            "/upload",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
         )
         .layer(layer);
     (app, Metrics::new(registry), http)
@@ -94,6 +99,55 @@ async fn requests_over_the_timeout_get_a_503_with_retry_after() {
             .render_text()
             .contains("route=\"/slow\",status=\"503\"} 1")
     );
+}
+
+/// A body that sends `first` and then nothing more, ever.
+fn stalled_body(first: &'static [u8]) -> Body {
+    let chunks = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(first))
+    })
+    .chain(futures_util::stream::pending());
+    Body::from_stream(chunks)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_still_coming_at_the_timeout_is_the_clients_408_not_a_503() {
+    let (app, metrics, http) = router(Some(Duration::from_millis(50)));
+    for declared in [Some("100"), None] {
+        let mut req = Request::post("/upload");
+        if let Some(n) = declared {
+            req = req.header(http::header::CONTENT_LENGTH, n);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(stalled_body(b"half")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT, "{declared:?}");
+        assert_eq!(resp.headers()["connection"], "close");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "request_timeout");
+    }
+    // A whole body answered slowly is still the service's 503 (here: none is slow).
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/upload")
+                .header(http::header::CONTENT_LENGTH, "4")
+                .body(Body::from("full"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(http.in_flight.get(), 0);
+    let text = metrics.render_text();
+    assert!(
+        text.contains("route=\"/upload\",status=\"408\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains("status=\"503\""), "{text}");
 }
 
 #[tokio::test]

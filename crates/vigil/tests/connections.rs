@@ -1,6 +1,7 @@
 //! The real `vigil` binary against clients that hold connections hostage: requests
 //! whose head never finishes are closed at the header timeout and counted in
-//! `/metrics`, while `/predict` keeps answering everyone else.
+//! `/metrics`, while `/predict` keeps answering everyone else; a body that stops
+//! coming is the client's 408 at the request timeout.
 
 use std::time::{Duration, Instant};
 
@@ -80,4 +81,61 @@ async fn half_sent_requests_are_closed_at_the_header_timeout_while_predict_answe
     );
     let (code, _) = vigil.stop();
     assert_eq!(code, Some(0));
+}
+
+/// A body that stops coming before the request timeout is the client's slowness: a
+/// 408 in the error shape with the request id, the connection closed, and no 5xx or
+/// ERROR line; a whole body is answered as usual meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_unfinished_at_the_request_timeout_is_a_408_not_a_503() {
+    let vigil = Vigil::start(&["--request-timeout-ms", "300"], &[]);
+    let mut s = TcpStream::connect(vigil.addr).await.unwrap();
+    s.write_all(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"features\": [70,",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection after its answer")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    let id = body["request_id"].as_str().unwrap();
+    assert!(head.contains(id), "{head}");
+
+    let r = reqwest::Client::new()
+        .post(vigil.url("/predict"))
+        .json(&json!({"features": GOOD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = vigil.metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total{method=\"POST\",route=\"/predict\",status=\"408\"}"
+        ),
+        1.0
+    );
+    assert!(!text.contains("status=\"503\""), "{text}");
+    let (code, logs) = vigil.stop();
+    assert_eq!(code, Some(0));
+    let errors: Vec<_> = logs.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let line = logs
+        .iter()
+        .find(|l| l["request_id"] == id && l["message"] == "request_completed")
+        .expect("an access line for the 408");
+    assert_eq!(line["status"], 408, "{line}");
 }

@@ -513,6 +513,19 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
     let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
     assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
     assert_eq!(gone.body["to_version"], json!(null));
+    // An unloaded model neither rolls back nor unloads again; the answer says how back.
+    for (method, path) in [
+        ("POST", "/admin/models/digits/rollback"),
+        ("DELETE", "/admin/models/digits"),
+    ] {
+        let again = send(&app, admin(method, path)).await;
+        assert_eq!(
+            assert_error(&again, StatusCode::NOT_FOUND),
+            "model_not_found"
+        );
+        let message = again.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("an upload serves it again"), "{message}");
+    }
     let missing = serving(&app, "digits").await;
     assert_eq!(
         assert_error(&missing, StatusCode::NOT_FOUND),
@@ -523,9 +536,10 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
         sample(&metrics, "model_loaded{model=\"digits\",version=\"1.0.0\"}"),
         0.0
     );
+    // The refused DELETE above is an audit event too.
     assert_eq!(
         sample(&metrics, "audit_events_total{action=\"delete\"}"),
-        1.0
+        2.0
     );
 
     let default = send(&app, admin("DELETE", "/admin/models/defect-detector")).await;

@@ -35,7 +35,7 @@ pub enum LifecycleError {
     NotProbabilities(String),
     #[error("model {model:?} already has a version {version:?}; give the new one another version")]
     VersionExists { model: String, version: String },
-    #[error("model {0:?} is not known")]
+    #[error("model {0:?} is not serving here (unknown, or unloaded: an upload serves it again)")]
     UnknownModel(String),
     #[error("model {0:?} has no previous version to roll back to")]
     NoPreviousVersion(String),

@@ -205,6 +205,18 @@ impl Vigil {
         get_text(self.url("/metrics")).await
     }
 
+    /// Asserts that the default model answers one good row with 200: the service is
+    /// still serving, after whatever a test sent before.
+    pub async fn assert_predicts(&self) {
+        let r = reqwest::Client::new()
+            .post(self.url("/predict"))
+            .json(&serde_json::json!({"features": [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
     /// Polls `/metrics` until `series` has `value` (a state the test waits for).
     pub async fn wait_for_metric(&self, series: &str, value: f64) {
         wait_for_metric_at(&self.url("/metrics"), series, value).await;

@@ -113,13 +113,7 @@ async fn a_body_unfinished_at_the_request_timeout_is_a_408_not_a_503() {
     let id = body["request_id"].as_str().unwrap();
     assert!(head.contains(id), "{head}");
 
-    let r = reqwest::Client::new()
-        .post(vigil.url("/predict"))
-        .json(&json!({"features": GOOD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    vigil.assert_predicts().await;
     let text = vigil.metrics().await;
     assert_eq!(
         sample(

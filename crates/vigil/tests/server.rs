@@ -15,7 +15,7 @@ const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 async fn starts_on_port_zero_logs_startup_and_exits_zero_on_sigterm() {
     let vigil = Vigil::start(&[], &[]);
     let addr = vigil.addr;
-    predicts(&vigil).await;
+    vigil.assert_predicts().await;
     let (code, lines) = vigil.stop();
     assert_eq!(code, Some(0));
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
@@ -177,17 +177,6 @@ async fn secrets_never_reach_a_log_line() {
     assert_eq!(access["query"], "token=[REDACTED]&x=1");
 }
 
-/// The service answers a good prediction (after whatever a test sent before it).
-async fn predicts(vigil: &Vigil) {
-    let r = reqwest::Client::new()
-        .post(vigil.url("/predict"))
-        .json(&json!({"features": GOOD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 /// Raw bytes on a socket: what a hostile client can put on the wire.
 fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -234,7 +223,7 @@ async fn hostile_text_cannot_forge_or_break_log_lines() {
             String::from_utf8_lossy(a)
         );
     }
-    predicts(&vigil).await;
+    vigil.assert_predicts().await;
     let (code, lines) = vigil.stop();
     assert_eq!(code, Some(0));
     // Every stdout line parsed as one JSON object (Vigil::stop asserts it); none forged.
@@ -735,7 +724,7 @@ async fn requests_that_do_not_parse_get_the_error_shape_and_an_access_line() {
         assert_eq!(body["request_id"], id.as_str(), "{body}");
         ids.push((id, *status, *code));
     }
-    predicts(&vigil).await;
+    vigil.assert_predicts().await;
     let metrics = vigil.metrics().await;
     assert!(
         !metrics.contains("status=\"5"),

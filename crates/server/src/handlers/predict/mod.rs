@@ -80,7 +80,8 @@ pub struct PredictResponse<'a> {
     security((), ("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
         (status = 401, body = vigil_telemetry::ErrorBody),
-        (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
+        (status = 404, body = vigil_telemetry::ErrorBody), (status = 408, body = vigil_telemetry::ErrorBody),
+        (status = 413, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
         (status = 503, body = vigil_telemetry::ErrorBody)))]
 pub async fn predict(
@@ -96,7 +97,8 @@ pub async fn predict(
     security((), ("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = PredictResponse), (status = 400, body = vigil_telemetry::ErrorBody),
         (status = 401, body = vigil_telemetry::ErrorBody),
-        (status = 404, body = vigil_telemetry::ErrorBody), (status = 413, body = vigil_telemetry::ErrorBody),
+        (status = 404, body = vigil_telemetry::ErrorBody), (status = 408, body = vigil_telemetry::ErrorBody),
+        (status = 413, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody),
         (status = 503, body = vigil_telemetry::ErrorBody)))]
 pub async fn predict_model(

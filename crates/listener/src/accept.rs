@@ -160,7 +160,7 @@ fn check_fd_limit(max_connections: usize) {
     let Some(limit) = open_files_limit() else {
         return;
     };
-    if max_connections as u64 + RESERVED_FDS > limit {
+    if (max_connections as u64).saturating_add(RESERVED_FDS) > limit {
         tracing::warn!(
             target: LIFECYCLE,
             max_connections,

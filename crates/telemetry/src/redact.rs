@@ -51,6 +51,32 @@ pub fn redact_query(query: &str) -> String {
     out
 }
 
+/// `text` with the user information of every URL in it (`scheme://user:password@`)
+/// replaced: a collector or database URL may carry credentials, and both are quoted in
+/// log lines and error messages.
+pub fn redact_url_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#`, quote or space; userinfo is
+        // what comes before its last `@`.
+        let end = tail
+            .find(['/', '?', '#', '"', '\'', ' ', '\n'])
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(userinfo) => {
+                out.push_str(REDACTED);
+                rest = &tail[userinfo..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Replaces the values of sensitive keys anywhere in a JSON document (for `log_payloads`).
 pub fn redact_json(value: &mut serde_json::Value) {
     match value {
@@ -162,6 +188,27 @@ mod tests {
             "x=1;api_key=[REDACTED]&y=2;"
         );
         assert_eq!(redact_query("a=1&&b"), "a=1&&b");
+    }
+
+    #[test]
+    fn redacts_the_userinfo_of_urls_in_text() {
+        assert_eq!(
+            redact_url_userinfo("invalid collector url \"http://u:hunter2@host:1/x\": bad"),
+            "invalid collector url \"http://[REDACTED]@host:1/x\": bad"
+        );
+        assert_eq!(
+            redact_url_userinfo("postgres://a:b@h/db and https://c@d"),
+            "postgres://[REDACTED]@h/db and https://[REDACTED]@d"
+        );
+        // A password holding `@` goes whole; URLs without userinfo are left as they are.
+        assert_eq!(
+            redact_url_userinfo("http://u:p@ss@h"),
+            "http://[REDACTED]@h"
+        );
+        assert_eq!(
+            redact_url_userinfo("http://h/a@b and plain"),
+            "http://h/a@b and plain"
+        );
     }
 
     #[test]

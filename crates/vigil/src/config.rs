@@ -251,11 +251,15 @@ impl Config {
             // Never echo the URL: it may carry a password.
             bail!("database_url must be a postgres:// URL (SQLite under data_dir is the default)");
         }
+        if let Some(url) = &database_url {
+            usable_url("database_url", url)?;
+        }
         let collector_url = a.collector_url.clone().or(f.collector_url);
-        if let Some(url) = &collector_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            bail!("collector_url must be an http:// or https:// URL");
+        if let Some(url) = &collector_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("collector_url must be an http:// or https:// URL");
+            }
+            usable_url("collector_url", url)?;
         }
         // Checked here so a bad entry stops start-up with the config error exit code.
         Keyring::new(&f.keys).context("keys in the config file")?;
@@ -350,10 +354,28 @@ pub fn key_sources(cli: &Cli, data_dir: Option<&Path>) -> anyhow::Result<(PathBu
     Ok((dir, file.keys))
 }
 
+/// Refuses a URL that does not parse (`http://` with no host, a port over 65535)
+/// before any port is bound. The message names the setting and the fault, never the
+/// URL: it may carry a password.
+fn usable_url(setting: &str, url: &str) -> anyhow::Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(_) => Ok(()),
+        Err(e) => bail!("{setting} is not a usable URL: {e}"),
+    }
+}
+
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        // toml's own Display quotes the offending line, which may be a database URL
+        // with its password: one line with where and what, URL credentials masked.
+        let line = e.span().map_or(1, |at| {
+            text[..at.start.min(text.len())].matches('\n').count() + 1
+        });
+        let what = vigil_telemetry::redact::redact_url_userinfo(e.message().trim());
+        anyhow::anyhow!("config file {}: line {line}: {what}", path.display())
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,14 @@ use vigil_auth::{KeyFile, KeySpec, Keyring, Role};
 use crate::cli::{Cli, KeysAction, KeysArgs};
 
 pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
-    match run_action(cli, args) {
+    let sources = match crate::config::key_sources(cli, args.data_dir.as_deref()) {
+        Ok(sources) => sources,
+        Err(e) => {
+            eprintln!("vigil keys: configuration error: {e:#}");
+            return ExitCode::from(crate::EXIT_CONFIG);
+        }
+    };
+    match run_action(cli, sources, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vigil keys: {e:#}");
@@ -20,8 +27,11 @@ pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
     }
 }
 
-fn run_action(cli: &Cli, args: &KeysArgs) -> anyhow::Result<()> {
-    let (data_dir, config_keys) = crate::config::key_sources(cli, args.data_dir.as_deref())?;
+fn run_action(
+    cli: &Cli,
+    (data_dir, config_keys): (std::path::PathBuf, Vec<KeySpec>),
+    args: &KeysArgs,
+) -> anyhow::Result<()> {
     let file = KeyFile::in_dir(&data_dir);
     // Held from reading the file to replacing it, so a `create` or `revoke` run at
     // the same time cannot write back a copy without this one's change.

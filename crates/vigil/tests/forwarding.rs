@@ -68,11 +68,24 @@ fn batches_are_larger_in_process_than_over_http() {
     assert_eq!(line["collector"], "in process", "{line}");
     assert_eq!(line["batch_size"], 10_000, "{line}");
     let _ = up.stop();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    // The collector's URL is logged without its credentials.
+    let port = free_port();
+    let url = format!("http://vigil:hunter2secret@127.0.0.1:{port}");
     let serve = Vigil::start(&["--collector-url", &url], &[]);
     let line = serve.wait_for_log("forwarding_predictions");
     assert_eq!(line["batch_size"], 2_000, "{line}");
-    let _ = serve.stop();
+    assert_eq!(
+        line["collector"],
+        format!("http://[REDACTED]@127.0.0.1:{port}"),
+        "{line}"
+    );
+    let (_, lines) = serve.stop();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_string().contains("hunter2secret")),
+        "a log line holds the password"
+    );
 }
 
 #[tokio::test]

@@ -456,7 +456,41 @@ fn bad_configuration_exits_64_before_binding() {
     let dir = tempdir();
     let unknown = dir.path().join("bad.toml");
     std::fs::write(&unknown, "prot = 8000\n").unwrap();
+    // toml's own message quotes the line: here a database URL with its password.
+    let secret = dir.path().join("secret.toml");
+    std::fs::write(
+        &secret,
+        "port = 1\ndatabase_url = [\"postgres://u:hunter2secret@127.0.0.1:1/db\"]\n",
+    )
+    .unwrap();
+    let unclosed = dir.path().join("unclosed.toml");
+    std::fs::write(
+        &unclosed,
+        "database_url = \"postgres://u:hunter2secret@127.0.0.1:1/db\n",
+    )
+    .unwrap();
     for (args, why) in [
+        (
+            vec!["serve", "--config", secret.to_str().unwrap()],
+            "line 2",
+        ),
+        (
+            vec!["serve", "--config", unclosed.to_str().unwrap()],
+            "line 1",
+        ),
+        // URLs that do not parse are refused before binding, without their password.
+        (
+            vec!["serve", "--collector-url", "http://u:hunter2secret@"],
+            "collector_url is not a usable URL",
+        ),
+        (
+            vec![
+                "collector",
+                "--database-url",
+                "postgres://u:hunter2secret@127.0.0.1:99999/db",
+            ],
+            "database_url is not a usable URL",
+        ),
         (vec!["serve", "--body-limit-bytes", "0"], "body_limit_bytes"),
         (vec!["serve", "--config", unknown.to_str().unwrap()], "prot"),
         (
@@ -482,8 +516,21 @@ fn bad_configuration_exits_64_before_binding() {
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2secret"), "{args:?}: {stderr}");
+        if why != "70000" {
+            // (clap's own refusals, exit 2, end with a hint line.)
+            assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        }
         assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
     }
+    // `vigil keys` reads the same file: the same refusal and exit code.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["keys", "--config", secret.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use vigil_telemetry::redact::redact_url_userinfo;
 
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
@@ -60,7 +61,7 @@ pub(super) async fn start(
         (None, Some(url)) => super::cards::spawn(
             state.models.clone(),
             super::cards::CardSink::remote(url)
-                .with_context(|| format!("invalid collector url {url:?}"))?,
+                .with_context(|| format!("invalid collector url {:?}", redact_url_userinfo(url)))?,
         ),
         (None, None) => {}
     }
@@ -115,9 +116,15 @@ fn start_forwarder(
             )
         }
         (None, Some(url)) => {
-            let delivery = HttpDelivery::new(url)
-                .map_err(|e| anyhow::anyhow!("invalid collector url {url:?}: {e}"))?;
-            (url.clone(), Forwarder::start(settings, metrics, delivery))
+            let delivery = HttpDelivery::new(url).map_err(|e| {
+                let url = redact_url_userinfo(url);
+                anyhow::anyhow!("invalid collector url {url:?}: {}", redact_url_userinfo(&e))
+            })?;
+            // Logged: its credentials, if any, are not.
+            (
+                redact_url_userinfo(url),
+                Forwarder::start(settings, metrics, delivery),
+            )
         }
         (None, None) => return Ok(None),
     };

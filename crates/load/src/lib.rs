@@ -39,10 +39,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             ));
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    // Negative, infinite and too large for a Duration (which would panic) alike.
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{text}` is not a duration"))
 }
 
 #[cfg(test)]
@@ -58,6 +57,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("18446744073709551615h").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-3s").is_err());

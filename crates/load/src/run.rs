@@ -93,6 +93,14 @@ fn expected(kind: Kind, status: u16) -> bool {
     }
 }
 
+/// Slowest and fastest `--rate`, in requests a second.
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 1_000_000.0;
+/// Most rows a request (the server's own cap is lower by default) and most requests
+/// in flight.
+const MAX_BATCH: usize = 100_000;
+const MAX_CONCURRENCY: usize = 10_000;
+
 /// Runs the load until the duration or request count is reached.
 pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     run_until(config, std::future::pending()).await
@@ -114,8 +122,22 @@ pub async fn run_watched(
     stop: impl Future<Output = ()>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Report, LoadError> {
-    if !(config.rate.is_finite() && config.rate > 0.0) {
-        return Err(LoadError::Config("--rate must be above 0".into()));
+    // Bounds that keep the run's arithmetic whole: a tick period of at least 1 µs and
+    // at most ~17 minutes, batches and permits a client can hold.
+    if !(MIN_RATE..=MAX_RATE).contains(&config.rate) {
+        return Err(LoadError::Config(format!(
+            "--rate must be between {MIN_RATE} and {MAX_RATE} requests a second"
+        )));
+    }
+    if !(1..=MAX_BATCH).contains(&config.batch) {
+        return Err(LoadError::Config(format!(
+            "--batch must be between 1 and {MAX_BATCH}"
+        )));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&config.concurrency) {
+        return Err(LoadError::Config(format!(
+            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
     }
     let shares_ok = |s: f64| (0.0..=1.0).contains(&s);
     if !shares_ok(config.invalid)

@@ -116,9 +116,20 @@ async fn mixed_traffic_is_answered_by_contract_and_drift_shows_in_the_gauges() {
 
 #[tokio::test]
 async fn bad_settings_exit_64_and_an_unreachable_target_exits_1() {
-    let (code, _, stderr) = load(&["--rate", "0", "--requests", "1"]).await;
-    assert_eq!(code, Some(64), "{stderr}");
-    assert!(stderr.contains("--rate"), "{stderr}");
+    // Zero, and values too extreme to run (each used to panic), are refused.
+    for (flag, value) in [
+        ("--rate", "0"),
+        ("--rate", "1e-300"),
+        ("--rate", "1e12"),
+        ("--batch", "18446744073709551615"),
+        ("--concurrency", "18446744073709551615"),
+    ] {
+        let (code, _, stderr) = load(&[flag, value, "--requests", "1"]).await;
+        assert_eq!(code, Some(64), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    let (code, _, stderr) = load(&["--duration", "18446744073709551615", "--requests", "1"]).await;
+    assert_eq!(code, Some(2), "clap refuses it: {stderr}");
     let (code, _, stderr) =
         load(&["--invalid", "0.8", "--drifted", "0.5", "--requests", "1"]).await;
     assert_eq!(code, Some(64), "{stderr}");

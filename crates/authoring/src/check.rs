@@ -79,6 +79,19 @@ pub fn check(dir: &Path) -> CheckReport {
             ),
         );
     }
+    // Start-up serves any card version; an upload keeps the version under its name,
+    // so it must also be a safe file name (the check speaks for both).
+    if let Some(Ok(c)) = &card
+        && !vigil_model::versions::is_version_name(&c.version)
+    {
+        problem(
+            format!(
+                "model.toml: version {:?} cannot be uploaded: a kept version is 1-64 characters of [A-Za-z0-9._-], not starting with '.', and not `state.toml`",
+                c.version
+            ),
+            "choose another version in model.toml",
+        );
+    }
     let both_read = matches!((&summary, &card), (Some(Ok(_)), Some(Ok(_))));
     if let (Ok(onnx), Ok(text), true) = (&onnx, &card_text, both_read) {
         match LoadedModel::from_parts(onnx, text, dir.display().to_string()) {

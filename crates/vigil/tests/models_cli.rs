@@ -468,8 +468,20 @@ fn check_names_each_problem_with_its_fix() {
         assert!(report.contains(needle), "{report}");
     }
 
-    // One label too many: the card and the model disagree.
+    // A version start-up serves but an upload cannot keep: named, with its fix.
     let card = std::fs::read_to_string(dir.join("model.toml")).unwrap();
+    let version = card.lines().find(|l| l.starts_with("version = ")).unwrap();
+    std::fs::write(
+        dir.join("model.toml"),
+        card.replacen(version, "version = \"state.toml\"", 1),
+    )
+    .unwrap();
+    let run = vigil(&["models", "check", dir.to_str().unwrap()]);
+    let report = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{report}");
+    assert!(report.contains("cannot be uploaded"), "{report}");
+
+    // One label too many: the card and the model disagree.
     std::fs::write(
         dir.join("model.toml"),
         card.replace(

@@ -27,7 +27,9 @@ pub enum LifecycleError {
     InvalidCard(String),
     #[error("the card names model {card:?} but the path names {path:?}")]
     NameMismatch { card: String, path: String },
-    #[error("version {0:?} must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'")]
+    #[error(
+        "version {0:?} cannot name a kept version: it must be 1-64 characters of [A-Za-z0-9._-], not starting with '.', and not `state.toml` (the store's own file)"
+    )]
     BadVersion(String),
     #[error("the ONNX model is not usable: {0}")]
     InvalidModel(String),

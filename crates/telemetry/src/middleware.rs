@@ -184,7 +184,6 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let timeout = shared.config.request_timeout;
-        let progress = record.read.clone();
         Box::pin(context::scope(ctx.clone(), async move {
             let handled = AssertUnwindSafe(inner.call(req)).catch_unwind();
             let outcome = match timeout {
@@ -217,7 +216,7 @@ where
                 ),
                 // The body was still coming: the time went waiting for the client,
                 // which is its error (408), not the service's (503).
-                None if !progress.whole(declared_len) => {
+                None if !record.read.whole(record.declared_len) => {
                     let mut response = error_response(
                         StatusCode::REQUEST_TIMEOUT,
                         "request_timeout",

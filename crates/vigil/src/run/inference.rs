@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use vigil_telemetry::redact::redact_url_userinfo;
 
 use anyhow::Context;
 use vigil_forwarder::{Forwarder, ForwarderConfig, ForwarderTask, HttpDelivery};
@@ -13,6 +12,7 @@ use vigil_model::{ModelRegistry, VersionStore};
 use vigil_server::dashboard::source::CollectorSource;
 use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
+use vigil_telemetry::redact::redact_url_userinfo;
 
 use super::collector::Collector;
 use super::local_delivery::{self, LocalDelivery};

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -19,6 +21,8 @@ pub use vigil_records::{Record, Status};
 pub const INSERT_CHUNK: usize = 1000;
 /// Longest a health check waits for the database.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a PostgreSQL call waits for a connection from the pool.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite writer waits for the lock before failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The page size of a SQLite database vigil creates (SQLite's default is 4 KiB). Each
@@ -41,6 +45,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("invalid database url: {0}")]
     Url(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -139,8 +151,10 @@ pub use stats::{ModelStats, ValueStats};
 impl Store {
     /// SQLite database file `vigil.db` under `data_dir` (created if missing).
     pub async fn sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Url(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("vigil.db"))
             .create_if_missing(true)
@@ -178,9 +192,18 @@ impl Store {
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+        // The migrations below need the database; when it cannot be reached the lazy
+        // pool only says it timed out. One direct connection first says why (refused,
+        // authentication, no such database); a connection that hangs is left to the
+        // pool's own timeout.
+        match tokio::time::timeout(PG_ACQUIRE_TIMEOUT, options.connect()).await {
+            Ok(Ok(conn)) => drop(conn.close().await),
+            Ok(Err(e)) => return Err(StoreError::Connect(e)),
+            Err(_elapsed) => {}
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         let store = Self::Postgres(pool);
         store.migrate().await?;

@@ -14,14 +14,17 @@ pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
     let sources = match crate::config::key_sources(cli, args.data_dir.as_deref()) {
         Ok(sources) => sources,
         Err(e) => {
-            eprintln!("vigil keys: configuration error: {e:#}");
+            eprintln!(
+                "vigil keys: configuration error: {}",
+                crate::error_text::one_line(&e)
+            );
             return ExitCode::from(crate::EXIT_CONFIG);
         }
     };
     match run_action(cli, sources, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil keys: {e:#}");
+            eprintln!("vigil keys: {}", crate::error_text::one_line(&e));
             ExitCode::FAILURE
         }
     }

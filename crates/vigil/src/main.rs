@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod error_text;
 mod keys;
 mod load;
 mod logs;
@@ -34,14 +35,14 @@ fn main() -> ExitCode {
     let config = match config::Config::resolve(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("vigil: configuration error: {e:#}");
+            eprintln!("vigil: configuration error: {}", error_text::one_line(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     match run::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil: {e:#}");
+            eprintln!("vigil: {}", error_text::one_line(&e));
             ExitCode::FAILURE
         }
     }

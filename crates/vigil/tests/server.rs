@@ -549,6 +549,50 @@ fn a_busy_port_is_a_clear_startup_error() {
     );
 }
 
+/// A database that cannot be opened says why, each cause once: a data directory that is
+/// a file is not an "invalid database url", and a refused PostgreSQL connection is not
+/// a pool timeout five seconds later.
+#[test]
+fn an_unusable_database_says_why_once() {
+    let dir = tempdir();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = format!("postgres://vigil:s3cret-pw@127.0.0.1:{port}/vigil");
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--data-dir", file.to_str().unwrap()],
+            "cannot create the data directory",
+        ),
+        (&["--database-url", &refused], "Connection refused"),
+    ];
+    for (args, why) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["collector", "--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            last.starts_with("vigil: cannot open the prediction database: ") && last.contains(why),
+            "{args:?}: {last}"
+        );
+        assert!(
+            !last.contains("invalid database url") && !last.contains("pool timed out"),
+            "{last}"
+        );
+        assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+        // Each cause once: no part of the line between ": " repeats.
+        let parts: Vec<&str> = last.split(": ").collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(p), "{p:?} repeats in {last}");
+        }
+    }
+}
 /// A directory of the test's own, removed when the test ends (pass or fail).
 fn tempdir() -> vigil_test_support::TempDir {
     vigil_test_support::TempDir::new("test")

@@ -38,7 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(run_services(config));
     if let Err(e) = &result {
-        tracing::error!(target: LIFECYCLE, error = %format!("{e:#}"), "fatal");
+        tracing::error!(target: LIFECYCLE, error = %crate::error_text::one_line(e), "fatal");
     }
     // Give tasks still running a moment, then flush the log queue.
     runtime.shutdown_timeout(Duration::from_millis(500));

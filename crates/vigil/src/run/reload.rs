@@ -46,7 +46,7 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
             let fresh = match loaded {
                 Ok(Ok(fresh)) => fresh,
                 Ok(Err(e)) => {
-                    failed(&state, &format!("{e:#}"));
+                    failed(&state, &crate::error_text::one_line(&e));
                     continue;
                 }
                 Err(e) => {

@@ -63,9 +63,23 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<TrainingData, Ini
         .iter()
         .map(str::to_owned)
         .collect();
-    if header.iter().all(String::is_empty) {
+    // No header at all (an empty file reads as one empty name).
+    if header.iter().all(String::is_empty) && header.len() <= 1 {
         return Err(InitError::EmptyCsv {
             path: path.to_owned(),
+        });
+    }
+    if let Some(i) = header.iter().position(String::is_empty) {
+        return Err(InitError::UnnamedColumn {
+            path: path.to_owned(),
+            column: i + 1,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(name) = header.iter().find(|h| !seen.insert(h.as_str())) {
+        return Err(InitError::DuplicateColumn {
+            path: path.to_owned(),
+            name: name.clone(),
         });
     }
     let label_at =
@@ -101,12 +115,23 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<TrainingData, Ini
             let v = if cell.is_empty() {
                 f32::NAN
             } else {
-                cell.parse::<f32>().map_err(|_| InitError::NotANumber {
+                let v = cell.parse::<f32>().map_err(|_| InitError::NotANumber {
                     path: path.to_owned(),
                     line,
                     column: header[i].clone(),
                     value: cell.chars().take(40).collect(),
-                })?
+                })?;
+                // `NaN`, `inf` and what overflows f32 (`1e308`) parse, but are not
+                // values a model is trained on; as NaN they would pass for missing.
+                if !v.is_finite() {
+                    return Err(InitError::NotFinite {
+                        path: path.to_owned(),
+                        line,
+                        column: header[i].clone(),
+                        value: cell.chars().take(40).collect(),
+                    });
+                }
+                v
             };
             values.push(v);
         }
@@ -164,5 +189,31 @@ mod tests {
         let (_d, path) = csv("");
         let err = read(&path, None).unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
+
+        let (_d, path) = csv(",\n1,2\n");
+        let err = read(&path, None).unwrap_err().to_string();
+        assert!(err.contains("column 1 has no name"), "{err}");
+
+        let (_d, path) = csv("a,,c\n1,2,3\n");
+        let err = read(&path, None).unwrap_err().to_string();
+        assert!(err.contains("column 2 has no name"), "{err}");
+
+        let (_d, path) = csv("a,b,a\n1,2,3\n");
+        let err = read(&path, None).unwrap_err().to_string();
+        assert!(err.contains("\"a\" twice"), "{err}");
+    }
+
+    #[test]
+    fn cells_that_parse_but_are_not_finite_are_refused() {
+        for cell in ["NaN", "nan", "inf", "-infinity", "1e308", "-4e38"] {
+            let (_d, path) = csv(&format!("a,b\n1,2\n3,{cell}\n"));
+            let err = read(&path, None).unwrap_err().to_string();
+            assert!(
+                err.contains("line 3") && err.contains("not a finite") && err.contains(cell),
+                "{cell}: {err}"
+            );
+        }
+        let (_d, path) = csv("a,b\n1,3.3e38\n");
+        assert_eq!(read(&path, None).unwrap().row(0), [1.0, 3.3e38]);
     }
 }

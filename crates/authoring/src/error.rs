@@ -30,9 +30,24 @@ pub enum InitError {
         columns: String,
     },
     #[error(
+        "{path}: the header's column {column} has no name; every column needs one (the card's features are these names)"
+    )]
+    UnnamedColumn { path: PathBuf, column: usize },
+    #[error("{path}: the header names {name:?} twice; each feature needs a name of its own")]
+    DuplicateColumn { path: PathBuf, name: String },
+    #[error(
         "{path}, line {line}, column {column:?}: {value:?} is not a number (features must be numeric; encode categories before training)"
     )]
     NotANumber {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    #[error(
+        "{path}, line {line}, column {column:?}: {value:?} is not a finite 32-bit number (features are within ±3.4e38; leave a missing value's cell empty)"
+    )]
+    NotFinite {
         path: PathBuf,
         line: u64,
         column: String,
@@ -52,6 +67,10 @@ pub enum InitError {
     Mismatch(String),
     #[error("{out} already exists and is not empty: choose another --out or remove it")]
     OutExists { out: PathBuf },
-    #[error("the model directory written does not load: {0}")]
+    #[error("the model directory would not load: {0}")]
     Check(String),
+    #[error(
+        "--version {0:?}: a version is 1-64 characters of [A-Za-z0-9._-], not starting with '.', and not `state.toml` (the upload endpoint keeps it under that name)"
+    )]
+    BadVersion(String),
 }

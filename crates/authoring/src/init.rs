@@ -44,6 +44,11 @@ pub struct InitReport {
 const CHUNK: usize = 512;
 
 pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
+    // Start-up would serve any version, but an upload keeps it under its name: refuse
+    // here what `vigil models check` would flag, before any work.
+    if !vigil_model::versions::is_version_name(&opts.version) {
+        return Err(InitError::BadVersion(opts.version.clone()));
+    }
     let onnx = std::fs::read(&opts.onnx).map_err(|source| InitError::Read {
         path: opts.onnx.clone(),
         source,
@@ -105,7 +110,15 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         Task::Regression => OnnxModel::load_regressor(&onnx, data.features.len()),
     }
     .map_err(|e| {
-        if input.dim(1).is_none() {
+        if opts.task.is_none() && task == Task::Regression {
+            // Taken for a regressor only because the file names no classes: a
+            // classifier exported without its labels (PyTorch, skl2onnx without
+            // ZipMap) lands here, and "no value output" alone would mislead.
+            InitError::Mismatch(format!(
+                "the model names no classes, so it was read as a regressor, and as one it does not load ({e}): \
+                 for a classifier pass --labels a,b,… in the model's class order"
+            ))
+        } else if input.dim(1).is_none() {
             InitError::Onnx(format!(
                 "its input `{}` leaves the number of features open, and with the {} columns of {} it does not load: {e}",
                 input.name,
@@ -148,16 +161,17 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         baseline,
     };
     let text = card_text(&card, &data)?;
-    // The checks start-up and an upload run, on exactly what is about to be written.
-    let loaded = LoadedModel::from_parts(&onnx, &text, opts.onnx.display().to_string())
-        .map_err(|e| InitError::Check(e.to_string()))?;
-    let probe_rows = probe(&loaded)
-        .map_err(|e| InitError::Check(e.to_string()))?
-        .rows;
     let out = opts
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(&card.name));
+    // The checks start-up and an upload run, on exactly what is about to be written
+    // (their messages name `<out>/model.toml`, the card's place once written).
+    let loaded = LoadedModel::from_parts(&onnx, &text, out.display().to_string())
+        .map_err(|e| InitError::Check(e.to_string()))?;
+    let probe_rows = probe(&loaded)
+        .map_err(|e| InitError::Check(e.to_string()))?
+        .rows;
     write_dir(&out, &onnx, &text)?;
     Ok(InitReport {
         out,

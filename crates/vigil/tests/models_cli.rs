@@ -318,6 +318,24 @@ fn init_refuses_a_task_the_model_does_not_have_and_targets_that_are_not_values()
             &["does not name its classes", "--task regression"],
         ),
         (
+            "a classifier whose file names no classes, without --labels",
+            vec![
+                path(zoo.join("bad/open_width.onnx")),
+                path(forest.join("train.csv")),
+            ],
+            &["names no classes", "pass --labels"],
+        ),
+        (
+            "a version an upload could not keep",
+            vec![
+                path(forest.join("model.onnx")),
+                path(forest.join("train.csv")),
+                "--version".into(),
+                "../x".into(),
+            ],
+            &["--version \"../x\"", "state.toml"],
+        ),
+        (
             "a word among a regressor's targets",
             vec![path(linear.join("model.onnx")), path(word_target)],
             &["data row 3", "\"high\"", "is not a number"],
@@ -353,7 +371,34 @@ fn init_refuses_bad_data_and_bad_models_clearly_and_writes_nothing() {
         t.replacen("\n5.", "\nfive,", 1)
             .replacen("five,", "five", 1)
     };
+    let edit_cell = |line: usize, column: usize, to: &'static str| {
+        move |t: &str| {
+            let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+            let mut cells: Vec<&str> = lines[line].split(',').collect();
+            cells[column] = to;
+            lines[line] = cells.join(",");
+            lines.join("\n") + "\n"
+        }
+    };
     let cases: Vec<(&str, PathBuf, PathBuf, &[&str])> = vec![
+        (
+            "a NaN cell",
+            good_onnx.clone(),
+            csv_from(&zoo, "random_forest", tmp.path(), edit_cell(2, 1, "NaN")),
+            &["line 3", "\"NaN\" is not a finite"],
+        ),
+        (
+            "a cell beyond f32",
+            good_onnx.clone(),
+            csv_from(&zoo, "random_forest", tmp.path(), edit_cell(5, 0, "1e308")),
+            &["line 6", "\"1e308\" is not a finite"],
+        ),
+        (
+            "a column without a name",
+            good_onnx.clone(),
+            csv_from(&zoo, "random_forest", tmp.path(), edit_cell(0, 1, "")),
+            &["column 2 has no name"],
+        ),
         (
             "a missing column",
             good_onnx.clone(),

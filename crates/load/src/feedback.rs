@@ -47,6 +47,9 @@ pub struct FeedbackReport {
     pub duplicates: u64,
     /// Labels whose request failed or was refused.
     pub failed: u64,
+    /// Of `labels`, those sent before their delay was over because the run was
+    /// interrupted (Ctrl-C or SIGTERM while the last labels waited).
+    pub early: u64,
 }
 
 /// Decides the labels of answers and sends them when due.
@@ -57,6 +60,8 @@ pub(crate) struct Labeller {
     rng: Mutex<StdRng>,
     queue: Mutex<VecDeque<(Instant, Value)>>,
     report: Mutex<FeedbackReport>,
+    /// Set on an interrupt: what is queued goes now, due or not.
+    hurry: std::sync::atomic::AtomicBool,
 }
 
 impl Labeller {
@@ -68,7 +73,14 @@ impl Labeller {
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x005e_edfb)),
             queue: Mutex::default(),
             report: Mutex::default(),
+            hurry: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Sends every queued label at once instead of when its delay is over (the run was
+    /// interrupted: nobody should wait out a long `--feedback-delay` after Ctrl-C).
+    pub fn hurry(&self) {
+        self.hurry.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Queues labels for the rows of one answered `POST /predict`.
@@ -128,15 +140,25 @@ impl Labeller {
         let url = format!("{}/feedback", self.config.collector.trim_end_matches('/'));
         loop {
             let now = Instant::now();
-            let batch: Vec<Value> = {
+            let hurry = self.hurry.load(std::sync::atomic::Ordering::Acquire);
+            let (batch, early): (Vec<Value>, u64) = {
                 let mut queue = self.queue.lock();
                 let due = queue
                     .iter()
                     .take(BATCH)
-                    .take_while(|(at, _)| *at <= now)
+                    .take_while(|(at, _)| hurry || *at <= now)
                     .count();
-                queue.drain(..due).map(|(_, l)| l).collect()
+                let mut early = 0;
+                let batch = queue
+                    .drain(..due)
+                    .map(|(at, l)| {
+                        early += u64::from(at > now);
+                        l
+                    })
+                    .collect();
+                (batch, early)
             };
+            self.report.lock().early += early;
             if batch.is_empty() {
                 if finished.load(std::sync::atomic::Ordering::Acquire)
                     && self.queue.lock().is_empty()

@@ -195,9 +195,19 @@ pub async fn run_watched(
     );
     every_second.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut last_done, mut last_at) = (0usize, Instant::now());
+    // The end of `--duration` is a wake-up of its own: at a low rate the next tick may
+    // lie well past it (`--rate 0.5 --duration 500ms` ran 2 s).
+    let mut deadline = std::pin::pin!(async {
+        match config.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut interrupted = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = &mut deadline => break,
             _ = every_second.tick() => {
                 let t = tally.lock();
                 let done = t.latencies_us.len();
@@ -216,7 +226,10 @@ pub async fn run_watched(
                 on_progress(&progress);
                 continue;
             }
-            () = &mut stop => break,
+            () = &mut stop => {
+                interrupted = true;
+                break;
+            }
         }
         if config.requests.is_some_and(|n| sent >= n)
             || config.duration.is_some_and(|d| started.elapsed() >= d)
@@ -280,10 +293,19 @@ pub async fn run_watched(
         .await
         .expect("never closed");
     let elapsed = started.elapsed().as_secs_f64();
-    // The last labels wait out their delay, then go.
+    // The last labels wait out their delay, then go; an interrupt, before or during
+    // that wait, sends them at once.
     labels_done.store(true, std::sync::atomic::Ordering::Release);
-    if let Some(task) = labelling {
-        let _ = task.await;
+    if let (Some(mut task), Some(labeller)) = (labelling, &labeller) {
+        let finished = !interrupted
+            && tokio::select! {
+                _ = &mut task => true,
+                () = &mut stop => false,
+            };
+        if !finished {
+            labeller.hurry();
+            let _ = task.await;
+        }
     }
 
     let mut t = std::mem::take(&mut *tally.lock());

@@ -272,3 +272,65 @@ async fn feedback_with_label_noise_moves_measured_accuracy_to_match() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// `--duration` ends the run on time even when the next tick lies past it: at half a
+/// request a second, the next one is due at 2 s.
+#[tokio::test]
+async fn a_duration_shorter_than_a_tick_ends_the_run_on_time() {
+    let vigil = Vigil::start(&[], &[]);
+    let target = vigil.url("");
+    let args = ["--target", &target, "--rate", "0.5", "--duration", "500ms"];
+    let (code, report, stderr) = load(&args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["sent"], 1, "{report}");
+    let elapsed = report["elapsed_s"].as_f64().unwrap();
+    assert!((0.5..1.9).contains(&elapsed), "{report}");
+}
+
+/// An interrupt while the last labels wait out `--feedback-delay` sends them at once
+/// (counted as `early`) and ends the run with its report, instead of waiting an hour.
+#[tokio::test]
+async fn an_interrupt_during_the_feedback_delay_sends_the_labels_now() {
+    let up = Vigil::start_command("up", &[], &[]);
+    let target = format!("http://{}", up.address_of("inference"));
+    let collector = format!("http://{}", up.address_of("collector"));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["load", "--target", &target, "--collector", &collector])
+        .args(["--requests", "20", "--rate", "200", "--feedback", "1"])
+        .args(["--feedback-delay", "1h"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness signal: the server has answered all twenty.
+    let series = r#"predictions_total{model="defect-detector",version="1.0.0",status="success"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = format!("{target}/metrics");
+    while vigil_test_support::try_sample(&get_text(&metrics).await, series).unwrap_or(0.0) < 20.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vigil load sent nothing"
+        );
+        tokio::task::yield_now().await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Far inside the hour the labels would otherwise wait.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("vigil load still waits out the delay after SIGTERM")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &report["feedback"];
+    assert_eq!(f["labels"], 20, "{report}");
+    assert_eq!(f["early"], 20, "{report}");
+    assert_eq!(f["failed"], 0, "{report}");
+    let taken = f["accepted"].as_u64().unwrap() + f["pending"].as_u64().unwrap();
+    assert_eq!(taken, 20, "{report}");
+}

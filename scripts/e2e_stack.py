@@ -319,17 +319,19 @@ class Stack:
         with open(os.path.join(DEPLOY, "prometheus", "prometheus.yml")) as f:
             config = yaml.safe_load(f)
         config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
-        rewritten = 0
+        # Every address is rewritten (Alertmanager's twice: scraped and alerted to).
+        rewritten = set()
         for section in config["scrape_configs"] + config["alerting"]["alertmanagers"]:
             for static in section.get("static_configs", []):
                 targets = []
                 for t in static["targets"]:
                     new = addresses.get(t, t)
-                    rewritten += new != t
+                    if new != t:
+                        rewritten.add(t)
                     targets.extend(new if isinstance(new, list) else [new])
                 static["targets"] = targets
-        if rewritten != len(addresses):
-            raise Failure(f"prometheus.yml: expected to rewrite {len(addresses)} addresses, did {rewritten}")
+        if rewritten != set(addresses):
+            raise Failure(f"prometheus.yml: expected to rewrite {sorted(addresses)}, did {sorted(rewritten)}")
 
         # Rules: the shipped file with only its `for:` durations shortened.
         rule_paths = []
@@ -387,7 +389,7 @@ def check_targets(stack):
     def all_up():
         targets = get_json(stack.prometheus + "/api/v1/targets")["data"]["activeTargets"]
         jobs = {t["labels"]["job"]: t["health"] for t in targets}
-        if set(jobs) != {"vigil-inference", "vigil-collector", "prometheus"}:
+        if set(jobs) != {"vigil-inference", "vigil-collector", "alertmanager", "prometheus"}:
             raise Failure(f"unexpected scrape jobs: {jobs}")
         return all(h == "up" for h in jobs.values()) and jobs
 
@@ -409,7 +411,8 @@ def check_rules_evaluate(stack):
     names = sorted({r["name"] for r in rules})
     for required in ["HighErrorRate", "ModelNotLoaded", "SlowPredictions", "DatabaseNotAccessible",
                      "HighDefectRate", "ServiceDown", "HighHTTPErrorRate", "FeatureDrift",
-                     "PredictionLogBacklog", "LogsDropped", "ModelAccuracyDrop"]:
+                     "PredictionLogBacklog", "LogsDropped", "ModelAccuracyDrop",
+                     "AlertmanagerUnreachable", "AlertNotificationsFailing"]:
         if required not in names:
             raise Failure(f"alert {required} missing from the loaded rules: {names}")
     log(f"{len(rules)} rules loaded and evaluated without error")
@@ -521,6 +524,29 @@ def check_alert_chain(stack):
         return True
 
     wait_for("the collector's incident metrics", counted, timeout=10)
+
+    # AlertmanagerUnreachable and AlertNotificationsFailing read Prometheus's and
+    # Alertmanager's own counters: the names exist in these versions, the deliveries
+    # above are counted in them, and none failed.
+    def value(expr):
+        result = stack.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def deliveries_counted():
+        sent = value("sum(prometheus_notifications_sent_total)")
+        notified = value('sum(alertmanager_notifications_total{integration="webhook"})')
+        return sent and notified and (sent, notified)
+
+    sent, notified = wait_for("the alert deliveries in Prometheus's and Alertmanager's counters",
+                              deliveries_counted, timeout=30)
+    failed = [value("sum(prometheus_notifications_errors_total)"),
+              value('sum(alertmanager_notifications_failed_total{integration="webhook"})')]
+    if failed != [0.0, 0.0]:
+        raise Failure(f"alert deliveries failed (Prometheus, Alertmanager's webhook): {failed}")
+    for delivery in ("AlertmanagerUnreachable", "AlertNotificationsFailing"):
+        if stack.alerts(delivery):
+            raise Failure(f"{delivery} active on a working stack: {stack.alerts(delivery)}")
+    log(f"{sent:.0f} alerts sent to Alertmanager, {notified:.0f} webhook notifications, none failed")
 
 
 def metric(url, series):

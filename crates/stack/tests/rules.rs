@@ -201,7 +201,7 @@ fn ratios_and_quantiles_aggregate_before_dividing() {
 }
 
 #[test]
-fn prometheus_scrapes_both_services_and_itself_and_alerts_to_alertmanager() {
+fn prometheus_scrapes_both_services_alertmanager_and_itself_and_alerts_to_alertmanager() {
     let config = yaml(&deploy("prometheus/prometheus.yml"));
     let jobs: BTreeSet<&str> = config["scrape_configs"]
         .as_sequence()
@@ -211,7 +211,12 @@ fn prometheus_scrapes_both_services_and_itself_and_alerts_to_alertmanager() {
         .collect();
     assert_eq!(
         jobs,
-        BTreeSet::from(["vigil-inference", "vigil-collector", "prometheus"])
+        BTreeSet::from([
+            "vigil-inference",
+            "vigil-collector",
+            "alertmanager",
+            "prometheus"
+        ])
     );
     let targets = &config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"];
     assert_eq!(targets[0].as_str(), Some("alertmanager:9093"));

@@ -104,6 +104,10 @@ pub enum ModelError {
     Inference(String),
     #[error("model produced a non-finite probability for instance {instance}")]
     NonFiniteOutput { instance: usize },
+    /// Further outside [0, 1] than float error explains: scores or logits, not
+    /// probabilities (the probe refuses such a model before it serves).
+    #[error("model produced {value} as a probability for instance {instance}, outside [0, 1]")]
+    NotAProbability { instance: usize, value: f32 },
     #[error("model output has shape {got:?}, expected [{rows}, {classes}]")]
     OutputShape {
         got: Vec<usize>,

@@ -10,8 +10,6 @@ use crate::runtime::Output;
 
 /// Most rows a probe batch holds.
 const MAX_ROWS: usize = 64;
-/// How far a probability may stray outside [0, 1] (float error in ensembles).
-const RANGE_SLACK: f32 = 1e-4;
 /// How far a row's probabilities may sum away from 1.
 const SUM_SLACK: f32 = 1e-3;
 
@@ -82,19 +80,20 @@ pub fn probe_rows(card: &ModelCard) -> (Vec<f32>, usize) {
 /// classifier; a regressor's values are checked finite by the runtime itself.
 pub fn probe(model: &LoadedModel) -> Result<ProbeReport, ProbeError> {
     let (values, rows) = probe_rows(&model.card);
-    let outputs = model.runtime.infer(&values, rows)?;
-    for (row, out) in outputs.iter().enumerate() {
-        let Output::Class(out) = out else { continue };
-        if let Some(p) = out
-            .probabilities
-            .iter()
-            .find(|p| !(-RANGE_SLACK..=1.0 + RANGE_SLACK).contains(*p))
-        {
+    // The runtime refuses a value further outside [0, 1] than float error explains
+    // (and clamps one within it).
+    let outputs = match model.runtime.infer(&values, rows) {
+        Ok(outputs) => outputs,
+        Err(ModelError::NotAProbability { instance, value }) => {
             return Err(ProbeError::NotProbabilities {
-                row,
-                detail: format!("a value of {p} (outside [0, 1])"),
+                row: instance,
+                detail: format!("a value of {value} (outside [0, 1])"),
             });
         }
+        Err(e) => return Err(e.into()),
+    };
+    for (row, out) in outputs.iter().enumerate() {
+        let Output::Class(out) = out else { continue };
         let sum: f32 = out.probabilities.iter().sum();
         if (sum - 1.0).abs() > SUM_SLACK {
             return Err(ProbeError::NotProbabilities {

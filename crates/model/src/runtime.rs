@@ -9,6 +9,13 @@ use tract_onnx::tract_core::internal::DimLike;
 
 use crate::error::ModelError;
 
+/// How far a probability may stray outside [0, 1] and still be one: float error in
+/// ensembles (onnxruntime and tract both answer 1.0000001 for some tree ensembles).
+/// Within it a value is clamped, so an answer and its record never hold a
+/// probability or confidence above 1 or below 0 (the collector refuses such a
+/// record); beyond it the model is not answering probabilities.
+pub const PROBABILITY_SLACK: f32 = 1e-4;
+
 /// One row's prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowPrediction {
@@ -182,18 +189,21 @@ impl OnnxModel {
                 if row.iter().any(|p| !p.is_finite()) {
                     return Err(ModelError::NonFiniteOutput { instance });
                 }
-                let (class_index, confidence) =
-                    row.iter()
-                        .copied()
-                        .enumerate()
-                        .fold(
-                            (0, f32::MIN),
-                            |best, (i, p)| if p > best.1 { (i, p) } else { best },
-                        );
+                if let Some(&value) = row
+                    .iter()
+                    .find(|p| !(-PROBABILITY_SLACK..=1.0 + PROBABILITY_SLACK).contains(*p))
+                {
+                    return Err(ModelError::NotAProbability { instance, value });
+                }
+                let probabilities: Vec<f32> = row.iter().map(|p| p.clamp(0.0, 1.0)).collect();
+                let (class_index, confidence) = probabilities.iter().copied().enumerate().fold(
+                    (0, f32::MIN),
+                    |best, (i, p)| if p > best.1 { (i, p) } else { best },
+                );
                 Ok(RowPrediction {
                     class_index,
                     confidence,
-                    probabilities: row.to_vec(),
+                    probabilities,
                 })
             })
             .collect()
@@ -309,6 +319,29 @@ mod tests {
     #[test]
     fn garbage_bytes_are_a_load_error() {
         assert!(OnnxModel::load(b"not onnx at all", 6, 2).is_err());
+    }
+
+    /// The scores fixture answers `input * 5`: inputs pick the "probabilities".
+    #[test]
+    fn probabilities_off_by_float_error_are_clamped_and_scores_refused() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/uploads/scores-model/model.onnx"
+        ))
+        .unwrap();
+        let model = OnnxModel::load(&bytes, 2, 2).unwrap();
+        // 1.00001 and -0.00005: float error, clamped.
+        let out = model.predict(&[0.200_002, -0.000_01], 1).unwrap();
+        assert_eq!(out[0].probabilities, [1.0, 0.0]);
+        assert_eq!((out[0].class_index, out[0].confidence), (0, 1.0));
+        let out = model.predict(&[0.1, 0.1], 1).unwrap();
+        assert_eq!(out[0].probabilities, [0.5, 0.5]);
+        // 5.0 is a score: the second row is named.
+        let err = model.predict(&[0.1, 0.1, 1.0, 0.0], 2).unwrap_err();
+        assert!(
+            matches!(err, ModelError::NotAProbability { instance: 1, value } if value == 5.0),
+            "{err}"
+        );
     }
 
     #[test]

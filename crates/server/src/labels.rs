@@ -81,7 +81,7 @@ impl ErrorType {
 impl From<&ModelError> for ErrorType {
     fn from(e: &ModelError) -> Self {
         match e {
-            ModelError::Inference(_) => Self::InferenceFailed,
+            ModelError::Inference(_) | ModelError::NotAProbability { .. } => Self::InferenceFailed,
             ModelError::NonFiniteOutput { .. } => Self::NonFiniteOutput,
             ModelError::OutputShape { .. } => Self::BadOutputShape,
         }

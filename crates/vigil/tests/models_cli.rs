@@ -101,6 +101,7 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
     let inference = format!("http://{}", server.address_of("inference"));
     let collector = format!("http://{}", server.address_of("collector"));
     let http = reqwest::Client::new();
+    let mut classifiers_sent = Vec::new();
     for (name, _, expected) in &cases {
         let regressor = is_regressor(expected);
         let answers = if regressor { "values" } else { "probabilities" };
@@ -136,6 +137,10 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
                 );
                 continue;
             }
+            // Float error in an ensemble (1.0000001) is clamped: a probability never
+            // leaves [0, 1], or the collector would refuse the record.
+            let confidence = got["confidence"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&confidence), "{name} row {i}: {got}");
             let got = got["probabilities"].as_array().unwrap();
             for (a, b) in got.iter().zip(want.as_array().unwrap()) {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
@@ -144,6 +149,9 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
                     "{name} row {i}: {got:?} against {want}"
                 );
             }
+        }
+        if !regressor {
+            classifiers_sent.push((name, rows.len()));
         }
         if regressor {
             let values: Vec<f64> = predictions
@@ -166,6 +174,24 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
             assert_eq!(v2["outputs"][0]["data"], json!(values), "{name}: {v2}");
         }
     }
+    // Every classifier's answers are stored, one record a row: none refused.
+    for (name, rows) in classifiers_sent {
+        wait_for_metric_at(
+            &format!("{collector}/metrics"),
+            &format!("logging_predictions_total{{model=\"{name}\"}}"),
+            rows as f64,
+        )
+        .await;
+    }
+    let metrics = get_text(format!("{inference}/metrics")).await;
+    assert_eq!(
+        vigil_test_support::try_sample(
+            &metrics,
+            "prediction_log_records_total{outcome=\"dropped\"}"
+        )
+        .unwrap_or(0.0),
+        0.0
+    );
 }
 
 /// A regressor's answers in `prediction_value`, and stored with their values: the

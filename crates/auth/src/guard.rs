@@ -163,7 +163,11 @@ impl Denied {
             Self::Forbidden(role, _) => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("a {role} key cannot use this endpoint; it needs a {needed} key"),
+                format!(
+                    "{} {role} key cannot use this endpoint; it needs {} {needed} key",
+                    role.article(),
+                    needed.article()
+                ),
             ),
             Self::Session(refusal) => (
                 StatusCode::UNAUTHORIZED,

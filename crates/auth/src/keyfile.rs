@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::KeyError;
-use crate::keyring::KeySpec;
+use crate::keyring::{KeySpec, Keyring};
 
 /// The file's name under the data dir.
 pub const FILE_NAME: &str = "keys.toml";
@@ -23,11 +23,28 @@ pub const LOCK_FILE_NAME: &str = "keys.toml.lock";
 const HEADER: &str = "# vigil API keys: SHA-256 hashes only, never the keys. Managed by `vigil keys`\n\
 # (create, list, revoke); a running vigil picks up changes within seconds.\n\n";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// What the key file holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Contents {
+pub struct StoredKeys {
+    /// Set once a `predict` key has been in the file, and kept when the last one is
+    /// revoked: revoking a key must not open prediction to everyone. (Before, it
+    /// did: prediction needed a key only while a `predict` key existed.) Deleting
+    /// the line opens prediction again. Written before `keys`: TOML puts plain
+    /// values ahead of tables.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub predict_requires_key: bool,
     #[serde(default)]
-    keys: Vec<KeySpec>,
+    pub keys: Vec<KeySpec>,
+}
+
+impl StoredKeys {
+    /// The keys a service accepts with these and the config file's, and whether
+    /// prediction needs one.
+    pub fn keyring(&self, config_keys: &[KeySpec]) -> Result<Keyring, KeyError> {
+        Ok(Keyring::new(config_keys.iter().chain(&self.keys))?
+            .requiring_predict_key(self.predict_requires_key))
+    }
 }
 
 /// The right to change a key file, held until dropped (the OS releases it with the
@@ -68,11 +85,13 @@ impl KeyFile {
         Ok(KeyFileLock(file))
     }
 
-    /// The keys in the file; none when it does not exist.
-    pub fn load(&self) -> Result<Vec<KeySpec>, KeyError> {
+    /// What the file holds; nothing when it does not exist.
+    pub fn load(&self) -> Result<StoredKeys, KeyError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(StoredKeys::default());
+            }
             Err(source) => {
                 return Err(KeyError::Read {
                     path: self.path.clone(),
@@ -80,15 +99,14 @@ impl KeyFile {
                 });
             }
         };
-        let contents: Contents = toml::from_str(&text).map_err(|e| KeyError::Parse {
+        toml::from_str(&text).map_err(|e| KeyError::Parse {
             path: self.path.clone(),
             message: e.message().to_owned(),
-        })?;
-        Ok(contents.keys)
+        })
     }
 
-    /// Replaces the file's keys.
-    pub fn save(&self, keys: &[KeySpec]) -> Result<(), KeyError> {
+    /// Replaces the file's contents.
+    pub fn save(&self, stored: &StoredKeys) -> Result<(), KeyError> {
         let write_err = |source| KeyError::Write {
             path: self.path.clone(),
             source,
@@ -96,10 +114,7 @@ impl KeyFile {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(write_err)?;
         }
-        let body = toml::to_string(&Contents {
-            keys: keys.to_vec(),
-        })
-        .map_err(|e| KeyError::Parse {
+        let body = toml::to_string(stored).map_err(|e| KeyError::Parse {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
@@ -146,7 +161,7 @@ mod tests {
     fn saves_and_loads_hashes_only_with_private_mode() {
         let dir = vigil_test_support::TempDir::new("keyfile");
         let file = KeyFile::in_dir(dir.path());
-        assert!(file.load().unwrap().is_empty());
+        assert_eq!(file.load().unwrap(), StoredKeys::default());
         assert!(file.modified().is_none());
         let spec = KeySpec {
             name: "ops".into(),
@@ -154,16 +169,46 @@ mod tests {
             sha256: KeyHash::of(b"secret-key").to_hex(),
             created_at: Some("2026-12-01T00:00:00Z".into()),
         };
-        file.save(std::slice::from_ref(&spec)).unwrap();
-        assert_eq!(file.load().unwrap(), vec![spec]);
+        let stored = StoredKeys {
+            predict_requires_key: false,
+            keys: vec![spec],
+        };
+        file.save(&stored).unwrap();
+        assert_eq!(file.load().unwrap(), stored);
         let text = std::fs::read_to_string(file.path()).unwrap();
         assert!(!text.contains("secret-key"));
+        assert!(!text.contains("predict_requires_key"), "{text}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// The flag outlives the last `predict` key and gates prediction by itself.
+    #[test]
+    fn prediction_stays_gated_by_the_flag_alone() {
+        let dir = vigil_test_support::TempDir::new("keyfile-gate");
+        let file = KeyFile::in_dir(dir.path());
+        let admin = KeySpec {
+            name: "ops".into(),
+            role: Role::Admin,
+            sha256: KeyHash::of(b"k").to_hex(),
+            created_at: None,
+        };
+        let mut stored = StoredKeys {
+            predict_requires_key: true,
+            keys: vec![admin],
+        };
+        file.save(&stored).unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        assert!(text.contains("predict_requires_key = true"), "{text}");
+        let loaded = file.load().unwrap();
+        assert_eq!(loaded, stored);
+        assert!(loaded.keyring(&[]).unwrap().predict_gated());
+        stored.predict_requires_key = false;
+        assert!(!stored.keyring(&[]).unwrap().predict_gated());
     }
 
     #[test]

@@ -125,7 +125,15 @@ impl Keyring {
         self.entries.iter().find(|e| e.hash.ct_eq(hash))
     }
 
-    /// Prediction endpoints need a key once any `predict` key exists.
+    /// Prediction needs a key even without a `predict` key among these (the key
+    /// file's `predict_requires_key`: one was there and was revoked).
+    pub fn requiring_predict_key(mut self, required: bool) -> Self {
+        self.predict_gated |= required;
+        self
+    }
+
+    /// Prediction endpoints need a key once any `predict` key exists (or existed,
+    /// see [`Keyring::requiring_predict_key`]).
     pub fn predict_gated(&self) -> bool {
         self.predict_gated
     }

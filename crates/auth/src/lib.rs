@@ -21,7 +21,7 @@ pub use audit::{AuditAction, AuditEvent, Outcome};
 pub use error::KeyError;
 pub use guard::{Auth, Require};
 pub use key::{KeyHash, generate_key};
-pub use keyfile::{KeyFile, KeyFileLock};
+pub use keyfile::{KeyFile, KeyFileLock, StoredKeys};
 pub use keyring::{KeyEntry, KeySpec, Keyring};
 pub use metrics::{AuthMetrics, FailureReason};
 pub use role::Role;

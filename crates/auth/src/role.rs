@@ -21,6 +21,14 @@ impl Role {
         }
     }
 
+    /// The article before the role's name in a sentence ("an admin key").
+    pub fn article(self) -> &'static str {
+        match self {
+            Self::Admin => "an",
+            Self::Predict => "a",
+        }
+    }
+
     /// Whether a key with this role may use an endpoint that needs `needed`.
     pub fn grants(self, needed: Role) -> bool {
         self == Role::Admin || self == needed

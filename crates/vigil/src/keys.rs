@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vigil_auth::keyring::is_valid_name;
-use vigil_auth::{KeyFile, KeySpec, Keyring, Role};
+use vigil_auth::{KeyFile, KeySpec, Role, StoredKeys};
 
 use crate::cli::{Cli, KeysAction, KeysArgs};
 
@@ -53,7 +53,7 @@ fn run_action(
             print_only,
         } => create(&file, stored, &config_keys, name, *role, *print_only),
         KeysAction::List { json } => {
-            list(&file, &stored, &config_keys, cli, *json);
+            list(&file, &stored.keys, &config_keys, cli, *json);
             Ok(())
         }
         KeysAction::Revoke { name } => revoke(&file, stored, &config_keys, cli, name),
@@ -62,7 +62,7 @@ fn run_action(
 
 fn create(
     file: &KeyFile,
-    mut stored: Vec<KeySpec>,
+    mut stored: StoredKeys,
     config_keys: &[KeySpec],
     name: &str,
     role: Role,
@@ -71,14 +71,20 @@ fn create(
     if !is_valid_name(name) {
         bail!("key name {name:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
     }
-    if stored.iter().chain(config_keys).any(|k| k.name == name) {
+    if stored
+        .keys
+        .iter()
+        .chain(config_keys)
+        .any(|k| k.name == name)
+    {
         bail!("a key named {name:?} exists already; revoke it first or pick another name");
     }
     let (key, spec) = KeySpec::generate(name, role, Some(now_rfc3339()))?;
     if !print_only {
-        stored.push(spec.clone());
+        stored.keys.push(spec.clone());
+        stored.predict_requires_key |= role == Role::Predict;
         // The same checks the services make, before anything is written.
-        Keyring::new(stored.iter().chain(config_keys))?;
+        stored.keyring(config_keys)?;
         file.save(&stored)?;
     }
     println!("{key}");
@@ -134,14 +140,17 @@ fn list(file: &KeyFile, stored: &[KeySpec], config_keys: &[KeySpec], cli: &Cli, 
 
 fn revoke(
     file: &KeyFile,
-    mut stored: Vec<KeySpec>,
+    mut stored: StoredKeys,
     config_keys: &[KeySpec],
     cli: &Cli,
     name: &str,
 ) -> anyhow::Result<()> {
-    let before = stored.len();
-    stored.retain(|k| k.name != name);
-    if stored.len() == before {
+    // A file written before the flag existed: its predict keys gated prediction, and
+    // revoking the last of them must not open it.
+    stored.predict_requires_key |= stored.keys.iter().any(|k| k.role == Role::Predict);
+    let before = stored.keys.len();
+    stored.keys.retain(|k| k.name != name);
+    if stored.keys.len() == before {
         if config_keys.iter().any(|k| k.name == name) {
             let path = cli.config.as_ref().map(|p| p.display().to_string());
             bail!(
@@ -153,7 +162,7 @@ fn revoke(
     }
     // Running services only take a key file whose keys all check out: if the rest of
     // the file does not, they would keep the revoked key, so say so instead.
-    Keyring::new(stored.iter().chain(config_keys)).with_context(|| {
+    let keyring = stored.keyring(config_keys).with_context(|| {
         format!(
             "not revoked: the other keys in {} do not check out, so running services would ignore the change; fix the file first",
             file.path().display()
@@ -161,10 +170,18 @@ fn revoke(
     })?;
     file.save(&stored)?;
     eprintln!("Revoked {name:?}; running services stop accepting it within seconds.");
+    if stored.predict_requires_key && !keyring.iter().any(|k| k.role == Role::Predict) {
+        eprintln!(
+            "No predict key is left: prediction still needs a key (an admin key works). To open \
+             prediction to everyone again, delete `predict_requires_key` from {}.",
+            file.path().display()
+        );
+    }
     Ok(())
 }
 
-fn now_rfc3339() -> String {
+/// Now, to the second, as the key file's `created_at`.
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()

@@ -80,6 +80,13 @@ async fn up_makes_an_admin_key_once_and_keeps_it_across_restarts() {
     );
     let stored = std::fs::read_to_string(dir.path().join("keys.toml")).unwrap();
     assert!(stored.contains("role = \"admin\"") && !stored.contains(&key));
+    // Made now, and says so like a key `vigil keys create` made.
+    let (ok, listed, _) = keys(dir.path(), &["list", "--json"]);
+    let listed: Value = serde_json::from_str(listed.trim()).unwrap();
+    assert!(
+        ok && listed["created_at"].as_str().unwrap().starts_with("20"),
+        "{listed}"
+    );
     let stdout = vigil.stdout_after_stop();
     assert!(!stdout.contains(&key), "the key reached a log line");
     let lines: Vec<Value> = stdout
@@ -164,6 +171,12 @@ async fn keys_made_and_revoked_by_the_cli_apply_to_a_running_service() {
     );
     let (ok, _, why) = keys(dir.path(), &["revoke", "--name", "ci"]);
     assert!(!ok && why.contains("no key named"), "{why}");
+
+    // The last predict key revoked: prediction does not open to everyone.
+    let (ok, _, note) = keys(dir.path(), &["revoke", "--name", "batch-jobs"]);
+    assert!(ok && note.contains("predict_requires_key"), "{note}");
+    wait_for_status(&vigil, "/predict", Some(&other_key), 401).await;
+    assert_eq!(status(&vigil, "POST", "/predict", None).await, 401);
 
     let stdout = vigil.stdout_after_stop();
     assert!(!stdout.contains(&ci_key) && !stdout.contains(&other_key));

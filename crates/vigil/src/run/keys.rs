@@ -22,14 +22,14 @@ pub(super) struct StartKeys {
 pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     let file = KeyFile::in_dir(&config.data_dir);
     let mut stored = file.load()?;
-    let mut keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+    let mut keyring = stored.keyring(&config.keys)?;
     let mut created_admin_key = None;
     // Adding the admin key changes the file: under its lock, read again (a
     // `vigil keys create` may have just added one).
     let _lock = if config.mode == Mode::Up && !keyring.has_admin() {
         let lock = file.lock()?;
         stored = file.load()?;
-        keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+        keyring = stored.keyring(&config.keys)?;
         Some(lock)
     } else {
         None
@@ -39,9 +39,9 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
             .into_iter()
             .find(|n| !keyring.iter().any(|k| &*k.name == *n))
             .unwrap_or("vigil-admin-1");
-        let (key, spec) = KeySpec::generate(name, Role::Admin, None)?;
-        stored.push(spec);
-        keyring = Keyring::new(config.keys.iter().chain(&stored))?;
+        let (key, spec) = KeySpec::generate(name, Role::Admin, Some(crate::keys::now_rfc3339()))?;
+        stored.keys.push(spec);
+        keyring = stored.keyring(&config.keys)?;
         file.save(&stored)?;
         tracing::info!(target: LIFECYCLE, name, file = %file.path().display(), "admin_key_created");
         created_admin_key = Some(key);
@@ -57,7 +57,7 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     if !keyring.has_admin() {
         tracing::warn!(
             target: LIFECYCLE,
-            hint = "/admin answers 401 to everyone; make one with `vigil keys create --role admin`",
+            hint = "/admin answers 401 to everyone; make one with `vigil keys create --name admin --role admin`",
             "no_admin_key"
         );
     }
@@ -83,9 +83,7 @@ pub(super) fn watch(auth: Auth, config: &Config) -> tokio::task::JoinHandle<()> 
                 continue;
             }
             seen = now;
-            let reloaded = file
-                .load()
-                .and_then(|stored| Keyring::new(config_keys.iter().chain(&stored)));
+            let reloaded = file.load().and_then(|stored| stored.keyring(&config_keys));
             match reloaded {
                 Ok(keyring) => {
                     let keys = keyring.len();

@@ -60,7 +60,9 @@ impl CollectorState {
             let ids = records.iter().map(|r| r.prediction_id.clone()).collect();
             let _ = self
                 .runtime
-                .spawn(async move { state.join_pending(ids).await })
+                .spawn(vigil_telemetry::context::in_current_scope(async move {
+                    state.join_pending(ids).await
+                }))
                 .await;
         }
         // Each stored record's request id, so `vigil logs --request-id` finds where

@@ -239,6 +239,19 @@ pub fn sync_scope<R>(ctx: Arc<RequestContext>, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(ctx, f)
 }
 
+/// `fut` in the current request's scope, wherever it is polled: for work a handler
+/// spawns as a task of its own (so a client that hangs up cannot cut it off), whose
+/// log lines would otherwise carry neither the request's ids nor its service.
+pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let ctx = current();
+    async move {
+        match ctx {
+            Some(ctx) => scope(ctx, fut).await,
+            None => fut.await,
+        }
+    }
+}
+
 /// The request being served by this task, if any.
 pub fn current() -> Option<Arc<RequestContext>> {
     CURRENT.try_with(Arc::clone).ok()

@@ -145,3 +145,65 @@ async fn serve_announces_its_cards_to_a_collector_that_comes_later() {
     assert_eq!(names, ["defect-detector", "digits"]);
     serve.wait_for_log("model_card_announced");
 }
+
+/// The collector's lines about a request's work carry that request's ids and service,
+/// though the work runs in a task of its own (so a client that hangs up cannot cut it
+/// off): `vigil logs --request-id` finds them.
+#[tokio::test]
+async fn the_collectors_lines_about_a_request_carry_its_ids() {
+    let up = Vigil::start_command("up", &[], &[]);
+    let collector = format!("http://{}", up.address_of("collector"));
+    let client = reqwest::Client::new();
+    wait_for_cards(&client, &collector, 2).await;
+    // A label before its record: it waits, and joins when the record comes.
+    let r = client
+        .post(format!("{collector}/feedback"))
+        .header("x-request-id", "rid-feedback")
+        .json(&json!({"prediction_id": "p-early", "label": "ok"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = client
+        .post(format!("{collector}/log"))
+        .header("x-request-id", "rid-log")
+        .json(
+            &json!({"prediction_id": "p-early", "model": "defect-detector",
+            "model_version": "1.0.0", "timestamp": now, "latency_ms": 1.0,
+            "request_id": "rid-inner", "status": "success", "label": "ok",
+            "confidence": 0.9}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let series = "model_quality_labels{model=\"defect-detector\"}";
+    let deadline = Instant::now() + PATIENCE;
+    while try_sample(&get_text(format!("{collector}/metrics")).await, series) != Some(1.0) {
+        assert!(Instant::now() < deadline, "the label never joined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines: Vec<Value> = up
+        .stdout_after_stop()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = |message: &str, rid: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message && l["request_id"] == rid)
+            .unwrap_or_else(|| panic!("no {message} line with request_id {rid}"))
+    };
+    for (message, rid) in [
+        ("feedback_stored", "rid-feedback"),
+        ("records_stored", "rid-log"),
+        ("pending_labels_joined", "rid-log"),
+    ] {
+        let l = line(message, rid);
+        assert_eq!(l["service"], "collector", "{l}");
+        assert!(l["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{l}");
+    }
+}

@@ -13,6 +13,7 @@ use vigil_records::card::MAX_NAME_LEN;
 use vigil_records::{RecordError, id};
 use vigil_store::{Label, Truth};
 use vigil_telemetry::body::read_json;
+use vigil_telemetry::context::in_current_scope;
 
 use super::{now_ms, parse_time};
 use crate::CollectorState;
@@ -146,7 +147,7 @@ pub async fn feedback(
     // counts (the counts, the pending tally and the window follow the rows).
     let submit = tokio::spawn({
         let state = state.clone();
-        async move { state.submit_feedback(labels).await }
+        in_current_scope(async move { state.submit_feedback(labels).await })
     });
     let accepted = match submit.await {
         Ok(result) => result?,

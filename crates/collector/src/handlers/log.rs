@@ -7,6 +7,7 @@ use http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use vigil_records::{BodyError, packed};
 use vigil_telemetry::body::{read_json, read_limited};
+use vigil_telemetry::context::in_current_scope;
 
 use crate::CollectorState;
 use crate::error::CollectorError;
@@ -48,7 +49,7 @@ pub async fn log(
     // it off between the commit and the counts, the label join and `records_stored`.
     let ingest = tokio::spawn({
         let state = state.clone();
-        async move { state.ingest(&records).await }
+        in_current_scope(async move { state.ingest(&records).await })
     });
     let inserted = match ingest.await {
         Ok(result) => result.map_err(CollectorError::Unavailable)?,

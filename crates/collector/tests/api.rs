@@ -282,7 +282,7 @@ async fn contract(app: &Router) {
     let resolved = send(app, get("/incidents?status=resolved")).await.body;
     assert_eq!(
         resolved["incidents"][0]["resolved_at"],
-        "2026-11-22T21:05:00Z"
+        "2026-11-22T21:05:00.000Z"
     );
 
     // Ten JSON records and two binary ones; the binary posts repeated 1 and 3 ids.

@@ -163,15 +163,28 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     (0..=9999).contains(&utc.year()).then_some(ms)
 }
 
-/// Unix milliseconds as RFC 3339 UTC.
+/// Unix milliseconds as RFC 3339 UTC, always with three fractional digits
+/// (`2026-12-05T01:00:00.000Z`): the reference promises milliseconds, and `time`'s
+/// RFC 3339 writes as few digits as the value needs (`…:00Z`, `….5Z`), which parsers
+/// expecting a fixed layout refuse. Written by hand: `time`'s custom formats need its
+/// `macros` feature or a format parsed at run time for twelve fixed fields.
 pub fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return String::new();
+    };
+    if !(0..=9999).contains(&t.year()) {
+        return String::new();
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 #[cfg(test)]
@@ -187,9 +200,19 @@ mod tests {
             parse_rfc3339_ms("2026-12-04T18:24:09.770Z")
         );
         let last = parse_rfc3339_ms("9999-12-31T23:59:59Z").unwrap();
-        assert_eq!(rfc3339_ms(last), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_ms(last), "9999-12-31T23:59:59.000Z");
         let first = parse_rfc3339_ms("0000-01-01T00:00:00Z").unwrap();
-        assert_eq!(rfc3339_ms(first), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(first), "0000-01-01T00:00:00.000Z");
+        // Always three fractional digits, as the reference promises.
+        for (ms, text) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (500, "1970-01-01T00:00:00.500Z"),
+            (1_764_896_404_430, "2025-12-05T01:00:04.430Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(rfc3339_ms(ms), text);
+            assert_eq!(parse_rfc3339_ms(text), Some(ms));
+        }
         for text in [
             "9999-12-31T23:59:59-23:59",
             "0000-01-01T00:00:00+23:59",

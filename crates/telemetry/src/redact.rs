@@ -39,7 +39,7 @@ pub fn redact_query(query: &str) -> String {
             None => (piece, ""),
         };
         match pair.split_once('=') {
-            Some((name, _)) if is_sensitive(&percent_decode_lossy(name)) => {
+            Some((name, _)) if is_sensitive_parameter(&percent_decode_lossy(name)) => {
                 out.push_str(name);
                 out.push('=');
                 out.push_str(REDACTED);
@@ -49,6 +49,13 @@ pub fn redact_query(query: &str) -> String {
         out.push_str(separator);
     }
     out
+}
+
+/// A query parameter whose value is a secret: a sensitive name, or exactly `key`
+/// (`?key=…` is how many APIs take a key). Not `key` inside a name: field names such
+/// as `predict_keys` go through [`is_sensitive`] and are counts, not secrets.
+fn is_sensitive_parameter(name: &str) -> bool {
+    name.eq_ignore_ascii_case("key") || is_sensitive(name)
 }
 
 /// `text` with the user information of every URL in it (`scheme://user:password@`)
@@ -188,6 +195,10 @@ mod tests {
             "x=1;api_key=[REDACTED]&y=2;"
         );
         assert_eq!(redact_query("a=1&&b"), "a=1&&b");
+        assert_eq!(
+            redact_query("KEY=s3cret&monkey=1"),
+            "KEY=[REDACTED]&monkey=1"
+        );
     }
 
     #[test]

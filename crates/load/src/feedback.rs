@@ -21,6 +21,16 @@ const BATCH: usize = 1000;
 /// How often due labels are sent.
 const TICK: Duration = Duration::from_millis(100);
 
+/// The collector beside `target` under `vigil up`: the same host, the next port
+/// (`http://127.0.0.1:8000` → `http://127.0.0.1:8001`); `None` when `target` is not
+/// such a URL.
+pub fn collector_beside(target: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(target).ok()?;
+    let port = url.port_or_known_default()?.checked_add(1)?;
+    url.set_port(Some(port)).ok()?;
+    Some(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// Where and how labels go.
 #[derive(Debug, Clone)]
 pub struct FeedbackConfig {
@@ -47,6 +57,10 @@ pub struct FeedbackReport {
     pub duplicates: u64,
     /// Labels whose request failed or was refused.
     pub failed: u64,
+    /// Why the first failed request failed (its status and answer, or the transport
+    /// error), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// Of `labels`, those sent before their delay was over because the run was
     /// interrupted (Ctrl-C or SIGTERM while the last labels waited).
     pub early: u64,
@@ -180,19 +194,36 @@ impl Labeller {
             .send()
             .await;
         let counts = match answer {
-            Ok(r) if r.status().as_u16() == 202 => r.json::<Value>().await.ok(),
-            _ => None,
+            Ok(r) if r.status().as_u16() == 202 => r
+                .json::<Value>()
+                .await
+                .map_err(|e| format!("{url}: 202 with an answer that is not JSON: {e}")),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text: String = r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                Err(format!("{url}: {status} {text}"))
+            }
+            Err(e) => Err(format!("{url}: {e}")),
         };
         let mut report = self.report.lock();
         report.labels += n;
         match counts {
-            Some(c) => {
+            Ok(c) => {
                 let count = |k: &str| c[k].as_u64().unwrap_or(0);
                 report.accepted += count("accepted");
                 report.pending += count("pending");
                 report.duplicates += count("duplicates");
             }
-            None => report.failed += n,
+            Err(why) => {
+                report.failed += n;
+                report.failure.get_or_insert(why);
+            }
         }
     }
 
@@ -220,6 +251,20 @@ mod tests {
 
     fn queued(l: &Labeller) -> Vec<Value> {
         l.queue.lock().iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    #[test]
+    fn the_collector_beside_a_target_is_on_the_next_port() {
+        assert_eq!(
+            collector_beside("http://127.0.0.1:8000").as_deref(),
+            Some("http://127.0.0.1:8001")
+        );
+        assert_eq!(
+            collector_beside("http://vigil.example/").as_deref(),
+            Some("http://vigil.example:81")
+        );
+        assert_eq!(collector_beside("http://[::1]:65535"), None);
+        assert_eq!(collector_beside("not a url"), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod generate;
 mod progress;
 mod run;
 
-pub use feedback::{FeedbackConfig, FeedbackReport};
+pub use feedback::{FeedbackConfig, FeedbackReport, collector_beside};
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
 pub use progress::Progress;
 pub use run::{LoadConfig, LoadError, Report, run, run_until, run_watched};

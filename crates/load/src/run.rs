@@ -38,6 +38,9 @@ pub struct LoadConfig {
     pub seed: u64,
     /// Labels for a share of the answers, sent to a collector.
     pub feedback: Option<FeedbackConfig>,
+    /// Sent as `Authorization: Bearer` with every prediction (not to the collector):
+    /// a service with a `predict` key answers 401 without one.
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +164,15 @@ pub async fn run_watched(
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| LoadError::Config(e.to_string()))?;
+    let authorization = match &config.api_key {
+        Some(key) => {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| LoadError::Config("--api-key must be printable ASCII".into()))?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => None,
+    };
     let schema = fetch_schema(&client, &target, config.model.as_deref()).await?;
     let model = schema.name.clone();
     let labeller = config
@@ -238,21 +250,23 @@ pub async fn run_watched(
         }
         let permit = permits.clone().acquire_owned().await.expect("never closed");
         let request = generator.next_request();
-        let (client, tally, url, labeller) = (
+        let (client, tally, url, labeller, authorization) = (
             client.clone(),
             tally.clone(),
             format!("{target}{}", request.path),
             labeller.clone(),
+            authorization.clone(),
         );
         sent += 1;
         tokio::spawn(async move {
             let begin = Instant::now();
-            let answer = client
+            let mut post = client
                 .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, request.content_type)
-                .body(request.body)
-                .send()
-                .await;
+                .header(reqwest::header::CONTENT_TYPE, request.content_type);
+            if let Some(value) = authorization {
+                post = post.header(reqwest::header::AUTHORIZATION, value);
+            }
+            let answer = post.body(request.body).send().await;
             let (status, text) = match answer {
                 Ok(response) => {
                     let status = response.status().as_u16();

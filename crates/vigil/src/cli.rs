@@ -178,9 +178,14 @@ pub struct LoadArgs {
     /// How long after its answer each label is sent: 30s, 5m, … (the run waits for the last).
     #[arg(long, value_parser = vigil_load::parse_duration, default_value = "0s", requires = "feedback")]
     pub feedback_delay: std::time::Duration,
-    /// Collector that takes the labels (`vigil up`'s is on the port after the target's).
-    #[arg(long, default_value = "http://127.0.0.1:8001")]
-    pub collector: String,
+    /// Collector that takes the labels [default: the target's host, the port after
+    /// the target's: `vigil up`'s collector].
+    #[arg(long)]
+    pub collector: Option<String>,
+    /// API key sent as `Authorization: Bearer` with every prediction (needed once the
+    /// service has a `predict` key); read from VIGIL_API_KEY when not given.
+    #[arg(long, env = "VIGIL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 /// Options of the services. `None` means "not given here": the file or default decides.

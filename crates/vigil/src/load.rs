@@ -7,6 +7,20 @@ use crate::EXIT_CONFIG;
 use crate::cli::LoadArgs;
 
 pub fn run(args: LoadArgs) -> ExitCode {
+    let collector = match (&args.collector, args.feedback) {
+        (Some(url), _) => url.clone(),
+        (None, Some(_)) => match vigil_load::collector_beside(&args.target) {
+            Some(url) => url,
+            None => {
+                eprintln!(
+                    "vigil load: no collector beside --target {:?}: name it with --collector",
+                    args.target
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        (None, None) => String::new(),
+    };
     let config = vigil_load::LoadConfig {
         target: args.target,
         model: args.model,
@@ -18,8 +32,9 @@ pub fn run(args: LoadArgs) -> ExitCode {
         drifted: args.drifted,
         batch: args.batch,
         seed: args.seed,
+        api_key: args.api_key,
         feedback: args.feedback.map(|ratio| vigil_load::FeedbackConfig {
-            collector: args.collector,
+            collector,
             ratio,
             label_noise: args.label_noise,
             delay: args.feedback_delay,
@@ -63,14 +78,28 @@ pub fn run(args: LoadArgs) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             );
+            let mut failed = false;
             if report.unexpected > 0 {
                 eprintln!(
                     "vigil load: {} answers broke the API contract (see `examples`)",
                     report.unexpected
                 );
-                return ExitCode::FAILURE;
+                failed = true;
             }
-            ExitCode::SUCCESS
+            if let Some(f) = report.feedback.as_ref().filter(|f| f.failed > 0) {
+                eprintln!(
+                    "vigil load: the collector did not take {} of {} labels: {}",
+                    f.failed,
+                    f.labels,
+                    f.failure.as_deref().unwrap_or("(no reason)")
+                );
+                failed = true;
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e @ vigil_load::LoadError::Config(_)) => {
             eprintln!("vigil load: {e}");

@@ -334,3 +334,89 @@ async fn an_interrupt_during_the_feedback_delay_sends_the_labels_now() {
     // `accepted` counts the labels that wait for their record (`pending`) as well.
     assert_eq!(f["accepted"], 20, "{report}");
 }
+
+/// Once the service has a `predict` key, the run needs one: `--api-key` or
+/// `VIGIL_API_KEY`; without, every answer is a 401 the report counts as unexpected.
+#[tokio::test]
+async fn an_api_key_opens_a_service_that_needs_one() {
+    let dir = vigil_test_support::TempDir::new("load-key");
+    let data = dir.path().to_str().unwrap();
+    let vigil = Vigil::start(&["--data-dir", data], &[]);
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["keys", "create", "--name", "load", "--role", "predict"])
+        .args(["--data-dir", data])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let target = vigil.url("");
+    // The service re-reads its key file within seconds: wait for the 401.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = reqwest::Client::new()
+            .post(vigil.url("/predict"))
+            .json(&serde_json::json!({"features": [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0]}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let args = ["--target", &target, "--requests", "10", "--rate", "100"];
+    let (code, report, _) = load(&args).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(count(&report, "good", |s| s == 401), 10, "{report}");
+
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--api-key", &key]);
+    let (code, report, stderr) = load(&with_flag).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(count(&report, "good", |s| s == 200), 10, "{report}");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("load")
+        .args(args)
+        .env("VIGIL_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = vigil.stdout_after_stop();
+    assert!(!stdout.contains(&key), "the key reached a log line");
+}
+
+/// Labels the collector does not take are an error, with why: exit 1 and a line on
+/// stderr, and the report's `feedback.failure`.
+#[tokio::test]
+async fn labels_that_do_not_reach_the_collector_fail_the_run() {
+    let vigil = Vigil::start(&[], &[]);
+    let target = vigil.url("");
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let args = ["--target", &target, "--collector", &nowhere];
+    let (code, report, stderr) = load(
+        &[
+            &args[..],
+            &["--requests", "5", "--rate", "100", "--feedback", "1"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code, Some(1), "{report}");
+    let f = &report["feedback"];
+    assert_eq!(f["failed"], 5, "{report}");
+    assert!(
+        f["failure"].as_str().is_some_and(|w| w.contains(&nowhere)),
+        "{report}"
+    );
+    assert!(
+        stderr.contains("the collector did not take 5 of 5 labels"),
+        "{stderr}"
+    );
+}

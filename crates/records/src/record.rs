@@ -165,26 +165,17 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 
 /// Unix milliseconds as RFC 3339 UTC, always with three fractional digits
 /// (`2026-12-05T01:00:00.000Z`): the reference promises milliseconds, and `time`'s
-/// RFC 3339 writes as few digits as the value needs (`…:00Z`, `….5Z`), which parsers
-/// expecting a fixed layout refuse. Written by hand: `time`'s custom formats need its
-/// `macros` feature or a format parsed at run time for twelve fixed fields.
+/// well-known RFC 3339 writes as few digits as the value needs (`…:00Z`, `….5Z`),
+/// which parsers expecting a fixed layout refuse. Empty outside the years 0000-9999.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return String::new();
-    };
-    if !(0..=9999).contains(&t.year()) {
-        return String::new();
-    }
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

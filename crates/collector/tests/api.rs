@@ -542,6 +542,17 @@ async fn bad_input(app: &Router) {
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),
+        // Not UTF-8 once decoded: not read as a model named U+FFFD.
+        (
+            get("/predictions?model=%ff"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/quality?model=a%C3"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
         (
             get("/quality?model=%00"),
             StatusCode::BAD_REQUEST,

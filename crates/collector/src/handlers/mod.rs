@@ -59,6 +59,17 @@ fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, CollectorError>
         |e: axum::extract::rejection::QueryRejection| CollectorError::InvalidQuery(e.body_text());
     // No model, label or cursor holds a control character, and PostgreSQL cannot even
     // compare text with a NUL in it (an error, which would be a 5xx for bad input).
+    // Decoding is lossy (invalid UTF-8 becomes U+FFFD), so `model=%ff` would be read
+    // as a model named "\u{fffd}": refused as malformed instead, like a bad path.
+    let raw = uri.query().unwrap_or_default();
+    if percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(CollectorError::InvalidQuery(
+            "query parameters must be percent-encoded UTF-8".into(),
+        ));
+    }
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(bad)?;
     if pairs
         .iter()

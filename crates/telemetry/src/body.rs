@@ -76,13 +76,15 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, BodyRejec
 
 /// The request's `Content-Encoding` (as sent, cut short) when it is not `identity`:
 /// bodies are read as they come, so a compressed one would be read as garbage.
+/// Every `Content-Encoding` header counts: a second one (`identity`, then `gzip`)
+/// applies as much as the first.
 pub fn unsupported_encoding(headers: &http::HeaderMap) -> Option<String> {
     let coding = headers
-        .get(header::CONTENT_ENCODING)?
-        .as_bytes()
-        .trim_ascii();
-    (!coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
-        .then(|| String::from_utf8_lossy(coding).chars().take(100).collect())
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes().trim_ascii())
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))?;
+    Some(String::from_utf8_lossy(coding).chars().take(100).collect())
 }
 
 /// Whether the request's `Content-Length` declares more than `limit` bytes: such a
@@ -99,6 +101,22 @@ pub fn declared_over(headers: &http::HeaderMap, limit: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_content_encoding_header_but_identity_is_unsupported() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(unsupported_encoding(&headers), None);
+        headers.append(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(unsupported_encoding(&headers), None);
+        headers.append(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(unsupported_encoding(&headers).as_deref(), Some("gzip"));
+        let mut one = http::HeaderMap::new();
+        one.insert(header::CONTENT_ENCODING, "identity, gzip".parse().unwrap());
+        assert_eq!(
+            unsupported_encoding(&one).as_deref(),
+            Some("identity, gzip")
+        );
+    }
 
     #[test]
     fn json_media_types() {

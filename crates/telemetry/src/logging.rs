@@ -465,14 +465,22 @@ impl std::fmt::Write for Escaping<'_> {
 const RESERVED: [&str; 5] = ["timestamp", "level", "target", "request_id", "trace_id"];
 
 /// Fields written as a JSON array of strings rather than as one string, so `jq`
-/// and `vigil logs` can look for one item: the request ids of a stored batch.
+/// and `vigil logs` can look for one item: the request ids of a stored batch, the
+/// models a rescan loaded, unloaded and kept.
 /// The value's `Debug` output must be that array; it is checked and written
 /// compactly, so it can never break the line. Anything else is written as a string.
-pub const JSON_LIST_FIELDS: [&str; 1] = ["request_ids"];
+pub const JSON_LIST_FIELDS: [&str; 4] = ["request_ids", "loaded", "unloaded", "kept"];
 
 /// Strings to log as a JSON array, in a field named in [`JSON_LIST_FIELDS`]:
 /// `tracing::info!(request_ids = ?JsonList(ids), "records_stored")`.
 pub struct JsonList<'a>(pub Vec<&'a str>);
+
+impl<'a> JsonList<'a> {
+    /// A list of owned strings, borrowed.
+    pub fn of(items: &'a [String]) -> Self {
+        Self(items.iter().map(String::as_str).collect())
+    }
+}
 
 impl std::fmt::Debug for JsonList<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -238,7 +238,7 @@ async fn sighup_rescans_the_models_directory() {
     std::fs::remove_dir_all(models.join("digits-b")).unwrap();
     vigil.signal("HUP");
     let line = next_rescan(&vigil, &mut seen);
-    assert_eq!(line["unloaded"], "[\"digits-b\"]", "{line}");
+    assert_eq!(line["unloaded"], serde_json::json!(["digits-b"]), "{line}");
     assert_eq!(version(&vigil, "digits-b").await.0, 404);
     let metrics = vigil.metrics().await;
     assert_eq!(

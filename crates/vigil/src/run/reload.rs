@@ -9,6 +9,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use vigil_auth::{AuditAction, AuditEvent, Outcome};
 use vigil_model::ModelRegistry;
 use vigil_server::AppState;
+use vigil_telemetry::logging::JsonList;
 
 use super::LIFECYCLE;
 use crate::config::Config;
@@ -67,9 +68,9 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
                         .audit(AuditEvent::new(AuditAction::Reload, Outcome::Success));
                     tracing::info!(
                         target: LIFECYCLE,
-                        loaded = ?report.loaded,
-                        unloaded = ?report.unloaded,
-                        kept = ?report.kept,
+                        loaded = ?JsonList::of(&report.loaded),
+                        unloaded = ?JsonList::of(&report.unloaded),
+                        kept = ?JsonList::of(&report.kept),
                         "models_rescanned"
                     );
                 }

@@ -321,15 +321,19 @@ mod tests {
         assert!(OnnxModel::load(b"not onnx at all", 6, 2).is_err());
     }
 
+    /// A two-feature, two-label test fixture under `testdata/` (scripts/train_models.py).
+    fn two_by_two(dir: &str) -> OnnxModel {
+        let path = format!(
+            "{}/../../testdata/{dir}/model.onnx",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        OnnxModel::load(&std::fs::read(path).unwrap(), 2, 2).unwrap()
+    }
+
     /// The scores fixture answers `input * 5`: inputs pick the "probabilities".
     #[test]
     fn probabilities_off_by_float_error_are_clamped_and_scores_refused() {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/uploads/scores-model/model.onnx"
-        ))
-        .unwrap();
-        let model = OnnxModel::load(&bytes, 2, 2).unwrap();
+        let model = two_by_two("uploads/scores-model");
         // 1.00001 and -0.00005: float error, clamped.
         let out = model.predict(&[0.200_002, -0.000_01], 1).unwrap();
         assert_eq!(out[0].probabilities, [1.0, 0.0]);
@@ -346,12 +350,7 @@ mod tests {
 
     #[test]
     fn nan_output_is_reported_not_served() {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/models/nan-model/model.onnx"
-        ))
-        .unwrap();
-        let model = OnnxModel::load(&bytes, 2, 2).unwrap();
+        let model = two_by_two("models/nan-model");
         let err = model.predict(&[1.0, 2.0], 1).unwrap_err();
         assert!(
             matches!(err, ModelError::NonFiniteOutput { instance: 0 }),

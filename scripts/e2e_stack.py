@@ -534,19 +534,19 @@ def check_alert_chain(stack):
 
     def deliveries_counted():
         sent = value("sum(prometheus_notifications_sent_total)")
-        notified = value('sum(alertmanager_notifications_total{integration="webhook"})')
+        notified = value('sum(alertmanager_notification_requests_total{integration="webhook"})')
         return sent and notified and (sent, notified)
 
     sent, notified = wait_for("the alert deliveries in Prometheus's and Alertmanager's counters",
                               deliveries_counted, timeout=30)
     failed = [value("sum(prometheus_notifications_errors_total)"),
-              value('sum(alertmanager_notifications_failed_total{integration="webhook"})')]
+              value('sum(alertmanager_notification_requests_failed_total{integration="webhook"})')]
     if failed != [0.0, 0.0]:
         raise Failure(f"alert deliveries failed (Prometheus, Alertmanager's webhook): {failed}")
     for delivery in ("AlertmanagerUnreachable", "AlertNotificationsFailing"):
         if stack.alerts(delivery):
             raise Failure(f"{delivery} active on a working stack: {stack.alerts(delivery)}")
-    log(f"{sent:.0f} alerts sent to Alertmanager, {notified:.0f} webhook notifications, none failed")
+    log(f"{sent:.0f} alerts sent to Alertmanager, {notified:.0f} webhook attempts, none failed")
 
 
 def metric(url, series):

@@ -68,6 +68,7 @@ impl CollectorState {
         // Each stored record's request id, so `vigil logs --request-id` finds where
         // the collector took that prediction: a line per batch, not per record, or a
         // few when the ids would make the line too long to ship (see stored_lines).
+        let duration_ms = millis(took);
         let parts = stored_lines::parts(records, &inserted.new);
         let count = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
@@ -77,7 +78,7 @@ impl CollectorState {
                 records = part.records,
                 new = part.new,
                 duplicates = part.duplicates(),
-                duration_ms = took.as_millis() as u64,
+                duration_ms,
                 part = i + 1,
                 parts = count,
                 request_ids = ?JsonList(part.request_ids),
@@ -95,7 +96,7 @@ impl CollectorState {
             tracing::warn!(
                 target: "vigil_collector::ingest",
                 records,
-                duration_ms = took.as_millis() as u64,
+                duration_ms = millis(took),
                 backend = self.store.backend(),
                 "slow_db_write"
             );
@@ -121,4 +122,10 @@ impl CollectorState {
             self.collector.defects.get_or_create(&label).inc_by(defects);
         }
     }
+}
+
+/// A write's duration in milliseconds to the microsecond, like the access line's: a
+/// batch in process takes well under one, which whole milliseconds wrote as 0.
+fn millis(took: std::time::Duration) -> f64 {
+    (took.as_secs_f64() * 1e6).round() / 1e3
 }

@@ -206,4 +206,7 @@ async fn the_collectors_lines_about_a_request_carry_its_ids() {
         assert_eq!(l["service"], "collector", "{l}");
         assert!(l["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{l}");
     }
+    // A write's duration to the microsecond, not whole milliseconds (mostly 0).
+    let stored = line("records_stored", "rid-log");
+    assert!(stored["duration_ms"].is_f64(), "{stored}");
 }

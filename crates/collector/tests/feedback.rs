@@ -316,6 +316,18 @@ async fn grades_400_predictions(store: Store) {
         let errors = r.body["error"]["details"]["errors"].as_array().unwrap();
         assert_eq!(errors.last().unwrap()["field"], field, "{}", r.text);
     }
+    // A true value beyond a model's f32 range: its error would overflow the sums.
+    let r = send(
+        &app,
+        post(
+            "/feedback",
+            json!({"feedback": [{"prediction_id": "x-3", "value": 1e300}]}).to_string(),
+        ),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let reason = &r.body["error"]["details"]["errors"][0]["reason"];
+    assert!(reason.as_str().unwrap().contains("3.4e38"), "{}", r.text);
     for (body, status) in [
         ("{", StatusCode::BAD_REQUEST),
         ("[1]", StatusCode::UNPROCESSABLE_ENTITY),

@@ -17,4 +17,4 @@ pub use card::{BaselineSummary, CardSummary, Task};
 pub use error::{BodyError, RecordError};
 pub use record::{Record, RecordRef, WireRecord, parse_rfc3339_ms, rfc3339_ms};
 pub use status::Status;
-pub use validate::MAX_FEATURES;
+pub use validate::{MAX_FEATURES, MAX_VALUE, VALUE_RULE, is_value};

@@ -8,6 +8,20 @@ use crate::{BodyError, Record, RecordError, RecordRef, id};
 /// Most feature values one record may carry.
 pub const MAX_FEATURES: usize = 4096;
 
+/// Largest magnitude of a regressor's value, predicted (a record's `value`) or true (a
+/// label's): a model answers f32, and within its range the quality sums stay finite
+/// (an error between ±1e308 overflowed to inf, and the collector's MAE and RMSE with
+/// it).
+pub const MAX_VALUE: f64 = f32::MAX as f64;
+
+/// Whether `v` can be a regressor's value: finite and within [`MAX_VALUE`].
+pub fn is_value(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_VALUE
+}
+
+/// Why a value is refused, for the error's reason.
+pub const VALUE_RULE: &str = "must be a finite number within ±3.4e38 (a model's 32-bit range)";
+
 /// Refuses an empty batch or one over `max_records`.
 pub(crate) fn check_count(n: usize, max_records: usize) -> Result<(), BodyError> {
     if n == 0 {
@@ -147,9 +161,9 @@ pub(crate) fn validate(index: usize, w: &RecordRef<'_>) -> Result<Record, Record
         }
     }
     if let Some(v) = w.value
-        && !v.is_finite()
+        && !is_value(v)
     {
-        return Err(bad("value", "must be a finite number"));
+        return Err(bad("value", VALUE_RULE));
     }
     Ok(Record {
         prediction_id: w.prediction_id.to_owned(),

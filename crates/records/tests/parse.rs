@@ -60,8 +60,11 @@ fn every_bad_record_is_reported_with_index_and_field() {
     bad_conf["confidence"] = json!(1.5);
     let mut bad_ts = good("e");
     bad_ts["timestamp"] = json!("yesterday");
-    let body =
-        json!({"records": [good("a"), no_error_type, bad_conf, bad_ts, {"nope": 1}, good("a")]});
+    // Finite, but beyond what a model answers: its error would overflow the sums.
+    let mut huge_value = good("f");
+    huge_value["value"] = json!(1e300);
+    let body = json!({"records": [good("a"), no_error_type, bad_conf, bad_ts, {"nope": 1},
+        good("a"), huge_value]});
     assert_eq!(
         fields(&refused(json::parse_body(body.to_string().as_bytes(), 10))),
         [
@@ -69,7 +72,8 @@ fn every_bad_record_is_reported_with_index_and_field() {
             (2, Some("confidence")),
             (3, Some("timestamp")),
             (4, None),
-            (5, Some("prediction_id"))
+            (5, Some("prediction_id")),
+            (6, Some("value"))
         ]
     );
 }

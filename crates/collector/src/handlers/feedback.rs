@@ -71,8 +71,8 @@ fn parse_item(index: usize, item: &Value, now: i64) -> Result<Label, RecordError
             ));
         }
         (None, Some(v)) => match v.as_f64() {
-            Some(v) if v.is_finite() => Truth::Value(v),
-            _ => return Err(bad("value", "must be a finite number")),
+            Some(v) if vigil_records::is_value(v) => Truth::Value(v),
+            _ => return Err(bad("value", vigil_records::VALUE_RULE)),
         },
         (Some(_), Some(_)) => return Err(bad("label", "send a label or a value, not both")),
         (None, None) => {

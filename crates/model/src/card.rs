@@ -88,10 +88,11 @@ pub struct ModelCard {
     pub task: Task,
     #[serde(default)]
     pub description: String,
-    /// A classifier's labels, in its class order; none for a regressor.
-    #[serde(default)]
+    /// A classifier's labels, in its class order; none for a regressor (whose card
+    /// then has no `labels` key, as the reference describes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defect_labels: Vec<String>,
     pub features: Vec<Feature>,
     #[serde(default)]

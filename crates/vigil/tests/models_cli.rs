@@ -86,6 +86,8 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
             ] {
                 assert!(card.contains(key), "{name}: no {key} in\n{card}");
             }
+            // A regressor has neither labels nor defect labels, not even empty ones.
+            assert!(!card.contains("labels ="), "{name}: {card}");
         }
         let check = vigil(&["models", "check", out.to_str().unwrap()]);
         let report = text(&check.stdout);

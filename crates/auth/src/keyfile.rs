@@ -27,11 +27,10 @@ const HEADER: &str = "# vigil API keys: SHA-256 hashes only, never the keys. Man
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoredKeys {
-    /// Set once a `predict` key has been in the file, and kept when the last one is
-    /// revoked: revoking a key must not open prediction to everyone. (Before, it
-    /// did: prediction needed a key only while a `predict` key existed.) Deleting
-    /// the line opens prediction again. Written before `keys`: TOML puts plain
-    /// values ahead of tables.
+    /// Set when the last `predict` key is revoked: revoking a key must not open
+    /// prediction to everyone (before, it did: prediction needed a key only while a
+    /// `predict` key existed). Deleting the line opens prediction again. Written
+    /// before `keys`: TOML puts plain values ahead of tables.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub predict_requires_key: bool,
     #[serde(default)]

@@ -82,7 +82,6 @@ fn create(
     let (key, spec) = KeySpec::generate(name, role, Some(now_rfc3339()))?;
     if !print_only {
         stored.keys.push(spec.clone());
-        stored.predict_requires_key |= role == Role::Predict;
         // The same checks the services make, before anything is written.
         stored.keyring(config_keys)?;
         file.save(&stored)?;
@@ -145,11 +144,14 @@ fn revoke(
     cli: &Cli,
     name: &str,
 ) -> anyhow::Result<()> {
-    // A file written before the flag existed: its predict keys gated prediction, and
-    // revoking the last of them must not open it.
-    stored.predict_requires_key |= stored.keys.iter().any(|k| k.role == Role::Predict);
+    let had_predict = stored.keys.iter().any(|k| k.role == Role::Predict);
     let before = stored.keys.len();
     stored.keys.retain(|k| k.name != name);
+    // Revoking the last predict key must not open prediction. The flag is written only
+    // then (it changes nothing while a predict key exists), so a running vigil from
+    // before it, which refuses unknown keys in the file, keeps taking other revokes.
+    stored.predict_requires_key |=
+        had_predict && !stored.keys.iter().any(|k| k.role == Role::Predict);
     if stored.keys.len() == before {
         if config_keys.iter().any(|k| k.name == name) {
             let path = cli.config.as_ref().map(|p| p.display().to_string());
@@ -171,8 +173,13 @@ fn revoke(
     file.save(&stored)?;
     eprintln!("Revoked {name:?}; running services stop accepting it within seconds.");
     if stored.predict_requires_key && !keyring.iter().any(|k| k.role == Role::Predict) {
+        let who = if keyring.has_admin() {
+            "an admin key works"
+        } else {
+            "no key is left that can: every prediction is refused"
+        };
         eprintln!(
-            "No predict key is left: prediction still needs a key (an admin key works). To open \
+            "No predict key is left: prediction still needs a key ({who}). To open \
              prediction to everyone again, delete `predict_requires_key` from {}.",
             file.path().display()
         );

@@ -248,7 +248,16 @@ pub async fn run_watched(
         {
             break;
         }
-        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        // With every permit out (a slow server), the end of the run and an interrupt
+        // still count while this waits for one.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut deadline => break,
+            () = &mut stop => {
+                interrupted = true;
+                break;
+            }
+        };
         let request = generator.next_request();
         let (client, tally, url, labeller, authorization) = (
             client.clone(),

@@ -110,7 +110,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         Task::Regression => OnnxModel::load_regressor(&onnx, data.features.len()),
     }
     .map_err(|e| {
-        if opts.task.is_none() && task == Task::Regression {
+        if opts.task.is_none() && task == Task::Regression && e.contains("no output of shape") {
             // Taken for a regressor only because the file names no classes: a
             // classifier exported without its labels (PyTorch, skl2onnx without
             // ZipMap) lands here, and "no value output" alone would mislead.

@@ -14,9 +14,11 @@ pub const MAX_FEATURES: usize = 4096;
 /// it).
 pub const MAX_VALUE: f64 = f32::MAX as f64;
 
-/// Whether `v` can be a regressor's value: finite and within [`MAX_VALUE`].
+/// Whether `v` can be a regressor's value: finite, and finite as an f32 (so
+/// `3.4028235e38`, how f32::MAX is printed and a hair above [`MAX_VALUE`] as an f64,
+/// is one: it rounds to f32::MAX).
 pub fn is_value(v: f64) -> bool {
-    v.is_finite() && v.abs() <= MAX_VALUE
+    v.is_finite() && (v as f32).is_finite()
 }
 
 /// Why a value is refused, for the error's reason.

@@ -63,6 +63,8 @@ fn every_bad_record_is_reported_with_index_and_field() {
     // Finite, but beyond what a model answers: its error would overflow the sums.
     let mut huge_value = good("f");
     huge_value["value"] = json!(1e300);
+    // f32::MAX as a model's answer prints it is a value.
+    assert!(vigil_records::is_value(3.4028235e38) && !vigil_records::is_value(3.41e38));
     let body = json!({"records": [good("a"), no_error_type, bad_conf, bad_ts, {"nope": 1},
         good("a"), huge_value]});
     assert_eq!(

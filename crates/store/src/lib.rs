@@ -193,13 +193,30 @@ impl Store {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
         // The migrations below need the database; when it cannot be reached the lazy
-        // pool only says it timed out. One direct connection first says why (refused,
-        // authentication, no such database); a connection that hangs is left to the
-        // pool's own timeout.
-        match tokio::time::timeout(PG_ACQUIRE_TIMEOUT, options.connect()).await {
-            Ok(Ok(conn)) => drop(conn.close().await),
-            Ok(Err(e)) => return Err(StoreError::Connect(e)),
-            Err(_elapsed) => {}
+        // pool only says it timed out. Direct connections first say why (refused,
+        // authentication, no such database), retried like the pool retries for its
+        // acquire timeout (a database starting beside vigil refuses, or says it is
+        // starting up, for a moment); a connection that hangs is left to the pool.
+        let deadline = tokio::time::Instant::now() + PG_ACQUIRE_TIMEOUT;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match tokio::time::timeout_at(deadline, options.connect()).await {
+                Ok(Ok(conn)) => {
+                    drop(conn.close().await);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    let passing = matches!(e, sqlx::Error::Io(_))
+                        || e.as_database_error()
+                            .is_some_and(|d| d.is_transient_in_connect_phase());
+                    if !passing || tokio::time::Instant::now() + backoff >= deadline {
+                        return Err(StoreError::Connect(e));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(_elapsed) => break,
+            }
         }
         let pool = PgPoolOptions::new()
             .max_connections(8)

@@ -363,6 +363,33 @@ fn bad_cases() -> Vec<Case> {
             "invalid_body",
             None,
         ),
+        // A bare NaN beside a wrong shape: the shape's 422, not a syntax error at the
+        // NaN (which was what the body's first parse met).
+        (
+            post(
+                "/predict",
+                "{\"features\": [70, 250, 2.5, 45, 1500, NaN], \"extra\": 1}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        (
+            post("/predict", "{\"features\": NaN}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            None,
+        ),
+        // Broken syntax elsewhere is still a syntax error.
+        (
+            post(
+                "/predict",
+                "{\"features\": [70, 250, 2.5, 45, 1500, NaN],,}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+        ),
         // The mark NaN is read as, sent as a string: a string.
         (
             post(
@@ -417,6 +444,24 @@ fn bad_cases() -> Vec<Case> {
             None,
         ),
     ]
+}
+
+/// A bare NaN where a list belongs: the message names it as the client wrote it, not
+/// as the mark it is read as, and gives no position in the re-read text.
+#[tokio::test]
+async fn a_bare_nan_in_the_wrong_place_is_named_as_sent() {
+    let (app, _) = router();
+    let reply = send(&app, post("/predict", "{\"features\": NaN}")).await;
+    assert_eq!(
+        assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_body"
+    );
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("a bare NaN or Infinity"), "{message}");
+    assert!(
+        !message.contains('\0') && !message.contains("\\0") && !message.contains("column"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -89,8 +89,8 @@ pub fn parse(
         Err(e) => match mark_non_finite(&bytes) {
             Some(marked) => {
                 lenient = marked;
-                let r =
-                    serde_json::from_slice(&lenient).map_err(|_| refused(json_error(&bytes, e)))?;
+                let r = serde_json::from_slice(&lenient)
+                    .map_err(|again| refused(lenient_error(&bytes, e, &lenient, again)))?;
                 (r, true)
             }
             None => return Err(refused(json_error(&bytes, e))),
@@ -174,6 +174,33 @@ fn cell(raw: &RawValue, marked: bool) -> Cell {
         _ if marked && text.as_bytes() == NON_FINITE_MARK => Cell::NonFinite,
         _ => Cell::NotANumber,
     }
+}
+
+/// Why a body with bare `NaN`/`Infinity` tokens is refused, given the error of the
+/// strict parse (`strict`, on `bytes`) and of the parse with the tokens marked
+/// (`again`, on `marked`). Broken syntax elsewhere is the strict parse's 400; a wrong
+/// shape (an unknown field, a wrong type) is the 422 it would be without the tokens,
+/// not a syntax error at the first `NaN`. Its message has no position, which counts
+/// bytes of the marked text, and calls a mark what it stands for.
+fn lenient_error(
+    bytes: &[u8],
+    strict: serde_json::Error,
+    marked: &[u8],
+    again: serde_json::Error,
+) -> ApiError {
+    let again = vigil_json_body::syntax_first(marked, again);
+    if !again.is_data() {
+        return json_error(bytes, strict);
+    }
+    let message = again.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => &message,
+    };
+    ApiError::InvalidBody(message.replace(
+        &format!("string {NON_FINITE_TEXT:?}"),
+        "a bare NaN or Infinity",
+    ))
 }
 
 /// Replaces bare `NaN`, `Infinity` and `-Infinity` tokens outside strings with

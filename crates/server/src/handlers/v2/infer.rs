@@ -206,7 +206,17 @@ fn requested(served: &Served, request: &InferRequest) -> Result<Vec<(Output, boo
             .collect()),
         Some(asked) => asked
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| {
+                // Each output once: an answer holds a copy of an output per time it is
+                // named, so a 1 MB request naming one 37,000 times was answered with
+                // 836 MB built in memory.
+                if asked[..i].iter().any(|b| b.name == a.name) {
+                    return Err(ApiError::InvalidBody(format!(
+                        "output `{}` is asked for more than once",
+                        a.name
+                    )));
+                }
                 own.iter()
                     .find(|o| o.as_str() == a.name)
                     .map(|o| (*o, a.binary))

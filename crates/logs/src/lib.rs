@@ -132,6 +132,13 @@ pub fn run_with(
     let inputs = source::expand(&args.files)?;
     let followed = if args.follow {
         match inputs.last() {
+            // Following re-opens the file and reads what is appended: a FIFO's re-open
+            // would wait for a writer, deaf to Ctrl-C, and could not seek if one came.
+            Some(Input::File(p)) if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) => {
+                return Err(LogsError::FollowNeedsFile {
+                    what: format!("{}, which is not a regular file", p.display()),
+                });
+            }
             Some(Input::File(p)) => Some(p.clone()),
             _ => {
                 return Err(LogsError::FollowNeedsFile {

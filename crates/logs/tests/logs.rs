@@ -786,6 +786,37 @@ fn follow_starts_over_when_the_file_is_truncated() {
     assert!(out.lines()[3].contains("\"m7\""), "{:?}", out.lines());
 }
 
+/// A FIFO cannot be followed (its re-open waits for a writer, deaf to Ctrl-C): refused
+/// at once, before anything waits on it.
+#[test]
+fn follow_refuses_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let argv = vec!["--follow".to_owned(), fifo.display().to_string()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let _ = tx.send(
+            run(&parse(&argv), &mut o, &mut e, false)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("vigil logs --follow on a FIFO answered within 20 s")
+        .unwrap_err();
+    assert!(
+        err.contains("--follow needs") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
 #[test]
 fn follow_needs_a_plain_file_last() {
     let dir = fixture();

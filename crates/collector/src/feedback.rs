@@ -98,6 +98,16 @@ fn ungradable(
             "label",
             format!("model {:?} is a regressor: send a value", p.model),
         )),
+        // A record from elsewhere than an inference service may lack its answer: a
+        // label for it would be counted and never graded.
+        (_, Task::Classification) if p.label.is_none() => Some((
+            "prediction_id",
+            "the prediction's record has no label, so there is no answer to grade".into(),
+        )),
+        (_, Task::Regression) if p.value.is_none() => Some((
+            "prediction_id",
+            "the prediction's record has no value, so there is no answer to grade".into(),
+        )),
         _ => None,
     }
 }

@@ -341,9 +341,28 @@ async fn grades_400_predictions(store: Store) {
             r#"{"prediction_id": "x-1", "label": "ok", "extra": 1}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // Broken JSON after a repeated key is broken JSON.
+        (
+            r#"{"label": "ok", "label": "ok",,}"#,
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let r = send(&app, post("/feedback", body)).await;
         assert_error(&r, status);
+    }
+    // A repeated key is refused, as `/log` refuses it, not read as its last value.
+    for body in [
+        r#"{"prediction_id": "x-1", "label": "ok", "label": "defect"}"#,
+        r#"{"feedback": [{"prediction_id": "x-1", "label": "ok"}], "feedback": []}"#,
+        r#"{"feedback": [{"prediction_id": "x-1", "prediction_id": "x-2", "label": "ok"}]}"#,
+    ] {
+        let r = send(&app, post("/feedback", body)).await;
+        assert_eq!(
+            assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY),
+            "invalid_body",
+            "{body}"
+        );
+        assert!(r.text.contains("duplicate field"), "{body}: {}", r.text);
     }
     let too_many: Vec<Value> = (0..501)
         .map(|i| json!({"prediction_id": format!("z-{i}"), "label": "ok"}))
@@ -466,6 +485,26 @@ async fn a_regressor_is_graded_by_its_errors() {
         "{}",
         r.text
     );
+    // A record without its answer (one an inference service never sends) cannot be
+    // graded: its label is refused, not counted and left out of the quality.
+    let bare = json!({"prediction_id": "r-bare", "model": "price", "model_version": "2",
+        "timestamp": rfc3339(now), "is_defect": false, "latency_ms": 1.0,
+        "request_id": "req-bare", "status": "success"});
+    let r = send(&app, post("/log", bare.to_string())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = send(
+        &app,
+        post(
+            "/feedback",
+            json!({"prediction_id": "r-bare", "value": 3.0}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_records"
+    );
+    assert!(r.text.contains("no value"), "{}", r.text);
     // A class label for a regressor is refused.
     let r = send(
         &app,

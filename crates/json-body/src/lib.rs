@@ -7,9 +7,13 @@
 //! - **Syntax before shape** (`syntax`): a typed parse stops at the first error it
 //!   meets, so a field error early in a body hides broken JSON after it; the
 //!   contract answers broken JSON 400 and well-formed JSON of the wrong shape 422.
+//! - **Each key once** (`unique`): a body read as a `serde_json::Value` refuses a
+//!   repeated key, as derived structs do, instead of keeping the last.
 
 mod object;
 mod syntax;
+mod unique;
 
 pub use object::{Object, is_object, objects, optional};
 pub use syntax::syntax_first;
+pub use unique::Unique;

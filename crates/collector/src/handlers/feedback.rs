@@ -9,13 +9,13 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::Value;
+use vigil_json_body::Unique;
 use vigil_records::card::MAX_NAME_LEN;
 use vigil_records::{RecordError, id};
 use vigil_store::{Label, Truth};
-use vigil_telemetry::body::read_json;
 use vigil_telemetry::context::in_current_scope;
 
-use super::{now_ms, parse_time};
+use super::{json_body, now_ms, parse_time};
 use crate::CollectorState;
 use crate::error::CollectorError;
 
@@ -127,9 +127,9 @@ pub async fn feedback(
     State(state): State<CollectorState>,
     req: Request,
 ) -> Result<Response, CollectorError> {
-    let bytes = read_json(req, state.config.body_limit).await?;
-    let body: Value =
-        serde_json::from_slice(&bytes).map_err(|e| CollectorError::MalformedJson(e.to_string()))?;
+    // Read as `Unique`: a repeated key is refused (a `Value` would keep the last, so
+    // `{"label": "ok", "label": "defect"}` was graded as `defect`).
+    let Unique(body) = json_body(req, state.config.body_limit).await?;
     let items = items(body, state.config.max_records)?;
     let now = now_ms();
     let mut labels = Vec::with_capacity(items.len());

@@ -47,7 +47,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Minimum `duration_ms`.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = milliseconds)]
     pub min_duration: Option<f64>,
     /// The exact `message` (event name), e.g. `request_completed`.
     #[arg(long)]
@@ -93,5 +93,14 @@ impl LogsArgs {
             || self.slowest.is_some()
             || self.errors_per_minute
             || self.top_errors.is_some()
+    }
+}
+
+/// A duration in milliseconds a filter can compare with: a finite number, not negative
+/// (`NaN` would match no line, and say nothing of why).
+fn milliseconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
+        _ => Err("expected milliseconds, a number of 0 or more such as 250".into()),
     }
 }

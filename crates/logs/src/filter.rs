@@ -100,10 +100,11 @@ impl Filter {
                 })
             })
             .transpose()?;
+        // An empty item (`--status ,`, `500,`) is refused: dropped, `--status ,`
+        // filtered nothing and matched every line.
         let status = args
             .status
             .iter()
-            .filter(|s| !s.trim().is_empty())
             .map(|s| StatusMatch::parse(s))
             .collect::<Result<_, _>>()?;
         let wheres = args

@@ -410,6 +410,24 @@ fn bad_flags_say_how_to_fix_them() {
     assert!(try_run(&["--until", "21:00"]).contains("RFC 3339"));
     assert!(try_run(&["--where", "status"]).contains("expected key=value"));
     assert!(try_run(&["--status", "5x"]).contains("class such as 5xx"));
+    // An empty item filtered nothing: `--status ,` matched every line.
+    for status in [",", "500,"] {
+        assert!(
+            try_run(&["--status", status]).contains("class such as 5xx"),
+            "{status}"
+        );
+    }
+    // A duration a filter cannot compare with is the command line's error.
+    for ms in ["NaN", "inf", "-1"] {
+        let flag = format!("--min-duration={ms}");
+        let full = ["vigil-logs", flag.as_str(), "x.log"];
+        let e = Cli::try_parse_from(full).err().unwrap().to_string();
+        assert!(e.contains("expected milliseconds"), "{ms}: {e}");
+    }
+    assert_eq!(
+        parse(&["--min-duration".into(), "250".into(), "x".into()]).min_duration,
+        Some(250.0)
+    );
     let missing = dir.path().join("nope.log").display().to_string();
     let e = try_run(&[missing.as_str()]);
     assert!(e.contains("cannot read") && e.contains("nope.log"), "{e}");

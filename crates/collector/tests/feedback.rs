@@ -550,6 +550,22 @@ async fn a_regressor_is_graded_by_its_errors() {
         sample(&text, "model_baseline_mean_absolute_error{model=\"price\"}"),
         1.0
     );
+    // A label dated ahead of the collector's clock (within the 5 minutes of skew
+    // allowed) is taken as now: in `/quality` at once, as in the gauges, not only
+    // once its time comes (when the gauges' window may have let it go).
+    let ahead =
+        json!({"prediction_id": "r-4", "value": 14.0, "timestamp": rfc3339(now_ms() + 240_000)});
+    let r = send(&app, post("/feedback", ahead.to_string())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let q = send(&app, get("/quality?model=price&window=1m")).await;
+    assert_eq!(q.body["models"][0]["labels"], 5, "{}", q.text);
+    assert_eq!(
+        sample(
+            &metrics(&app).await,
+            "model_quality_labels{model=\"price\"}"
+        ),
+        5.0
+    );
 }
 
 #[tokio::test]

@@ -44,7 +44,13 @@ pub fn redact_query(query: &str) -> String {
                 out.push('=');
                 out.push_str(REDACTED);
             }
-            _ => out.push_str(pair),
+            Some(_) => out.push_str(pair),
+            // No `=` but an encoded one (`password%3Ds3cret`): a server would read one
+            // name, a person the secret; the whole pair goes.
+            None => match percent_decode_lossy(pair).split_once('=') {
+                Some((name, _)) if is_sensitive_parameter(name) => out.push_str(REDACTED),
+                _ => out.push_str(pair),
+            },
         }
         out.push_str(separator);
     }
@@ -190,6 +196,10 @@ mod tests {
         assert_eq!(redact_query("API%5FKEY=s3cret"), "API%5FKEY=[REDACTED]");
         assert_eq!(redact_query("access_token=x"), "access_token=[REDACTED]");
         assert_eq!(redact_query("plain"), "plain");
+        assert_eq!(
+            redact_query("a=1&password%3Ds3cret&KEY%3Dabc&x%3D1"),
+            "a=1&[REDACTED]&[REDACTED]&x%3D1"
+        );
         assert_eq!(
             redact_query("x=1;api_key=s3cret&y=2;"),
             "x=1;api_key=[REDACTED]&y=2;"

@@ -90,6 +90,22 @@ pub fn redact_url_userinfo(text: &str) -> String {
     out
 }
 
+/// `url`, one whole URL (a configured collector or database URL), with its user
+/// information replaced. Unlike [`redact_url_userinfo`], which finds URLs in free text
+/// and so ends one at a space or a quote, the authority here ends only at `/`, `?` or
+/// `#`: a password with a space or a quote in it is still inside it.
+pub fn redact_url(url: &str) -> String {
+    let Some(at) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (head, tail) = url.split_at(at + 3);
+    let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+    match tail[..end].rfind('@') {
+        Some(userinfo) => format!("{head}{REDACTED}{}", &tail[userinfo..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Replaces the values of sensitive keys anywhere in a JSON document (for `log_payloads`).
 pub fn redact_json(value: &mut serde_json::Value) {
     match value {
@@ -208,6 +224,26 @@ mod tests {
         assert_eq!(
             redact_query("KEY=s3cret&monkey=1"),
             "KEY=[REDACTED]&monkey=1"
+        );
+    }
+
+    #[test]
+    fn redacts_the_userinfo_of_a_whole_url_whatever_its_password_holds() {
+        for url in [
+            "http://svc:Tr0ub4dor'Z@127.0.0.1:18301",
+            "http://bob:se cret@127.0.0.1:18301/x?y=1",
+            "http://svc:p@ss word\"x@127.0.0.1:18301",
+        ] {
+            let r = redact_url(url);
+            assert!(
+                r.starts_with("http://[REDACTED]@127.0.0.1:18301"),
+                "{url}: {r}"
+            );
+        }
+        assert_eq!(redact_url("http://127.0.0.1:8001"), "http://127.0.0.1:8001");
+        assert_eq!(
+            redact_url("http://127.0.0.1:8001/a@b"),
+            "http://127.0.0.1:8001/a@b"
         );
     }
 

@@ -68,9 +68,10 @@ fn batches_are_larger_in_process_than_over_http() {
     assert_eq!(line["collector"], "in process", "{line}");
     assert_eq!(line["batch_size"], 10_000, "{line}");
     let _ = up.stop();
-    // The collector's URL is logged without its credentials.
+    // The collector's URL is logged without its credentials, whatever they hold (a
+    // quote or a space ended the URL for the redaction of free text).
     let port = free_port();
-    let url = format!("http://vigil:hunter2secret@127.0.0.1:{port}");
+    let url = format!("http://vigil:hunter2secret'x y@127.0.0.1:{port}");
     let serve = Vigil::start(&["--collector-url", &url], &[]);
     let line = serve.wait_for_log("forwarding_predictions");
     assert_eq!(line["batch_size"], 2_000, "{line}");
@@ -601,6 +602,48 @@ async fn records_the_collector_refuses_cost_only_themselves() {
         .await;
     assert_outcomes(&serve.metrics().await, 8.0, 2.0);
     assert_eq!(stored(&client, &collector_base).await, 8);
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Only the collector's receipt (202 counting every record) means stored: a misrouted
+/// URL's catch-all 200, or a 202 from something else, leaves the batch to be retried.
+/// Before, any 2xx counted the batch as sent while nothing was stored.
+#[tokio::test]
+async fn an_answer_that_is_not_the_collectors_receipt_stores_nothing_and_is_retried() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let data = tempdir("not-a-receipt");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    let fakes = Arc::new(AtomicUsize::new(0));
+    let fakes_in_proxy = fakes.clone();
+    let proxy_addr = proxy(upstream, move |_| {
+        match fakes_in_proxy.fetch_add(1, Ordering::SeqCst) {
+            0 => Step::Answer(answer("200 OK", "<html>hello</html>")),
+            1 => Step::Answer(answer("204 No Content", "")),
+            2 => Step::Answer(answer(
+                "202 Accepted",
+                r#"{"accepted": 1, "duplicates": 0}"#,
+            )),
+            _ => Step::Forward {
+                hide_accept_post: false,
+            },
+        }
+    })
+    .await;
+    let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
+    let client = reqwest::Client::new();
+    let collector_base = format!("http://{upstream}");
+    predict(&client, &format!("http://{}", serve.addr), 5).await;
+    wait_stored(&client, &collector_base, 5).await;
+    serve
+        .wait_for_metric("prediction_log_spool_records", 0.0)
+        .await;
+    assert!(fakes.load(Ordering::SeqCst) > 3, "the fakes were all met");
+    assert_outcomes(&serve.metrics().await, 5.0, 0.0);
+    assert_eq!(stored(&client, &collector_base).await, 5);
     let _ = serve.stop();
     let _ = collector.stop();
     let _ = std::fs::remove_dir_all(&data);

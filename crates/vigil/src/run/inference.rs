@@ -12,7 +12,7 @@ use vigil_model::{ModelRegistry, VersionStore};
 use vigil_server::dashboard::source::CollectorSource;
 use vigil_server::lifecycle::Lifecycle;
 use vigil_server::{AppState, app};
-use vigil_telemetry::redact::redact_url_userinfo;
+use vigil_telemetry::redact::{redact_url, redact_url_userinfo};
 
 use super::collector::Collector;
 use super::local_delivery::{self, LocalDelivery};
@@ -61,7 +61,7 @@ pub(super) async fn start(
         (None, Some(url)) => super::cards::spawn(
             state.models.clone(),
             super::cards::CardSink::remote(url)
-                .with_context(|| format!("invalid collector url {:?}", redact_url_userinfo(url)))?,
+                .with_context(|| format!("invalid collector url {:?}", redact_url(url)))?,
         ),
         (None, None) => {}
     }
@@ -117,12 +117,12 @@ fn start_forwarder(
         }
         (None, Some(url)) => {
             let delivery = HttpDelivery::new(url).map_err(|e| {
-                let url = redact_url_userinfo(url);
+                let url = redact_url(url);
                 anyhow::anyhow!("invalid collector url {url:?}: {}", redact_url_userinfo(&e))
             })?;
-            // Logged: its credentials, if any, are not.
+            // Logged: its credentials, if any, are not (whatever characters they hold).
             (
-                redact_url_userinfo(url),
+                redact_url(url),
                 Forwarder::start(settings, metrics, delivery),
             )
         }

@@ -219,7 +219,16 @@ impl<D: Delivery> Worker<D> {
                 tracing::error!(target: "vigil::forwarder", records = refused, reason = %why, "prediction_records_rejected");
                 self.metrics.dropped.inc_by(refused);
             }
-            Delivered::Failed(_) => self.down = true,
+            // Each failed replay is a retry of its records, and the first failure of
+            // an outage is logged here too: one that begins with batches already
+            // spooled (a restart while the collector answers 500) went unseen.
+            Delivered::Failed(why) => {
+                self.metrics.retried.inc_by(n);
+                if !self.down {
+                    tracing::warn!(target: "vigil::forwarder", records = n, reason = %why, "collector_unreachable");
+                }
+                self.down = true;
+            }
         }
     }
 }
@@ -251,6 +260,61 @@ mod tests {
             let _ = self.seen.send((Instant::now(), ids(batch)));
             Delivered::Stored
         }
+    }
+
+    /// Fails the first `failures` deliveries, then stores.
+    struct FailsFirst {
+        failures: usize,
+    }
+
+    impl Delivery for FailsFirst {
+        async fn deliver(&mut self, _: &Batch) -> Delivered {
+            if self.failures == 0 {
+                return Delivered::Stored;
+            }
+            self.failures -= 1;
+            Delivered::Failed("status 500".into())
+        }
+    }
+
+    /// A replay of a spooled batch that fails is a retry of its records, counted as the
+    /// in-line retries are: records found in the spool at start and refused twice count
+    /// twice, then go.
+    #[tokio::test]
+    async fn failed_replays_of_spooled_batches_count_as_retries() {
+        let spool = dir();
+        let mut config = ForwarderConfig::new(spool.clone());
+        config.batch_size = 3;
+        // Left in the spool by a collector that refuses every try.
+        let first = metrics();
+        let (handle, task) = Forwarder::start(
+            config.clone(),
+            first.clone(),
+            FailsFirst {
+                failures: usize::MAX,
+            },
+        )
+        .unwrap();
+        for id in ["a", "b", "c"] {
+            handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while first.count(crate::Outcome::Spooled) < 3 {
+            assert!(Instant::now() < deadline, "never spooled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.finish().await;
+        let m = metrics();
+        let (_handle, task) =
+            Forwarder::start(config, m.clone(), FailsFirst { failures: 2 }).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.count(crate::Outcome::Sent) < 3 {
+            assert!(Instant::now() < deadline, "never stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(m.count(crate::Outcome::Retried), 6);
+        task.finish().await;
+        let _ = std::fs::remove_dir_all(&spool);
     }
 
     /// A tick takes one partial batch: records that arrive while it is delivered wait

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use vigil_json_body::Unique;
 use vigil_records::card::MAX_NAME_LEN;
 use vigil_records::{RecordError, id};
@@ -98,13 +98,9 @@ fn parse_item(index: usize, item: &Value, now: i64) -> Result<Label, RecordError
     })
 }
 
-/// The items of a body: `{"feedback": [...]}` or one item.
-fn items(body: Value, max: usize) -> Result<Vec<Value>, CollectorError> {
-    let Value::Object(mut object) = body else {
-        return Err(CollectorError::Invalid(
-            "the body is one label object or {\"feedback\": [...]}".into(),
-        ));
-    };
+/// The items of a body (an object: `json_body` refuses anything else):
+/// `{"feedback": [...]}` or one item.
+fn items(mut object: Map<String, Value>, max: usize) -> Result<Vec<Value>, CollectorError> {
     match object.remove("feedback") {
         None => Ok(vec![Value::Object(object)]),
         Some(Value::Array(items)) if object.is_empty() => {
@@ -133,7 +129,12 @@ pub async fn feedback(
     // Read as `Unique`: a repeated key is refused (a `Value` would keep the last, so
     // `{"label": "ok", "label": "defect"}` was graded as `defect`).
     let Unique(body) = json_body(req, state.config.body_limit).await?;
-    let items = items(body, state.config.max_records)?;
+    let Value::Object(object) = body else {
+        return Err(CollectorError::Invalid(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    let items = items(object, state.config.max_records)?;
     let now = now_ms();
     let mut labels = Vec::with_capacity(items.len());
     let mut errors = Vec::new();

@@ -611,6 +611,56 @@ async fn records_the_collector_refuses_cost_only_themselves() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Only the collector's receipt (202 counting every record) means stored: a misrouted
+/// URL's catch-all 200, a 204, or a 202 from something else leaves the batch to be
+/// retried. Before, any 2xx counted the batch as sent while nothing was stored.
+#[tokio::test]
+async fn an_answer_that_is_not_the_collectors_receipt_stores_nothing_and_is_retried() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let data = tempdir("not-a-receipt");
+    let collector = Vigil::start_command("collector", &["--data-dir", data.to_str().unwrap()], &[]);
+    let upstream = collector.address_of("collector");
+    // None of these can pass for the receipt of a batch, whatever its size (a 202
+    // counting one record would: it is the receipt of a batch of one).
+    let fakes = [
+        answer("200 OK", "<html>hello</html>"),
+        answer("204 No Content", ""),
+        answer("202 Accepted", r#"{"accepted": 0, "duplicates": 0}"#),
+        answer("202 Accepted", r#"{"status": "queued"}"#),
+    ];
+    let met = Arc::new(AtomicUsize::new(0));
+    let met_in_proxy = met.clone();
+    let proxy_addr = proxy(upstream, move |_| {
+        match fakes.get(met_in_proxy.fetch_add(1, Ordering::SeqCst)) {
+            Some(fake) => Step::Answer(fake.clone()),
+            None => Step::Forward {
+                hide_accept_post: false,
+            },
+        }
+    })
+    .await;
+    let serve = Vigil::start(&["--collector-url", &format!("http://{proxy_addr}")], &[]);
+    let client = reqwest::Client::new();
+    let collector_base = format!("http://{upstream}");
+    predict(&client, &format!("http://{}", serve.addr), 5).await;
+    wait_stored(&client, &collector_base, 5).await;
+    serve
+        .wait_for_metric("prediction_log_records_total{outcome=\"sent\"}", 5.0)
+        .await;
+    assert!(met.load(Ordering::SeqCst) > 4, "the fakes were all met");
+    let m = serve.metrics().await;
+    assert_outcomes(&m, 5.0, 0.0);
+    assert!(
+        sample(&m, "prediction_log_records_total{outcome=\"retried\"}") > 0.0,
+        "{m}"
+    );
+    assert_eq!(stored(&client, &collector_base).await, 5);
+    let _ = serve.stop();
+    let _ = collector.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 /// Every prediction id `vigil up` (or a collector) at `collector` has stored.
 async fn stored_ids(client: &reqwest::Client, collector: &str) -> Vec<String> {
     let mut ids = Vec::new();

@@ -45,7 +45,12 @@ impl HttpDelivery {
         })
     }
 
-    async fn post(&mut self, body: bytes::Bytes, content_type: &'static str) -> Answer {
+    async fn post(
+        &mut self,
+        body: bytes::Bytes,
+        content_type: &'static str,
+        records: usize,
+    ) -> Answer {
         // The body is a reference to the batch's buffer: a retry sends it again
         // without a copy.
         let sent = self
@@ -61,7 +66,20 @@ impl HttpDelivery {
         };
         let status = r.status();
         if status.is_success() {
-            if !self.binary && accepts_binary(r.headers()) {
+            let binary = accepts_binary(r.headers());
+            // Stored means the collector's own receipt: 202 `{"accepted", "duplicates"}`
+            // counting every record sent. Any other 2xx (a proxy's or another
+            // service's 200 on a misrouted URL) stored nothing, and taking it for
+            // stored lost the batch while `sent` counted it.
+            let body = at_most(r, MAX_ANSWER_BYTES).await;
+            if status != reqwest::StatusCode::ACCEPTED
+                || body.as_deref().and_then(receipt) != Some(records as u64)
+            {
+                return Answer::Done(Delivered::Failed(format!(
+                    "status {status} without the collector's receipt for {records} records"
+                )));
+            }
+            if !self.binary && binary {
                 tracing::info!(target: "vigil::forwarder", "collector_accepts_binary_batches");
                 self.binary = true;
             }
@@ -97,7 +115,10 @@ enum Answer {
 impl Delivery for HttpDelivery {
     async fn deliver(&mut self, batch: &Batch) -> Delivered {
         if self.binary {
-            match self.post(batch.body().clone(), packed::CONTENT_TYPE).await {
+            match self
+                .post(batch.body().clone(), packed::CONTENT_TYPE, batch.len())
+                .await
+            {
                 Answer::Done(d) => return d,
                 Answer::Unsupported => {
                     tracing::warn!(target: "vigil::forwarder", "collector_refused_binary_batches");
@@ -114,7 +135,7 @@ impl Delivery for HttpDelivery {
                 records: Vec::new(),
             };
         }
-        match self.post(body.into(), JSON).await {
+        match self.post(body.into(), JSON, batch.len()).await {
             Answer::Done(d) => d,
             Answer::Unsupported => Delivered::Failed("status 415 for JSON".into()),
         }
@@ -135,6 +156,14 @@ async fn at_most(mut r: reqwest::Response, max: usize) -> Option<Vec<u8>> {
         body.extend_from_slice(&chunk);
     }
     Some(body)
+}
+
+/// How many records a collector's 202 answer acknowledges: `accepted + duplicates`.
+fn receipt(body: &[u8]) -> Option<u64> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    answer["accepted"]
+        .as_u64()?
+        .checked_add(answer["duplicates"].as_u64()?)
 }
 
 /// Whether a response's `Accept-Post` lists the binary encoding.
@@ -180,6 +209,20 @@ fn refused_records(body: &[u8]) -> (String, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_counts_accepted_and_duplicate_records() {
+        assert_eq!(receipt(br#"{"accepted": 7, "duplicates": 3}"#), Some(10));
+        for other in [
+            b"<html>hello</html>".as_slice(),
+            b"",
+            br#"{"accepted": 7}"#,
+            br#"{"accepted": -1, "duplicates": 0}"#,
+            br#"{"status": "ok"}"#,
+        ] {
+            assert_eq!(receipt(other), None);
+        }
+    }
 
     #[test]
     fn refusals_name_records_only_when_the_answer_lists_every_one() {

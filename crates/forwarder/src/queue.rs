@@ -160,6 +160,8 @@ impl Queue {
             if newest.durable {
                 pending.parked.push((newest.seq, n as u64));
                 self.metrics.spooled.inc_by(n as u64);
+                // Waiting on disk from now on, whenever the worker takes it over.
+                self.metrics.spool.inc_by(n as i64);
             } else {
                 self.segments.delete(newest.seq);
                 self.metrics.dropped.inc_by(n as u64);
@@ -226,6 +228,9 @@ mod tests {
         // went to the spool (their segments hold them); nothing was dropped.
         assert_eq!(m.dropped.get(), 0);
         assert_eq!(m.spooled.get(), 6);
+        // Counted as waiting on disk at once, not when the worker (maybe busy with a
+        // 10 s post) takes them over: it did not count them again.
+        assert_eq!(m.spool.get(), 6);
         assert_eq!(queue.take_parked(), [(1, 3), (2, 3)]);
         assert_eq!(queue.records(), 4);
         let first = queue.next_batch(false).unwrap();

@@ -213,17 +213,35 @@ impl Spool {
     pub(crate) fn park(&mut self, seq: u64, n: u64) {
         if self.parked.insert(seq, n).is_none() {
             self.records += n;
+            self.metrics.spool.inc_by(n as i64);
         }
+        self.bound();
+    }
+
+    /// Takes over a batch a handler parked when the queue was full. The handler
+    /// counted it in `prediction_log_spool_records` at once (the worker may be busy
+    /// with a post for seconds); here it joins the replay and the bound.
+    pub(crate) fn adopt(&mut self, seq: u64, n: u64) {
+        if self.parked.insert(seq, n).is_none() {
+            self.records += n;
+        } else {
+            self.metrics.spool.dec_by(n as i64);
+        }
+        self.bound();
+    }
+
+    /// Beyond the bound, the oldest segments go, counted.
+    fn bound(&mut self) {
         while self.records > self.max && self.parked.len() > 1 {
             let Some((oldest, n)) = self.parked.pop_first() else {
                 break;
             };
             self.segments.delete(oldest);
             self.records -= n;
+            self.metrics.spool.dec_by(n as i64);
             self.metrics.dropped.inc_by(n);
             tracing::warn!(target: "vigil::forwarder", records = n, "spool_full_dropped_oldest");
         }
-        self.metrics.spool.set(self.records as i64);
     }
 
     /// The oldest parked segment, read back. One that cannot be read is given up
@@ -253,9 +271,10 @@ impl Spool {
     pub(crate) fn replace(&mut self, batch: &Batch) -> std::io::Result<()> {
         self.segments.rewrite(batch.seq, batch)?;
         if let Some(n) = self.parked.get_mut(&batch.seq) {
-            self.records = self.records - *n + batch.len() as u64;
-            *n = batch.len() as u64;
-            self.metrics.spool.set(self.records as i64);
+            let kept = batch.len() as u64;
+            self.records = self.records - *n + kept;
+            self.metrics.spool.dec_by(*n as i64 - kept as i64);
+            *n = kept;
         }
         Ok(())
     }
@@ -263,7 +282,7 @@ impl Spool {
     fn forget(&mut self, seq: u64) {
         if let Some(n) = self.parked.remove(&seq) {
             self.records -= n;
-            self.metrics.spool.set(self.records as i64);
+            self.metrics.spool.dec_by(n as i64);
         }
     }
 

@@ -62,6 +62,12 @@ impl<D: Delivery> Worker<D> {
                     p.begin();
                 }
             }
+            // Down at shutdown, queued batches would go to the spool untried: one
+            // replay first, so a collector back since the last one (replays are ~100 ms
+            // apart) gives them the one try each that shutdown promises.
+            if stopping && self.down && self.spool.records() > 0 {
+                self.replay_one().await;
+            }
             // Handlers still running during shutdown can add records until the last
             // take; the server has drained by the time `finish` is called.
             let mut n = 0;
@@ -99,7 +105,7 @@ impl<D: Delivery> Worker<D> {
     /// Takes over the batches handlers moved out of a full queue.
     fn park_all(&mut self, parked: Vec<(u64, u64)>) {
         for (seq, n) in parked {
-            self.spool.park(seq, n);
+            self.spool.adopt(seq, n);
         }
     }
 
@@ -313,6 +319,126 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(m.count(crate::Outcome::Retried), 6);
+        task.finish().await;
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+
+    /// Fails while `broken`, then stores.
+    struct Switch {
+        broken: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Delivery for Switch {
+        async fn deliver(&mut self, _: &Batch) -> Delivered {
+            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+                Delivered::Failed("status 500".into())
+            } else {
+                Delivered::Stored
+            }
+        }
+    }
+
+    /// A collector back after the last replay: at shutdown the queued batch still gets
+    /// its one try (it went to the spool untried while deliveries were down).
+    #[tokio::test]
+    async fn a_shutdown_while_deliveries_are_down_tries_them_once_more() {
+        let spool = dir();
+        let mut config = ForwarderConfig::new(spool.clone());
+        config.batch_size = 2;
+        config.attempts = 1;
+        // No replay nor flush tick of its own before the shutdown.
+        config.backoff = Duration::from_secs(3600);
+        config.flush_interval = Duration::from_secs(3600);
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let m = metrics();
+        let (handle, task) = Forwarder::start(
+            config,
+            m.clone(),
+            Switch {
+                broken: broken.clone(),
+            },
+        )
+        .unwrap();
+        for id in ["a", "b"] {
+            handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
+        }
+        // The batch failed, then its two replays (at once, and the replay timer's
+        // first tick): down, and nothing more until an hour from now.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.count(crate::Outcome::Retried) < 4 {
+            assert!(Instant::now() < deadline, "never replayed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        handle.persist_now(handle.submit(&RecordRef::from(&record("c"))));
+        assert_eq!(task.finish().await, 1);
+        assert_eq!(m.count(crate::Outcome::Sent), 3);
+        assert_eq!(m.spool.get(), 0);
+        let left = std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "vgl")
+            })
+            .count();
+        // The segment of the filling batch that shutdown found empty.
+        assert!(left <= 1, "{left} segments left");
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+
+    /// Waits for its first delivery to be let go; stores everything.
+    struct Held {
+        started: Option<mpsc::Sender<()>>,
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    impl Delivery for Held {
+        async fn deliver(&mut self, _: &Batch) -> Delivered {
+            if let Some(started) = self.started.take() {
+                let _ = started.send(());
+                self.release.notified().await;
+            }
+            Delivered::Stored
+        }
+    }
+
+    /// Batches that handlers park (the queue is full) while the worker is held up in a
+    /// post count in `prediction_log_spool_records` at once, not when the worker comes
+    /// back (seconds later, with a collector that hangs), and once.
+    #[tokio::test]
+    async fn batches_parked_while_the_worker_is_held_up_count_in_the_spool_at_once() {
+        let spool = dir();
+        let mut config = ForwarderConfig::new(spool.clone());
+        config.batch_size = 2;
+        config.queue_capacity = 2;
+        let m = metrics();
+        let (started, held) = mpsc::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let delivery = Held {
+            started: Some(started),
+            release: release.clone(),
+        };
+        let (handle, task) = Forwarder::start(config, m.clone(), delivery).unwrap();
+        let submit = |id: &str| handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
+        submit("a");
+        submit("b");
+        held.recv_timeout(Duration::from_secs(30)).unwrap();
+        // Room for one batch in memory: of the next four, three leave it.
+        for id in ["c", "d", "e", "f", "g", "h", "i", "j"] {
+            submit(id);
+        }
+        assert_eq!(m.count(crate::Outcome::Spooled), 6);
+        assert_eq!(m.spool.get(), 6);
+        release.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.count(crate::Outcome::Sent) < 10 {
+            assert!(Instant::now() < deadline, "never stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(m.spool.get(), 0);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&spool);
     }

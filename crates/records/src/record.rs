@@ -158,7 +158,9 @@ pub struct Record {
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let t =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?;
+    // Floored, as after 1970: `/` rounds toward zero, which took a time before 1970 up
+    // (`1969-12-31T23:59:59.9995Z` became `1970-01-01T00:00:00.000Z`).
+    let ms = i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()?;
     let utc = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     (0..=9999).contains(&utc.year()).then_some(ms)
 }
@@ -192,6 +194,18 @@ mod tests {
         );
         let last = parse_rfc3339_ms("9999-12-31T23:59:59Z").unwrap();
         assert_eq!(rfc3339_ms(last), "9999-12-31T23:59:59.000Z");
+        // Sub-millisecond digits are cut, before 1970 as after.
+        for (text, written) in [
+            ("2026-12-05T07:00:00.9999999Z", "2026-12-05T07:00:00.999Z"),
+            ("1969-12-31T23:59:59.9995Z", "1969-12-31T23:59:59.999Z"),
+            ("1969-12-31T23:59:59.0001Z", "1969-12-31T23:59:59.000Z"),
+        ] {
+            assert_eq!(
+                rfc3339_ms(parse_rfc3339_ms(text).unwrap()),
+                written,
+                "{text}"
+            );
+        }
         let first = parse_rfc3339_ms("0000-01-01T00:00:00Z").unwrap();
         assert_eq!(rfc3339_ms(first), "0000-01-01T00:00:00.000Z");
         // Always three fractional digits, as the reference promises.

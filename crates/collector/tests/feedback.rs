@@ -187,6 +187,46 @@ async fn grades_400_predictions(store: Store) {
         m["coverage"],
         json!({"labelled": 300, "predicted": 400, "ratio": 0.75})
     );
+    // Every model at once (the window's predictions counted for all in one read):
+    // each gets its own count, a model with none 0.
+    for (name, n) in [("line-speed", 3), ("idle-model", 0)] {
+        let card = json!({"model": name, "version": "2", "task": "classification",
+                          "labels": ["ok", "defect"]});
+        let r = send(&app, put(&format!("/models/{name}"), card)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let records: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut r = record(&format!("{name}-{i}"), "ok", now);
+                r["model"] = json!(name);
+                r["model_version"] = json!("2");
+                r
+            })
+            .collect();
+        if !records.is_empty() {
+            let r = send(
+                &app,
+                post("/log", json!({ "records": records }).to_string()),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        }
+    }
+    let all = send(&app, get("/quality")).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let coverage: std::collections::BTreeMap<String, Value> = all.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["model"].as_str().unwrap().to_owned(),
+                m["coverage"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(coverage[MODEL], m["coverage"], "{}", all.text);
+    assert_eq!(coverage["line-speed"]["predicted"], 3, "{}", all.text);
+    assert_eq!(coverage["idle-model"]["predicted"], 0, "{}", all.text);
     // 100 of 400 labels came two days after their prediction: p95 is one of them.
     let (p50, p95) = (
         m["lag_seconds"]["p50"].as_f64().unwrap(),

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
-use crate::{BeginWrite, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// An incident: one firing alert (by fingerprint) until it resolves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,35 +33,32 @@ pub enum AlertEffect {
 impl Store {
     /// A firing alert opens an incident for its fingerprint unless one is open.
     pub async fn alert_firing(&self, incident: &Incident) -> Result<AlertEffect, StoreError> {
-        let effect = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let open = sqlx::query("SELECT id FROM incidents WHERE fingerprint = $1 AND status = 'open'")
-                .bind(incident.fingerprint.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let effect = if open.is_some() {
-                AlertEffect::AlreadyOpen
-            } else {
-                sqlx::query(
-                    "INSERT INTO incidents (id, fingerprint, alertname, severity, status, summary, labels, \
-                     starts_at_ms, opened_ms, resolved_ms) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, NULL)",
-                )
-                .bind(incident.id.clone())
-                .bind(incident.fingerprint.clone())
-                .bind(incident.alertname.clone())
-                .bind(incident.severity.clone())
-                .bind(incident.summary.clone())
-                .bind(incident.labels.to_string())
-                .bind(incident.starts_at_ms)
-                .bind(incident.opened_ms)
-                .execute(&mut *tx)
-                .await?;
-                AlertEffect::Opened
-            };
-            tx.commit().await?;
-            effect
+        // One statement: the unique index on open incidents (migration 0006) makes a
+        // second one for the fingerprint a no-op, also when two notifications of the
+        // alert race (a check first and an insert after let both in on PostgreSQL).
+        let inserted = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO incidents (id, fingerprint, alertname, severity, status, summary, labels, \
+                 starts_at_ms, opened_ms, resolved_ms) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, NULL) \
+                 ON CONFLICT (fingerprint) WHERE status = 'open' DO NOTHING",
+            )
+            .bind(incident.id.clone())
+            .bind(incident.fingerprint.clone())
+            .bind(incident.alertname.clone())
+            .bind(incident.severity.clone())
+            .bind(incident.summary.clone())
+            .bind(incident.labels.to_string())
+            .bind(incident.starts_at_ms)
+            .bind(incident.opened_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
-        Ok(effect)
+        Ok(if inserted > 0 {
+            AlertEffect::Opened
+        } else {
+            AlertEffect::AlreadyOpen
+        })
     }
 
     /// A resolved alert closes its fingerprint's open incident, if there is one.

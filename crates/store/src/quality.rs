@@ -1,10 +1,13 @@
 //! One model's ground-truth figures over a window of label time, as the database
 //! aggregates them for `GET /quality`: the labels grouped by (true class, predicted
 //! class, confidence bin), a regressor's error sums, label-lag and error quantiles by
-//! nearest rank, and label coverage. Every query reads a range of an index, never the
+//! nearest rank, and label coverage (with the predictions made in the window, counted
+//! for every model in one read). Every query reads a range of an index, never the
 //! whole table, and returns at most classes² × 10 rows plus a few ranks.
 
-use sqlx::AssertSqlSafe;
+use std::collections::HashMap;
+
+use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use crate::rank::Quantile;
 use crate::{Store, StoreError};
@@ -99,8 +102,6 @@ pub struct QualityRows {
     pub lag_ms: Vec<Ranked>,
     /// Labels whose prediction was made in the window.
     pub labelled: u64,
-    /// Successful predictions made in the window.
-    pub predicted: u64,
 }
 
 /// The window's values at `quantiles`, from the ranked rows the query selected.
@@ -165,7 +166,7 @@ impl Store {
             values,
             &ERROR_QUANTILES,
         );
-        let (confusion, errors, lag, abs_error, labelled, predicted) = with_pool!(self, pool => {
+        let (confusion, errors, lag, abs_error, labelled) = with_pool!(self, pool => {
             let confusion: Vec<ConfusionRow> = sqlx::query_as(AssertSqlSafe(confusion_sql.as_str()))
                 .bind(model).bind(since_ms).bind(until_ms)
                 .fetch_all(pool).await?;
@@ -188,13 +189,7 @@ impl Store {
             )
             .bind(model).bind(since_ms).bind(until_ms)
             .fetch_one(pool).await?;
-            let predicted: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM predictions WHERE model = $1 AND ts_ms >= $2 AND ts_ms < $3 \
-                 AND status = 'success'",
-            )
-            .bind(model).bind(since_ms).bind(until_ms)
-            .fetch_one(pool).await?;
-            (confusion, errors, lag, abs_error, labelled, predicted)
+            (confusion, errors, lag, abs_error, labelled)
         });
         Ok(QualityRows {
             confusion,
@@ -202,8 +197,32 @@ impl Store {
             abs_error: pick(&abs_error, &ERROR_QUANTILES),
             lag_ms: pick(&lag, &LAG_QUANTILES),
             labelled: labelled as u64,
-            predicted: predicted as u64,
         })
+    }
+
+    /// Successful predictions made in `[since_ms, until_ms)`, per model (only
+    /// `model`'s when given). One grouped read for every model: a read per model walked
+    /// the window's rows once for each (the time index leads with the time), so a
+    /// year's window over 255 cards took 20 s.
+    pub async fn predicted(
+        &self,
+        model: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+            let mut q = QueryBuilder::new("SELECT model, COUNT(*) FROM predictions WHERE ts_ms >= ");
+            q.push_bind(since_ms).push(" AND ts_ms < ").push_bind(until_ms);
+            if let Some(model) = model {
+                q.push(" AND model = ").push_bind(model.to_owned());
+            }
+            q.push(" AND status = 'success' GROUP BY model");
+            q.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(model, n)| (model, n.max(0) as u64))
+            .collect())
     }
 }
 

@@ -229,6 +229,109 @@ async fn concurrent_writers(store: Arc<Store>) {
     );
 }
 
+/// Notifications of one alert at the same moment (an Alertmanager HA pair sends both)
+/// open one incident: on PostgreSQL a check and then an insert let several in.
+async fn one_incident_for_simultaneous_alerts(store: Arc<Store>) {
+    // Every connection of the pool open first: connecting one by one spaces the racers.
+    let warm: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.open_incidents().await.unwrap() })
+        })
+        .collect();
+    for w in warm {
+        w.await.unwrap();
+    }
+    for round in 0..10 {
+        let firing: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let incident = Incident {
+                        id: format!("race-{round}-{i}"),
+                        fingerprint: format!("race-{round}"),
+                        alertname: "Race".into(),
+                        severity: "warning".into(),
+                        status: "open".into(),
+                        summary: None,
+                        labels: serde_json::json!({"alertname": "Race"}),
+                        starts_at_ms: 10,
+                        opened_ms: 20,
+                        resolved_ms: None,
+                    };
+                    store.alert_firing(&incident).await.unwrap()
+                })
+            })
+            .collect();
+        let mut opened = 0;
+        for f in firing {
+            if f.await.unwrap() == AlertEffect::Opened {
+                opened += 1;
+            }
+        }
+        assert_eq!(opened, 1, "round {round}");
+    }
+    assert_eq!(store.open_incidents().await.unwrap(), 10);
+    assert_eq!(store.incidents(None, 1000).await.unwrap().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_alerts_open_one_incident_on_sqlite() {
+    let dir = TempDir::new("sqlite-alert-race");
+    one_incident_for_simultaneous_alerts(Arc::new(Store::open(None, &dir.0).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_alerts_open_one_incident_on_postgres() {
+    let pg = Postgres::start();
+    let store = Store::open(Some(&pg.database()), std::path::Path::new("/x"))
+        .await
+        .unwrap();
+    one_incident_for_simultaneous_alerts(Arc::new(store)).await;
+}
+
+/// Duplicate open incidents from before the unique index (migration 0006): the first
+/// opened stays open, the others are closed at the moment they were opened.
+#[tokio::test]
+async fn duplicate_open_incidents_of_earlier_versions_merge_into_the_first() {
+    let dir = TempDir::new("sqlite-duplicate-incidents");
+    Store::open(None, &dir.0).await.unwrap().close().await;
+    let db = rusqlite::Connection::open(dir.0.join("vigil.db")).unwrap();
+    db.execute_batch(
+        "DROP INDEX incidents_one_open; DELETE FROM _sqlx_migrations WHERE version = 6;
+         INSERT INTO incidents (id, fingerprint, alertname, severity, status, labels,
+                                starts_at_ms, opened_ms)
+         VALUES ('b', 'fp', 'A', 'warning', 'open', '{}', 1, 20),
+                ('a', 'fp', 'A', 'warning', 'open', '{}', 1, 20),
+                ('c', 'fp', 'A', 'warning', 'open', '{}', 1, 10),
+                ('d', 'other', 'B', 'warning', 'open', '{}', 1, 30);",
+    )
+    .unwrap();
+    drop(db);
+    let store = Store::open(None, &dir.0).await.unwrap();
+    let mut open: Vec<String> = store
+        .incidents(Some("open"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    open.sort();
+    assert_eq!(open, ["c", "d"]);
+    let mut closed: Vec<(String, Option<i64>)> = store
+        .incidents(Some("resolved"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.resolved_ms))
+        .collect();
+    closed.sort();
+    assert_eq!(
+        closed,
+        [("a".to_owned(), Some(20)), ("b".to_owned(), Some(20))]
+    );
+}
+
 #[tokio::test]
 async fn sqlite_meets_the_contract() {
     let dir = TempDir::new("sqlite");
@@ -298,9 +401,11 @@ async fn predictions_are_indexed_once_by_time_and_model_reads_use_it() {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    // The per-model count over a window (GET /quality) and a listing filtered by model.
+    // The counts of a window's predictions (GET /quality, for one model or every
+    // model) and a listing filtered by model.
     for sql in [
-        "SELECT COUNT(*) FROM predictions WHERE model = 'm' AND ts_ms >= 1 AND ts_ms < 2 AND status = 'success'",
+        "SELECT model, COUNT(*) FROM predictions WHERE ts_ms >= 1 AND ts_ms < 2 AND model = 'm' AND status = 'success' GROUP BY model",
+        "SELECT model, COUNT(*) FROM predictions WHERE ts_ms >= 1 AND ts_ms < 2 AND status = 'success' GROUP BY model",
         "SELECT * FROM predictions WHERE model = 'm' ORDER BY ts_ms DESC, prediction_id DESC LIMIT 50",
     ] {
         let plan = plan(sql);

@@ -99,8 +99,14 @@ pub async fn quality(
         ],
         None => state.cards.all(),
     };
+    let predicted = state
+        .store
+        .predicted(q.model.as_deref(), since, until + 1)
+        .await
+        .map_err(CollectorError::Unavailable)?;
     let mut models = Vec::with_capacity(cards.len());
     for card in cards {
+        let predicted = predicted.get(&card.model).copied().unwrap_or(0);
         let rows = state
             .store
             .quality(&card.model, since, until + 1)
@@ -124,8 +130,8 @@ pub async fn quality(
             abs_error: quantiles(&rows.abs_error, 1.0),
             coverage: Coverage {
                 labelled: rows.labelled,
-                predicted: rows.predicted,
-                ratio: (rows.predicted > 0).then(|| rows.labelled as f64 / rows.predicted as f64),
+                predicted,
+                ratio: (predicted > 0).then(|| rows.labelled as f64 / predicted as f64),
             },
             lag_seconds: quantiles(&rows.lag_ms, 1e-3),
             model: card.model,

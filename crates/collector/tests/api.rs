@@ -333,6 +333,65 @@ async fn postgres_collector_meets_the_same_contract() {
     contract(&app).await;
 }
 
+/// A cursor goes into a URL as it is: pasted raw it pages on as when encoded, whatever
+/// the ids hold (`+` is a space in a query; `&`, `#` and `%` cut or change it). Before,
+/// the page after `x+3`'s cursor came back empty.
+#[tokio::test]
+async fn cursors_page_on_when_pasted_into_a_url_whatever_the_ids_hold() {
+    let dir = TempDir::new("collector-cursor");
+    let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
+    let ids = [
+        "x+1", "x+3", "x&y", "x#1", "x%41", "a=b", "/?;", "t~2", "plain",
+    ];
+    let records: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut r = record(id, false);
+            // One time for all: the cursor's id decides where the next page starts.
+            r["timestamp"] = json!("2026-12-05T07:00:00Z");
+            r
+        })
+        .collect();
+    let r = send(
+        &app,
+        post("/log", json!({ "records": records }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let uri = match &cursor {
+            Some(c) => format!("/predictions?limit=1&cursor={c}"),
+            None => "/predictions?limit=1".to_owned(),
+        };
+        let page = send(&app, get(&uri)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}: {}", page.text);
+        for p in page.body["predictions"].as_array().unwrap() {
+            seen.push(p["prediction_id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(seen.len() <= ids.len(), "{seen:?}");
+    }
+    let mut expected: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(seen, expected, "newest first, ties by id, each once");
+    // A cursor of an earlier version (plain `<ts_ms>~<id>`) still pages on.
+    let ts_ms = time::macros::datetime!(2026-12-05 07:00 UTC).unix_timestamp() * 1000;
+    let page = send(&app, get(&format!("/predictions?cursor={ts_ms}~plain"))).await;
+    let ids: Vec<&str> = page.body["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["prediction_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a=b", "/?;"], "{}", page.text);
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let dir = TempDir::new("collector-bad");
@@ -539,6 +598,17 @@ async fn bad_input(app: &Router) {
         ),
         (
             get("/predictions?cursor=1~%00"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        // A NUL once the cursor's base64 is undone (`1~\0`), bytes that are not UTF-8.
+        (
+            get("/predictions?cursor=MX4A"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            get("/predictions?cursor=MX7_"),
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),

@@ -34,17 +34,37 @@ pub struct PredictionsPage {
     pub next_cursor: Option<String>,
 }
 
+/// A cursor is `<ts_ms>~<prediction id>` in base64url without padding: opaque, and
+/// made only of characters a URL keeps as they are, so one pasted into a query string
+/// raw means what it means encoded. Written plain, an id with `+` (a space in a query),
+/// `&`, `#` or `%` lost its place, and the next page came back empty.
 fn encode_cursor(r: &Record) -> String {
-    format!("{}~{}", r.ts_ms, r.prediction_id)
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}~{}", r.ts_ms, r.prediction_id))
 }
 
+/// A cursor as [`encode_cursor`] writes it, or plain `<ts_ms>~<id>` as earlier versions
+/// did (base64url has no `~`), so a listing paged across an upgrade goes on.
 fn decode_cursor(s: &str) -> Result<Cursor, CollectorError> {
-    let (ts, id) = s
-        .split_once('~')
-        .ok_or_else(|| CollectorError::InvalidQuery("malformed cursor".into()))?;
-    let ts_ms = ts
-        .parse()
-        .map_err(|_| CollectorError::InvalidQuery("malformed cursor".into()))?;
+    use base64::Engine;
+    let malformed = || CollectorError::InvalidQuery("malformed cursor".into());
+    let decoded;
+    let plain = if s.contains('~') {
+        s
+    } else {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| malformed())?;
+        decoded = String::from_utf8(bytes).map_err(|_| malformed())?;
+        decoded.as_str()
+    };
+    let (ts, id) = plain.split_once('~').ok_or_else(malformed)?;
+    let ts_ms = ts.parse().map_err(|_| malformed())?;
+    // As in every other query value (and PostgreSQL cannot compare with a NUL).
+    if id.chars().any(char::is_control) {
+        return Err(malformed());
+    }
     Ok(Cursor {
         ts_ms,
         prediction_id: id.to_owned(),

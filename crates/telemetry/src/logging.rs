@@ -81,6 +81,14 @@ pub enum LogError {
 
 /// Parses a level directive the way [`init`] will, so config can be checked early.
 pub fn parse_level(level: &str) -> Result<EnvFilter, LogError> {
+    // An empty filter parses, and logs nothing but the lifecycle lines: an unset
+    // variable (`VIGIL_LOG_LEVEL=`) silenced the service without a word.
+    if level.trim().is_empty() {
+        return Err(LogError::Level {
+            level: level.to_owned(),
+            message: "empty (use e.g. info or warn,vigil=debug)".into(),
+        });
+    }
     // Lifecycle lines (start-up, bound addresses, shutdown) are what operators and
     // tests rely on to find the service: keep them at any level unless told otherwise.
     let full = if level.contains(LIFECYCLE_TARGET) {

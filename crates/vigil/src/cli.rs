@@ -201,10 +201,11 @@ pub struct ServeArgs {
     #[arg(long, env = env::COLLECTOR_PORT)]
     pub collector_port: Option<u16>,
     /// Collector to send prediction records to (`serve`); `up` uses its own.
-    #[arg(long, env = env::COLLECTOR_URL)]
+    // `--help` would print the environment's value, password and all.
+    #[arg(long, env = env::COLLECTOR_URL, hide_env_values = true)]
     pub collector_url: Option<String>,
     /// PostgreSQL for the collector (`postgres://…`); SQLite under the data dir otherwise.
-    #[arg(long, env = env::DATABASE_URL)]
+    #[arg(long, env = env::DATABASE_URL, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory for data (databases, spool, generated keys).
     #[arg(long, env = env::DATA_DIR)]

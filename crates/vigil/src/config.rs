@@ -260,6 +260,14 @@ impl Config {
                 bail!("collector_url must be an http:// or https:// URL");
             }
             usable_url("collector_url", url)?;
+            // Records go to `<collector_url>/log`: after a query (`…?token=x/log`) that
+            // is another address, and a query's token was logged with the URL.
+            if reqwest::Url::parse(url).is_ok_and(|u| u.query().is_some() || u.fragment().is_some())
+            {
+                bail!(
+                    "collector_url must not hold a query or a fragment (records go to <collector_url>/log)"
+                );
+            }
         }
         // Checked here so a bad entry stops start-up with the config error exit code.
         Keyring::new(&f.keys).context("keys in the config file")?;

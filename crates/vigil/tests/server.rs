@@ -491,6 +491,16 @@ fn bad_configuration_exits_64_before_binding() {
             ],
             "database_url is not a usable URL",
         ),
+        // Records would go to `…?token=x/log`; the token is not echoed.
+        (
+            vec![
+                "serve",
+                "--collector-url",
+                "http://127.0.0.1:1/base?token=hunter2secret",
+            ],
+            "collector_url must not hold a query",
+        ),
+        (vec!["serve", "--log-level", ""], "log level"),
         (vec!["serve", "--body-limit-bytes", "0"], "body_limit_bytes"),
         (vec!["serve", "--config", unknown.to_str().unwrap()], "prot"),
         (
@@ -522,6 +532,19 @@ fn bad_configuration_exits_64_before_binding() {
             assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         }
         assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    }
+    // `--help` shows which variables are set, never their values: the URLs may carry
+    // passwords.
+    for command in ["serve", "collector"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([command, "--help"])
+            .env("VIGIL_DATABASE_URL", "postgres://u:hunter2secret@db/vigil")
+            .env("VIGIL_COLLECTOR_URL", "http://u:hunter2secret@c:8001")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("VIGIL_DATABASE_URL"), "{help}");
+        assert!(!help.contains("hunter2secret"), "{help}");
     }
     // `vigil keys` reads the same file: the same refusal and exit code.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))

@@ -44,9 +44,11 @@ impl CollectorState {
         let took = started.elapsed();
         self.collector.db_write.observe(took.as_secs_f64());
         let inserted = result.inspect_err(|_| {
+            self.set_writable(false);
             self.collector.db_initialized.set(0);
             self.warn_if_slow(records.len(), took);
         })?;
+        self.set_writable(true);
         self.collector.db_initialized.set(1);
         if inserted.duplicates > 0 {
             self.collector.duplicates.inc_by(inserted.duplicates);

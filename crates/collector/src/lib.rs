@@ -78,6 +78,9 @@ pub struct Inner {
     pub started: Instant,
     /// Cleared on shutdown, so `/health/ready` answers 503 while the process drains.
     ready: AtomicBool,
+    /// The last write (an ingest, or the probe's own) committed: a database that
+    /// answers reads but takes no write is down (see [`CollectorState::probe_database`]).
+    writable: AtomicBool,
     /// The runtime the collector was made on: work it spawns (the label join after an
     /// ingest) runs there, whichever thread ingested (`vigil up`'s forwarder has a
     /// runtime of its own; the pool's connections go back to the pool through tasks
@@ -118,6 +121,7 @@ impl CollectorState {
             feedback: FeedbackState::default(),
             started: Instant::now(),
             ready: AtomicBool::new(true),
+            writable: AtomicBool::new(true),
             runtime: tokio::runtime::Handle::current(),
         }))
     }
@@ -132,9 +136,13 @@ impl CollectorState {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Checks the database and records the answer in `logging_db_initialized`.
+    /// Checks the database and records the answer in `logging_db_initialized`: up when
+    /// it answers and the last write committed. A read alone does not do: a locked file,
+    /// a full disk or a read-only volume answers `SELECT 1` while nothing can be stored.
+    /// Health checks read the write state rather than write themselves (the
+    /// background probe writes every few seconds, [`CollectorState::spawn_probe`]).
     pub async fn probe_database(&self) -> bool {
-        let up = self.store.ping().await;
+        let up = self.writable.load(Ordering::Acquire) && self.store.ping().await;
         self.collector.db_initialized.set(i64::from(up));
         if up && let Ok(open) = self.store.open_incidents().await {
             self.collector.incidents_open.set(open as i64);
@@ -142,8 +150,15 @@ impl CollectorState {
         up
     }
 
+    /// Whether a write committed now, or failed: the ingest says so after each
+    /// write, the background probe after its own.
+    pub(crate) fn set_writable(&self, writable: bool) {
+        self.writable.store(writable, Ordering::Release);
+    }
+
     /// Probes the database every `every` until the returned handle is dropped or
-    /// aborted, so `logging_db_initialized` is current even when nobody calls `/health`;
+    /// aborted, with a write of its own (`Store::write_probe`), so
+    /// `logging_db_initialized` is current even when nobody writes or calls `/health`;
     /// once a minute, also expires pending labels.
     pub fn spawn_probe(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
@@ -151,6 +166,7 @@ impl CollectorState {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_expiry = Instant::now();
+            let mut was_up = true;
             loop {
                 tick.tick().await;
                 if let Err(e) = state.load_feedback().await {
@@ -160,13 +176,16 @@ impl CollectorState {
                     last_expiry = Instant::now();
                     state.expire_pending().await;
                 }
-                let was = state.collector.db_initialized.get();
+                state.set_writable(state.store.write_probe(handlers::now_ms()).await);
                 let up = state.probe_database().await;
-                if was == 1 && !up {
+                // Compared with the probe's own last view, not the gauge: a failed
+                // ingest sets the gauge to 0 first, and the outage went unlogged.
+                if was_up && !up {
                     tracing::error!(backend = state.store.backend(), "database_unreachable");
-                } else if was == 0 && up {
+                } else if !was_up && up {
                     tracing::info!(backend = state.store.backend(), "database_reachable");
                 }
+                was_up = up;
             }
         })
     }

@@ -747,6 +747,45 @@ async fn bad_input(app: &Router) {
     assert!(!m.contains("status=\"5"), "{m}");
 }
 
+/// A database that answers reads but takes no write (another process holds its
+/// write lock; a full disk or a read-only volume look the same) is down: not ready and
+/// `logging_db_initialized` 0, from the background probe's own write, with no record
+/// sent. Before, `SELECT 1` kept both up while every write failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_takes_no_write_is_down_until_it_does() {
+    let dir = TempDir::new("collector-locked");
+    let state = CollectorState::new(
+        Store::open(None, &dir.0).await.unwrap(),
+        CollectorConfig::default(),
+    );
+    let probe = state.spawn_probe(std::time::Duration::from_millis(100));
+    let app = app(state);
+    let until = |want: StatusCode, gauge: f64| {
+        let app = app.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let ready = send(&app, get("/health/ready")).await.status;
+                let metrics = send(&app, get("/metrics")).await.text;
+                if ready == want && sample(&metrics, "logging_db_initialized") == gauge {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{ready}\n{metrics}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until(StatusCode::OK, 1.0).await;
+    let other = rusqlite::Connection::open(dir.0.join("vigil.db")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    until(StatusCode::SERVICE_UNAVAILABLE, 0.0).await;
+    let health = send(&app, get("/health")).await;
+    assert_eq!(health.body["checks"]["database"]["status"], "fail");
+    other.execute_batch("ROLLBACK").unwrap();
+    until(StatusCode::OK, 1.0).await;
+    probe.abort();
+}
+
 #[tokio::test]
 async fn a_postgres_outage_is_a_503_and_recovers() {
     let pg = Postgres::start();

@@ -264,6 +264,44 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// Whether a write commits right now: the one row of `heartbeat` rewritten, within
+    /// [`PING_TIMEOUT`]. A `SELECT 1` answers from a database that takes no write (its
+    /// file locked by another process, a full disk, a read-only volume). On SQLite the
+    /// write goes through a connection of its own that waits [`PING_TIMEOUT`] for the
+    /// lock, not the 30 s writes wait, and that no pooled writer inherits.
+    pub async fn write_probe(&self, now_ms: i64) -> bool {
+        const UPSERT: &str = "INSERT INTO heartbeat (id, at_ms) VALUES (1, $1) \
+                              ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms";
+        let write = async {
+            match self {
+                Self::Sqlite { pool, .. } => {
+                    let options = pool
+                        .connect_options()
+                        .as_ref()
+                        .clone()
+                        .busy_timeout(PING_TIMEOUT);
+                    let Ok(mut conn) = sqlx::ConnectOptions::connect(&options).await else {
+                        return false;
+                    };
+                    let written = sqlx::query(UPSERT)
+                        .bind(now_ms)
+                        .execute(&mut conn)
+                        .await
+                        .is_ok();
+                    drop(sqlx::Connection::close(conn).await);
+                    written
+                }
+                Self::Postgres(pool) => {
+                    sqlx::query(UPSERT).bind(now_ms).execute(pool).await.is_ok()
+                }
+            }
+        };
+        // The lock wait plus the connection's own set-up.
+        tokio::time::timeout(PING_TIMEOUT * 2, write)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         if let Self::Sqlite { writer, .. } = self {

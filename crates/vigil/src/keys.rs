@@ -14,7 +14,7 @@ pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
     let sources = match crate::config::key_sources(cli, args.data_dir.as_deref()) {
         Ok(sources) => sources,
         Err(e) => {
-            eprintln!(
+            say!(
                 "vigil keys: configuration error: {}",
                 crate::error_text::one_line(&e)
             );
@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, args: &KeysArgs) -> ExitCode {
     match run_action(cli, sources, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil keys: {}", crate::error_text::one_line(&e));
+            say!("vigil keys: {}", crate::error_text::one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -52,10 +52,12 @@ fn run_action(
             role,
             print_only,
         } => create(&file, stored, &config_keys, name, *role, *print_only),
-        KeysAction::List { json } => {
-            list(&file, &stored.keys, &config_keys, cli, *json);
-            Ok(())
-        }
+        KeysAction::List { json } => match list(&file, &stored.keys, &config_keys, cli, *json) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::anyhow!("cannot write the list: {e}"))
+            }
+            _ => Ok(()),
+        },
         KeysAction::Revoke { name } => revoke(&file, stored, &config_keys, cli, name),
     }
 }
@@ -84,9 +86,18 @@ fn create(
         stored.keys.push(spec.clone());
         // The same checks the services make, before anything is written.
         stored.keyring(config_keys)?;
-        file.save(&stored)?;
     }
-    println!("{key}");
+    // Shown before it is stored: a key stored but never shown (stdout closed, a full
+    // disk behind `>`) would work for nobody and hold its name.
+    put!("{key}")
+        .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+        .map_err(|e| {
+            anyhow::anyhow!("cannot write the new key to stdout ({e}); nothing was stored")
+        })?;
+    if !print_only {
+        file.save(&stored)
+            .context("the key above was not stored; it will not work")?;
+    }
     let entry = toml::to_string(&spec).context("cannot format the key entry")?;
     let where_ = if print_only {
         "Not stored anywhere (--print-only).".to_owned()
@@ -96,7 +107,7 @@ fn create(
             file.path().display()
         )
     };
-    eprintln!(
+    say!(
         "\nAbove: the {role} key {name:?}. It is shown only this once; keep it in a secret store.\n\
          Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.\n{where_}\n\
          To put it in a config file instead, add:\n\n[[keys]]\n{entry}"
@@ -104,7 +115,15 @@ fn create(
     Ok(())
 }
 
-fn list(file: &KeyFile, stored: &[KeySpec], config_keys: &[KeySpec], cli: &Cli, json: bool) {
+/// Writes the keys' names, roles and sources to stdout. A reader that stops early
+/// (`| head -1`) ends the listing, not an error.
+fn list(
+    file: &KeyFile,
+    stored: &[KeySpec],
+    config_keys: &[KeySpec],
+    cli: &Cli,
+    json: bool,
+) -> std::io::Result<()> {
     let config_source = cli
         .config
         .as_ref()
@@ -116,25 +135,26 @@ fn list(file: &KeyFile, stored: &[KeySpec], config_keys: &[KeySpec], cli: &Cli, 
         .chain(stored.iter().map(|k| (k, file_source.as_str())));
     if json {
         for (k, source) in rows {
-            println!(
+            put!(
                 "{}",
                 serde_json::json!({
                     "name": k.name, "role": k.role.as_str(),
                     "created_at": k.created_at, "source": source,
                 })
-            );
+            )?;
         }
-        return;
+        return Ok(());
     }
-    println!("{:<24} {:<8} {:<21} SOURCE", "NAME", "ROLE", "CREATED");
+    put!("{:<24} {:<8} {:<21} SOURCE", "NAME", "ROLE", "CREATED")?;
     for (k, source) in rows {
-        println!(
+        put!(
             "{:<24} {:<8} {:<21} {source}",
             k.name,
             k.role.as_str(),
             k.created_at.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn revoke(
@@ -171,14 +191,14 @@ fn revoke(
         )
     })?;
     file.save(&stored)?;
-    eprintln!("Revoked {name:?}; running services stop accepting it within seconds.");
+    say!("Revoked {name:?}; running services stop accepting it within seconds.");
     if stored.predict_requires_key && !keyring.iter().any(|k| k.role == Role::Predict) {
         let who = if keyring.has_admin() {
             "an admin key works"
         } else {
             "no key is left that can: every prediction is refused"
         };
-        eprintln!(
+        say!(
             "No predict key is left: prediction still needs a key ({who}). To open \
              prediction to everyone again, delete `predict_requires_key` from {}.",
             file.path().display()

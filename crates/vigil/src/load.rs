@@ -12,7 +12,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         (None, Some(_)) => match vigil_load::collector_beside(&args.target) {
             Some(url) => url,
             None => {
-                eprintln!(
+                say!(
                     "vigil load: no collector beside --target {:?}: name it with --collector",
                     args.target
                 );
@@ -47,7 +47,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("vigil load: cannot start the runtime: {e}");
+            say!("vigil load: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -65,29 +65,31 @@ pub fn run(args: LoadArgs) -> ExitCode {
     let progress = |p: &vigil_load::Progress| {
         if live {
             // Back to the line's start and clear it, so the line updates in place.
-            eprint!("\r\x1b[2K{}", p.line());
+            say_raw!("\r\x1b[2K{}", p.line());
         }
     };
     let outcome = runtime.block_on(vigil_load::run_watched(config, stop, progress));
     if live {
-        eprint!("\r\x1b[2K");
+        say_raw!("\r\x1b[2K");
     }
     match outcome {
         Ok(report) => {
-            println!(
+            // The report is the output; a reader gone before it does not change
+            // the run's outcome (the exit code below).
+            let _ = put!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             );
             let mut failed = false;
             if report.unexpected > 0 {
-                eprintln!(
+                say!(
                     "vigil load: {} answers broke the API contract (see `examples`)",
                     report.unexpected
                 );
                 failed = true;
             }
             if let Some(f) = report.feedback.as_ref().filter(|f| f.failed > 0) {
-                eprintln!(
+                say!(
                     "vigil load: the collector did not take {} of {} labels: {}",
                     f.failed,
                     f.labels,
@@ -102,11 +104,11 @@ pub fn run(args: LoadArgs) -> ExitCode {
             }
         }
         Err(e @ vigil_load::LoadError::Config(_)) => {
-            eprintln!("vigil load: {e}");
+            say!("vigil load: {e}");
             ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
-            eprintln!("vigil load: {e}");
+            say!("vigil load: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,9 @@
 //! `vigil`: parse the command line, resolve the configuration, run, map the outcome to
 //! an exit code. Everything else lives in the library crates.
 
+#[macro_use]
+mod console;
+
 mod cli;
 mod config;
 mod error_text;
@@ -35,14 +38,14 @@ fn main() -> ExitCode {
     let config = match config::Config::resolve(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("vigil: configuration error: {}", error_text::one_line(&e));
+            say!("vigil: configuration error: {}", error_text::one_line(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     match run::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil: {}", error_text::one_line(&e));
+            say!("vigil: {}", error_text::one_line(&e));
             ExitCode::FAILURE
         }
     }

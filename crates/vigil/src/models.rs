@@ -12,7 +12,7 @@ pub fn run(args: &ModelsArgs) -> ExitCode {
     match &args.action {
         ModelsAction::Check { dir } => {
             let report = check(dir);
-            print!("{report}");
+            let _ = put_raw!("{report}");
             if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -33,31 +33,31 @@ pub fn run(args: &ModelsArgs) -> ExitCode {
             match init(&opts) {
                 Ok(r) => {
                     let c = &r.card;
-                    println!("wrote {}: model.onnx and model.toml", r.out.display());
+                    let _ = put!("wrote {}: model.onnx and model.toml", r.out.display());
                     let kind = match c.task {
                         Task::Classification => format!("labels {}", c.labels.join(", ")),
                         Task::Regression => "a regressor".to_owned(),
                     };
-                    println!(
+                    let _ = put!(
                         "  {} version {}: {} features, {kind}",
                         c.name,
                         c.version,
                         c.features.len(),
                     );
                     if let Some(b) = &c.baseline {
-                        println!("  baseline {b} on {} rows of {}", b.rows, b.data);
+                        let _ = put!("  baseline {b} on {} rows of {}", b.rows, b.data);
                     }
-                    println!("  the probe batch answered {} rows", r.probe_rows);
+                    let _ = put!("  the probe batch answered {} rows", r.probe_rows);
                     let parent = r
                         .out
                         .parent()
                         .filter(|p| !p.as_os_str().is_empty())
                         .map_or_else(|| ".".to_owned(), |p| p.display().to_string());
-                    println!("serve it: vigil up --models-dir {parent}");
+                    let _ = put!("serve it: vigil up --models-dir {parent}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("vigil models init: {e}");
+                    say!("vigil models init: {e}");
                     ExitCode::from(EXIT_CONFIG)
                 }
             }

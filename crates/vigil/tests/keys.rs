@@ -178,6 +178,15 @@ async fn keys_made_and_revoked_by_the_cli_apply_to_a_running_service() {
     wait_for_status(&vigil, "/predict", Some(&other_key), 401).await;
     assert_eq!(status(&vigil, "POST", "/predict", None).await, 401);
 
+    // keys.toml gone while the service runs (renamed by an editor mid-save, a slip):
+    // the keys in force stay. It was read as "no keys" and opened prediction.
+    let file = dir.path().join("keys.toml");
+    let aside = dir.path().join("keys.toml.aside");
+    std::fs::rename(&file, &aside).unwrap();
+    vigil.wait_for_log("api_keys_file_missing");
+    assert_eq!(status(&vigil, "POST", "/predict", None).await, 401);
+    std::fs::rename(&aside, &file).unwrap();
+
     let stdout = vigil.stdout_after_stop();
     assert!(!stdout.contains(&ci_key) && !stdout.contains(&other_key));
     let lines: Vec<Value> = stdout
@@ -218,6 +227,71 @@ fn a_start_that_fails_keeps_no_admin_key_nobody_saw() {
     assert!(!stderr.contains("admin key"), "{stderr}");
     // No key was kept, so the next good start makes (and shows) one.
     assert!(!dir.path().join("keys.toml").exists());
+}
+
+/// A key that cannot be shown is not stored: the first start's admin key with stderr
+/// unwritable, `vigil keys create` with stdout unwritable. Both panicked (exit 101)
+/// after storing a key nobody had; and `list` with nowhere to write exits 1, not 101.
+#[test]
+fn a_key_that_cannot_be_shown_is_not_stored() {
+    let full = || std::fs::File::create("/dev/full").unwrap();
+    let dir = TempDir::new("keys-unshown");
+    let data = dir.path().to_str().unwrap();
+    let mut up = Command::new(vigil_binary())
+        .args([
+            "up",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--collector-port",
+            "0",
+        ])
+        .args(["--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(full())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = up.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "vigil up kept running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let (ok, listed, _) = keys(dir.path(), &["list", "--json"]);
+    assert!(ok);
+    assert_eq!(listed, "", "no key was stored");
+
+    let out = Command::new(vigil_binary())
+        .args(["keys", "create", "--name", "ci", "--role", "predict"])
+        .args(["--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nothing was stored"), "{stderr}");
+    let (_, listed, _) = keys(dir.path(), &["list", "--json"]);
+    assert_eq!(listed, "", "no key was stored");
+
+    let (ok, _, _) = keys(dir.path(), &["create", "--name", "ci", "--role", "predict"]);
+    assert!(ok);
+    let out = Command::new(vigil_binary())
+        .args(["keys", "list", "--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write the list"),
+        "{out:?}"
+    );
 }
 
 #[test]

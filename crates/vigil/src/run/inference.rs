@@ -29,7 +29,7 @@ pub(super) struct Inference {
     /// Where prediction records go, when they go anywhere.
     pub forwarder: Option<ForwarderTask>,
     /// The admin key `vigil up` made on this start, to show once.
-    pub created_admin_key: Option<String>,
+    pub created_admin_key: Option<super::keys::CreatedKey>,
 }
 
 pub(super) async fn start(

@@ -16,7 +16,15 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// The keys in force at start-up, and the admin key made just now, if one was.
 pub(super) struct StartKeys {
     pub keyring: Keyring,
-    pub created_admin_key: Option<String>,
+    pub created_admin_key: Option<CreatedKey>,
+}
+
+/// An admin key made on this start: in force at once, stored only once it has been
+/// shown ([`keep`]).
+pub(super) struct CreatedKey {
+    pub name: &'static str,
+    pub key: String,
+    spec: KeySpec,
 }
 
 pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
@@ -24,27 +32,17 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     let mut stored = file.load()?;
     let mut keyring = stored.keyring(&config.keys)?;
     let mut created_admin_key = None;
-    // Adding the admin key changes the file: under its lock, read again (a
-    // `vigil keys create` may have just added one).
-    let _lock = if config.mode == Mode::Up && !keyring.has_admin() {
-        let lock = file.lock()?;
-        stored = file.load()?;
-        keyring = stored.keyring(&config.keys)?;
-        Some(lock)
-    } else {
-        None
-    };
     if config.mode == Mode::Up && !keyring.has_admin() {
         let name = ["admin", "vigil-admin"]
             .into_iter()
             .find(|n| !keyring.iter().any(|k| &*k.name == *n))
             .unwrap_or("vigil-admin-1");
         let (key, spec) = KeySpec::generate(name, Role::Admin, Some(crate::keys::now_rfc3339()))?;
-        stored.keys.push(spec);
+        // In force now; written to the file only once it has been shown (`keep`), so
+        // a start that fails, or a key that cannot be shown, leaves no key nobody has.
+        stored.keys.push(spec.clone());
         keyring = stored.keyring(&config.keys)?;
-        file.save(&stored)?;
-        tracing::info!(target: LIFECYCLE, name, file = %file.path().display(), "admin_key_created");
-        created_admin_key = Some(key);
+        created_admin_key = Some(CreatedKey { name, key, spec });
     }
     let count = |role| keyring.iter().filter(|k| k.role == role).count();
     tracing::info!(
@@ -67,6 +65,21 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     })
 }
 
+/// Stores the admin key made on this start, now that it has been shown: added to
+/// `keys.toml` as it is now, under its lock (a `vigil keys create` may have changed it
+/// since the start read it).
+pub(super) fn keep(config: &Config, created: &CreatedKey) -> anyhow::Result<()> {
+    let file = KeyFile::in_dir(&config.data_dir);
+    let _lock = file.lock()?;
+    let mut stored = file.load()?;
+    if !stored.keys.iter().any(|k| k.name == created.spec.name) {
+        stored.keys.push(created.spec.clone());
+    }
+    file.save(&stored)?;
+    tracing::info!(target: LIFECYCLE, name = created.name, file = %file.path().display(), "admin_key_created");
+    Ok(())
+}
+
 /// Reloads the keys whenever `keys.toml` changes. A file that does not check out is
 /// logged and the keys in force stay.
 pub(super) fn watch(auth: Auth, config: &Config) -> tokio::task::JoinHandle<()> {
@@ -83,6 +96,13 @@ pub(super) fn watch(auth: Auth, config: &Config) -> tokio::task::JoinHandle<()> 
                 continue;
             }
             seen = now;
+            // Gone (deleted, or renamed away by an editor mid-save): read as "no keys",
+            // that dropped every key and opened prediction to everyone. The keys in
+            // force stay until the file is back; `vigil keys revoke` removes keys.
+            if now.is_none() {
+                tracing::error!(target: LIFECYCLE, file = %file.path().display(), "api_keys_file_missing");
+                continue;
+            }
             let reloaded = file.load().and_then(|stored| stored.keyring(&config_keys));
             match reloaded {
                 Ok(keyring) => {

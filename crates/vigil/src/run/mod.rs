@@ -124,11 +124,22 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         reload::ignore(hangup);
     }
     if let (Some(inference), Some(collector)) = (&inference, &collector) {
-        where_to_look(
+        let created = inference.created_admin_key.as_ref();
+        let shown = where_to_look(
             inference.address,
             collector.address,
-            inference.created_admin_key.as_deref(),
+            created.map(|c| c.key.as_str()),
         );
+        if let Some(created) = created {
+            // Stored only once shown: stop rather than run with an admin key nobody has.
+            if let Err(e) = shown {
+                tracing::error!(target: LIFECYCLE, name = created.name, error = %e, "admin_key_not_shown");
+                anyhow::bail!(
+                    "cannot show the admin key made on this first start ({e}); it was not stored, the next start makes another"
+                );
+            }
+            keys::keep(&config, created).context("the admin key above was not stored")?;
+        }
     }
 
     // Run until a signal, or until a service fails on its own.
@@ -219,18 +230,24 @@ async fn futures_first_exit(running: &mut [Running]) -> (&'static str, String) {
     (running[index].service, outcome)
 }
 
-/// `vigil up`'s note on stderr: where to look first.
+/// `vigil up`'s note on stderr: where to look first. `Err` when the admin key made on
+/// this start could not be written; the rest is a courtesy.
 fn where_to_look(
     address: std::net::SocketAddr,
     collector: std::net::SocketAddr,
     created_admin_key: Option<&str>,
-) {
+) -> std::io::Result<()> {
+    use std::io::Write as _;
     if let Some(key) = created_admin_key {
-        eprintln!(
+        let mut stderr = std::io::stderr();
+        writeln!(
+            stderr,
             "admin key (shown once; only its hash is kept, in the data dir's keys.toml):\n  {key}\n  sign in to the dashboard with it, or send it as `Authorization: Bearer <key>` to /admin; more keys: `vigil keys create`"
-        );
+        )?;
+        stderr.flush()?;
     }
-    eprintln!(
+    say!(
         "vigil is up: http://{address}\n  dashboard: http://{address}/dashboard (sign in with the admin key)\n  predict:   curl -s -XPOST http://{address}/predict -H 'content-type: application/json' -d '{{\"features\": [70, 250, 2.5, 45, 1500, 12]}}'\n  models:    http://{address}/models\n  health:    http://{address}/health\n  metrics:   http://{address}/metrics\n  api:       http://{address}/openapi.json\n  collector: http://{collector}/predictions  /stats  /incidents  /metrics"
     );
+    Ok(())
 }

@@ -84,6 +84,7 @@ impl Forwarder {
             metrics,
             spool,
             down: false,
+            stranded: std::collections::VecDeque::new(),
         };
         let catch_up_after = worker.config.catch_up_after;
         let (stop, stopped) = tokio::sync::oneshot::channel();

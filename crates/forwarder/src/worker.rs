@@ -3,6 +3,7 @@
 //! oldest first, once deliveries succeed again. A batch's segment file is deleted only
 //! once the batch is stored or refused.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub(crate) struct Worker<D> {
     /// The last attempt failed: new batches are parked straight away until a replay
     /// succeeds.
     pub(crate) down: bool,
+    /// Undelivered batches the spool could not take (a full disk): held in memory,
+    /// oldest first, up to the queue's capacity, and tried again with the replays.
+    /// Dropped only by that bound or at shutdown, counted.
+    pub(crate) stranded: VecDeque<Batch>,
 }
 
 /// Runs `f` at a fair share of the CPU when the worker may be at idle priority.
@@ -52,7 +57,7 @@ impl<D: Delivery> Worker<D> {
             tokio::select! {
                 () = queue.full_batch.notified() => {}
                 _ = flush.tick() => partial = true,
-                _ = replay.tick(), if self.spool.records() > 0 => {}
+                _ = replay.tick(), if self.spool.records() > 0 || !self.stranded.is_empty() => {}
                 _ = &mut stop, if !stopping => stopping = true,
             }
             if let Some(p) = &priority {
@@ -91,10 +96,14 @@ impl<D: Delivery> Worker<D> {
             let parked = fair(&priority, || queue.take_parked());
             self.park_all(parked);
             if stopping {
+                self.give_up_stranded();
                 return n;
             }
             if self.spool.records() > 0 {
                 self.replay_one().await;
+            }
+            if !self.stranded.is_empty() {
+                self.retry_stranded().await;
             }
             if let Some(p) = &priority {
                 p.settle(&queue, self.config.flush_interval);
@@ -174,18 +183,83 @@ impl<D: Delivery> Worker<D> {
 
     /// The batch waits in the spool. Its segment holds it unless a write failed or
     /// records were pruned: then the segment is written again from memory.
-    fn park(&mut self, batch: Batch) {
+    fn park(&mut self, mut batch: Batch) {
         let n = batch.len() as u64;
-        if !batch.durable
-            && let Err(e) = self.spool.segments().rewrite(batch.seq, &batch)
-        {
-            tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
-            self.spool.segments().delete(batch.seq);
-            self.metrics.dropped.inc_by(n);
-            return;
+        if !batch.durable {
+            match self.spool.segments().rewrite(batch.seq, &batch) {
+                Ok(()) => batch.durable = true,
+                Err(e) => {
+                    tracing::error!(target: "vigil::forwarder", records = n, error = %e, "spool_write_failed");
+                    self.spool.segments().delete(batch.seq);
+                    self.strand(batch);
+                    return;
+                }
+            }
         }
         self.metrics.spooled.inc_by(n);
         self.spool.park(batch.seq, n);
+    }
+
+    /// Holds a batch neither delivered nor written to the spool in memory; beyond the
+    /// queue's capacity the oldest held ones are lost, counted.
+    fn strand(&mut self, batch: Batch) {
+        self.stranded.push_back(batch);
+        let mut held: usize = self.stranded.iter().map(Batch::len).sum();
+        while held > self.config.queue_capacity.max(1) && self.stranded.len() > 1 {
+            let Some(oldest) = self.stranded.pop_front() else {
+                break;
+            };
+            held -= oldest.len();
+            self.lose(&oldest, "held in memory beyond the queue's capacity");
+        }
+    }
+
+    /// The oldest batch held in memory: to the spool if it takes it now (it then
+    /// waits there like the others), else one try; a failure keeps it first in line.
+    async fn retry_stranded(&mut self) {
+        let Some(batch) = self.stranded.pop_front() else {
+            return;
+        };
+        let n = batch.len() as u64;
+        if self.spool.segments().rewrite(batch.seq, &batch).is_ok() {
+            self.metrics.spooled.inc_by(n);
+            self.spool.park(batch.seq, n);
+            return;
+        }
+        match self.delivery.deliver(&batch).await {
+            Delivered::Stored => {
+                self.metrics.sent.inc_by(n);
+                self.down = false;
+            }
+            Delivered::Rejected { why, .. } => {
+                tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
+                self.metrics.dropped.inc_by(n);
+            }
+            Delivered::Failed(_) => {
+                self.metrics.retried.inc_by(n);
+                self.stranded.push_front(batch);
+            }
+        }
+    }
+
+    /// At shutdown, the batches held in memory go to the spool if it takes them now;
+    /// the others are lost, counted.
+    fn give_up_stranded(&mut self) {
+        while let Some(batch) = self.stranded.pop_front() {
+            match self.spool.segments().rewrite(batch.seq, &batch) {
+                Ok(()) => {
+                    self.metrics.spooled.inc_by(batch.len() as u64);
+                    self.spool.park(batch.seq, batch.len() as u64);
+                }
+                Err(_) => self.lose(&batch, "the spool cannot be written at shutdown"),
+            }
+        }
+    }
+
+    fn lose(&self, batch: &Batch, why: &str) {
+        let n = batch.len() as u64;
+        tracing::error!(target: "vigil::forwarder", records = n, reason = why, "prediction_records_lost");
+        self.metrics.dropped.inc_by(n);
     }
 
     /// Tries the oldest parked batch once; success deletes it and marks deliveries
@@ -387,6 +461,53 @@ mod tests {
         // The segment of the filling batch that shutdown found empty.
         assert!(left <= 1, "{left} segments left");
         let _ = std::fs::remove_dir_all(&spool);
+    }
+
+    /// A full disk and a collector down at once: a batch the spool cannot take is held
+    /// in memory and delivered once the collector is back. It was dropped at once,
+    /// logged as `spool_write_failed` ("the records stay in memory").
+    #[tokio::test]
+    async fn a_batch_the_spool_cannot_take_waits_in_memory_for_the_collector() {
+        let root = dir();
+        let spool = root.join("spool");
+        let mut config = ForwarderConfig::new(spool.clone());
+        config.batch_size = 3;
+        config.attempts = 1;
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let m = metrics();
+        let (handle, task) = Forwarder::start(
+            config,
+            m.clone(),
+            Switch {
+                broken: broken.clone(),
+            },
+        )
+        .unwrap();
+        // No segment can be created any more: the spool's directory is now a file.
+        std::fs::remove_dir_all(&spool).unwrap();
+        std::fs::write(&spool, b"not a directory").unwrap();
+        // The first batch goes to the segment opened before (an unlinked file now: its
+        // records cannot be read back, lost); the second has no segment at all.
+        for id in ["a1", "a2", "a3", "b1", "b2", "b3"] {
+            handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.count(crate::Outcome::Retried) < 3 || m.count(crate::Outcome::Dropped) < 3 {
+            assert!(Instant::now() < deadline, "never tried again from memory");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        while m.count(crate::Outcome::Sent) < 3 {
+            assert!(Instant::now() < deadline, "never delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            m.count(crate::Outcome::Dropped),
+            3,
+            "only the unreadable segment's"
+        );
+        task.finish().await;
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// Waits for its first delivery to be let go; stores everything.

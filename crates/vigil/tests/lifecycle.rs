@@ -252,6 +252,100 @@ async fn sighup_rescans_the_models_directory() {
     vigil.stop();
 }
 
+/// A rescan while an uploaded version serves: the directory's new version is what a
+/// rollback returns to (it stayed out of `history`, so the rollback went to a version
+/// no longer in the directory, then nowhere); and the default model, gone from the
+/// directory but still serving, lists the version it serves.
+#[tokio::test]
+async fn a_rescan_under_an_uploaded_version_keeps_the_directorys_for_rollback() {
+    let dir = TempDir::new("rescan-rollback");
+    let models = dir.path().join("models");
+    copy_models(&models);
+    let data = dir.path().join("data");
+    let vigil = Vigil::start_command(
+        "up",
+        &[
+            "--models-dir",
+            models.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let key = vigil.admin_key();
+    let inference = vigil.address_of("inference");
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("http://{inference}/admin/models/{path}"))
+            .bearer_auth(&key)
+    };
+    let card = models.join("digits/model.toml");
+    let text = std::fs::read_to_string(&card).unwrap();
+    let onnx = std::fs::read(models.join("digits/model.onnx")).unwrap();
+    let u1 = text.replacen("version = \"1.0.0\"", "version = \"u1\"", 1);
+    let uploaded = admin(reqwest::Method::POST, "digits")
+        .header("content-type", multipart::content_type())
+        .body(multipart::form(&[("onnx", &onnx), ("card", u1.as_bytes())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+
+    std::fs::write(
+        &card,
+        text.replacen("version = \"1.0.0\"", "version = \"d2\"", 1),
+    )
+    .unwrap();
+    let mut seen = 0;
+    vigil.signal("HUP");
+    let line = next_rescan(&vigil, &mut seen);
+    assert_eq!(line["kept"], json!(["digits"]), "{line}");
+    let versions: Value = admin(reqwest::Method::GET, "digits/versions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["history"], json!(["d2"]), "{versions}");
+    let rolled: Value = admin(reqwest::Method::POST, "digits/rollback")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rolled["to_version"], "d2", "{rolled}");
+    let answer = post_json(
+        &http,
+        format!("http://{inference}/models/digits/predict"),
+        &json!({"features": vec![8.0; 64]}),
+    )
+    .await;
+    assert_eq!(answer["model_version"], "d2", "{answer}");
+
+    // The default model's directory gone: it keeps serving, and says which version.
+    std::fs::rename(
+        models.join("defect-detector"),
+        dir.path().join("defect-detector"),
+    )
+    .unwrap();
+    vigil.signal("HUP");
+    let line = next_rescan(&vigil, &mut seen);
+    assert_eq!(line["kept"], json!(["defect-detector"]), "{line}");
+    let versions: Value = admin(reqwest::Method::GET, "defect-detector/versions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["active"], "1.0.0", "{versions}");
+    assert_eq!(versions["versions"][0]["version"], "1.0.0", "{versions}");
+    assert_eq!(versions["versions"][0]["active"], true, "{versions}");
+    vigil.stop();
+}
+
 #[tokio::test]
 async fn sighup_does_not_end_a_collector() {
     let vigil = Vigil::start_command("collector", &[], &[]);

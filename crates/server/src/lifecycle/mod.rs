@@ -383,7 +383,10 @@ impl Lifecycle {
             let name = &model.card.name;
             let serving = catalog.get(name).map(|s| s.model.clone());
             let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == "uploaded");
-            next_base.insert(name.clone(), model.clone());
+            let before = next_base.insert(name.clone(), model.clone());
+            if uploaded_serving {
+                self.keep_for_rollback(name, before.as_deref(), &model.card.version)?;
+            }
             if uploaded_serving || unloaded[name] {
                 report.kept.push(name.clone());
             } else if serving.is_none_or(|s| s.card.version != model.card.version) {
@@ -397,22 +400,49 @@ impl Lifecycle {
             .cloned()
             .collect();
         for name in gone {
-            next_base.remove(&name);
             let from_dir = catalog.get(&name).is_some_and(|s| s.source != "uploaded");
             if !from_dir {
+                next_base.remove(&name);
                 continue;
             }
             match catalog.without(&name) {
                 Some(next) => {
+                    next_base.remove(&name);
                     catalog = next;
                     report.unloaded.push(name);
                 }
+                // Still serving (the default or the last model): its version stays
+                // listed as what serves, not an empty list beside an active version.
                 None => report.kept.push(name),
             }
         }
         *base = next_base;
         models.replace(catalog);
         Ok(report)
+    }
+
+    /// A rescan brought the directory's `version` of a model an uploaded version
+    /// serves: it takes the place of the directory's version before (`before`) in the
+    /// history, or joins it as the oldest, so a rollback reaches it. The version it
+    /// replaced is no longer in the directory and could not be loaded.
+    fn keep_for_rollback(
+        &self,
+        name: &str,
+        before: Option<&LoadedModel>,
+        version: &str,
+    ) -> Result<(), LifecycleError> {
+        let mut state = self.state(name)?;
+        let old = before.map(|m| m.card.version.as_str());
+        if old == Some(version) && state.history.iter().any(|v| v == version) {
+            return Ok(());
+        }
+        let at = state.history.iter().position(|v| Some(v.as_str()) == old);
+        state
+            .history
+            .retain(|v| v != version && Some(v.as_str()) != old);
+        let at = at.map_or(0, |i| i.min(state.history.len()));
+        state.history.insert(at, version.to_owned());
+        self.save_state(name, &state)
     }
 
     fn state(&self, name: &str) -> Result<ModelState, LifecycleError> {

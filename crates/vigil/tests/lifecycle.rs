@@ -394,3 +394,18 @@ async fn the_shutdown_delay_keeps_both_services_serving_but_not_ready() {
     assert_eq!(code, Some(0));
     assert!(lines.iter().any(|l| l["message"] == "shutdown_complete"));
 }
+
+/// A second Ctrl-C during a graceful shutdown ends it at once (exit 1,
+/// `shutdown_forced`): the person at the terminal had no way out of a long delay or
+/// drain. A repeated SIGTERM still waits (the test above stops with one).
+#[test]
+fn a_second_ctrl_c_ends_a_long_shutdown_at_once() {
+    let vigil = Vigil::start_command("up", &[], &[("VIGIL_SHUTDOWN_DELAY_MS", "600000")]);
+    vigil.signal("INT");
+    vigil.wait_for_log("shutdown_started");
+    vigil.signal("INT");
+    let (code, lines) = vigil.stop();
+    assert_eq!(code, Some(1));
+    assert!(lines.iter().any(|l| l["message"] == "shutdown_forced"));
+    assert!(!lines.iter().any(|l| l["message"] == "shutdown_complete"));
+}

@@ -167,35 +167,47 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         collector.state.set_ready(false);
     }
     tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
-    if !config.shutdown_delay.is_zero() {
-        // Keep serving while load balancers notice the failing readiness probe
-        // (Kubernetes removes the endpoint asynchronously), then stop accepting.
-        tokio::time::sleep(config.shutdown_delay).await;
-    }
-    if let Some(inference) = &inference {
-        inference.state.model_metrics.health.set(0);
-    }
-    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    let (inference_runs, collector_runs): (Vec<_>, Vec<_>) =
-        running.into_iter().partition(|r| r.service == "inference");
-    let _ = stop_inference.send(true);
-    drain(inference_runs, deadline).await;
-    let mut flushed_records = 0;
-    if let Some(task) = inference.and_then(|i| i.forwarder) {
-        // Everything queued is delivered, or left on disk for the next start. A
-        // store that does not answer does not hold the exit up for long: what was
-        // not delivered by then is on disk too.
-        let until = deadline.max(tokio::time::Instant::now() + FLUSH_AT_LEAST);
-        match tokio::time::timeout_at(until, task.finish()).await {
-            Ok(n) => flushed_records = n,
-            Err(_) => tracing::warn!(target: LIFECYCLE, "forwarder_flush_expired"),
+    let graceful = async {
+        if !config.shutdown_delay.is_zero() {
+            // Keep serving while load balancers notice the failing readiness probe
+            // (Kubernetes removes the endpoint asynchronously), then stop accepting.
+            tokio::time::sleep(config.shutdown_delay).await;
         }
-    }
-    let _ = stop_collector.send(true);
-    drain(collector_runs, deadline).await;
-    if let Some(collector) = collector {
-        collector.close().await;
-    }
+        if let Some(inference) = &inference {
+            inference.state.model_metrics.health.set(0);
+        }
+        let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+        let (inference_runs, collector_runs): (Vec<_>, Vec<_>) =
+            running.into_iter().partition(|r| r.service == "inference");
+        let _ = stop_inference.send(true);
+        drain(inference_runs, deadline).await;
+        let mut flushed_records = 0;
+        if let Some(task) = inference.and_then(|i| i.forwarder) {
+            // Everything queued is delivered, or left on disk for the next start. A
+            // store that does not answer does not hold the exit up for long: what was
+            // not delivered by then is on disk too.
+            let until = deadline.max(tokio::time::Instant::now() + FLUSH_AT_LEAST);
+            match tokio::time::timeout_at(until, task.finish()).await {
+                Ok(n) => flushed_records = n,
+                Err(_) => tracing::warn!(target: LIFECYCLE, "forwarder_flush_expired"),
+            }
+        }
+        let _ = stop_collector.send(true);
+        drain(collector_runs, deadline).await;
+        if let Some(collector) = collector {
+            collector.close().await;
+        }
+        flushed_records
+    };
+    // A second Ctrl-C ends the wait (a delay or a drain that takes too long for the
+    // person at the terminal): what was answered is on disk, in the spool or stored.
+    let flushed_records = tokio::select! {
+        flushed = graceful => flushed,
+        () = signals.interrupt() => {
+            tracing::warn!(target: LIFECYCLE, reason, "shutdown_forced");
+            anyhow::bail!("stopped by a second SIGINT before the graceful shutdown ended");
+        }
+    };
     tracing::info!(target: LIFECYCLE, reason, drained_requests = in_flight, flushed_records, "shutdown_complete");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! SIGTERM and SIGINT: a graceful shutdown, from the moment start-up begins.
+//! SIGTERM and SIGINT: a graceful shutdown, from the moment start-up begins; a second
+//! SIGINT during it forces the exit.
 
 use anyhow::Context;
 
@@ -17,6 +18,13 @@ impl ShutdownSignals {
             term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
         })
+    }
+
+    /// Resolves at the next SIGINT: during a graceful shutdown, a second Ctrl-C
+    /// forces the exit (a repeated SIGTERM does not: orchestrators may send it again
+    /// while they wait).
+    pub(super) async fn interrupt(&mut self) {
+        self.int.recv().await;
     }
 
     /// Resolves with the name of the signal that asked us to stop.

@@ -334,3 +334,34 @@ fn keys_changed_at_the_same_time_lose_no_change() {
     listed.sort();
     assert_eq!(listed, names);
 }
+
+/// A name in both the config file's `[[keys]]` and `keys.toml` (a `vigil keys create`
+/// run without the config file) stops the start, saying where both are.
+#[test]
+fn a_key_name_in_both_sources_names_them() {
+    let dir = TempDir::new("keys-both");
+    let (ok, _, _) = keys(dir.path(), &["create", "--name", "ci", "--role", "predict"]);
+    assert!(ok);
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[keys]]\nname = \"ci\"\nrole = \"predict\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(vigil_binary())
+        .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .env_remove("VIGIL_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("two keys are named \"ci\""), "{stderr}");
+    assert!(
+        stderr.contains("[[keys]]") && stderr.contains("keys.toml"),
+        "{stderr}"
+    );
+}

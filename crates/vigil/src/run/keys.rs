@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use vigil_auth::{Auth, KeyFile, KeySpec, Keyring, Role};
 
 use super::LIFECYCLE;
@@ -30,7 +32,14 @@ pub(super) struct CreatedKey {
 pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     let file = KeyFile::in_dir(&config.data_dir);
     let mut stored = file.load()?;
-    let mut keyring = stored.keyring(&config.keys)?;
+    // A name in both (a `vigil keys create` run without the config file) says where.
+    let sources = || {
+        format!(
+            "the keys of the config file's [[keys]] and of {}",
+            file.path().display()
+        )
+    };
+    let mut keyring = stored.keyring(&config.keys).with_context(sources)?;
     let mut created_admin_key = None;
     if config.mode == Mode::Up && !keyring.has_admin() {
         let name = ["admin", "vigil-admin"]
@@ -41,7 +50,7 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
         // In force now; written to the file only once it has been shown (`keep`), so
         // a start that fails, or a key that cannot be shown, leaves no key nobody has.
         stored.keys.push(spec.clone());
-        keyring = stored.keyring(&config.keys)?;
+        keyring = stored.keyring(&config.keys).with_context(sources)?;
         created_admin_key = Some(CreatedKey { name, key, spec });
     }
     let count = |role| keyring.iter().filter(|k| k.role == role).count();

@@ -32,6 +32,10 @@ pub enum LoadError {
     Empty(PathBuf),
     #[error("two models are named {0:?}")]
     Duplicate(String),
+    /// `--default-model` (or `default_model`) names no model that loaded: a setting,
+    /// not a card, is wrong.
+    #[error("default_model {name:?} is not among the models loaded from {origin}")]
+    UnknownDefault { name: String, origin: PathBuf },
 }
 
 /// The reasons a well-formed request can still carry unusable features. The names are

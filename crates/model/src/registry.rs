@@ -124,11 +124,9 @@ impl ModelRegistry {
         let default = match default {
             Some(d) if map.contains_key(d) => d.to_owned(),
             Some(d) => {
-                return Err(LoadError::Card {
-                    path: origin.to_owned(),
-                    source: crate::error::CardError::Invalid(format!(
-                        "default model {d:?} is not among the loaded models"
-                    )),
+                return Err(LoadError::UnknownDefault {
+                    name: d.to_owned(),
+                    origin: origin.to_owned(),
                 });
             }
             None => map

@@ -572,6 +572,31 @@ fn a_busy_port_is_a_clear_startup_error() {
     );
 }
 
+/// A default model that is not in `--models-dir` names the setting, not a model card
+/// (the bundled models say so in their own words).
+#[test]
+fn an_unknown_default_model_names_the_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--default-model",
+            "nope",
+            "--models-dir",
+        ])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("default_model \"nope\" is not among the models loaded"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("model card"), "{stderr}");
+}
+
 /// A database that cannot be opened says why, each cause once: a data directory that is
 /// a file is not an "invalid database url", and a refused PostgreSQL connection is not
 /// a pool timeout five seconds later.

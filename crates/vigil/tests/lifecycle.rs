@@ -252,6 +252,11 @@ async fn sighup_rescans_the_models_directory() {
     vigil.stop();
 }
 
+/// The JSON answer of a request.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// A rescan while an uploaded version serves: the directory's new version is what a
 /// rollback returns to (it stayed out of `history`, so the rollback went to a version
 /// no longer in the directory, then nowhere); and the default model, gone from the
@@ -300,21 +305,9 @@ async fn a_rescan_under_an_uploaded_version_keeps_the_directorys_for_rollback() 
     vigil.signal("HUP");
     let line = next_rescan(&vigil, &mut seen);
     assert_eq!(line["kept"], json!(["digits"]), "{line}");
-    let versions: Value = admin(reqwest::Method::GET, "digits/versions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Value = json_of(admin(reqwest::Method::GET, "digits/versions")).await;
     assert_eq!(versions["history"], json!(["d2"]), "{versions}");
-    let rolled: Value = admin(reqwest::Method::POST, "digits/rollback")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rolled: Value = json_of(admin(reqwest::Method::POST, "digits/rollback")).await;
     assert_eq!(rolled["to_version"], "d2", "{rolled}");
     let answer = post_json(
         &http,
@@ -333,13 +326,7 @@ async fn a_rescan_under_an_uploaded_version_keeps_the_directorys_for_rollback() 
     vigil.signal("HUP");
     let line = next_rescan(&vigil, &mut seen);
     assert_eq!(line["kept"], json!(["defect-detector"]), "{line}");
-    let versions: Value = admin(reqwest::Method::GET, "defect-detector/versions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Value = json_of(admin(reqwest::Method::GET, "defect-detector/versions")).await;
     assert_eq!(versions["active"], "1.0.0", "{versions}");
     assert_eq!(versions["versions"][0]["version"], "1.0.0", "{versions}");
     assert_eq!(versions["versions"][0]["active"], true, "{versions}");

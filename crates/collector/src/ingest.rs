@@ -48,8 +48,12 @@ impl CollectorState {
             self.collector.db_initialized.set(0);
             self.warn_if_slow(records.len(), took);
         })?;
-        self.set_writable(true);
-        self.collector.db_initialized.set(1);
+        // Only a commit that wrote a row shows writes work: one of duplicates alone
+        // writes nothing, and commits on a full disk too.
+        if inserted.accepted > 0 {
+            self.set_writable(true);
+            self.collector.db_initialized.set(1);
+        }
         if inserted.duplicates > 0 {
             self.collector.duplicates.inc_by(inserted.duplicates);
         }

@@ -176,12 +176,18 @@ impl CollectorState {
                     last_expiry = Instant::now();
                     state.expire_pending().await;
                 }
-                state.set_writable(state.store.write_probe(handlers::now_ms()).await);
+                let written = state.store.write_probe(handlers::now_ms()).await;
+                state.set_writable(written.is_ok());
                 let up = state.probe_database().await;
                 // Compared with the probe's own last view, not the gauge: a failed
                 // ingest sets the gauge to 0 first, and the outage went unlogged.
                 if was_up && !up {
-                    tracing::error!(backend = state.store.backend(), "database_unreachable");
+                    let error = written.err().map(|e| e.to_string());
+                    tracing::error!(
+                        backend = state.store.backend(),
+                        error,
+                        "database_unreachable"
+                    );
                 } else if !was_up && up {
                     tracing::info!(backend = state.store.backend(), "database_reachable");
                 }

@@ -265,11 +265,14 @@ impl Store {
     }
 
     /// Whether a write commits right now: the one row of `heartbeat` rewritten, within
-    /// [`PING_TIMEOUT`]. A `SELECT 1` answers from a database that takes no write (its
-    /// file locked by another process, a full disk, a read-only volume). On SQLite the
-    /// write goes through a connection of its own that waits [`PING_TIMEOUT`] for the
-    /// lock, not the 30 s writes wait, and that no pooled writer inherits.
-    pub async fn write_probe(&self, now_ms: i64) -> bool {
+    /// [`PING_TIMEOUT`] (twice that with the connection's set-up). A `SELECT 1` answers
+    /// from a database that takes no write (its file locked by another process, a full
+    /// disk, a read-only volume). The write goes through a connection of its own: on
+    /// SQLite one that waits [`PING_TIMEOUT`] for the lock, not the 30 s writes wait;
+    /// on PostgreSQL not one of the pool's, which a busy collector may all be using
+    /// (the probe would then time out waiting for a connection, not for the database).
+    pub async fn write_probe(&self, now_ms: i64) -> Result<(), StoreError> {
+        use sqlx::{ConnectOptions, Connection};
         const UPSERT: &str = "INSERT INTO heartbeat (id, at_ms) VALUES (1, $1) \
                               ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms";
         let write = async {
@@ -280,26 +283,28 @@ impl Store {
                         .as_ref()
                         .clone()
                         .busy_timeout(PING_TIMEOUT);
-                    let Ok(mut conn) = sqlx::ConnectOptions::connect(&options).await else {
-                        return false;
-                    };
-                    let written = sqlx::query(UPSERT)
-                        .bind(now_ms)
-                        .execute(&mut conn)
-                        .await
-                        .is_ok();
-                    drop(sqlx::Connection::close(conn).await);
-                    written
+                    let mut conn = options.connect().await?;
+                    let written = sqlx::query(UPSERT).bind(now_ms).execute(&mut conn).await;
+                    drop(conn.close().await);
+                    written?;
                 }
                 Self::Postgres(pool) => {
-                    sqlx::query(UPSERT).bind(now_ms).execute(pool).await.is_ok()
+                    let mut conn = pool.connect_options().connect().await?;
+                    let written = sqlx::query(UPSERT).bind(now_ms).execute(&mut conn).await;
+                    drop(conn.close().await);
+                    written?;
                 }
             }
+            Ok(())
         };
-        // The lock wait plus the connection's own set-up.
         tokio::time::timeout(PING_TIMEOUT * 2, write)
             .await
-            .unwrap_or(false)
+            .unwrap_or_else(|_| {
+                Err(StoreError::Interrupted(format!(
+                    "the write probe did not finish within {:?}",
+                    PING_TIMEOUT * 2
+                )))
+            })
     }
 
     /// Closes the pool (waits for connections to be returned).

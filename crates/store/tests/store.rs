@@ -339,15 +339,15 @@ async fn duplicate_open_incidents_of_earlier_versions_merge_into_the_first() {
 async fn the_write_probe_fails_while_another_process_holds_the_write_lock() {
     let dir = TempDir::new("sqlite-write-probe");
     let store = Store::open(None, &dir.0).await.unwrap();
-    assert!(store.write_probe(1).await);
+    store.write_probe(1).await.unwrap();
     let other = rusqlite::Connection::open(dir.0.join("vigil.db")).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let started = std::time::Instant::now();
-    assert!(!store.write_probe(2).await);
+    assert!(store.write_probe(2).await.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(store.ping().await, "reads still answer");
     other.execute_batch("ROLLBACK").unwrap();
-    assert!(store.write_probe(3).await);
+    store.write_probe(3).await.unwrap();
 }
 
 #[tokio::test]
@@ -358,18 +358,18 @@ async fn the_write_probe_fails_while_postgres_takes_no_write() {
     let store = Store::open(Some(&url), std::path::Path::new("/x"))
         .await
         .unwrap();
-    assert!(store.write_probe(1).await);
+    store.write_probe(1).await.unwrap();
     let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE heartbeat IN ACCESS EXCLUSIVE MODE")
         .execute(&mut other)
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    assert!(!store.write_probe(2).await);
+    assert!(store.write_probe(2).await.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(store.ping().await, "the server still answers");
     sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
-    assert!(store.write_probe(3).await);
+    store.write_probe(3).await.unwrap();
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@
 mod batch;
 mod config;
 pub mod delivery;
+mod held;
 mod metrics;
 mod priority;
 mod queue;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 pub use batch::Batch;
 pub use config::ForwarderConfig;
 pub use delivery::{Delivered, Delivery, HttpDelivery};
+pub use held::HeldRecords;
 pub use metrics::{ForwarderMetrics, Outcome};
 pub use queue::Ticket;
 use vigil_records::RecordRef;
@@ -49,11 +51,18 @@ pub struct Forwarder {
 pub struct ForwarderTask {
     done: tokio::sync::oneshot::Receiver<u64>,
     stop: tokio::sync::oneshot::Sender<()>,
+    held: HeldRecords,
 }
 
 impl ForwarderTask {
     /// Stops taking new batches and resolves once every queued one is delivered or
     /// parked on disk; returns how many records went out this way.
+    /// Records held in memory because the spool could not take them (a full disk):
+    /// what a shutdown that stops waiting for [`ForwarderTask::finish`] leaves behind.
+    pub fn held(&self) -> HeldRecords {
+        self.held.clone()
+    }
+
     pub async fn finish(self) -> u64 {
         let _ = self.stop.send(());
         self.done.await.unwrap_or(0)
@@ -78,13 +87,15 @@ impl Forwarder {
             segments,
             metrics.clone(),
         ));
+        let stranded = held::Held::default();
+        let held = stranded.count();
         let worker = Worker {
             config,
             delivery,
             metrics,
             spool,
             down: false,
-            stranded: std::collections::VecDeque::new(),
+            stranded,
         };
         let catch_up_after = worker.config.catch_up_after;
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -106,7 +117,7 @@ impl Forwarder {
                 let flushed = runtime.block_on(worker.run(shared, stopped, priority));
                 let _ = finished.send(flushed);
             })?;
-        Ok((Self { queue }, ForwarderTask { done, stop }))
+        Ok((Self { queue }, ForwarderTask { done, stop, held }))
     }
 
     /// Queues a record in memory; never waits for delivery and never refuses a

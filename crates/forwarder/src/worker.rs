@@ -3,13 +3,13 @@
 //! oldest first, once deliveries succeed again. A batch's segment file is deleted only
 //! once the batch is stored or refused.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch::Batch;
 use crate::config::ForwarderConfig;
 use crate::delivery::{Delivered, Delivery};
+use crate::held::Held;
 use crate::metrics::ForwarderMetrics;
 use crate::priority::Priority;
 use crate::queue::Queue;
@@ -26,7 +26,7 @@ pub(crate) struct Worker<D> {
     /// Undelivered batches the spool could not take (a full disk): held in memory,
     /// oldest first, up to the queue's capacity, and tried again with the replays.
     /// Dropped only by that bound or at shutdown, counted.
-    pub(crate) stranded: VecDeque<Batch>,
+    pub(crate) stranded: Held,
 }
 
 /// Runs `f` at a fair share of the CPU when the worker may be at idle priority.
@@ -204,12 +204,15 @@ impl<D: Delivery> Worker<D> {
     /// queue's capacity the oldest held ones are lost, counted.
     fn strand(&mut self, batch: Batch) {
         self.stranded.push_back(batch);
-        let mut held: usize = self.stranded.iter().map(Batch::len).sum();
-        while held > self.config.queue_capacity.max(1) && self.stranded.len() > 1 {
+        while self.stranded.len() > self.config.queue_capacity.max(1) as u64 {
             let Some(oldest) = self.stranded.pop_front() else {
                 break;
             };
-            held -= oldest.len();
+            if self.stranded.is_empty() {
+                // The newest batch alone is over the bound: kept.
+                self.stranded.push_front(oldest);
+                break;
+            }
             self.lose(&oldest, "held in memory beyond the queue's capacity");
         }
     }
@@ -231,9 +234,17 @@ impl<D: Delivery> Worker<D> {
                 self.metrics.sent.inc_by(n);
                 self.down = false;
             }
-            Delivered::Rejected { why, .. } => {
-                tracing::error!(target: "vigil::forwarder", records = n, reason = %why, "prediction_records_rejected");
-                self.metrics.dropped.inc_by(n);
+            // As everywhere: the named records go (counted), the rest is held again.
+            Delivered::Rejected { why, records: bad } => {
+                let kept = (!bad.is_empty() && bad.iter().all(|&i| i < batch.len()))
+                    .then(|| batch.without(&bad))
+                    .filter(|kept| !kept.is_empty());
+                let refused = n - kept.as_ref().map_or(0, |k| k.len() as u64);
+                tracing::error!(target: "vigil::forwarder", records = refused, reason = %why, "prediction_records_rejected");
+                self.metrics.dropped.inc_by(refused);
+                if let Some(kept) = kept {
+                    self.stranded.push_front(kept);
+                }
             }
             Delivered::Failed(_) => {
                 self.metrics.retried.inc_by(n);
@@ -463,9 +474,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(&spool);
     }
 
+    /// Fails while `broken`; then refuses the first record of the next batch once (a
+    /// 422 naming it), then stores.
+    struct BrokenThenPicky {
+        broken: Arc<std::sync::atomic::AtomicBool>,
+        refused_one: bool,
+    }
+
+    impl Delivery for BrokenThenPicky {
+        async fn deliver(&mut self, _: &Batch) -> Delivered {
+            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+                return Delivered::Failed("status 500".into());
+            }
+            if !self.refused_one {
+                self.refused_one = true;
+                return Delivered::Rejected {
+                    why: "status 422".into(),
+                    records: vec![0],
+                };
+            }
+            Delivered::Stored
+        }
+    }
+
     /// A full disk and a collector down at once: a batch the spool cannot take is held
-    /// in memory and delivered once the collector is back. It was dropped at once,
-    /// logged as `spool_write_failed` ("the records stay in memory").
+    /// in memory (counted for the shutdown) and delivered once the collector is back,
+    /// less the record it refuses. It was dropped at once, logged as
+    /// `spool_write_failed` ("the records stay in memory").
     #[tokio::test]
     async fn a_batch_the_spool_cannot_take_waits_in_memory_for_the_collector() {
         let root = dir();
@@ -475,14 +510,12 @@ mod tests {
         config.attempts = 1;
         let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let m = metrics();
-        let (handle, task) = Forwarder::start(
-            config,
-            m.clone(),
-            Switch {
-                broken: broken.clone(),
-            },
-        )
-        .unwrap();
+        let delivery = BrokenThenPicky {
+            broken: broken.clone(),
+            refused_one: false,
+        };
+        let (handle, task) = Forwarder::start(config, m.clone(), delivery).unwrap();
+        let held = task.held();
         // No segment can be created any more: the spool's directory is now a file.
         std::fs::remove_dir_all(&spool).unwrap();
         std::fs::write(&spool, b"not a directory").unwrap();
@@ -496,16 +529,16 @@ mod tests {
             assert!(Instant::now() < deadline, "never tried again from memory");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(held.get(), 3);
         broken.store(false, std::sync::atomic::Ordering::SeqCst);
-        while m.count(crate::Outcome::Sent) < 3 {
+        while m.count(crate::Outcome::Sent) < 2 {
             assert!(Instant::now() < deadline, "never delivered");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(
-            m.count(crate::Outcome::Dropped),
-            3,
-            "only the unreadable segment's"
-        );
+        // The unreadable segment's three, and the one record refused: its two
+        // neighbours were sent again without it.
+        assert_eq!(m.count(crate::Outcome::Dropped), 4);
+        assert_eq!(held.get(), 0);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&root);
     }

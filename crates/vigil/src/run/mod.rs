@@ -167,6 +167,17 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         collector.state.set_ready(false);
     }
     tracing::info!(target: LIFECYCLE, reason, in_flight, grace_ms = config.shutdown_grace.as_millis() as u64, "shutdown_started");
+    // Records the forwarder holds in memory (the spool could not take them): lost if
+    // the shutdown stops waiting for it, and then said so.
+    let held = inference
+        .as_ref()
+        .and_then(|i| i.forwarder.as_ref())
+        .map(vigil_forwarder::ForwarderTask::held);
+    let report_held = |why: &str| {
+        if let Some(records) = held.as_ref().map(|h| h.get()).filter(|n| *n > 0) {
+            tracing::error!(target: LIFECYCLE, records, reason = why, "prediction_records_lost");
+        }
+    };
     let graceful = async {
         if !config.shutdown_delay.is_zero() {
             // Keep serving while load balancers notice the failing readiness probe
@@ -189,7 +200,10 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
             let until = deadline.max(tokio::time::Instant::now() + FLUSH_AT_LEAST);
             match tokio::time::timeout_at(until, task.finish()).await {
                 Ok(n) => flushed_records = n,
-                Err(_) => tracing::warn!(target: LIFECYCLE, "forwarder_flush_expired"),
+                Err(_) => {
+                    tracing::warn!(target: LIFECYCLE, "forwarder_flush_expired");
+                    report_held("held in memory when the forwarder's flush ran out of time");
+                }
             }
         }
         let _ = stop_collector.send(true);
@@ -205,6 +219,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         flushed = graceful => flushed,
         () = signals.interrupt() => {
             tracing::warn!(target: LIFECYCLE, reason, "shutdown_forced");
+            report_held("held in memory when a second SIGINT forced the exit");
             anyhow::bail!("stopped by a second SIGINT before the graceful shutdown ended");
         }
     };

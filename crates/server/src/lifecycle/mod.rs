@@ -378,14 +378,20 @@ impl Lifecycle {
             .collect::<Result<BTreeMap<String, bool>, LifecycleError>>()?;
         let mut next_base = base.clone();
         let mut report = Rescanned::default();
+        // Written once the rescan is in force: a history that names a version the
+        // base does not hold yet would lose the one it replaced at a rollback.
+        let mut histories = Vec::new();
         let mut catalog = (*models.load_full()).clone();
         for model in fresh.iter() {
             let name = &model.card.name;
             let serving = catalog.get(name).map(|s| s.model.clone());
             let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == "uploaded");
             let before = next_base.insert(name.clone(), model.clone());
-            if uploaded_serving {
-                self.keep_for_rollback(name, before.as_deref(), &model.card.version)?;
+            if uploaded_serving
+                && let Some(state) =
+                    self.keep_for_rollback(name, before.as_deref(), &model.card.version)?
+            {
+                histories.push((name.clone(), state));
             }
             if uploaded_serving || unloaded[name] {
                 report.kept.push(name.clone());
@@ -418,23 +424,29 @@ impl Lifecycle {
         }
         *base = next_base;
         models.replace(catalog);
+        for (name, state) in histories {
+            if let Err(e) = self.save_state(&name, &state) {
+                tracing::warn!(target: "vigil::lifecycle", model = %name, error = %e, "model_history_not_saved");
+            }
+        }
         Ok(report)
     }
 
     /// A rescan brought the directory's `version` of a model an uploaded version
     /// serves: it takes the place of the directory's version before (`before`) in the
     /// history, or joins it as the oldest, so a rollback reaches it. The version it
-    /// replaced is no longer in the directory and could not be loaded.
+    /// replaced is no longer in the directory and could not be loaded. Returns the
+    /// state to write, `None` when its history is right already.
     fn keep_for_rollback(
         &self,
         name: &str,
         before: Option<&LoadedModel>,
         version: &str,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<Option<ModelState>, LifecycleError> {
         let mut state = self.state(name)?;
         let old = before.map(|m| m.card.version.as_str());
         if old == Some(version) && state.history.iter().any(|v| v == version) {
-            return Ok(());
+            return Ok(None);
         }
         let at = state.history.iter().position(|v| Some(v.as_str()) == old);
         state
@@ -442,7 +454,7 @@ impl Lifecycle {
             .retain(|v| v != version && Some(v.as_str()) != old);
         let at = at.map_or(0, |i| i.min(state.history.len()));
         state.history.insert(at, version.to_owned());
-        self.save_state(name, &state)
+        Ok(Some(state))
     }
 
     fn state(&self, name: &str) -> Result<ModelState, LifecycleError> {

@@ -36,3 +36,20 @@ macro_rules! put_raw {
         write!(std::io::stdout(), $($arg)*)
     }};
 }
+
+/// Whether a line written to file descriptor `fd` (1 stdout, 2 stderr) can reach
+/// anyone: not when it is `/dev/null`, which is also what a stream closed at start
+/// (`2>&-`) becomes (Rust's runtime opens `/dev/null` in its place, and every write
+/// then succeeds). A secret shown only once must not be "shown" there.
+pub fn reaches_someone(fd: u8) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let null = std::fs::metadata("/dev/null");
+    let stream = std::fs::metadata(format!("/proc/self/fd/{fd}"));
+    match (stream, null) {
+        (Ok(stream), Ok(null)) => {
+            !(stream.file_type().is_char_device() && stream.rdev() == null.rdev())
+        }
+        // Without /proc (or /dev/null) there is no telling: written as usual.
+        _ => true,
+    }
+}

@@ -89,6 +89,11 @@ fn create(
     }
     // Shown before it is stored: a key stored but never shown (stdout closed, a full
     // disk behind `>`) would work for nobody and hold its name.
+    if !crate::console::reaches_someone(1) {
+        bail!(
+            "stdout is /dev/null (or was closed): the key would be shown to nobody; nothing was stored"
+        );
+    }
     put!("{key}")
         .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
         .map_err(|e| {

@@ -279,6 +279,57 @@ fn a_key_that_cannot_be_shown_is_not_stored() {
     let (_, listed, _) = keys(dir.path(), &["list", "--json"]);
     assert_eq!(listed, "", "no key was stored");
 
+    // To /dev/null (or a closed stdout, which Rust's runtime turns into /dev/null):
+    // every write succeeds, and nobody sees the key.
+    let out = Command::new(vigil_binary())
+        .args(["keys", "create", "--name", "ci", "--role", "predict"])
+        .args(["--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shown to nobody"), "{stderr}");
+    let (_, listed, _) = keys(dir.path(), &["list", "--json"]);
+    assert_eq!(listed, "", "no key was stored");
+
+    // `vigil up 2>/dev/null` makes no admin key on its first start: it says why, on
+    // stdout, and runs.
+    let mut up = Command::new(vigil_binary())
+        .args([
+            "up",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--collector-port",
+            "0",
+        ])
+        .args(["--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(up.stdout.take().unwrap())) {
+        let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let message = line["message"].as_str().unwrap_or("").to_owned();
+        said.push(message.clone());
+        if message == "api_keys" {
+            break;
+        }
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(
+        said.iter().any(|m| m == "admin_key_not_created"),
+        "{said:?}"
+    );
+    let (_, listed, _) = keys(dir.path(), &["list", "--json"]);
+    assert_eq!(listed, "", "no key was stored");
+
     let (ok, _, _) = keys(dir.path(), &["create", "--name", "ci", "--role", "predict"]);
     assert!(ok);
     let out = Command::new(vigil_binary())

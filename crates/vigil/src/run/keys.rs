@@ -41,7 +41,17 @@ pub(super) fn load(config: &Config) -> anyhow::Result<StartKeys> {
     };
     let mut keyring = stored.keyring(&config.keys).with_context(sources)?;
     let mut created_admin_key = None;
-    if config.mode == Mode::Up && !keyring.has_admin() {
+    // A key written to /dev/null (`2>/dev/null`, a closed stderr) is seen by nobody:
+    // none is made; the next start with a visible stderr makes one.
+    let seen = crate::console::reaches_someone(2);
+    if config.mode == Mode::Up && !keyring.has_admin() && !seen {
+        tracing::warn!(
+            target: LIFECYCLE,
+            hint = "stderr is /dev/null: start once with stderr visible, or make one with `vigil keys create --name admin --role admin`",
+            "admin_key_not_created"
+        );
+    }
+    if config.mode == Mode::Up && !keyring.has_admin() && seen {
         let name = ["admin", "vigil-admin"]
             .into_iter()
             .find(|n| !keyring.iter().any(|k| &*k.name == *n))

@@ -74,13 +74,20 @@ pub fn run(args: LoadArgs) -> ExitCode {
     }
     match outcome {
         Ok(report) => {
-            // The report is the output; a reader gone before it does not change
-            // the run's outcome (the exit code below).
-            let _ = put!(
+            // The report is the output: one that could not be written whole (a full
+            // disk behind `>`) fails the run; a reader gone before it (`| head`)
+            // does not change its outcome.
+            let written = put!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             );
             let mut failed = false;
+            if let Err(e) = written
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                say!("vigil load: cannot write the report: {e}");
+                failed = true;
+            }
             if report.unexpected > 0 {
                 say!(
                     "vigil load: {} answers broke the API contract (see `examples`)",

@@ -12,7 +12,13 @@ pub fn run(args: &ModelsArgs) -> ExitCode {
     match &args.action {
         ModelsAction::Check { dir } => {
             let report = check(dir);
-            let _ = put_raw!("{report}");
+            // The report is the output: one that cannot be written whole fails.
+            if let Err(e) = put_raw!("{report}")
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                say!("vigil models check: cannot write the report: {e}");
+                return ExitCode::FAILURE;
+            }
             if report.ok() {
                 ExitCode::SUCCESS
             } else {

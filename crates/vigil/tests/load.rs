@@ -285,6 +285,18 @@ async fn a_duration_shorter_than_a_tick_ends_the_run_on_time() {
     assert_eq!(report["sent"], 1, "{report}");
     let elapsed = report["elapsed_s"].as_f64().unwrap();
     assert!((0.5..1.9).contains(&elapsed), "{report}");
+    // A report that cannot be written whole (a full disk behind `>`) fails the run;
+    // it exited 0 with the report cut off.
+    // (std's `output` keeps the stdout given; tokio's replaces it with a pipe.)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("load")
+        .args(args)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the report"), "{stderr}");
 }
 
 /// An interrupt while the last labels wait out `--feedback-delay` sends them at once

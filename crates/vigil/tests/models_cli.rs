@@ -585,3 +585,22 @@ fn check_names_each_problem_with_its_fix() {
         "{report}"
     );
 }
+
+/// A report that cannot be written whole (a full disk behind `>`) fails the check: it
+/// passed with the report cut off.
+#[test]
+fn a_check_whose_report_cannot_be_written_fails() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/defect-detector");
+    let out = Command::new(vigil_binary())
+        .args(["models", "check"])
+        .arg(&model)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot write the report"),
+        "{}",
+        text(&out.stderr)
+    );
+}

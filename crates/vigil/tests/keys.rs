@@ -232,23 +232,29 @@ fn a_start_that_fails_keeps_no_admin_key_nobody_saw() {
 /// A key that cannot be shown is not stored: the first start's admin key with stderr
 /// unwritable, `vigil keys create` with stdout unwritable. Both panicked (exit 101)
 /// after storing a key nobody had; and `list` with nowhere to write exits 1, not 101.
+/// `vigil up` on free ports and the data dir `data`, outside any config file.
+fn up_on(data: &str) -> Command {
+    let mut up = Command::new(vigil_binary());
+    up.args([
+        "up",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--collector-port",
+        "0",
+    ])
+    .args(["--data-dir", data])
+    .env_remove("VIGIL_CONFIG");
+    up
+}
+
 #[test]
 fn a_key_that_cannot_be_shown_is_not_stored() {
     let full = || std::fs::File::create("/dev/full").unwrap();
     let dir = TempDir::new("keys-unshown");
     let data = dir.path().to_str().unwrap();
-    let mut up = Command::new(vigil_binary())
-        .args([
-            "up",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--collector-port",
-            "0",
-        ])
-        .args(["--data-dir", data])
-        .env_remove("VIGIL_CONFIG")
+    let mut up = up_on(data)
         .stdout(std::process::Stdio::null())
         .stderr(full())
         .spawn()
@@ -296,18 +302,7 @@ fn a_key_that_cannot_be_shown_is_not_stored() {
 
     // `vigil up 2>/dev/null` makes no admin key on its first start: it says why, on
     // stdout, and runs.
-    let mut up = Command::new(vigil_binary())
-        .args([
-            "up",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--collector-port",
-            "0",
-        ])
-        .args(["--data-dir", data])
-        .env_remove("VIGIL_CONFIG")
+    let mut up = up_on(data)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -148,6 +148,18 @@ pub use rank::Quantile;
 pub use sqlite_writer::SqliteWriter;
 pub use stats::{ModelStats, ValueStats};
 
+/// The connection settings a `postgres://` URL names, or why it names none (an
+/// unknown `sslmode`, say). The message never holds the URL: it may carry a password.
+fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))
+}
+
+/// Checks a PostgreSQL URL without connecting, so a configuration names a URL vigil
+/// cannot use before any port is bound.
+pub fn check_postgres_url(url: &str) -> Result<(), StoreError> {
+    postgres_options(url).map(drop)
+}
+
 impl Store {
     /// SQLite database file `vigil.db` under `data_dir` (created if missing).
     pub async fn sqlite(data_dir: &Path) -> Result<Self, StoreError> {
@@ -190,8 +202,7 @@ impl Store {
     /// itself, so a database that is down at start or later is an error per call, not
     /// a dead collector.
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
-        let options =
-            PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+        let options = postgres_options(url)?;
         // The migrations below need the database; when it cannot be reached the lazy
         // pool only says it timed out. Direct connections first say why (refused,
         // authentication, no such database), retried like the pool retries for its

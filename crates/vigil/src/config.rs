@@ -253,6 +253,9 @@ impl Config {
         }
         if let Some(url) = &database_url {
             usable_url("database_url", url)?;
+            // Its options too (`sslmode=bogus`): a setting, not a failed start.
+            vigil_store::check_postgres_url(url)
+                .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
         }
         let collector_url = a.collector_url.clone().or(f.collector_url);
         if let Some(url) = &collector_url {

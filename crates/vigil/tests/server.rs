@@ -501,6 +501,15 @@ fn bad_configuration_exits_64_before_binding() {
             "collector_url must not hold a query",
         ),
         (vec!["serve", "--log-level", ""], "log level"),
+        // A URL that parses with options PostgreSQL's client does not know.
+        (
+            vec![
+                "collector",
+                "--database-url",
+                "postgres://u:hunter2secret@127.0.0.1:1/db?sslmode=bogus",
+            ],
+            "database_url: invalid database url",
+        ),
         (vec!["serve", "--body-limit-bytes", "0"], "body_limit_bytes"),
         (vec!["serve", "--config", unknown.to_str().unwrap()], "prot"),
         (

@@ -232,6 +232,17 @@ fn a_start_that_fails_keeps_no_admin_key_nobody_saw() {
 /// A key that cannot be shown is not stored: the first start's admin key with stderr
 /// unwritable, `vigil keys create` with stdout unwritable. Both panicked (exit 101)
 /// after storing a key nobody had; and `list` with nowhere to write exits 1, not 101.
+/// `vigil keys create --name ci --role predict` on `data`, its stdout going to `stdout`.
+fn create_ci_key(data: &str, stdout: impl Into<std::process::Stdio>) -> std::process::Output {
+    Command::new(vigil_binary())
+        .args(["keys", "create", "--name", "ci", "--role", "predict"])
+        .args(["--data-dir", data])
+        .env_remove("VIGIL_CONFIG")
+        .stdout(stdout)
+        .output()
+        .unwrap()
+}
+
 /// `vigil up` on free ports and the data dir `data`, outside any config file.
 fn up_on(data: &str) -> Command {
     let mut up = Command::new(vigil_binary());
@@ -272,13 +283,7 @@ fn a_key_that_cannot_be_shown_is_not_stored() {
     assert!(ok);
     assert_eq!(listed, "", "no key was stored");
 
-    let out = Command::new(vigil_binary())
-        .args(["keys", "create", "--name", "ci", "--role", "predict"])
-        .args(["--data-dir", data])
-        .env_remove("VIGIL_CONFIG")
-        .stdout(full())
-        .output()
-        .unwrap();
+    let out = create_ci_key(data, full());
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nothing was stored"), "{stderr}");
@@ -287,13 +292,7 @@ fn a_key_that_cannot_be_shown_is_not_stored() {
 
     // To /dev/null (or a closed stdout, which Rust's runtime turns into /dev/null):
     // every write succeeds, and nobody sees the key.
-    let out = Command::new(vigil_binary())
-        .args(["keys", "create", "--name", "ci", "--role", "predict"])
-        .args(["--data-dir", data])
-        .env_remove("VIGIL_CONFIG")
-        .stdout(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = create_ci_key(data, std::process::Stdio::null());
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("shown to nobody"), "{stderr}");

@@ -6,11 +6,12 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{StatusCode, Uri};
+use serde::Deserialize;
 use serde_json::json;
 use vigil_records::CardSummary;
 
-use super::{json_body, now_ms};
+use super::{json_body, now_ms, query};
 use crate::CollectorState;
 use crate::cards::CardRefused;
 use crate::error::CollectorError;
@@ -34,9 +35,19 @@ pub async fn put_card(
     Ok((StatusCode::OK, Json(card)).into_response())
 }
 
-/// `GET /models`: the cards this collector knows.
-pub async fn cards(State(state): State<CollectorState>) -> Response {
-    Json(json!({ "models": state.cards.all() })).into_response()
+/// `GET /models` takes no query parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardsQuery {}
+
+/// `GET /models`: the cards this collector knows. A query parameter is refused, as on
+/// the collector's other reads: `?model=x` does not filter, and a 200 would say it did.
+pub async fn cards(
+    State(state): State<CollectorState>,
+    uri: Uri,
+) -> Result<Response, CollectorError> {
+    let CardsQuery {} = query(&uri)?;
+    Ok(Json(json!({ "models": state.cards.all() })).into_response())
 }
 
 impl CollectorState {

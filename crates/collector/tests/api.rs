@@ -392,6 +392,71 @@ async fn cursors_page_on_when_pasted_into_a_url_whatever_the_ids_hold() {
     assert_eq!(ids, ["a=b", "/?;"], "{}", page.text);
 }
 
+/// Records of 4,096 features weigh ~40 KB each as text: a page of 1,000 of them would
+/// be 40 MB in the collector's memory, twice. Pages end near `MAX_PAGE_BYTES` instead,
+/// and paging on reaches every record once.
+#[tokio::test]
+async fn pages_of_large_records_end_at_a_byte_bound_and_page_on() {
+    let dir = TempDir::new("collector-page-bytes");
+    let state = CollectorState::new(
+        Store::open(None, &dir.0).await.unwrap(),
+        CollectorConfig::default(),
+    );
+    state.probe_database().await;
+    let app = app(state);
+    let features: Vec<f64> = (0..vigil_records::MAX_FEATURES)
+        .map(|i| 1000.0 + i as f64 + 0.123_456)
+        .collect();
+    for batch in 0..2 {
+        let records: Vec<Value> = (0..100)
+            .map(|i| {
+                let mut r = record(&format!("big-{batch}-{i:03}"), false);
+                r["features"] = json!(features);
+                r
+            })
+            .collect();
+        let r = send(
+            &app,
+            post("/log", json!({ "records": records }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let uri = match &cursor {
+            Some(c) => format!("/predictions?limit=1000&cursor={c}"),
+            None => "/predictions?limit=1000".to_owned(),
+        };
+        let page = send(&app, get(&uri)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        let bound = vigil_collector::handlers::MAX_PAGE_BYTES;
+        assert!(
+            page.text.len() < bound + bound / 4,
+            "a page of {} bytes",
+            page.text.len()
+        );
+        let records = page.body["predictions"].as_array().unwrap();
+        assert!(records.len() < 200, "{} records in one page", records.len());
+        assert_eq!(records[0]["features"], json!(features));
+        seen.extend(
+            records
+                .iter()
+                .map(|p| p["prediction_id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "{pages} pages");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (200, 200));
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let dir = TempDir::new("collector-bad");
@@ -671,6 +736,12 @@ async fn bad_input(app: &Router) {
         ),
         (
             get("/stats?window=forever"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        // `GET /models` filters nothing: a parameter is refused, not ignored.
+        (
+            get("/models?model=defect-detector"),
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),

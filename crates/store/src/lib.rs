@@ -139,7 +139,7 @@ pub mod testing;
 
 pub use feedback::{FeedbackStored, Graded, Label, Predicted, Truth};
 pub use incidents::{AlertEffect, Incident};
-pub use predictions::{Cursor, Filter, Inserted};
+pub use predictions::{Cursor, Filter, Inserted, Page, PageSize};
 pub use quality::{
     CALIBRATION_BINS, ConfusionRow, ErrorSums, QualityRows, Ranked, SlotCell, SlotErrors,
     calibration_bin,

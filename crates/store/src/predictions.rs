@@ -1,6 +1,7 @@
 //! Prediction records: stored at most once per `prediction_id`, and read back newest
 //! first through filters and a cursor.
 
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
@@ -115,14 +116,19 @@ impl Store {
         }
     }
 
-    /// Records matching `filter`, newest first, after `cursor`, at most `limit`.
+    /// Records matching `filter`, newest first, after `cursor`, within `size`.
+    ///
+    /// Rows are read one at a time and the page ends once it holds `size.bytes` of
+    /// record text (at least one record): features of thousands of values make a
+    /// record ~100 KB, and 1,000 of them held at once (then once more as the JSON
+    /// answer) took a collector's memory by the hundreds of megabytes a request.
     pub async fn predictions(
         &self,
         filter: &Filter,
         cursor: Option<&Cursor>,
-        limit: u32,
-    ) -> Result<Vec<Record>, StoreError> {
-        let rows = with_pool!(self, pool => {
+        size: PageSize,
+    ) -> Result<Page, StoreError> {
+        let page = with_pool!(self, pool => {
             let mut q = QueryBuilder::new(
                 "SELECT prediction_id, model, model_version, ts_ms, label, confidence, is_defect, latency_ms, \
                  request_id, trace_id, status, error_type, features, value FROM predictions WHERE 1=1",
@@ -148,34 +154,85 @@ impl Store {
                 q.push(" AND prediction_id < ").push_bind(c.prediction_id.clone());
                 q.push("))");
             }
-            q.push(" ORDER BY ts_ms DESC, prediction_id DESC LIMIT ").push_bind(i64::from(limit));
-            q.build()
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| {
-                    let status: String = row.try_get("status")?;
-                    Ok(Record {
-                        prediction_id: row.try_get("prediction_id")?,
-                        model: row.try_get("model")?,
-                        model_version: row.try_get("model_version")?,
-                        ts_ms: row.try_get("ts_ms")?,
-                        label: row.try_get("label")?,
-                        confidence: row.try_get("confidence")?,
-                        is_defect: row.try_get::<i32, _>("is_defect")? != 0,
-                        latency_ms: row.try_get("latency_ms")?,
-                        request_id: row.try_get("request_id")?,
-                        trace_id: row.try_get("trace_id")?,
-                        status: Status::parse(&status).unwrap_or(Status::Error),
-                        error_type: row.try_get("error_type")?,
-                        features: row.try_get("features")?,
-                        value: row.try_get("value")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
+            q.push(" ORDER BY ts_ms DESC, prediction_id DESC LIMIT ").push_bind(i64::from(size.rows));
+            let mut rows = q.build().fetch(pool);
+            let mut page = Page::default();
+            let mut bytes = 0;
+            while let Some(row) = rows.try_next().await? {
+                let status: String = row.try_get("status")?;
+                let record = Record {
+                    prediction_id: row.try_get("prediction_id")?,
+                    model: row.try_get("model")?,
+                    model_version: row.try_get("model_version")?,
+                    ts_ms: row.try_get("ts_ms")?,
+                    label: row.try_get("label")?,
+                    confidence: row.try_get("confidence")?,
+                    is_defect: row.try_get::<i32, _>("is_defect")? != 0,
+                    latency_ms: row.try_get("latency_ms")?,
+                    request_id: row.try_get("request_id")?,
+                    trace_id: row.try_get("trace_id")?,
+                    status: Status::parse(&status).unwrap_or(Status::Error),
+                    error_type: row.try_get("error_type")?,
+                    features: row.try_get("features")?,
+                    value: row.try_get("value")?,
+                };
+                bytes += text_len(&record);
+                page.records.push(record);
+                if bytes >= size.bytes {
+                    // Dropping the stream stops the query: the rest is never read.
+                    page.full = true;
+                    break;
+                }
+            }
+            page.full |= page.records.len() == size.rows as usize;
+            page
         });
-        Ok(rows)
+        Ok(page)
     }
+}
+
+/// The bounds of one page of [`Store::predictions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize {
+    /// Most records.
+    pub rows: u32,
+    /// The page ends with the record that takes its text to this many bytes.
+    pub bytes: usize,
+}
+
+impl PageSize {
+    /// At most `rows` records, however large.
+    pub fn rows(rows: u32) -> Self {
+        Self {
+            rows,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// One page of [`Store::predictions`].
+#[derive(Debug, Default)]
+pub struct Page {
+    pub records: Vec<Record>,
+    /// The page ended at one of its bounds, not at the last matching record, so more
+    /// may follow (the next page may also be empty).
+    pub full: bool,
+}
+
+/// About what a record weighs as text: its strings, and a fixed share for the rest
+/// (numbers, field names in the JSON it becomes).
+fn text_len(r: &Record) -> usize {
+    const FIXED: usize = 256;
+    let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    FIXED
+        + r.prediction_id.len()
+        + r.model.len()
+        + r.model_version.len()
+        + r.request_id.len()
+        + optional(&r.label)
+        + optional(&r.trace_id)
+        + optional(&r.error_type)
+        + optional(&r.features)
 }
 
 /// PostgreSQL's insert: [`INSERT_CHUNK`] rows a statement, in one transaction; says per

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vigil_store::testing::{Postgres, TempDir};
-use vigil_store::{AlertEffect, Cursor, Filter, Incident, Record, Status, Store};
+use vigil_store::{AlertEffect, Cursor, Filter, Incident, PageSize, Record, Status, Store};
 
 fn record(i: usize, model: &str) -> Record {
     let defect = i.is_multiple_of(4);
@@ -67,11 +67,12 @@ async fn contract(store: &Store) {
                 ..Filter::default()
             },
             None,
-            10,
+            PageSize::rows(10),
         )
         .await
         .unwrap();
-    assert_eq!(page, vec![failed]);
+    assert_eq!(page.records, vec![failed]);
+    assert!(!page.full);
 
     // Filters and cursor paging, newest first, no gaps or repeats.
     let filter = Filter {
@@ -83,9 +84,10 @@ async fn contract(store: &Store) {
     let mut cursor: Option<Cursor> = None;
     loop {
         let page = store
-            .predictions(&filter, cursor.as_ref(), 100)
+            .predictions(&filter, cursor.as_ref(), PageSize::rows(100))
             .await
-            .unwrap();
+            .unwrap()
+            .records;
         if page.is_empty() {
             break;
         }
@@ -108,7 +110,12 @@ async fn contract(store: &Store) {
         ..Filter::default()
     };
     assert_eq!(
-        store.predictions(&window, None, 100).await.unwrap().len(),
+        store
+            .predictions(&window, None, PageSize::rows(100))
+            .await
+            .unwrap()
+            .records
+            .len(),
         10
     );
 
@@ -125,7 +132,12 @@ async fn contract(store: &Store) {
         model: Some("house-price".into()),
         ..Filter::default()
     };
-    let page = store.predictions(&house, None, 1000).await.unwrap();
+    let page = store
+        .predictions(&house, None, PageSize::rows(1000))
+        .await
+        .unwrap();
+    assert!(!page.full, "201 records, none after them");
+    let page = page.records;
     assert_eq!(page.len(), 201);
     let stored: Vec<(String, Option<f64>)> = page
         .iter()
@@ -133,6 +145,52 @@ async fn contract(store: &Store) {
         .collect();
     assert!(stored.contains(&("house-price-000037".into(), Some(170.0))));
     assert!(stored.contains(&("house-price-000000".into(), None)));
+
+    // A byte bound ends pages early, and paging on from them misses nothing.
+    for bytes in [1, 10_000] {
+        let size = PageSize { rows: 1000, bytes };
+        let (mut seen, mut cursor) = (Vec::new(), None::<Cursor>);
+        loop {
+            let page = store
+                .predictions(&house, cursor.as_ref(), size)
+                .await
+                .unwrap();
+            let records = page.records.len();
+            assert!(
+                (1..100).contains(&records),
+                "{records} records of {bytes} bytes"
+            );
+            let last = page.records.last().unwrap();
+            cursor = Some(Cursor {
+                ts_ms: last.ts_ms,
+                prediction_id: last.prediction_id.clone(),
+            });
+            seen.extend(page.records.into_iter().map(|r| r.prediction_id));
+            if !page.full {
+                break;
+            }
+            if bytes == 1 {
+                assert_eq!(records, 1);
+            }
+            if seen.len() == 201 {
+                // The last record ended a page at its bound: the next is empty.
+                let rest = store
+                    .predictions(&house, cursor.as_ref(), size)
+                    .await
+                    .unwrap();
+                assert!(rest.records.is_empty() && !rest.full);
+                break;
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            (seen.len(), unique.len()),
+            (201, 201),
+            "{bytes} bytes a page"
+        );
+    }
 
     // Stats.
     let stats = store.stats(0, i64::MAX).await.unwrap();

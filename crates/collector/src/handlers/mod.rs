@@ -23,7 +23,7 @@ pub use cards::{cards, put_card};
 pub use feedback::{MAX_FUTURE_MS, feedback};
 pub use log::{ACCEPT_POST, LogAccepted, log};
 pub use quality::{Coverage, ModelQuality, QualityBody, quality};
-pub use read::{MAX_PAGE, PredictionsPage, StatsBody, predictions, stats};
+pub use read::{MAX_PAGE, MAX_PAGE_BYTES, PredictionsPage, StatsBody, predictions, stats};
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()

@@ -6,7 +6,7 @@ use axum::extract::State;
 use http::Uri;
 use serde::{Deserialize, Serialize};
 use vigil_records::{Record, WireRecord, rfc3339_ms};
-use vigil_store::{Cursor, Filter, ModelStats};
+use vigil_store::{Cursor, Filter, ModelStats, PageSize};
 
 use super::{now_ms, parse_time, parse_window, query};
 use crate::CollectorState;
@@ -14,6 +14,12 @@ use crate::error::CollectorError;
 
 /// Most rows one `GET /predictions` page returns.
 pub const MAX_PAGE: u32 = 1000;
+
+/// About how much record text one `GET /predictions` page holds: it ends with the
+/// record that reaches this. 1,000 plain records weigh ~400 KB and come whole; records
+/// with thousands of features (~100 KB each) come a few dozen a page, so that a page is
+/// never tens of megabytes in the collector's memory (then again as its JSON).
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,16 +105,25 @@ pub async fn predictions(
             .transpose()?,
     };
     let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = state
+    let size = PageSize {
+        rows: limit,
+        bytes: MAX_PAGE_BYTES,
+    };
+    let page = state
         .store
-        .predictions(&filter, cursor.as_ref(), limit)
+        .predictions(&filter, cursor.as_ref(), size)
         .await
         .map_err(CollectorError::Unavailable)?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(encode_cursor))
+    let next_cursor = page
+        .full
+        .then(|| page.records.last().map(encode_cursor))
         .flatten();
     Ok(Json(PredictionsPage {
-        predictions: rows.into_iter().map(WireRecord::from_stored).collect(),
+        predictions: page
+            .records
+            .into_iter()
+            .map(WireRecord::from_stored)
+            .collect(),
         next_cursor,
     }))
 }

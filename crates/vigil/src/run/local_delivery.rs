@@ -134,9 +134,10 @@ mod tests {
         assert_eq!(metrics.count(Outcome::Dropped), 1);
         let stored: Vec<String> = collector
             .store
-            .predictions(&Default::default(), None, 10)
+            .predictions(&Default::default(), None, vigil_store::PageSize::rows(10))
             .await
             .unwrap()
+            .records
             .into_iter()
             .map(|r| r.prediction_id)
             .collect();

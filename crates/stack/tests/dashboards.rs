@@ -706,6 +706,46 @@ fn ratio_problems(expr: &str) -> Vec<String> {
     problems
 }
 
+/// Gauges every collector replica reports for the whole database (each the same
+/// number): a sum over replicas counts it once per replica.
+const DATABASE_WIDE: &[&str] = &["incidents_open"];
+
+/// Gauges a replica exports as NaN until it has data (drift below 100 inputs, the
+/// estimated accuracy before its first prediction): `sum` or `avg` over replicas is NaN
+/// while one of them is idle; `max` and `min` skip NaN.
+const NAN_UNTIL_DATA: &[&str] = &[
+    "model_feature_drift_psi",
+    "model_prediction_drift_psi",
+    "model_estimated_accuracy",
+];
+
+/// Aggregations across replicas that suit what each gauge means.
+fn fleet_gauge_problems(expr: &str) -> Vec<String> {
+    let selected = lex(expr).selectors;
+    let selects = |metric: &&&str| selected.iter().any(|s| s.metric == **metric);
+    let head: String = expr
+        .trim_start()
+        .chars()
+        .take_while(|&c| is_ident(c))
+        .collect();
+    let mut problems = Vec::new();
+    for metric in DATABASE_WIDE.iter().filter(selects) {
+        if matches!(head.as_str(), "sum" | "count") {
+            problems.push(format!(
+                "`{metric}` is the whole database's on every replica: take `max`, not `{head}`: {expr}"
+            ));
+        }
+    }
+    for metric in NAN_UNTIL_DATA.iter().filter(selects) {
+        if matches!(head.as_str(), "sum" | "avg") && !expr.contains("==") {
+            problems.push(format!(
+                "`{metric}` is NaN on an idle replica: `{head}` needs its NaN left out (`x == x`): {expr}"
+            ));
+        }
+    }
+    problems
+}
+
 /// Every problem the expression-level checks find.
 fn expr_problems(expr: &str) -> Vec<String> {
     [
@@ -714,6 +754,7 @@ fn expr_problems(expr: &str) -> Vec<String> {
         metric_problems(expr),
         range_problems(expr),
         ratio_problems(expr),
+        fleet_gauge_problems(expr),
     ]
     .concat()
 }
@@ -1076,6 +1117,21 @@ fn ratios_divide_aggregated_rates() {
 }
 
 #[test]
+fn gauges_are_aggregated_over_replicas_as_they_mean() {
+    let mut problems = Vec::new();
+    for (file, d) in dashboards() {
+        for (title, expr) in prometheus_exprs(&d) {
+            problems.extend(
+                fleet_gauge_problems(&expr)
+                    .into_iter()
+                    .map(|p| format!("{file}: `{title}`: {p}")),
+            );
+        }
+    }
+    assert_no_problems(&problems);
+}
+
+#[test]
 fn models_dashboard_filters_by_model_and_instance() {
     let d = dashboard("vigil-models.json");
     let mut problems = Vec::new();
@@ -1194,6 +1250,10 @@ fn checks_catch_the_mistakes_they_exist_for() {
         r#"sum(rate(http_requests_total[5m]))"#,
         // Ratio of raw rates.
         r#"rate(predictions_total{status="error"}[$__rate_interval]) / rate(predictions_total[$__rate_interval])"#,
+        // The database's count once per collector replica.
+        r#"sum(incidents_open{job=~"$job"})"#,
+        // NaN as soon as one replica has not served the model.
+        r#"avg by (model) (model_estimated_accuracy{model=~"$model"})"#,
     ];
     for expr in bad {
         assert!(!expr_problems(expr).is_empty(), "not caught: {expr}");
@@ -1205,6 +1265,8 @@ fn checks_catch_the_mistakes_they_exist_for() {
         r#"sum by (model, class) (rate(predictions_by_class_total[$__rate_interval])) / ignoring (class) group_left sum by (model) (rate(predictions_by_class_total[$__rate_interval]))"#,
         r#"count(model_loaded{model=~"$model"} == 0) or vector(0)"#,
         r#"time() - process_start_time_seconds{job=~"$job"}"#,
+        r#"max(incidents_open{job=~"$job"})"#,
+        r#"avg by (model) (model_estimated_accuracy{model=~"$model"} == model_estimated_accuracy{model=~"$model"})"#,
     ];
     for expr in good {
         assert_no_problems(&expr_problems(expr));

@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub const ACTIVE: &str = "vigil.log";
+
+/// Held locked while a process writes the directory. Two processes appending to one
+/// `vigil.log` would rotate (and compress, and delete) each other's file from under the
+/// other's open handle, losing its lines. Hidden, so `vigil logs dir/*` passes it by.
+pub const LOCK: &str = ".vigil.log.lock";
 const PREFIX: &str = "vigil.";
 
 /// The time part of a rotated name: `2026-12-01T21-05-47.123Z` (no colons: portable).

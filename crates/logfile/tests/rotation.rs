@@ -1,6 +1,7 @@
 //! Rotation on a real directory: by time (hourly and daily boundaries), by size (cut
 //! only between lines), retention after more rotations than kept and after a restart,
-//! gzip of rotated files, lines written while rotating, and an unwritable directory.
+//! gzip of rotated files, lines written while rotating, an unwritable directory, a file
+//! deleted or moved away while open, a cut-off last line, and one writer a directory.
 
 use std::io::Read;
 use std::path::Path;
@@ -36,6 +37,7 @@ fn files(dir: &Path) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
+        .filter(|e| e.file_name() != vigil_logfile::naming::LOCK)
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let bytes = std::fs::read(e.path()).unwrap();
@@ -255,4 +257,117 @@ fn an_unwritable_directory_is_a_counted_fault_not_a_failure() {
     assert!(FileFaults::global().count(Operation::Open) > before);
     std::fs::remove_file(dir.path()).unwrap();
     std::fs::create_dir(dir.path()).unwrap();
+}
+
+#[test]
+fn a_deleted_log_file_is_made_again_and_its_loss_counted() {
+    let dir = TempDir::new("logfile-deleted");
+    let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+    file.write_lines_at(line(1).as_bytes(), at(HOUR));
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let before = FileFaults::global().count(Operation::Write);
+    // The next write after a second looks at the name, finds the file gone, and opens
+    // a new one (and its directory) for this line.
+    file.write_lines_at(line(2).as_bytes(), at(HOUR + 2));
+    assert_eq!(all_lines(dir.path()), [line(2).trim_end()]);
+    assert!(FileFaults::global().count(Operation::Write) > before);
+}
+
+#[test]
+fn a_log_file_moved_away_keeps_its_lines_and_a_new_one_takes_the_next() {
+    let dir = TempDir::new("logfile-moved");
+    let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+    file.write_lines_at(line(1).as_bytes(), at(HOUR));
+    let moved = dir.path().join("by-logrotate.1");
+    std::fs::rename(dir.path().join("vigil.log"), &moved).unwrap();
+    file.write_lines_at(line(2).as_bytes(), at(HOUR + 2));
+    assert_eq!(std::fs::read_to_string(&moved).unwrap(), line(1));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("vigil.log")).unwrap(),
+        line(2)
+    );
+}
+
+#[test]
+fn a_cut_off_last_line_is_ended_before_the_next() {
+    let dir = TempDir::new("logfile-cut");
+    // A crash (or a full disk) left half a line.
+    std::fs::write(dir.path().join("vigil.log"), "{\"n\":0,\"mess").unwrap();
+    let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+    file.write_lines_at(line(1).as_bytes(), SystemTime::now());
+    let text = std::fs::read_to_string(dir.path().join("vigil.log")).unwrap();
+    assert_eq!(text, format!("{{\"n\":0,\"mess\n{}", line(1)));
+}
+
+#[test]
+fn one_process_at_a_time_writes_a_directory() {
+    let dir = TempDir::new("logfile-lock");
+    let first = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+    let second = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap_err();
+    assert!(second.to_string().contains("another process"), "{second}");
+    drop(first);
+    RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+}
+
+#[test]
+fn a_plain_file_as_the_directory_says_so() {
+    let dir = TempDir::new("logfile-notdir");
+    let path = dir.path().join("afile");
+    std::fs::write(&path, b"x").unwrap();
+    let e = RotatingFile::open(config(&path, Rotation::Never, None, 3)).unwrap_err();
+    assert!(e.to_string().contains("not a directory"), "{e}");
+}
+
+/// A tmpfs of a few pages mounted over a directory (the tests run as root, as CI
+/// does), unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Self {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs: {status}");
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_write_the_full_disk_cuts_short_leaves_no_half_line() {
+    let dir = TempDir::new("logfile-full");
+    let _disk = SmallDisk::mount(dir.path(), "16k");
+    let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
+    // Chunks of 50 lines (~1.6 KB), until one does not land whole: the disk filled
+    // up during it.
+    let (mut n, mut written) = (0, 0);
+    loop {
+        let chunk: String = (n..n + 50).map(line).collect();
+        file.write_lines_at(chunk.as_bytes(), at(HOUR));
+        written += chunk.len() as u64;
+        n += 50;
+        let len = std::fs::metadata(dir.path().join("vigil.log"))
+            .unwrap()
+            .len();
+        if len < written {
+            break;
+        }
+        assert!(n < 100_000, "the disk never filled");
+    }
+    let text = std::fs::read_to_string(dir.path().join("vigil.log")).unwrap();
+    assert!(
+        text.ends_with('\n'),
+        "ends in half a line: {:?}",
+        &text[text.len() - 20..]
+    );
+    for (i, l) in text.lines().enumerate() {
+        assert_eq!(format!("{l}\n"), line(i), "line {i}");
+    }
 }

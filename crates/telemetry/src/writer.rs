@@ -6,16 +6,24 @@
 //! polling: an idle process stays idle (500 timer wake-ups a second of a few idle
 //! servers cost a busy one on the same VM about a tenth of its throughput). Lines
 //! that do not fit are dropped and counted; dropping the [`WriterGuard`] writes
-//! everything still buffered.
+//! everything still buffered, waiting at most [`FINAL_WRITE_LIMIT`] for it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How often the writer thread wakes to write what has accumulated.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// How long the last write at shutdown may take. A stdout piped to a reader that no
+/// longer reads (`vigil up | sleep 1d`, a stuck log shipper) blocks `write(2)` for
+/// ever, and with it the process's exit after `shutdown_complete`: past this, the
+/// process exits without those lines. Within what an orchestrator allows after its
+/// SIGTERM (30 s on Kubernetes, less the shutdown delay and drain).
+pub const FINAL_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 struct Shared {
     buffer: Mutex<Buffer>,
@@ -75,10 +83,14 @@ impl LineWriter {
     }
 }
 
-/// Owns the writer thread; dropping it writes what is left and joins the thread.
+/// Owns the writer thread; dropping it writes what is left and joins the thread, or
+/// leaves it behind if that takes longer than `final_write`.
 pub struct WriterGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread ends.
+    ended: Receiver<()>,
+    final_write: Duration,
 }
 
 impl Drop for WriterGuard {
@@ -90,6 +102,10 @@ impl Drop for WriterGuard {
             self.shared.stop.store(true, Ordering::Release);
         }
         self.shared.urgent.notify_one();
+        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(self.final_write) {
+            // Blocked in a write: left behind, it ends with the process.
+            return;
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -113,9 +129,12 @@ pub fn spawn(
         stop: AtomicBool::new(false),
     });
     let worker = shared.clone();
+    let (ended_tx, ended) = channel::<()>();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            // Dropped when this thread ends, however: the guard's signal.
+            let _ended = ended_tx;
             let mut out = Vec::with_capacity(
                 worker
                     .buffer
@@ -170,6 +189,8 @@ pub fn spawn(
         WriterGuard {
             shared,
             thread: Some(thread),
+            ended,
+            final_write: FINAL_WRITE_LIMIT,
         },
     ))
 }
@@ -265,5 +286,35 @@ mod tests {
         // by the writer thread before it got stuck, but never a partial line).
         assert!(writer.dropped() >= 50 - 18, "dropped {}", writer.dropped());
         std::mem::forget(guard); // the stuck thread never returns
+    }
+
+    /// A sink that blocks for ever (a pipe nobody reads) holds the guard's drop, and so
+    /// the process's exit, for `final_write` at most.
+    #[test]
+    fn a_sink_that_never_takes_the_last_lines_delays_the_exit_a_bounded_time() {
+        struct Blocked;
+        impl Write for Blocked {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(0)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (writer, mut guard) = spawn("test-blocked", 1 << 20, Box::new(Blocked)).unwrap();
+        guard.final_write = Duration::from_millis(200);
+        writer.write_line(b"the last line\n");
+        // Dropped on a thread of its own, so that a drop that never returns fails the
+        // test instead of hanging it.
+        let (dropped, done) = channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = dropped.send(());
+        });
+        assert!(
+            done.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the guard's drop waited for the blocked write"
+        );
     }
 }

@@ -16,6 +16,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::address::BaseUrl;
+use crate::failure::why;
+
 /// Most labels in one `POST /feedback` (the collector takes up to 10,000).
 const BATCH: usize = 1000;
 /// How often due labels are sent.
@@ -64,11 +67,17 @@ pub struct FeedbackReport {
     /// Of `labels`, those sent before their delay was over because the run was
     /// interrupted (Ctrl-C or SIGTERM while the last labels waited).
     pub early: u64,
+    /// Labels never sent, or sent without an answer, because the run ended first: a
+    /// second Ctrl-C, or a collector that did not take them within the grace after
+    /// an interrupt. Not part of `labels`.
+    pub cut_off: u64,
 }
 
 /// Decides the labels of answers and sends them when due.
 pub(crate) struct Labeller {
     config: FeedbackConfig,
+    /// `config.collector`, checked.
+    collector: BaseUrl,
     /// The model's classes (empty for a regressor).
     classes: Vec<String>,
     rng: Mutex<StdRng>,
@@ -76,18 +85,28 @@ pub(crate) struct Labeller {
     report: Mutex<FeedbackReport>,
     /// Set on an interrupt: what is queued goes now, due or not.
     hurry: std::sync::atomic::AtomicBool,
+    /// Labels of the batch being sent (0 between batches): counted as cut off when
+    /// the run ends before the collector answers.
+    sending: Mutex<u64>,
 }
 
 impl Labeller {
-    pub fn new(config: FeedbackConfig, classes: Vec<String>, seed: u64) -> Self {
+    pub fn new(
+        config: FeedbackConfig,
+        collector: BaseUrl,
+        classes: Vec<String>,
+        seed: u64,
+    ) -> Self {
         Self {
             config,
+            collector,
             classes,
             // A stream of its own: the requests stay what they are without feedback.
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x005e_edfb)),
             queue: Mutex::default(),
             report: Mutex::default(),
             hurry: std::sync::atomic::AtomicBool::new(false),
+            sending: Mutex::new(0),
         }
     }
 
@@ -151,7 +170,7 @@ impl Labeller {
     /// Sends due labels until `finished` is set and the queue is empty (the last
     /// labels wait out their delay).
     pub async fn run(&self, client: reqwest::Client, finished: &std::sync::atomic::AtomicBool) {
-        let url = format!("{}/feedback", self.config.collector.trim_end_matches('/'));
+        let url = self.collector.join("/feedback");
         loop {
             let now = Instant::now();
             let hurry = self.hurry.load(std::sync::atomic::Ordering::Acquire);
@@ -188,11 +207,14 @@ impl Labeller {
 
     async fn send(&self, client: &reqwest::Client, url: &str, batch: Vec<Value>) {
         let n = batch.len() as u64;
+        *self.sending.lock() = n;
         let answer = client
             .post(url)
             .json(&json!({ "feedback": batch }))
             .send()
             .await;
+        // Messages name the collector without its user information.
+        let url = self.collector.shown_join("/feedback");
         let counts = match answer {
             Ok(r) if r.status().as_u16() == 202 => r
                 .json::<Value>()
@@ -209,9 +231,12 @@ impl Labeller {
                     .collect();
                 Err(format!("{url}: {status} {text}"))
             }
-            Err(e) => Err(format!("{url}: {e}")),
+            Err(e) => Err(format!("{url}: {}", why(&e, crate::run::REQUEST_TIMEOUT))),
         };
         let mut report = self.report.lock();
+        // No await from here to the counts below: an abort cannot land between them,
+        // so a cut-off never counts this batch twice or not at all.
+        *self.sending.lock() = 0;
         report.labels += n;
         match counts {
             Ok(c) => {
@@ -230,6 +255,16 @@ impl Labeller {
     pub fn report(&self) -> FeedbackReport {
         self.report.lock().clone()
     }
+
+    /// Counts what is still queued or being sent as cut off; called once [`Self::run`]
+    /// has been stopped for good (its task aborted and awaited).
+    pub fn cut_off(&self) {
+        let mut report = self.report.lock();
+        let mut sending = self.sending.lock();
+        let mut queue = self.queue.lock();
+        report.cut_off += std::mem::take(&mut *sending) + queue.len() as u64;
+        queue.clear();
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +279,7 @@ mod tests {
                 label_noise,
                 delay: Duration::ZERO,
             },
+            BaseUrl::parse("http://127.0.0.1:8001").unwrap(),
             vec!["ok".into(), "defect".into()],
             7,
         )

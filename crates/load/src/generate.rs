@@ -58,6 +58,23 @@ impl Invalid {
     ];
 }
 
+impl std::fmt::Display for Invalid {
+    /// In words, for the report's `examples`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Invalid::WrongFeatureCount => "wrong feature count",
+            Invalid::NullFeature => "a null feature",
+            Invalid::StringFeature => "a string feature",
+            Invalid::NanToken => "a NaN token",
+            Invalid::OutOfRange => "an out-of-range value",
+            Invalid::EmptyBatch => "an empty batch",
+            Invalid::MalformedJson => "malformed JSON",
+            Invalid::WrongContentType => "a wrong content type",
+            Invalid::UnknownModel => "an unknown model",
+        })
+    }
+}
+
 /// The three kinds of traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -72,6 +89,16 @@ impl Kind {
             Kind::Good => "good",
             Kind::Drifted => "drifted",
             Kind::Invalid(_) => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    /// In words, for the report's `examples`: `invalid request (a NaN token)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Invalid(why) => write!(f, "invalid request ({why})"),
+            _ => write!(f, "{} request", self.name()),
         }
     }
 }
@@ -343,5 +370,19 @@ mod tests {
         assert!(serde_json::from_str::<serde_json::Value>(&bodies[6].body).is_err());
         assert_eq!(bodies[7].content_type, "text/plain");
         assert_eq!(bodies[8].path, "/models/no-such-model/predict");
+    }
+
+    #[test]
+    fn kinds_read_as_words() {
+        assert_eq!(Kind::Good.to_string(), "good request");
+        assert_eq!(Kind::Drifted.to_string(), "drifted request");
+        assert_eq!(
+            Kind::Invalid(Invalid::WrongFeatureCount).to_string(),
+            "invalid request (wrong feature count)"
+        );
+        assert_eq!(
+            Kind::Invalid(Invalid::NanToken).to_string(),
+            "invalid request (a NaN token)"
+        );
     }
 }

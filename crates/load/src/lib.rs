@@ -8,15 +8,20 @@
 //! must be answered 4xx, which makes the generator a check as well as a load. With
 //! `--feedback`, a share of the answers gets a ground-truth label at the collector.
 
+mod address;
+mod failure;
 mod feedback;
 mod generate;
 mod progress;
 mod run;
+#[cfg(test)]
+mod testing;
 
+pub use address::{BaseUrl, UrlFault};
 pub use feedback::{FeedbackConfig, FeedbackReport, collector_beside};
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
 pub use progress::Progress;
-pub use run::{LoadConfig, LoadError, Report, run, run_until, run_watched};
+pub use run::{GRACE, LoadConfig, LoadError, Report, check_url, run, run_until, run_watched};
 
 /// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -1,18 +1,45 @@
 //! Sends the generated requests at a fixed rate with bounded concurrency and tallies
 //! the answers: per kind and status, latency percentiles, and anything unexpected.
+//!
+//! A run ends in steps. Sending stops: the request count is reached, the duration is
+//! over, or the stop signal came. The requests still in flight get their answers —
+//! for at most [`LoadConfig::grace`] after a stop or the duration's end — and what is
+//! still unanswered then counts as no answer. With `--feedback`, the last labels go
+//! to the collector. A second signal (`force`) ends whichever step is running at
+//! once; the report covers what happened until then.
 
 use std::collections::BTreeMap;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
+use crate::address::{BaseUrl, UrlFault};
+use crate::failure::why;
 use crate::feedback::{FeedbackConfig, FeedbackReport, Labeller};
-use crate::generate::{Generator, Kind, ModelSchema};
+use crate::generate::{Generator, Kind, ModelSchema, Request};
 use crate::progress::{Progress, p99_ms};
+
+/// What `vigil load` gives the requests in flight once it stops sending (a stop
+/// signal or the end of `--duration`), and the labels still to send after an
+/// interrupt. A healthy service answers in milliseconds, so only a stuck or
+/// overwhelmed one runs into it; it is short because a person waits at Ctrl-C and
+/// `--duration` should bound the run, instead of the 30 s request timeout.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// A request without an answer after this long is given up as no answer.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Under this share of the requested rate actually sent, the run fell short of it.
+const SHORT_OF_TARGET: f64 = 0.9;
+
+/// Unexpected answers quoted in the report.
+const EXAMPLES: usize = 5;
 
 /// What to send, where and how fast.
 #[derive(Debug, Clone)]
@@ -41,14 +68,35 @@ pub struct LoadConfig {
     /// Sent as `Authorization: Bearer` with every prediction (not to the collector):
     /// a service with a `predict` key answers 401 without one.
     pub api_key: Option<String>,
+    /// How long requests in flight get after a stop or the end of `duration`, and
+    /// labels after a stop, before they are cut off ([`GRACE`] in `vigil load`).
+    pub grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("invalid load settings: {0}")]
     Config(String),
+    /// `--target` or `--collector` is not a base URL requests can be sent under.
+    #[error("invalid load settings: {option} {fault}")]
+    Url {
+        option: &'static str,
+        fault: UrlFault,
+    },
     #[error("cannot read the model schema from {url}: {reason}")]
     Schema { url: String, reason: String },
+}
+
+impl LoadError {
+    /// Whether the settings are at fault (a usage error), not the target.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, LoadError::Config(_) | LoadError::Url { .. })
+    }
+}
+
+/// Checks `text`, the value of `option` (`--target` or `--collector`), as a base URL.
+pub fn check_url(option: &'static str, text: &str) -> Result<BaseUrl, LoadError> {
+    BaseUrl::parse(text).map_err(|fault| LoadError::Url { option, fault })
 }
 
 /// The outcome of a run. `unexpected` counts answers that contradict the contract:
@@ -59,17 +107,43 @@ pub struct Report {
     pub model: String,
     pub sent: u64,
     pub elapsed_s: f64,
+    /// `sent` over `elapsed_s`: the whole run, the wait for the last answers included.
     pub rate: f64,
+    /// The rate asked for (`--rate`).
+    pub target_rate: f64,
+    /// `sent` over the time spent sending, the figure to hold against `target_rate`:
+    /// below it when every `--concurrency` slot waited for a slow answer, or the
+    /// machine could not keep up.
+    pub send_rate: f64,
     /// kind (good|drifted|invalid) → status code → count; status 0 = no answer.
     pub statuses: BTreeMap<&'static str, BTreeMap<u16, u64>>,
     pub unexpected: u64,
+    /// Requests that got no answer (part of `unexpected`).
     pub transport_errors: u64,
+    /// Of `transport_errors`, requests still waiting for their answer when the run
+    /// ended: the grace after a stop or the duration's end ran out, or a second
+    /// interrupt came.
+    pub cut_off: u64,
+    /// Of the answers; a request without one has no latency.
     pub latency_ms: Latency,
     /// First few unexpected answers, for the person reading the report.
     pub examples: Vec<String>,
     /// With `--feedback`: the labels sent and what the collector made of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackReport>,
+}
+
+impl Report {
+    /// Answers that came and broke the contract (`unexpected` without the requests
+    /// that got no answer).
+    pub fn broken_answers(&self) -> u64 {
+        self.unexpected.saturating_sub(self.transport_errors)
+    }
+
+    /// Whether the requests went out markedly slower than asked.
+    pub fn short_of_target(&self) -> bool {
+        self.sent > 0 && self.send_rate < SHORT_OF_TARGET * self.target_rate
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -80,13 +154,88 @@ pub struct Latency {
     pub max: f64,
 }
 
+/// What became of one request.
+enum Outcome {
+    Answer {
+        status: u16,
+        /// The body (or for a redirect, where it pointed).
+        text: String,
+        latency_us: u32,
+    },
+    /// Why there was none.
+    NoAnswer(String),
+}
+
 #[derive(Default)]
 struct Tally {
     statuses: BTreeMap<&'static str, BTreeMap<u16, u64>>,
+    /// Of the answers only.
     latencies_us: Vec<u32>,
+    /// Requests answered or failed so far.
+    done: u64,
     unexpected: u64,
     transport_errors: u64,
+    cut_off: u64,
     examples: Vec<String>,
+    /// Requests sent and not tallied yet, by number: what a cut-off counts.
+    in_flight: BTreeMap<u64, Kind>,
+}
+
+impl Tally {
+    /// Counts request `id` once; a request already cut off is not counted again.
+    fn record(&mut self, id: u64, outcome: Outcome) {
+        let Some(kind) = self.in_flight.remove(&id) else {
+            return;
+        };
+        self.done += 1;
+        let status = match &outcome {
+            Outcome::Answer {
+                status, latency_us, ..
+            } => {
+                self.latencies_us.push(*latency_us);
+                *status
+            }
+            Outcome::NoAnswer(_) => {
+                self.transport_errors += 1;
+                0
+            }
+        };
+        *self
+            .statuses
+            .entry(kind.name())
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
+        if !expected(kind, status) {
+            self.unexpected += 1;
+            if self.examples.len() < EXAMPLES {
+                self.examples.push(example(kind, &outcome));
+            }
+        }
+    }
+
+    /// Counts every request still in flight as no answer, for `why`.
+    fn cut_off(&mut self, why: &str) {
+        let ids: Vec<u64> = self.in_flight.keys().copied().collect();
+        self.cut_off += ids.len() as u64;
+        for id in ids {
+            self.record(id, Outcome::NoAnswer(why.to_owned()));
+        }
+    }
+}
+
+/// One line of the report's `examples`: `invalid request (a NaN token) answered 200: …`.
+fn example(kind: Kind, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Answer { status, text, .. } if text.is_empty() => {
+            format!("{kind} answered {status}")
+        }
+        Outcome::Answer { status, text, .. } => {
+            let text: String = text.chars().take(300).collect();
+            format!("{kind} answered {status}: {text}")
+        }
+        Outcome::NoAnswer(why) => format!("{kind} got no answer: {why}"),
+    }
 }
 
 fn expected(kind: Kind, status: u16) -> bool {
@@ -104,6 +253,67 @@ const MAX_RATE: f64 = 1_000_000.0;
 const MAX_BATCH: usize = 100_000;
 const MAX_CONCURRENCY: usize = 10_000;
 
+/// A signal from outside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Stop sending; let what is in flight finish, within the grace.
+    Stop,
+    /// End now.
+    Force,
+}
+
+/// The run's two signals, each awaited to its end at most once. A force is a stop
+/// as well.
+struct Signals<'a, S, F> {
+    stop: Pin<&'a mut S>,
+    force: Pin<&'a mut F>,
+    stopped: bool,
+    forced: bool,
+}
+
+impl<S: Future<Output = ()>, F: Future<Output = ()>> Signals<'_, S, F> {
+    /// The next signal not seen yet.
+    async fn next(&mut self) -> Signal {
+        if self.forced {
+            return std::future::pending().await;
+        }
+        if self.stopped {
+            self.force.as_mut().await;
+            self.forced = true;
+            return Signal::Force;
+        }
+        tokio::select! {
+            () = self.stop.as_mut() => {
+                self.stopped = true;
+                Signal::Stop
+            }
+            () = self.force.as_mut() => {
+                (self.stopped, self.forced) = (true, true);
+                Signal::Force
+            }
+        }
+    }
+}
+
+/// Sleeps until `at`, or for ever.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why sending stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The last of `--requests` went out.
+    Count,
+    /// `--duration` is over.
+    Duration,
+    /// The stop (or force) signal came.
+    Signal,
+}
+
 /// Runs the load until the duration or request count is reached.
 pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     run_until(config, std::future::pending()).await
@@ -111,22 +321,288 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
 
 /// Like [`run`], but also stops sending when `stop` completes (Ctrl-C in `vigil
 /// load`); without a duration or request count it runs until then. The requests in
-/// flight are still awaited and reported.
+/// flight get [`LoadConfig::grace`] to be answered and reported.
 pub async fn run_until(
     config: LoadConfig,
     stop: impl Future<Output = ()>,
 ) -> Result<Report, LoadError> {
-    run_watched(config, stop, |_| {}).await
+    run_watched(config, stop, std::future::pending(), |_| {}).await
 }
 
 /// Like [`run_until`], calling `on_progress` once a second with the run so far.
+/// When `force` completes (a second Ctrl-C), the run ends at once: what is in
+/// flight counts as no answer, labels not sent yet as cut off.
 pub async fn run_watched(
     config: LoadConfig,
     stop: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Report, LoadError> {
-    // Bounds that keep the run's arithmetic whole: a tick period of at least 1 µs and
-    // at most ~17 minutes, batches and permits a client can hold.
+    check_settings(&config)?;
+    // Both addresses before any traffic: a collector that cannot be used would
+    // otherwise show only after the whole run.
+    let target = check_url("--target", &config.target)?;
+    let collector = config
+        .feedback
+        .as_ref()
+        .map(|f| check_url("--collector", &f.collector))
+        .transpose()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(config.concurrency)
+        .timeout(REQUEST_TIMEOUT)
+        // A redirect is an answer the contract does not have: counted as what it
+        // is, not followed to whatever answers at the other end.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| LoadError::Config(e.to_string()))?;
+    let authorization = match &config.api_key {
+        Some(key) => {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| LoadError::Config("--api-key must be printable ASCII".into()))?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => None,
+    };
+    let mut signals = Signals {
+        stop: pin!(stop),
+        force: pin!(force),
+        stopped: false,
+        forced: false,
+    };
+    // A target that accepts and never answers must not hold an interrupt for the
+    // request timeout; nothing is sent yet, so there is no report to give.
+    let schema = tokio::select! {
+        schema = fetch_schema(&client, &target, config.model.as_deref()) => schema?,
+        _ = signals.next() => {
+            return Err(LoadError::Schema {
+                url: target.shown().to_owned(),
+                reason: "interrupted before it answered".into(),
+            });
+        }
+    };
+    let model = schema.name.clone();
+    let labeller = config
+        .feedback
+        .clone()
+        .zip(collector)
+        .map(|(f, collector)| {
+            Arc::new(Labeller::new(
+                f,
+                collector,
+                schema.labels.clone(),
+                config.seed,
+            ))
+        });
+    let labels_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut labelling = labeller.clone().map(|l| {
+        let (client, done) = (client.clone(), labels_done.clone());
+        tokio::spawn(async move { l.run(client, &done).await })
+    });
+    let mut generator = Generator::new(
+        schema,
+        config.model.is_some(),
+        config.invalid,
+        config.drifted,
+        config.batch,
+        config.seed,
+    );
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let interval = Duration::from_secs_f64(1.0 / config.rate);
+    let mut ticker = tokio::time::interval(interval);
+    // Behind schedule (server slower than the rate), do not burst to catch up.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut last_sent = started;
+    let mut every_second = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    every_second.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut last_done, mut last_answered, mut last_at) = (0u64, 0usize, Instant::now());
+    let mut progress = |sent: u64| {
+        let t = tally.lock();
+        let interval = last_at.elapsed().as_secs_f64().max(1e-9);
+        let progress = Progress {
+            elapsed: started.elapsed(),
+            sent,
+            done: t.done,
+            rate: (t.done - last_done) as f64 / interval,
+            p99_ms: p99_ms(&t.latencies_us[last_answered..]),
+            unexpected: t.unexpected,
+            transport_errors: t.transport_errors,
+        };
+        (last_done, last_answered, last_at) = (t.done, t.latencies_us.len(), Instant::now());
+        drop(t);
+        on_progress(&progress);
+    };
+    // The end of `--duration` is a wake-up of its own: at a low rate the next tick may
+    // lie well past it (`--rate 0.5 --duration 500ms` ran 2 s).
+    let duration_end = config.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut deadline = pin!(until(duration_end));
+    let mut tasks = JoinSet::new();
+    let end = 'send: loop {
+        // Checked before waiting for the next tick: the run is over once the last
+        // request is out (it waited one more interval for nothing).
+        if config.requests.is_some_and(|n| sent >= n) {
+            break End::Count;
+        }
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = &mut deadline => break End::Duration,
+            _ = every_second.tick() => {
+                progress(sent);
+                continue;
+            }
+            _ = signals.next() => break End::Signal,
+        }
+        if duration_end.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            break End::Duration;
+        }
+        // With every permit out (a slow server), the end of the run and an interrupt
+        // still count while this waits for one, and the live line goes on.
+        let permit = loop {
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => break permit.expect("never closed"),
+                () = &mut deadline => break 'send End::Duration,
+                _ = signals.next() => break 'send End::Signal,
+                _ = every_second.tick() => progress(sent),
+            }
+        };
+        // Finished requests leave the set, which stays the size of what is in flight.
+        while tasks.try_join_next().is_some() {}
+        let request = generator.next_request();
+        tally.lock().in_flight.insert(sent, request.kind);
+        tasks.spawn(send(
+            client.clone(),
+            target.join(&request.path),
+            request,
+            authorization.clone(),
+            Sending {
+                id: sent,
+                tally: tally.clone(),
+                labeller: labeller.clone(),
+                _permit: permit,
+            },
+        ));
+        sent += 1;
+        last_sent = Instant::now();
+    };
+    let sending = match end {
+        // The last request opens the last of `sent` intervals.
+        End::Count => last_sent - started + interval,
+        End::Duration | End::Signal => started.elapsed(),
+    };
+
+    // The stragglers. After a stop or the duration's end they get the grace; after the
+    // last of `--requests` they get their answers, within the duration if there is one.
+    let grace = config.grace;
+    let mut cutoff = match end {
+        End::Count => duration_end.map(|at| at + grace),
+        End::Duration | End::Signal => Some(tokio::time::Instant::now() + grace),
+    };
+    while !signals.forced {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() {
+                break;
+            },
+            () = until(cutoff) => break,
+            signal = signals.next() => if signal == Signal::Stop {
+                let at = tokio::time::Instant::now() + grace;
+                cutoff = Some(cutoff.map_or(at, |c| c.min(at)));
+            },
+            _ = every_second.tick() => progress(sent),
+        }
+    }
+    // Aborted and awaited, so no answer is tallied after the cut-off below.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let why = if signals.forced {
+        "still waiting when a second interrupt ended the run".to_owned()
+    } else {
+        format!(
+            "none within {} s of the end of sending",
+            grace.as_secs_f64()
+        )
+    };
+    tally.lock().cut_off(&why);
+
+    // The last labels wait out their delay, then go; an interrupt, before or during
+    // that wait, sends them at once, within the grace; a second one ends it.
+    labels_done.store(true, std::sync::atomic::Ordering::Release);
+    if let (Some(task), Some(labeller)) = (&mut labelling, &labeller) {
+        let mut cutoff = None;
+        if signals.stopped {
+            labeller.hurry();
+            cutoff = Some(tokio::time::Instant::now() + grace);
+        }
+        let finished = !signals.forced
+            && loop {
+                tokio::select! {
+                    _ = &mut *task => break true,
+                    () = until(cutoff) => break false,
+                    signal = signals.next() => match signal {
+                        Signal::Stop => {
+                            labeller.hurry();
+                            cutoff = Some(tokio::time::Instant::now() + grace);
+                        }
+                        Signal::Force => break false,
+                    },
+                }
+            };
+        if !finished {
+            task.abort();
+            let _ = task.await;
+            labeller.cut_off();
+        }
+    }
+
+    let mut t = std::mem::take(&mut *tally.lock());
+    t.latencies_us.sort_unstable();
+    let pick = |q: f64| {
+        let n = t.latencies_us.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+        f64::from(t.latencies_us[i]) / 1e3
+    };
+    let send_rate = if sent == 0 {
+        0.0
+    } else {
+        sent as f64 / sending.as_secs_f64().max(1e-9)
+    };
+    Ok(Report {
+        model,
+        sent,
+        elapsed_s: (elapsed * 1e3).round() / 1e3,
+        rate: ((sent as f64 / elapsed.max(1e-9)) * 10.0).round() / 10.0,
+        target_rate: config.rate,
+        // Three decimals: `--rate` goes down to 0.001.
+        send_rate: (send_rate * 1e3).round() / 1e3,
+        latency_ms: Latency {
+            p50: pick(0.50),
+            p90: pick(0.90),
+            p99: pick(0.99),
+            max: pick(1.0),
+        },
+        statuses: t.statuses,
+        unexpected: t.unexpected,
+        transport_errors: t.transport_errors,
+        cut_off: t.cut_off,
+        examples: t.examples,
+        feedback: labeller.map(|l| l.report()),
+    })
+}
+
+/// Refuses settings the run cannot keep: bounds that keep its arithmetic whole (a
+/// tick period of at least 1 µs and at most ~17 minutes, batches and permits a
+/// client can hold) and shares that are shares.
+fn check_settings(config: &LoadConfig) -> Result<(), LoadError> {
     if !(MIN_RATE..=MAX_RATE).contains(&config.rate) {
         return Err(LoadError::Config(format!(
             "--rate must be between {MIN_RATE} and {MAX_RATE} requests a second"
@@ -158,248 +634,108 @@ pub async fn run_watched(
             "--feedback and --label-noise are shares between 0 and 1".into(),
         ));
     }
-    let target = config.target.trim_end_matches('/').to_owned();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| LoadError::Config(e.to_string()))?;
-    let authorization = match &config.api_key {
-        Some(key) => {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| LoadError::Config("--api-key must be printable ASCII".into()))?;
-            value.set_sensitive(true);
-            Some(value)
-        }
-        None => None,
-    };
-    let schema = fetch_schema(&client, &target, config.model.as_deref()).await?;
-    let model = schema.name.clone();
-    let labeller = config
-        .feedback
-        .clone()
-        .map(|f| Arc::new(Labeller::new(f, schema.labels.clone(), config.seed)));
-    let labels_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let labelling = labeller.clone().map(|l| {
-        let (client, done) = (client.clone(), labels_done.clone());
-        tokio::spawn(async move { l.run(client, &done).await })
-    });
-    let mut generator = Generator::new(
-        schema,
-        config.model.is_some(),
-        config.invalid,
-        config.drifted,
-        config.batch,
-        config.seed,
-    );
+    Ok(())
+}
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / config.rate));
-    // Behind schedule (server slower than the rate), do not burst to catch up.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut stop = std::pin::pin!(stop);
-    let mut every_second = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
-    every_second.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (mut last_done, mut last_at) = (0usize, Instant::now());
-    // The end of `--duration` is a wake-up of its own: at a low rate the next tick may
-    // lie well past it (`--rate 0.5 --duration 500ms` ran 2 s).
-    let mut deadline = std::pin::pin!(async {
-        match config.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    });
-    let mut interrupted = false;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = &mut deadline => break,
-            _ = every_second.tick() => {
-                let t = tally.lock();
-                let done = t.latencies_us.len();
-                let interval = last_at.elapsed().as_secs_f64().max(1e-9);
-                let progress = Progress {
-                    elapsed: started.elapsed(),
-                    sent,
-                    done: done as u64,
-                    rate: (done - last_done) as f64 / interval,
-                    p99_ms: p99_ms(&t.latencies_us[last_done..]),
-                    unexpected: t.unexpected,
-                    transport_errors: t.transport_errors,
-                };
-                drop(t);
-                (last_done, last_at) = (done, Instant::now());
-                on_progress(&progress);
-                continue;
-            }
-            () = &mut stop => {
-                interrupted = true;
-                break;
-            }
-        }
-        if config.requests.is_some_and(|n| sent >= n)
-            || config.duration.is_some_and(|d| started.elapsed() >= d)
-        {
-            break;
-        }
-        // With every permit out (a slow server), the end of the run and an interrupt
-        // still count while this waits for one.
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-            () = &mut deadline => break,
-            () = &mut stop => {
-                interrupted = true;
-                break;
-            }
-        };
-        let request = generator.next_request();
-        let (client, tally, url, labeller, authorization) = (
-            client.clone(),
-            tally.clone(),
-            format!("{target}{}", request.path),
-            labeller.clone(),
-            authorization.clone(),
-        );
-        sent += 1;
-        tokio::spawn(async move {
-            let begin = Instant::now();
-            let mut post = client
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, request.content_type);
-            if let Some(value) = authorization {
-                post = post.header(reqwest::header::AUTHORIZATION, value);
-            }
-            let answer = post.body(request.body).send().await;
-            let (status, text) = match answer {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    (status, response.text().await.unwrap_or_default())
-                }
-                Err(e) => (0, e.to_string()),
-            };
-            let micros = u32::try_from(begin.elapsed().as_micros()).unwrap_or(u32::MAX);
-            if let Some(l) = &labeller
-                && status == 200
-            {
-                l.observe(&text);
-            }
-            let mut t = tally.lock();
-            *t.statuses
-                .entry(request.kind.name())
-                .or_default()
-                .entry(status)
-                .or_default() += 1;
-            t.latencies_us.push(micros);
-            if status == 0 {
-                t.transport_errors += 1;
-            }
-            if !expected(request.kind, status) {
-                t.unexpected += 1;
-                if t.examples.len() < 5 {
-                    let text: String = text.chars().take(300).collect();
-                    t.examples
-                        .push(format!("{:?} → {status}: {text}", request.kind));
-                }
-            }
-            drop(permit);
-        });
-    }
-    // Wait for the stragglers: every permit back means every request answered.
-    let _all = permits
-        .acquire_many(u32::try_from(config.concurrency.max(1)).unwrap_or(u32::MAX))
-        .await
-        .expect("never closed");
-    let elapsed = started.elapsed().as_secs_f64();
-    // The last labels wait out their delay, then go; an interrupt, before or during
-    // that wait, sends them at once.
-    labels_done.store(true, std::sync::atomic::Ordering::Release);
-    if let (Some(mut task), Some(labeller)) = (labelling, &labeller) {
-        let finished = !interrupted
-            && tokio::select! {
-                _ = &mut task => true,
-                () = &mut stop => false,
-            };
-        if !finished {
-            labeller.hurry();
-            let _ = task.await;
-        }
-    }
+/// What a request's task shares with the run.
+struct Sending {
+    /// The request's number, its key in the tally's `in_flight`.
+    id: u64,
+    tally: Arc<Mutex<Tally>>,
+    labeller: Option<Arc<Labeller>>,
+    /// Its concurrency slot, given back when the task ends (or is aborted).
+    _permit: OwnedSemaphorePermit,
+}
 
-    let mut t = std::mem::take(&mut *tally.lock());
-    t.latencies_us.sort_unstable();
-    let pick = |q: f64| {
-        let n = t.latencies_us.len();
-        if n == 0 {
-            return 0.0;
+/// Sends one request and tallies what came back.
+async fn send(
+    client: reqwest::Client,
+    url: String,
+    request: Request,
+    authorization: Option<reqwest::header::HeaderValue>,
+    sending: Sending,
+) {
+    let begin = Instant::now();
+    let mut post = client
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, request.content_type);
+    if let Some(value) = authorization {
+        post = post.header(reqwest::header::AUTHORIZATION, value);
+    }
+    let outcome = match post.body(request.body).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let location = response
+                .status()
+                .is_redirection()
+                .then(|| response.headers().get(reqwest::header::LOCATION).cloned())
+                .flatten();
+            let text = response.text().await.unwrap_or_default();
+            let latency_us = u32::try_from(begin.elapsed().as_micros()).unwrap_or(u32::MAX);
+            let text = match location {
+                Some(to) => format!("redirect to {}, not followed", to.to_str().unwrap_or("?")),
+                None => text,
+            };
+            Outcome::Answer {
+                status,
+                text,
+                latency_us,
+            }
         }
-        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        f64::from(t.latencies_us[i]) / 1e3
+        Err(e) => Outcome::NoAnswer(why(&e, REQUEST_TIMEOUT)),
     };
-    Ok(Report {
-        model,
-        sent,
-        elapsed_s: (elapsed * 1e3).round() / 1e3,
-        rate: ((sent as f64 / elapsed.max(1e-9)) * 10.0).round() / 10.0,
-        latency_ms: Latency {
-            p50: pick(0.50),
-            p90: pick(0.90),
-            p99: pick(0.99),
-            max: pick(1.0),
+    if let (
+        Some(l),
+        Outcome::Answer {
+            status: 200, text, ..
         },
-        statuses: t.statuses,
-        unexpected: t.unexpected,
-        transport_errors: t.transport_errors,
-        examples: t.examples,
-        feedback: labeller.map(|l| l.report()),
-    })
+    ) = (&sending.labeller, &outcome)
+    {
+        l.observe(text);
+    }
+    sending.tally.lock().record(sending.id, outcome);
 }
 
 async fn fetch_schema(
     client: &reqwest::Client,
-    target: &str,
+    target: &BaseUrl,
     model: Option<&str>,
 ) -> Result<ModelSchema, LoadError> {
-    let get = |url: String| async move {
+    let get = |path: String| async move {
         let failed = |reason: String| LoadError::Schema {
-            url: url.clone(),
+            url: target.shown_join(&path),
             reason,
         };
         let response = client
-            .get(&url)
+            .get(target.join(&path))
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(why(&e, REQUEST_TIMEOUT)))?;
         if !response.status().is_success() {
             return Err(failed(format!("answered {}", response.status())));
         }
         response
             .json::<serde_json::Value>()
             .await
-            .map_err(|e| failed(e.to_string()))
+            .map_err(|e| failed(why(&e, REQUEST_TIMEOUT)))
     };
     let name = match model {
         Some(name) => name.to_owned(),
         None => {
-            let list = get(format!("{target}/models")).await?;
+            let list = get("/models".into()).await?;
             list["default_model"]
                 .as_str()
                 .ok_or_else(|| LoadError::Schema {
-                    url: format!("{target}/models"),
+                    url: target.shown_join("/models"),
                     reason: "no default_model".into(),
                 })?
                 .to_owned()
         }
     };
-    let url = format!("{target}/models/{name}");
-    let info = get(url.clone()).await?;
+    let path = format!("/models/{name}");
+    let info = get(path.clone()).await?;
     serde_json::from_value(info).map_err(|e| LoadError::Schema {
-        url,
+        url: target.shown_join(&path),
         reason: e.to_string(),
     })
 }
@@ -408,6 +744,333 @@ async fn fetch_schema(
 mod tests {
     use super::*;
     use crate::generate::Invalid;
+    use crate::testing::{Answer, Server, prediction, serve, serve_all};
+
+    /// Runs against `target`: one request a millisecond until a limit or a signal.
+    fn config(target: &str) -> LoadConfig {
+        LoadConfig {
+            target: target.to_owned(),
+            model: None,
+            rate: 1000.0,
+            duration: None,
+            requests: None,
+            concurrency: 4,
+            invalid: 0.0,
+            drifted: 0.0,
+            batch: 1,
+            seed: 1,
+            feedback: None,
+            api_key: None,
+            grace: Duration::from_millis(200),
+        }
+    }
+
+    /// A run that must end well inside `within` (the 30 s request timeout is what a
+    /// run that does not end on time runs into).
+    async fn within(
+        within: Duration,
+        run: impl Future<Output = Result<Report, LoadError>>,
+    ) -> Report {
+        tokio::time::timeout(within, run)
+            .await
+            .expect("the run did not end in time")
+            .expect("the run failed")
+    }
+
+    /// A server whose model never answers a prediction.
+    async fn silent() -> Server {
+        serve(|_, _| Answer::Never).await
+    }
+
+    #[tokio::test]
+    async fn a_stop_gives_requests_in_flight_the_grace_then_counts_them_as_no_answer() {
+        let server = silent().await;
+        // Readiness: the schema's two reads and a prediction on every slot.
+        let stop = server.received(2 + 4);
+        let report = within(Duration::from_secs(5), run_until(config(&server.url), stop)).await;
+        assert_eq!(report.sent, 4, "{report:?}");
+        assert_eq!(report.cut_off, 4, "{report:?}");
+        assert_eq!(report.transport_errors, 4, "{report:?}");
+        assert_eq!(report.unexpected, 4, "{report:?}");
+        assert_eq!(report.statuses["good"][&0], 4, "{report:?}");
+        assert!(report.elapsed_s < 2.0, "{report:?}");
+        assert_eq!(
+            report.examples[0],
+            "good request got no answer: none within 0.2 s of the end of sending"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_duration_bounds_the_run_when_no_answer_comes() {
+        let server = silent().await;
+        let report = within(
+            Duration::from_secs(5),
+            run(LoadConfig {
+                duration: Some(Duration::from_millis(300)),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        // 300 ms of sending, then 200 ms of grace.
+        assert!((0.45..2.0).contains(&report.elapsed_s), "{report:?}");
+        assert_eq!(report.cut_off, report.sent, "{report:?}");
+        assert!(report.sent >= 1, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_ends_the_run_without_waiting_for_the_grace() {
+        let server = silent().await;
+        let report = within(
+            Duration::from_secs(5),
+            run_watched(
+                LoadConfig {
+                    grace: Duration::from_secs(60),
+                    ..config(&server.url)
+                },
+                server.received(3),
+                server.received(3),
+                |_| {},
+            ),
+        )
+        .await;
+        assert!(report.sent >= 1, "{report:?}");
+        assert_eq!(report.cut_off, report.sent, "{report:?}");
+        assert!(
+            report.examples[0].ends_with("still waiting when a second interrupt ended the run"),
+            "{report:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_while_the_target_keeps_the_schema_ends_the_run() {
+        let server = serve_all(|_, _| Answer::Never).await;
+        let stop = server.received(1);
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(5), run_until(config(&server.url), stop))
+                .await
+                .expect("the interrupt waited for the request timeout");
+        let Err(LoadError::Schema { reason, .. }) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(reason, "interrupted before it answered");
+    }
+
+    #[tokio::test]
+    async fn the_run_ends_once_the_last_request_is_answered() {
+        let server = serve(|_, _| prediction()).await;
+        // One request every 5 s: the run must not wait for the second tick.
+        let report = within(
+            Duration::from_secs(3),
+            run(LoadConfig {
+                rate: 0.2,
+                requests: Some(1),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        assert_eq!(report.sent, 1);
+        assert_eq!(report.statuses["good"][&200], 1, "{report:?}");
+        assert_eq!(report.unexpected, 0);
+    }
+
+    #[tokio::test]
+    async fn no_answer_gives_its_cause_and_no_latency() {
+        let server = serve(|_, _| Answer::Close).await;
+        let report = within(
+            Duration::from_secs(10),
+            run(LoadConfig {
+                requests: Some(3),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        assert_eq!(report.transport_errors, 3, "{report:?}");
+        assert_eq!(report.cut_off, 0, "{report:?}");
+        assert_eq!(report.broken_answers(), 0, "{report:?}");
+        assert_eq!(report.latency_ms.max, 0.0, "{report:?}");
+        assert_eq!(report.latency_ms.p50, 0.0, "{report:?}");
+        assert_eq!(
+            report.examples[0],
+            "good request got no answer: connection closed before message completed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_answer_the_contract_does_not_expect() {
+        let server = serve(|_, path| match path {
+            "/predict" => Answer::Redirect("/elsewhere".into()),
+            _ => prediction(),
+        })
+        .await;
+        let report = within(
+            Duration::from_secs(10),
+            run(LoadConfig {
+                requests: Some(2),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        assert_eq!(report.statuses["good"][&302], 2, "{report:?}");
+        assert_eq!(report.broken_answers(), 2, "{report:?}");
+        assert_eq!(
+            report.examples[0],
+            "good request answered 302: redirect to /elsewhere, not followed"
+        );
+        // Not followed: the server saw the schema's two reads and the two requests.
+        assert_eq!(*server.requests.borrow(), 4);
+    }
+
+    #[tokio::test]
+    async fn examples_say_in_words_what_was_sent_and_what_came_back() {
+        let server = serve(|_, _| Answer::Json(200, "{}".into())).await;
+        let report = within(
+            Duration::from_secs(10),
+            run(LoadConfig {
+                requests: Some(2),
+                invalid: 1.0,
+                // One at a time: the examples come in the order sent.
+                concurrency: 1,
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        assert_eq!(
+            report.examples,
+            [
+                "invalid request (wrong feature count) answered 200: {}",
+                "invalid request (a null feature) answered 200: {}"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_addresses_are_refused_before_any_traffic() {
+        let server = serve(|_, _| prediction()).await;
+        for (target, collector, option, fault) in [
+            (
+                format!("{}/?x=1", server.url),
+                None,
+                "--target",
+                UrlFault::Query,
+            ),
+            (
+                format!("{}/#frag", server.url),
+                None,
+                "--target",
+                UrlFault::Fragment,
+            ),
+            (
+                server.url.clone(),
+                Some("foo"),
+                "--collector",
+                UrlFault::Unparsable("relative URL without a base".into()),
+            ),
+            (
+                server.url.clone(),
+                Some("ftp://127.0.0.1:8001"),
+                "--collector",
+                UrlFault::Scheme,
+            ),
+        ] {
+            let outcome = run(LoadConfig {
+                requests: Some(1),
+                feedback: collector.map(|c| FeedbackConfig {
+                    collector: c.into(),
+                    ratio: 1.0,
+                    label_noise: 0.0,
+                    delay: Duration::ZERO,
+                }),
+                ..config(&target)
+            })
+            .await;
+            match outcome {
+                Err(LoadError::Url {
+                    option: o,
+                    fault: f,
+                }) => {
+                    assert_eq!((o, f), (option, fault), "{target} {collector:?}");
+                }
+                other => panic!("{target} {collector:?}: {other:?}"),
+            }
+        }
+        assert_eq!(*server.requests.borrow(), 0, "traffic went out");
+    }
+
+    #[tokio::test]
+    async fn the_report_holds_the_rate_sent_against_the_rate_asked() {
+        let server = serve(|_, _| prediction()).await;
+        let report = within(
+            Duration::from_secs(10),
+            run(LoadConfig {
+                rate: 10.0,
+                requests: Some(3),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        // Three requests are three intervals, the last one's included: 0.3 s.
+        assert_eq!(report.target_rate, 10.0);
+        assert!((9.0..=10.5).contains(&report.send_rate), "{report:?}");
+        assert!(!report.short_of_target(), "{report:?}");
+
+        // One slot, held by a request never answered: one request in 300 ms.
+        let server = silent().await;
+        let report = within(
+            Duration::from_secs(5),
+            run(LoadConfig {
+                rate: 100.0,
+                concurrency: 1,
+                duration: Some(Duration::from_millis(300)),
+                ..config(&server.url)
+            }),
+        )
+        .await;
+        assert_eq!(report.sent, 1, "{report:?}");
+        assert_eq!(report.target_rate, 100.0);
+        assert!(report.send_rate < 10.0, "{report:?}");
+        assert!(report.short_of_target(), "{report:?}");
+    }
+
+    #[test]
+    fn a_run_that_sent_nothing_is_not_short_of_its_target() {
+        let report = Report {
+            target_rate: 20.0,
+            ..Report::default()
+        };
+        assert!(!report.short_of_target());
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_gives_the_last_labels_the_grace_then_counts_them_cut_off() {
+        let server = serve(|_, _| prediction()).await;
+        let collector = serve_all(|_, _| Answer::Never).await;
+        let report = within(
+            Duration::from_secs(5),
+            run_until(
+                LoadConfig {
+                    requests: Some(3),
+                    feedback: Some(FeedbackConfig {
+                        collector: collector.url.clone(),
+                        ratio: 1.0,
+                        label_noise: 0.0,
+                        delay: Duration::from_secs(3600),
+                    }),
+                    ..config(&server.url)
+                },
+                // Readiness: the schema's two reads and the three predictions.
+                server.received(2 + 3),
+            ),
+        )
+        .await;
+        assert_eq!(report.statuses["good"][&200], 3, "{report:?}");
+        let feedback = report.feedback.unwrap();
+        assert_eq!((feedback.labels, feedback.cut_off), (0, 3), "{feedback:?}");
+        assert_eq!(
+            *collector.requests.borrow(),
+            1,
+            "the labels went, in one batch"
+        );
+    }
 
     #[test]
     fn the_contract_each_kind_is_held_to() {
@@ -416,6 +1079,7 @@ mod tests {
         assert!(!expected(Kind::Good, 422));
         assert!(!expected(Kind::Good, 500));
         assert!(!expected(Kind::Good, 0), "no answer is never expected");
+        assert!(!expected(Kind::Good, 302), "nor is a redirect");
         assert!(expected(Kind::Invalid(Invalid::NanToken), 422));
         assert!(expected(Kind::Invalid(Invalid::WrongContentType), 415));
         assert!(!expected(Kind::Invalid(Invalid::NanToken), 200));

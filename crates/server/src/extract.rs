@@ -37,12 +37,32 @@ impl FromRequest<AppState> for JsonBytes {
     }
 }
 
-/// Logs a request body with secrets redacted (only when `log_payloads` is on).
+/// Most bytes of a body one `request_payload` line carries. A body may be megabytes
+/// (the body limit is configurable); a line that size overflows the log buffer, is
+/// refused by log pipelines (Loki's default line limit is 256 KB) and was skipped by
+/// `vigil logs` itself (1 MiB a line). Escaped as a JSON string, 64 KiB stays well
+/// under all three.
+pub const MAX_LOGGED_PAYLOAD: usize = 64 * 1024;
+
+/// Logs a request body with secrets redacted (only when `log_payloads` is on); a body
+/// longer than [`MAX_LOGGED_PAYLOAD`] is cut there and says so.
 pub(crate) fn log_payload(bytes: &[u8]) {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(mut v) => {
             vigil_telemetry::redact::redact_json(&mut v);
-            tracing::info!(target: "vigil::payload", payload = %v, "request_payload");
+            let text = v.to_string();
+            if text.len() <= MAX_LOGGED_PAYLOAD {
+                tracing::info!(target: "vigil::payload", payload = %text, "request_payload");
+            } else {
+                let cut = text.floor_char_boundary(MAX_LOGGED_PAYLOAD);
+                tracing::info!(
+                    target: "vigil::payload",
+                    payload = &text[..cut],
+                    payload_bytes = text.len(),
+                    payload_truncated = true,
+                    "request_payload"
+                );
+            }
         }
         Err(_) => {
             tracing::info!(target: "vigil::payload", payload_bytes = bytes.len(), "request_payload_unparsable")

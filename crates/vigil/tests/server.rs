@@ -151,6 +151,16 @@ async fn secrets_never_reach_a_log_line() {
             .unwrap();
         assert_eq!(r.status(), status, "{body}");
     }
+    // A body of ~150 KB is logged cut at 64 KiB, and says so.
+    let big: Vec<f64> = (0..20_000).map(|i| f64::from(i) + 0.5).collect();
+    let r = client
+        .post(vigil.url("/predict"))
+        .header("x-request-id", "big-body")
+        .json(&json!({ "features": big }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
     let r = client
         .get(vigil.url(&format!("/nope?api_key={}", canaries[3])))
         .send()
@@ -170,6 +180,24 @@ async fn secrets_never_reach_a_log_line() {
         .find(|l| l["message"] == "request_payload")
         .expect("payload logged");
     assert!(payload["payload"].as_str().unwrap().contains("[REDACTED]"));
+    assert_eq!(payload.get("payload_truncated"), None);
+    let big = lines
+        .iter()
+        .find(|l| l["message"] == "request_payload" && l["request_id"] == "big-body")
+        .expect("the big payload logged");
+    assert_eq!(big["payload_truncated"], true);
+    assert!(
+        big["payload_bytes"].as_u64().unwrap() > 100_000,
+        "{}",
+        big["payload_bytes"]
+    );
+    let cut = big["payload"].as_str().unwrap();
+    assert!(
+        cut.len() <= 64 * 1024 && cut.len() > 60_000,
+        "{}",
+        cut.len()
+    );
+    assert!(cut.starts_with("{\"features\":[0.5,1.5,"), "{}", &cut[..40]);
     let access = lines
         .iter()
         .find(|l| l["message"] == "request_completed" && l["path"] == "/predict")

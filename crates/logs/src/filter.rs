@@ -65,8 +65,18 @@ pub struct Filter {
 
 /// `--since`: a duration back from `now` (`15m`, `2h`, `1h 30m`) or an RFC 3339 time.
 pub fn parse_since(value: &str, now: OffsetDateTime) -> Result<OffsetDateTime, LogsError> {
-    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
-        return Ok(t);
+    let time_error = match OffsetDateTime::parse(value, &Rfc3339) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    // A value that starts like a date was meant as a time: say what is wrong with it
+    // as one, not as a duration ("invalid character at 4").
+    let bytes = value.as_bytes();
+    if bytes.len() >= 5 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
+        return Err(LogsError::BadSince {
+            value: value.to_owned(),
+            reason: time_reason(value, &time_error),
+        });
     }
     let d = humantime::parse_duration(value).map_err(|e| LogsError::BadSince {
         value: value.to_owned(),
@@ -80,6 +90,18 @@ pub fn parse_since(value: &str, now: OffsetDateTime) -> Result<OffsetDateTime, L
         value: value.to_owned(),
         reason: "too far back".to_owned(),
     })
+}
+
+/// Why a time is not RFC 3339, in the words a person needs: most often the zone is
+/// missing (`2026-12-05T10:47:56`), which the parser reports as a missing component.
+fn time_reason(value: &str, error: &time::error::Parse) -> String {
+    let tail = value.rsplit_once('T').map_or("", |(_, t)| t);
+    let zoned = tail.ends_with(['Z', 'z']) || tail.contains(['+', '-']);
+    if value.contains(['T', 't']) && !zoned {
+        "the time has no zone: add Z for UTC or an offset such as +01:00".to_owned()
+    } else {
+        format!("not an RFC 3339 time ({error})")
+    }
 }
 
 impl Filter {
@@ -265,6 +287,15 @@ mod tests {
         );
         let err = parse_since("yesterday", now).unwrap_err().to_string();
         assert!(err.contains("15m or 2h"), "{err}");
+        // A time without its zone says so, not "invalid character at 4".
+        let err = parse_since("2026-12-05T10:47:56", now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no zone"), "{err}");
+        let err = parse_since("2026-13-05T10:47:56Z", now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an RFC 3339 time"), "{err}");
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl Collector for FileFaultCollector {
         let faults = vigil_logfile::FileFaults::global();
         let mut family = encoder.encode_descriptor(
             "log_file_errors",
-            "Log file faults (lines lost on a failed write), by operation",
+            "Log file faults by operation (a failed write loses the lines it carried; the file is reopened)",
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;

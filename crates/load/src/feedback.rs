@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::address::BaseUrl;
+use crate::config::REQUEST_TIMEOUT;
 use crate::failure::why;
 
 /// Most labels in one `POST /feedback` (the collector takes up to 10,000).
@@ -231,7 +232,7 @@ impl Labeller {
                     .collect();
                 Err(format!("{url}: {status} {text}"))
             }
-            Err(e) => Err(format!("{url}: {}", why(&e, crate::run::REQUEST_TIMEOUT))),
+            Err(e) => Err(format!("{url}: {}", why(&e, REQUEST_TIMEOUT))),
         };
         let mut report = self.report.lock();
         // No await from here to the counts below: an abort cannot land between them,

@@ -9,19 +9,25 @@
 //! `--feedback`, a share of the answers gets a ground-truth label at the collector.
 
 mod address;
+mod config;
 mod failure;
 mod feedback;
 mod generate;
 mod progress;
+mod report;
 mod run;
+mod schema;
+mod signals;
 #[cfg(test)]
 mod testing;
 
 pub use address::{BaseUrl, UrlFault};
+pub use config::{GRACE, LoadConfig, LoadError, check_url};
 pub use feedback::{FeedbackConfig, FeedbackReport, collector_beside};
 pub use generate::{Generator, Invalid, Kind, ModelSchema, Request};
 pub use progress::Progress;
-pub use run::{GRACE, LoadConfig, LoadError, Report, check_url, run, run_until, run_watched};
+pub use report::Report;
+pub use run::{run, run_until, run_watched};
 
 /// Parses `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

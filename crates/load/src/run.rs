@@ -8,300 +8,23 @@
 //! to the collector. A second signal (`force`) ends whichever step is running at
 //! once; the report covers what happened until then.
 
-use std::collections::BTreeMap;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::address::{BaseUrl, UrlFault};
+use crate::config::{LoadConfig, LoadError, REQUEST_TIMEOUT, check_settings, check_url};
 use crate::failure::why;
-use crate::feedback::{FeedbackConfig, FeedbackReport, Labeller};
-use crate::generate::{Generator, Kind, ModelSchema, Request};
+use crate::feedback::Labeller;
+use crate::generate::{Generator, Request};
 use crate::progress::{Progress, p99_ms};
-
-/// What `vigil load` gives the requests in flight once it stops sending (a stop
-/// signal or the end of `--duration`), and the labels still to send after an
-/// interrupt. A healthy service answers in milliseconds, so only a stuck or
-/// overwhelmed one runs into it; it is short because a person waits at Ctrl-C and
-/// `--duration` should bound the run, instead of the 30 s request timeout.
-pub const GRACE: Duration = Duration::from_secs(2);
-
-/// A request without an answer after this long is given up as no answer.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Under this share of the requested rate actually sent, the run fell short of it.
-const SHORT_OF_TARGET: f64 = 0.9;
-
-/// Unexpected answers quoted in the report.
-const EXAMPLES: usize = 5;
-
-/// What to send, where and how fast.
-#[derive(Debug, Clone)]
-pub struct LoadConfig {
-    /// Base URL of the inference service, e.g. `http://127.0.0.1:8000`.
-    pub target: String,
-    /// Model to address by name; the server's default model through `/predict` if `None`.
-    pub model: Option<String>,
-    /// Requests per second.
-    pub rate: f64,
-    /// Stop after this long …
-    pub duration: Option<Duration>,
-    /// … or after this many requests, whichever comes first.
-    pub requests: Option<u64>,
-    /// Requests in flight at most; the rate drops (and the report says so) beyond it.
-    pub concurrency: usize,
-    /// Share of invalid requests, 0–1.
-    pub invalid: f64,
-    /// Share of drifted requests, 0–1.
-    pub drifted: f64,
-    /// Rows per request.
-    pub batch: usize,
-    pub seed: u64,
-    /// Labels for a share of the answers, sent to a collector.
-    pub feedback: Option<FeedbackConfig>,
-    /// Sent as `Authorization: Bearer` with every prediction (not to the collector):
-    /// a service with a `predict` key answers 401 without one.
-    pub api_key: Option<String>,
-    /// How long requests in flight get after a stop or the end of `duration`, and
-    /// labels after a stop, before they are cut off ([`GRACE`] in `vigil load`).
-    pub grace: Duration,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("invalid load settings: {0}")]
-    Config(String),
-    /// `--target` or `--collector` is not a base URL requests can be sent under.
-    #[error("invalid load settings: {option} {fault}")]
-    Url {
-        option: &'static str,
-        fault: UrlFault,
-    },
-    #[error("cannot read the model schema from {url}: {reason}")]
-    Schema { url: String, reason: String },
-}
-
-impl LoadError {
-    /// Whether the settings are at fault (a usage error), not the target.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, LoadError::Config(_) | LoadError::Url { .. })
-    }
-}
-
-/// Checks `text`, the value of `option` (`--target` or `--collector`), as a base URL.
-pub fn check_url(option: &'static str, text: &str) -> Result<BaseUrl, LoadError> {
-    BaseUrl::parse(text).map_err(|fault| LoadError::Url { option, fault })
-}
-
-/// The outcome of a run. `unexpected` counts answers that contradict the contract:
-/// a good or drifted request not answered 200 (503 overload excepted), an invalid
-/// one not answered 4xx, or no answer at all.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Report {
-    pub model: String,
-    pub sent: u64,
-    pub elapsed_s: f64,
-    /// `sent` over `elapsed_s`: the whole run, the wait for the last answers included.
-    pub rate: f64,
-    /// The rate asked for (`--rate`).
-    pub target_rate: f64,
-    /// `sent` over the time spent sending, the figure to hold against `target_rate`:
-    /// below it when every `--concurrency` slot waited for a slow answer, or the
-    /// machine could not keep up.
-    pub send_rate: f64,
-    /// kind (good|drifted|invalid) → status code → count; status 0 = no answer.
-    pub statuses: BTreeMap<&'static str, BTreeMap<u16, u64>>,
-    pub unexpected: u64,
-    /// Requests that got no answer (part of `unexpected`).
-    pub transport_errors: u64,
-    /// Of `transport_errors`, requests still waiting for their answer when the run
-    /// ended: the grace after a stop or the duration's end ran out, or a second
-    /// interrupt came.
-    pub cut_off: u64,
-    /// Of the answers; a request without one has no latency.
-    pub latency_ms: Latency,
-    /// First few unexpected answers, for the person reading the report.
-    pub examples: Vec<String>,
-    /// With `--feedback`: the labels sent and what the collector made of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub feedback: Option<FeedbackReport>,
-}
-
-impl Report {
-    /// Answers that came and broke the contract (`unexpected` without the requests
-    /// that got no answer).
-    pub fn broken_answers(&self) -> u64 {
-        self.unexpected.saturating_sub(self.transport_errors)
-    }
-
-    /// Whether the requests went out markedly slower than asked.
-    pub fn short_of_target(&self) -> bool {
-        self.sent > 0 && self.send_rate < SHORT_OF_TARGET * self.target_rate
-    }
-}
-
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-/// What became of one request.
-enum Outcome {
-    Answer {
-        status: u16,
-        /// The body (or for a redirect, where it pointed).
-        text: String,
-        latency_us: u32,
-    },
-    /// Why there was none.
-    NoAnswer(String),
-}
-
-#[derive(Default)]
-struct Tally {
-    statuses: BTreeMap<&'static str, BTreeMap<u16, u64>>,
-    /// Of the answers only.
-    latencies_us: Vec<u32>,
-    /// Requests answered or failed so far.
-    done: u64,
-    unexpected: u64,
-    transport_errors: u64,
-    cut_off: u64,
-    examples: Vec<String>,
-    /// Requests sent and not tallied yet, by number: what a cut-off counts.
-    in_flight: BTreeMap<u64, Kind>,
-}
-
-impl Tally {
-    /// Counts request `id` once; a request already cut off is not counted again.
-    fn record(&mut self, id: u64, outcome: Outcome) {
-        let Some(kind) = self.in_flight.remove(&id) else {
-            return;
-        };
-        self.done += 1;
-        let status = match &outcome {
-            Outcome::Answer {
-                status, latency_us, ..
-            } => {
-                self.latencies_us.push(*latency_us);
-                *status
-            }
-            Outcome::NoAnswer(_) => {
-                self.transport_errors += 1;
-                0
-            }
-        };
-        *self
-            .statuses
-            .entry(kind.name())
-            .or_default()
-            .entry(status)
-            .or_default() += 1;
-        if !expected(kind, status) {
-            self.unexpected += 1;
-            if self.examples.len() < EXAMPLES {
-                self.examples.push(example(kind, &outcome));
-            }
-        }
-    }
-
-    /// Counts every request still in flight as no answer, for `why`.
-    fn cut_off(&mut self, why: &str) {
-        let ids: Vec<u64> = self.in_flight.keys().copied().collect();
-        self.cut_off += ids.len() as u64;
-        for id in ids {
-            self.record(id, Outcome::NoAnswer(why.to_owned()));
-        }
-    }
-}
-
-/// One line of the report's `examples`: `invalid request (a NaN token) answered 200: …`.
-fn example(kind: Kind, outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Answer { status, text, .. } if text.is_empty() => {
-            format!("{kind} answered {status}")
-        }
-        Outcome::Answer { status, text, .. } => {
-            let text: String = text.chars().take(300).collect();
-            format!("{kind} answered {status}: {text}")
-        }
-        Outcome::NoAnswer(why) => format!("{kind} got no answer: {why}"),
-    }
-}
-
-fn expected(kind: Kind, status: u16) -> bool {
-    match kind {
-        Kind::Good | Kind::Drifted => status == 200 || status == 503,
-        Kind::Invalid(_) => (400..500).contains(&status),
-    }
-}
-
-/// Slowest and fastest `--rate`, in requests a second.
-const MIN_RATE: f64 = 0.001;
-const MAX_RATE: f64 = 1_000_000.0;
-/// Most rows a request (the server's own cap is lower by default) and most requests
-/// in flight.
-const MAX_BATCH: usize = 100_000;
-const MAX_CONCURRENCY: usize = 10_000;
-
-/// A signal from outside the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    /// Stop sending; let what is in flight finish, within the grace.
-    Stop,
-    /// End now.
-    Force,
-}
-
-/// The run's two signals, each awaited to its end at most once. A force is a stop
-/// as well.
-struct Signals<'a, S, F> {
-    stop: Pin<&'a mut S>,
-    force: Pin<&'a mut F>,
-    stopped: bool,
-    forced: bool,
-}
-
-impl<S: Future<Output = ()>, F: Future<Output = ()>> Signals<'_, S, F> {
-    /// The next signal not seen yet.
-    async fn next(&mut self) -> Signal {
-        if self.forced {
-            return std::future::pending().await;
-        }
-        if self.stopped {
-            self.force.as_mut().await;
-            self.forced = true;
-            return Signal::Force;
-        }
-        tokio::select! {
-            () = self.stop.as_mut() => {
-                self.stopped = true;
-                Signal::Stop
-            }
-            () = self.force.as_mut() => {
-                (self.stopped, self.forced) = (true, true);
-                Signal::Force
-            }
-        }
-    }
-}
-
-/// Sleeps until `at`, or for ever.
-async fn until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
+use crate::report::{Latency, Outcome, Report, Tally};
+use crate::schema::fetch_schema;
+use crate::signals::{Signal, Signals, until};
 
 /// Why sending stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -599,44 +322,6 @@ pub async fn run_watched(
     })
 }
 
-/// Refuses settings the run cannot keep: bounds that keep its arithmetic whole (a
-/// tick period of at least 1 µs and at most ~17 minutes, batches and permits a
-/// client can hold) and shares that are shares.
-fn check_settings(config: &LoadConfig) -> Result<(), LoadError> {
-    if !(MIN_RATE..=MAX_RATE).contains(&config.rate) {
-        return Err(LoadError::Config(format!(
-            "--rate must be between {MIN_RATE} and {MAX_RATE} requests a second"
-        )));
-    }
-    if !(1..=MAX_BATCH).contains(&config.batch) {
-        return Err(LoadError::Config(format!(
-            "--batch must be between 1 and {MAX_BATCH}"
-        )));
-    }
-    if !(1..=MAX_CONCURRENCY).contains(&config.concurrency) {
-        return Err(LoadError::Config(format!(
-            "--concurrency must be between 1 and {MAX_CONCURRENCY}"
-        )));
-    }
-    let shares_ok = |s: f64| (0.0..=1.0).contains(&s);
-    if !shares_ok(config.invalid)
-        || !shares_ok(config.drifted)
-        || config.invalid + config.drifted > 1.0
-    {
-        return Err(LoadError::Config(
-            "--invalid and --drifted are shares between 0 and 1 that add up to at most 1".into(),
-        ));
-    }
-    if let Some(f) = &config.feedback
-        && !(shares_ok(f.ratio) && shares_ok(f.label_noise))
-    {
-        return Err(LoadError::Config(
-            "--feedback and --label-noise are shares between 0 and 1".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// What a request's task shares with the run.
 struct Sending {
     /// The request's number, its key in the tally's `in_flight`.
@@ -696,54 +381,11 @@ async fn send(
     sending.tally.lock().record(sending.id, outcome);
 }
 
-async fn fetch_schema(
-    client: &reqwest::Client,
-    target: &BaseUrl,
-    model: Option<&str>,
-) -> Result<ModelSchema, LoadError> {
-    let get = |path: String| async move {
-        let failed = |reason: String| LoadError::Schema {
-            url: target.shown_join(&path),
-            reason,
-        };
-        let response = client
-            .get(target.join(&path))
-            .send()
-            .await
-            .map_err(|e| failed(why(&e, REQUEST_TIMEOUT)))?;
-        if !response.status().is_success() {
-            return Err(failed(format!("answered {}", response.status())));
-        }
-        response
-            .json::<serde_json::Value>()
-            .await
-            .map_err(|e| failed(why(&e, REQUEST_TIMEOUT)))
-    };
-    let name = match model {
-        Some(name) => name.to_owned(),
-        None => {
-            let list = get("/models".into()).await?;
-            list["default_model"]
-                .as_str()
-                .ok_or_else(|| LoadError::Schema {
-                    url: target.shown_join("/models"),
-                    reason: "no default_model".into(),
-                })?
-                .to_owned()
-        }
-    };
-    let path = format!("/models/{name}");
-    let info = get(path.clone()).await?;
-    serde_json::from_value(info).map_err(|e| LoadError::Schema {
-        url: target.shown_join(&path),
-        reason: e.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::Invalid;
+    use crate::address::UrlFault;
+    use crate::feedback::FeedbackConfig;
     use crate::testing::{Answer, Server, prediction, serve, serve_all};
 
     /// Runs against `target`: one request a millisecond until a limit or a signal.
@@ -1031,15 +673,6 @@ mod tests {
         assert!(report.short_of_target(), "{report:?}");
     }
 
-    #[test]
-    fn a_run_that_sent_nothing_is_not_short_of_its_target() {
-        let report = Report {
-            target_rate: 20.0,
-            ..Report::default()
-        };
-        assert!(!report.short_of_target());
-    }
-
     #[tokio::test]
     async fn an_interrupt_gives_the_last_labels_the_grace_then_counts_them_cut_off() {
         let server = serve(|_, _| prediction()).await;
@@ -1070,19 +703,5 @@ mod tests {
             1,
             "the labels went, in one batch"
         );
-    }
-
-    #[test]
-    fn the_contract_each_kind_is_held_to() {
-        assert!(expected(Kind::Good, 200));
-        assert!(expected(Kind::Drifted, 503), "overload is allowed");
-        assert!(!expected(Kind::Good, 422));
-        assert!(!expected(Kind::Good, 500));
-        assert!(!expected(Kind::Good, 0), "no answer is never expected");
-        assert!(!expected(Kind::Good, 302), "nor is a redirect");
-        assert!(expected(Kind::Invalid(Invalid::NanToken), 422));
-        assert!(expected(Kind::Invalid(Invalid::WrongContentType), 415));
-        assert!(!expected(Kind::Invalid(Invalid::NanToken), 200));
-        assert!(!expected(Kind::Invalid(Invalid::MalformedJson), 500));
     }
 }

@@ -2,6 +2,8 @@
 //! is answered 4xx and counted, drifted traffic moves the drift gauges, and bad
 //! settings or an unreachable target fail clearly.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use vigil_test_support::{Vigil, free_port, get_text, sample};
 
@@ -155,6 +157,7 @@ async fn without_a_limit_it_runs_until_interrupted_and_still_reports() {
         .args(["load", "--target", &vigil.url(""), "--rate", "200"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     // Readiness signal: the server has answered some of its requests.
@@ -167,15 +170,12 @@ async fn without_a_limit_it_runs_until_interrupted_and_still_reports() {
         );
         tokio::task::yield_now().await;
     }
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().await.unwrap();
+    kill("INT", child.id().unwrap());
+    // Every request answers in milliseconds: far inside the 2 s grace.
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("vigil load did not stop at Ctrl-C")
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -430,5 +430,203 @@ async fn labels_that_do_not_reach_the_collector_fail_the_run() {
     assert!(
         stderr.contains("the collector did not take 5 of 5 labels"),
         "{stderr}"
+    );
+}
+
+/// `kill -{signal} {pid}`: a signal as a person (`INT`, Ctrl-C) or a supervisor
+/// (`TERM`) sends it.
+fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A service whose model is stuck: it answers every `GET` as `real` does (the schema
+/// `vigil load` reads first is a real one), and takes every other request without
+/// ever answering it, as a model that hangs would.
+struct Stuck {
+    url: String,
+    /// Requests taken and left unanswered so far: the readiness signal.
+    held: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Stuck {
+    async fn start(real: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (count, held) = tokio::sync::watch::channel(0);
+        let count = std::sync::Arc::new(count);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(Self::connection(stream, real.clone(), count.clone()));
+            }
+        });
+        Self { url, held }
+    }
+
+    /// Serves one connection's requests until one is held.
+    async fn connection(
+        stream: tokio::net::TcpStream,
+        real: String,
+        count: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    ) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = tokio::io::BufReader::new(stream);
+        loop {
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap(), words.next().unwrap());
+            if method != "GET" {
+                count.send_modify(|n| *n += 1);
+                // Read on, answer never: the connection stays open until the client
+                // gives up on it.
+                let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+                return;
+            }
+            // A GET has no body: the head was the whole request.
+            let answer = reqwest::get(format!("{real}{path}")).await.unwrap();
+            let status = answer.status();
+            let body = answer.text().await.unwrap();
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        }
+    }
+
+    /// Until `n` requests are held.
+    async fn holds(&self, n: u64) {
+        let mut held = self.held.clone();
+        tokio::time::timeout(Duration::from_secs(30), held.wait_for(|h| *h >= n))
+            .await
+            .expect("vigil load sent no prediction")
+            .unwrap();
+    }
+}
+
+/// Reads what a program under `script` writes to its terminal until it contains
+/// `text`; `seen` keeps all of it, for the next wait and for failure messages.
+async fn read_until(out: &mut tokio::process::ChildStdout, seen: &mut String, text: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(text) {
+        let mut buf = [0; 4096];
+        let n = tokio::time::timeout_at(deadline, out.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {text:?} on the terminal: {seen:?}"))
+            .unwrap();
+        assert!(n > 0, "the terminal closed without {text:?}: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+/// A target that accepts the connection and never answers holds `vigil load` at its
+/// first step, reading the model schema. Ctrl-C there ends it at once (exit 1, no
+/// report: nothing was sent), not at the 30 s request timeout.
+#[tokio::test]
+async fn ctrl_c_while_the_target_keeps_the_schema_ends_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}", listener.local_addr().unwrap());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["load", "--target", &target, "--rate", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Readiness: the schema request's connection (the signal handlers are in place
+    // before it), held open and unanswered to the end of the test.
+    let (_held, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .expect("vigil load never connected")
+        .unwrap();
+    kill("INT", child.id().unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("Ctrl-C waited for the schema's request timeout")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before it answered"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a report for a run that sent nothing"
+    );
+}
+
+/// A second Ctrl-C ends the run at once, while the requests in flight still have
+/// most of their grace: the report comes, with every one of them cut off and why,
+/// and the run fails (exit 1), as requests without an answer fail it.
+#[tokio::test]
+async fn a_second_ctrl_c_ends_the_run_without_waiting_for_the_grace() {
+    let vigil = Vigil::start(&[], &[]);
+    let stuck = Stuck::start(vigil.url("")).await;
+    let dir = vigil_test_support::TempDir::new("load-force");
+    let report = dir.path().join("report.json");
+    // Under a pseudo-terminal (util-linux `script`), where the first Ctrl-C says on
+    // stderr that the run stops: the readiness signal for the second (two signals
+    // close together can arrive as one). The shell prints its pid and becomes
+    // `vigil load`; the report goes to a file, stderr stays on the terminal.
+    let command = format!(
+        "echo $$; exec '{}' load --target {} --rate 50 > '{}'",
+        env!("CARGO_BIN_EXE_vigil"),
+        stuck.url,
+        report.display()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut terminal = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut terminal, &mut seen, "\n").await;
+    let pid: u32 = seen.lines().next().unwrap().trim().parse().unwrap();
+
+    stuck.holds(1).await;
+    kill("INT", pid);
+    read_until(&mut terminal, &mut seen, "vigil load: stopping").await;
+    kill("INT", pid);
+    let forced = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("vigil load did not end after the second Ctrl-C")
+        .unwrap();
+    let after = forced.elapsed();
+    // The grace is 2 s: a run that waited it out ends well past a second.
+    assert!(
+        after < Duration::from_secs(1),
+        "ended {after:?} after the second Ctrl-C: {seen:?}"
+    );
+    assert_eq!(status.code(), Some(1), "{seen:?}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let sent = report["sent"].as_u64().unwrap();
+    assert!(sent >= 1, "{report}");
+    assert_eq!(report["cut_off"], sent, "{report}");
+    assert!(
+        report["examples"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("still waiting when a second interrupt ended the run"),
+        "{report}"
     );
 }

@@ -117,7 +117,11 @@ impl Printer {
             .chain(ids.iter().filter_map(|k| Some((*k, line.raw_field(k)?))));
         for (key, value) in fields {
             let v = value_text(value);
-            let v = if v.is_empty() || v.contains([' ', '"', '=']) {
+            // A string that could be misread (empty, or holding a space, quote or `=`)
+            // is shown quoted; an array or object is shown as the JSON it is
+            // (`request_ids=["a","b"]`), which its brackets already delimit.
+            let structured = value.trim_start().starts_with(['[', '{']);
+            let v = if !structured && (v.is_empty() || v.contains([' ', '"', '='])) {
                 Cow::Owned(Value::String(v.into_owned()).to_string())
             } else {
                 v
@@ -136,6 +140,23 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pretty_shows_arrays_as_json_and_quotes_strings_that_need_it() {
+        let line = LogLine::parse(
+            br#"{"timestamp":"2026-12-05T10:00:00Z","level":"INFO","service":"collector","message":"records_stored","request_ids":["a b","c"],"kept":{"x":1},"note":"two words","path":"/x"}"#,
+        )
+        .unwrap();
+        let printer = Printer {
+            format: Format::Pretty,
+            tty: false,
+        };
+        let shown = printer.pretty(&line);
+        assert!(
+            shown.ends_with(r#"request_ids=["a b","c"] kept={"x":1} note="two words" path=/x"#),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn escapes_c0_c1_and_del_but_not_tab() {

@@ -39,7 +39,7 @@ pub struct RotatingFile {
     checked: SystemTime,
     compressor: Compressor,
     /// The directory's lock, held for as long as this writes it.
-    _lock: File,
+    lock: File,
 }
 
 impl RotatingFile {
@@ -58,7 +58,12 @@ impl RotatingFile {
             .append(true)
             .read(true)
             .open(&path)?;
-        end_line(&file)?;
+        // A newline after a cut-off line may not fit (the crash that cut it came with a
+        // full disk): counted, and the reopen tries again, as for any write.
+        let ended = end_line(&file);
+        if let Err(e) = &ended {
+            FileFaults::global().fault(Operation::Open, &path, e);
+        }
         let meta = file.metadata()?;
         let size = meta.len();
         let period = (size > 0).then(|| {
@@ -70,13 +75,13 @@ impl RotatingFile {
         Ok(Self {
             config,
             path,
-            file: Some(file),
+            failed_open: ended.is_err().then(Instant::now),
+            file: ended.is_ok().then_some(file),
             size,
             period,
-            failed_open: None,
             checked: SystemTime::now(),
             compressor,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -147,8 +152,11 @@ impl RotatingFile {
                 // ending the file in half a line that the next line would be glued
                 // to: cut it off (shortening frees space, so this works on a full
                 // disk). If even that fails, the reopen starts a new line.
-                if file.set_len(self.size).is_err() {
-                    self.size = file.metadata().map_or(self.size, |m| m.len());
+                // Only ever shorter: `size` may be a second stale (a tool that
+                // emptied the file in place), and a longer file would be NUL-filled.
+                let len = file.metadata().map_or(self.size, |m| m.len());
+                if len > self.size && file.set_len(self.size).is_err() {
+                    self.size = len;
                 }
                 self.file = None;
                 self.failed_open = Some(Instant::now());
@@ -207,6 +215,19 @@ impl RotatingFile {
         self.ensure_open();
     }
 
+    /// Makes sure the lock held is the directory's: one removed with its directory
+    /// (`rm -rf` of the log dir) is taken again where it was, or another process
+    /// could start writing the directory made again.
+    fn keep_lock(&mut self) -> std::io::Result<()> {
+        let held = self.lock.metadata()?;
+        let named = std::fs::metadata(self.config.dir.join(LOCK));
+        if named.is_ok_and(|n| (n.dev(), n.ino()) == (held.dev(), held.ino())) {
+            return Ok(());
+        }
+        self.lock = lock(&self.config.dir)?;
+        Ok(())
+    }
+
     /// Whether a file is open, opening one if the last failure is old enough.
     fn ensure_open(&mut self) -> bool {
         if self.file.is_some() {
@@ -215,14 +236,16 @@ impl RotatingFile {
         if self.failed_open.is_some_and(|t| t.elapsed() < REOPEN_AFTER) {
             return false;
         }
-        let opened = std::fs::create_dir_all(&self.config.dir).and_then(|()| {
-            // Read as well: `end_line` looks at the last byte.
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&self.path)
-        });
+        let opened = std::fs::create_dir_all(&self.config.dir)
+            .and_then(|()| self.keep_lock())
+            .and_then(|()| {
+                // Read as well: `end_line` looks at the last byte.
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .read(true)
+                    .open(&self.path)
+            });
         match opened.and_then(|file| end_line(&file).map(|()| file)) {
             Ok(file) => {
                 self.size = file.metadata().map_or(0, |m| m.len());

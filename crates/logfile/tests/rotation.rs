@@ -28,6 +28,14 @@ fn config(dir: &Path, rotation: Rotation, max_bytes: Option<u64>, keep: usize) -
     }
 }
 
+/// Held by the tests that cause faults: the counts are the process's, and a test that
+/// reads them must not see another's.
+static FAULTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn faults_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    FAULTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn line(n: usize) -> String {
     format!("{{\"n\":{n},\"message\":\"line {n}\"}}\n")
 }
@@ -245,6 +253,7 @@ fn lines_written_from_many_threads_during_rotations_are_all_there_once() {
 
 #[test]
 fn an_unwritable_directory_is_a_counted_fault_not_a_failure() {
+    let _faults = faults_to_myself();
     let dir = TempDir::new("logfile-fault");
     let mut file = RotatingFile::open(config(dir.path(), Rotation::Hourly, None, 3)).unwrap();
     file.write_lines_at(line(1).as_bytes(), at(HOUR));
@@ -261,6 +270,7 @@ fn an_unwritable_directory_is_a_counted_fault_not_a_failure() {
 
 #[test]
 fn a_deleted_log_file_is_made_again_and_its_loss_counted() {
+    let _faults = faults_to_myself();
     let dir = TempDir::new("logfile-deleted");
     let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
     file.write_lines_at(line(1).as_bytes(), at(HOUR));
@@ -271,6 +281,9 @@ fn a_deleted_log_file_is_made_again_and_its_loss_counted() {
     file.write_lines_at(line(2).as_bytes(), at(HOUR + 2));
     assert_eq!(all_lines(dir.path()), [line(2).trim_end()]);
     assert!(FileFaults::global().count(Operation::Write) > before);
+    // The lock went with the directory, and was taken again in the new one.
+    let second = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap_err();
+    assert!(second.to_string().contains("another process"), "{second}");
 }
 
 #[test]
@@ -342,6 +355,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_write_the_full_disk_cuts_short_leaves_no_half_line() {
+    let _faults = faults_to_myself();
     let dir = TempDir::new("logfile-full");
     let _disk = SmallDisk::mount(dir.path(), "16k");
     let mut file = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3)).unwrap();
@@ -370,4 +384,23 @@ fn a_write_the_full_disk_cuts_short_leaves_no_half_line() {
     for (i, l) in text.lines().enumerate() {
         assert_eq!(format!("{l}\n"), line(i), "line {i}");
     }
+}
+
+#[test]
+fn a_cut_off_line_on_a_full_disk_does_not_stop_the_start() {
+    let _faults = faults_to_myself();
+    let dir = TempDir::new("logfile-full-start");
+    let _disk = SmallDisk::mount(dir.path(), "16k");
+    // Half a line that ends exactly at a page, so its newline needs a page more...
+    let half = format!("{{\"n\":0,\"message\":\"{}", "x".repeat(4096 - 18));
+    assert_eq!(half.len(), 4096);
+    std::fs::write(dir.path().join("vigil.log"), half).unwrap();
+    // ...and fill what is left, so that page is not there.
+    let mut filler = std::fs::File::create(dir.path().join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[b'x'; 4096]).is_ok() {}
+    drop(filler);
+    let before = FileFaults::global().count(Operation::Open);
+    let opened = RotatingFile::open(config(dir.path(), Rotation::Never, None, 3));
+    assert!(opened.is_ok(), "{:?}", opened.err());
+    assert!(FileFaults::global().count(Operation::Open) > before);
 }

@@ -228,11 +228,24 @@ impl Collector for FileFaultCollector {
     }
 }
 
-/// Keeps the writer threads alive; dropping it flushes every queued line. Hold it for
-/// the life of `main`.
+/// Keeps the writer threads alive; dropping it flushes every queued line, waiting for
+/// all outputs together at most [`writer::FINAL_WRITE_LIMIT`]. Hold it for the life of
+/// `main`.
 #[must_use = "dropping the guard stops logging"]
 pub struct LogGuard {
-    _guards: Vec<WriterGuard>,
+    guards: Vec<WriterGuard>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Every output's last write at once, under one deadline: one after the other,
+        // a stuck stdout and a slow file would add up.
+        self.guards.iter().for_each(WriterGuard::stop);
+        let deadline = WriterGuard::deadline();
+        for guard in &mut self.guards {
+            guard.wait(deadline);
+        }
+    }
 }
 
 impl std::fmt::Debug for LogGuard {
@@ -294,7 +307,7 @@ pub fn init_with_writer(
         .try_init()
         .map_err(|_| LogError::AlreadyInitialised)?;
     install_panic_hook();
-    Ok(LogGuard { _guards: guards })
+    Ok(LogGuard { guards })
 }
 
 /// Panics become one ERROR line (with the request id when inside a request) instead of

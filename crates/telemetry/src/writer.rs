@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the writer thread wakes to write what has accumulated.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
@@ -93,8 +93,10 @@ pub struct WriterGuard {
     final_write: Duration,
 }
 
-impl Drop for WriterGuard {
-    fn drop(&mut self) {
+impl WriterGuard {
+    /// Tells the thread to write what is left and end. Several guards are stopped
+    /// first and waited for after, so that their last writes overlap.
+    pub fn stop(&self) {
         {
             // Under the lock the writer checks it under before it sleeps, so the
             // wake-up below cannot come between its check and its wait.
@@ -102,13 +104,32 @@ impl Drop for WriterGuard {
             self.shared.stop.store(true, Ordering::Release);
         }
         self.shared.urgent.notify_one();
-        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(self.final_write) {
-            // Blocked in a write: left behind, it ends with the process.
+    }
+
+    /// Waits until the thread has ended, or until `deadline`: a thread blocked in a
+    /// write is then left behind, to end with the process.
+    pub fn wait(&mut self, deadline: Instant) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(left) {
             return;
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = thread.join();
+    }
+
+    /// The latest a shutdown that starts now waits for its last writes.
+    pub fn deadline() -> Instant {
+        Instant::now() + FINAL_WRITE_LIMIT
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + self.final_write;
+        self.wait(deadline);
     }
 }
 
@@ -116,7 +137,7 @@ impl Drop for WriterGuard {
 pub fn spawn(
     name: &str,
     capacity: usize,
-    mut sink: Box<dyn Write + Send>,
+    sink: Box<dyn Write + Send>,
 ) -> std::io::Result<(LineWriter, WriterGuard)> {
     let shared = Arc::new(Shared {
         buffer: Mutex::new(Buffer {
@@ -133,8 +154,11 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            // Dropped when this thread ends, however: the guard's signal.
+            // Dropped when this thread ends, however: the guard's signal. The sink is
+            // bound after it so that it is dropped before it (a log file's drop waits
+            // for its compressor): the guard's wait covers that too.
             let _ended = ended_tx;
+            let mut sink = sink;
             let mut out = Vec::with_capacity(
                 worker
                     .buffer

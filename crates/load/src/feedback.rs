@@ -74,6 +74,14 @@ pub struct FeedbackReport {
     pub cut_off: u64,
 }
 
+/// Of a batch taken off the queue: how many are wrong, and how many go before their
+/// delay is over.
+#[derive(Debug, Default, Clone, Copy)]
+struct Kinds {
+    wrong: u64,
+    early: u64,
+}
+
 /// Decides the labels of answers and sends them when due.
 pub(crate) struct Labeller {
     config: FeedbackConfig,
@@ -82,7 +90,8 @@ pub(crate) struct Labeller {
     /// The model's classes (empty for a regressor).
     classes: Vec<String>,
     rng: Mutex<StdRng>,
-    queue: Mutex<VecDeque<(Instant, Value)>>,
+    /// Labels waiting: when due, the label, whether it is a wrong one.
+    queue: Mutex<VecDeque<(Instant, Value, bool)>>,
     report: Mutex<FeedbackReport>,
     /// Set on an interrupt: what is queued goes now, due or not.
     hurry: std::sync::atomic::AtomicBool,
@@ -160,12 +169,9 @@ impl Labeller {
             labels.push((due, truth, wrong));
         }
         drop(rng);
-        let mut report = self.report.lock();
-        report.wrong += labels.iter().filter(|(_, _, w)| *w).count() as u64;
-        drop(report);
-        self.queue
-            .lock()
-            .extend(labels.into_iter().map(|(due, truth, _)| (due, truth)));
+        // `wrong` and `early` are counted once sent, with `labels`: they are shares of
+        // what was sent, and a label cut off at the end is neither.
+        self.queue.lock().extend(labels);
     }
 
     /// Sends due labels until `finished` is set and the queue is empty (the last
@@ -175,24 +181,24 @@ impl Labeller {
         loop {
             let now = Instant::now();
             let hurry = self.hurry.load(std::sync::atomic::Ordering::Acquire);
-            let (batch, early): (Vec<Value>, u64) = {
+            let (batch, kinds) = {
                 let mut queue = self.queue.lock();
                 let due = queue
                     .iter()
                     .take(BATCH)
-                    .take_while(|(at, _)| hurry || *at <= now)
+                    .take_while(|(at, _, _)| hurry || *at <= now)
                     .count();
-                let mut early = 0;
-                let batch = queue
+                let mut kinds = Kinds::default();
+                let batch: Vec<Value> = queue
                     .drain(..due)
-                    .map(|(at, l)| {
-                        early += u64::from(at > now);
+                    .map(|(at, l, wrong)| {
+                        kinds.early += u64::from(at > now);
+                        kinds.wrong += u64::from(wrong);
                         l
                     })
                     .collect();
-                (batch, early)
+                (batch, kinds)
             };
-            self.report.lock().early += early;
             if batch.is_empty() {
                 if finished.load(std::sync::atomic::Ordering::Acquire)
                     && self.queue.lock().is_empty()
@@ -202,11 +208,11 @@ impl Labeller {
                 tokio::time::sleep(TICK).await;
                 continue;
             }
-            self.send(&client, &url, batch).await;
+            self.send(&client, &url, batch, kinds).await;
         }
     }
 
-    async fn send(&self, client: &reqwest::Client, url: &str, batch: Vec<Value>) {
+    async fn send(&self, client: &reqwest::Client, url: &str, batch: Vec<Value>, kinds: Kinds) {
         let n = batch.len() as u64;
         *self.sending.lock() = n;
         let answer = client
@@ -239,6 +245,8 @@ impl Labeller {
         // so a cut-off never counts this batch twice or not at all.
         *self.sending.lock() = 0;
         report.labels += n;
+        report.wrong += kinds.wrong;
+        report.early += kinds.early;
         match counts {
             Ok(c) => {
                 let count = |k: &str| c[k].as_u64().unwrap_or(0);
@@ -287,7 +295,11 @@ mod tests {
     }
 
     fn queued(l: &Labeller) -> Vec<Value> {
-        l.queue.lock().iter().map(|(_, v)| v.clone()).collect()
+        l.queue.lock().iter().map(|(_, v, _)| v.clone()).collect()
+    }
+
+    fn queued_wrong(l: &Labeller) -> u64 {
+        l.queue.lock().iter().filter(|(_, _, wrong)| *wrong).count() as u64
     }
 
     #[test]
@@ -317,7 +329,9 @@ mod tests {
                 json!({"prediction_id": "p-1", "label": "ok"})
             ]
         );
-        assert_eq!(l.report().wrong, 2);
+        assert_eq!(queued_wrong(&l), 2);
+        // Counted once sent, with `labels`.
+        assert_eq!(l.report().wrong, 0);
     }
 
     #[test]
@@ -331,7 +345,7 @@ mod tests {
         let wrong = labels.iter().filter(|v| v["label"] == "defect").count() as f64;
         assert!((share - 0.5).abs() < 0.03, "{share}");
         assert!((wrong / labels.len() as f64 - 0.3).abs() < 0.03);
-        assert_eq!(l.report().wrong, wrong as u64);
+        assert_eq!(queued_wrong(&l), wrong as u64);
     }
 
     #[test]

@@ -247,8 +247,10 @@ pub async fn run_watched(
     let why = if signals.forced {
         "still waiting when a second interrupt ended the run".to_owned()
     } else {
+        // The wait that ran out was the grace after a stop or after `--duration`'s
+        // end (which, after the last of `--requests`, comes later than sending's).
         format!(
-            "none within {} s of the end of sending",
+            "still waiting when the run ended ({} s after a stop or the end of --duration)",
             grace.as_secs_f64()
         )
     };
@@ -438,7 +440,7 @@ mod tests {
         assert!(report.elapsed_s < 2.0, "{report:?}");
         assert_eq!(
             report.examples[0],
-            "good request got no answer: none within 0.2 s of the end of sending"
+            "good request got no answer: still waiting when the run ended (0.2 s after a stop or the end of --duration)"
         );
     }
 
@@ -697,7 +699,16 @@ mod tests {
         .await;
         assert_eq!(report.statuses["good"][&200], 3, "{report:?}");
         let feedback = report.feedback.unwrap();
-        assert_eq!((feedback.labels, feedback.cut_off), (0, 3), "{feedback:?}");
+        assert_eq!(
+            (
+                feedback.labels,
+                feedback.cut_off,
+                feedback.early,
+                feedback.wrong
+            ),
+            (0, 3, 0, 0),
+            "{feedback:?}"
+        );
         assert_eq!(
             *collector.requests.borrow(),
             1,

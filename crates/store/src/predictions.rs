@@ -179,7 +179,10 @@ impl Store {
                 bytes += text_len(&record);
                 page.records.push(record);
                 if bytes >= size.bytes {
-                    // Dropping the stream stops the query: the rest is never read.
+                    // Dropping the stream ends the query: on SQLite the statement is
+                    // reset and the rest never read; PostgreSQL still sends the rows
+                    // up to the LIMIT, and sqlx discards them before the connection
+                    // is used again. Either way they are never held here.
                     page.full = true;
                     break;
                 }

@@ -81,6 +81,9 @@ pub fn run(args: LoadArgs) -> ExitCode {
         let (stop, force) = signals(live)?;
         std::io::Result::Ok(vigil_load::run_watched(config, stop, force, progress).await)
     });
+    // A blocking task still running (a DNS lookup that hangs) would hold the exit
+    // after the report: the run is over, so the runtime does not wait for it.
+    runtime.shutdown_background();
     if live {
         say_raw!("\r\x1b[2K");
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use vigil_model::card::ModelCard;
 use vigil_model::onnx_ml::{Port, Summary, describe};
-use vigil_model::{LoadedModel, Output, ProbeReport, probe};
+use vigil_model::{
+    LoadedModel, MAX_CARD_BYTES, MAX_ONNX_BYTES, Output, ProbeReport, probe, read_model_file,
+};
 
 /// One thing wrong, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +51,11 @@ pub fn check(dir: &Path) -> CheckReport {
             fix: fix.to_owned(),
         });
     };
-    let onnx = std::fs::read(dir.join("model.onnx"));
-    let card_text = std::fs::read_to_string(dir.join("model.toml"));
+    // As start-up reads them: regular files, bounded.
+    let onnx = read_model_file(&dir.join("model.onnx"), MAX_ONNX_BYTES);
+    let card_text = read_model_file(&dir.join("model.toml"), MAX_CARD_BYTES).and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
     if let Err(e) = &onnx {
         problem(
             format!("cannot read {}: {e}", dir.join("model.onnx").display()),

@@ -49,10 +49,12 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     if !vigil_model::versions::is_version_name(&opts.version) {
         return Err(InitError::BadVersion(opts.version.clone()));
     }
-    let onnx = std::fs::read(&opts.onnx).map_err(|source| InitError::Read {
-        path: opts.onnx.clone(),
-        source,
-    })?;
+    let onnx = vigil_model::read_model_file(&opts.onnx, vigil_model::MAX_ONNX_BYTES).map_err(
+        |source| InitError::Read {
+            path: opts.onnx.clone(),
+            source,
+        },
+    )?;
     let summary = describe(&onnx).map_err(InitError::Onnx)?;
     let input = single_float_input(&summary)?;
     let labels = opts.labels.clone().or_else(|| summary.labels.clone());

@@ -18,6 +18,6 @@ pub use drift::{DriftMonitor, DriftSnapshot};
 pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
 pub use input::Batch;
 pub use probe::{ProbeError, ProbeReport, probe};
-pub use registry::{LoadedModel, ModelRegistry};
+pub use registry::{LoadedModel, MAX_CARD_BYTES, MAX_ONNX_BYTES, ModelRegistry, read_model_file};
 pub use runtime::{Head, OnnxModel, Output, RowPrediction};
 pub use versions::{ModelState, StoreError, StoredVersion, VersionStore, is_version_name};

@@ -1,7 +1,11 @@
 //! The probe: before a model serves (at start-up, on upload, in a rescan), it runs a
 //! small batch built from its own card and must answer: a classifier probabilities
-//! (finite, each in [0, 1], summing to 1 per row), a regressor finite values. This catches a model exporting logits or scores, or a
-//! card whose features or labels do not fit the ONNX, before any caller sees it.
+//! (finite, each in [0, 1], summing to 1 per row), a regressor finite values; one row
+//! per row of the batch, and for the first rows the same answer alone as in the batch.
+//! This catches a model exporting logits or scores, a card whose features or labels do
+//! not fit the ONNX, an output of a fixed number of rows, and a graph whose rows
+//! interact (the scheduler runs concurrent requests as one batch, so such a model
+//! would answer one caller from another's rows), before any caller sees it.
 
 use crate::card::ModelCard;
 use crate::error::ModelError;
@@ -10,6 +14,14 @@ use crate::runtime::Output;
 
 /// Most rows a probe batch holds.
 const MAX_ROWS: usize = 64;
+/// The fewest: an output of one row whatever the batch is told apart from a real one.
+const MIN_ROWS: usize = 2;
+/// Rows also run alone, to compare with their answers in the batch.
+const ALONE: usize = 4;
+/// How far a row's answer alone may differ from its answer in a batch (float kernels
+/// may sum in another order for another batch size; rows that interact differ by far
+/// more).
+const ALONE_SLACK: f32 = 1e-3;
 /// How far a row's probabilities may sum away from 1.
 const SUM_SLACK: f32 = 1e-3;
 
@@ -28,11 +40,15 @@ pub enum ProbeError {
         "the model's outputs are not probabilities: row {row} has {detail} (export probabilities, e.g. a softmax or skl2onnx's probability output, not scores or logits)"
     )]
     NotProbabilities { row: usize, detail: String },
+    #[error(
+        "the model's rows are not independent: row {row} of the probe batch {detail} (a model must answer each row from that row alone: requests are batched together)"
+    )]
+    RowsInteract { row: usize, detail: String },
 }
 
 /// Rows from the card: each feature cycles through its drift reference's bin edges
-/// and the midpoints between them (or the middle of its min/max, or 0), clamped to the
-/// feature's min/max. Row-major, `rows * features` long.
+/// and the midpoints between them (or the middle of its min/max and each bound, or 0
+/// and 1), clamped to the feature's min/max. Row-major, `rows * features` long.
 pub fn probe_rows(card: &ModelCard) -> (Vec<f32>, usize) {
     let columns: Vec<Vec<f64>> = card
         .features
@@ -48,11 +64,13 @@ pub fn probe_rows(card: &ModelCard) -> (Vec<f32>, usize) {
             let mut values: Vec<f64> = edges.to_vec();
             values.extend(edges.windows(2).map(|w| (w[0] + w[1]) / 2.0));
             if values.is_empty() {
-                values.push(match (f.min, f.max) {
-                    (Some(lo), Some(hi)) => (lo + hi) / 2.0,
-                    (Some(lo), None) => lo,
-                    (None, Some(hi)) => hi,
-                    (None, None) => 0.0,
+                // Rows must differ for the probe to see rows that interact: the
+                // middle, then each bound (or a step off the one bound, or 0 and 1).
+                values.extend(match (f.min, f.max) {
+                    (Some(lo), Some(hi)) => vec![(lo + hi) / 2.0, lo, hi],
+                    (Some(lo), None) => vec![lo, lo + 1.0],
+                    (None, Some(hi)) => vec![hi, hi - 1.0],
+                    (None, None) => vec![0.0, 1.0],
                 });
             }
             values
@@ -66,11 +84,13 @@ pub fn probe_rows(card: &ModelCard) -> (Vec<f32>, usize) {
         .map(Vec::len)
         .max()
         .unwrap_or(1)
-        .clamp(1, MAX_ROWS);
+        .clamp(MIN_ROWS, MAX_ROWS);
     let mut values = Vec::with_capacity(rows * columns.len());
     for r in 0..rows {
-        for column in &columns {
-            values.push(column[r % column.len()] as f32);
+        // Each column starts its cycle one further along, so that no two features
+        // move in lockstep (rows of equal features can hide rows that interact).
+        for (j, column) in columns.iter().enumerate() {
+            values.push(column[(r + j) % column.len()] as f32);
         }
     }
     (values, rows)
@@ -102,7 +122,46 @@ pub fn probe(model: &LoadedModel) -> Result<ProbeReport, ProbeError> {
             });
         }
     }
+    if outputs.len() != rows {
+        return Err(ProbeError::Model(ModelError::Inference(format!(
+            "{} answers for a batch of {rows} rows",
+            outputs.len()
+        ))));
+    }
+    let features = model.card.features.len();
+    for row in 0..rows.min(ALONE) {
+        let alone = model
+            .runtime
+            .infer(&values[row * features..(row + 1) * features], 1)?;
+        if let Some(detail) = differs(&outputs[row], alone.first()) {
+            return Err(ProbeError::RowsInteract { row, detail });
+        }
+    }
     Ok(ProbeReport { rows, outputs })
+}
+
+/// How `alone` differs from `in_batch` beyond [`ALONE_SLACK`], if it does.
+fn differs(in_batch: &Output, alone: Option<&Output>) -> Option<String> {
+    let close = |a: f32, b: f32| (a - b).abs() <= ALONE_SLACK * a.abs().max(b.abs()).max(1.0);
+    match (in_batch, alone) {
+        (Output::Class(b), Some(Output::Class(a))) => {
+            let same = a.probabilities.len() == b.probabilities.len()
+                && a.probabilities
+                    .iter()
+                    .zip(&b.probabilities)
+                    .all(|(x, y)| close(*x, *y));
+            (!same).then(|| {
+                format!(
+                    "has probabilities {:?} in the batch and {:?} alone",
+                    b.probabilities, a.probabilities
+                )
+            })
+        }
+        (Output::Value(b), Some(Output::Value(a))) => {
+            (!close(*a, *b)).then(|| format!("is {b} in the batch and {a} alone"))
+        }
+        (_, got) => Some(format!("gets {got:?} alone")),
+    }
 }
 
 #[cfg(test)]

@@ -58,18 +58,57 @@ impl LoadedModel {
 
     /// Loads `dir/model.onnx` and `dir/model.toml`.
     pub fn from_dir(dir: &Path) -> Result<Self, LoadError> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|source| LoadError::Io { path, source })
-        };
-        let onnx = read("model.onnx")?;
-        let card = read("model.toml")?;
+        let onnx = read_bounded(&dir.join("model.onnx"), MAX_ONNX_BYTES)?;
+        let card = read_bounded(&dir.join("model.toml"), MAX_CARD_BYTES)?;
         let card = String::from_utf8(card).map_err(|e| LoadError::Io {
             path: dir.join("model.toml"),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
         Self::from_parts(&onnx, &card, dir.display().to_string())
     }
+}
+
+/// The most a `model.onnx` may hold: protobuf's own limit on a message (2 GiB), which
+/// an ONNX file without external data cannot pass anyway.
+pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+/// The most a `model.toml` may hold: cards are a few kilobytes (labels, features, the
+/// drift reference's bins).
+pub const MAX_CARD_BYTES: u64 = 16 << 20;
+
+/// Reads a model's file: a regular file (a FIFO blocked the read for good, a link to
+/// `/dev/zero` read until memory ran out), at most `max` bytes.
+pub fn read_model_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    // The link's target, as the read would find it.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > max {
+        return Err(refuse(format!(
+            "{} bytes, over the {max} a model file may hold",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded again while reading: the file may grow after the check.
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(format!(
+            "over the {max} bytes a model file may hold"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+    read_model_file(path, max).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// All loaded models by name, and which one answers `/predict` without a `model`.

@@ -53,6 +53,15 @@ pub struct OnnxModel {
     head: Head,
 }
 
+/// A panic's message, when it has one.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
 impl OnnxModel {
     /// Loads and optimises a classifier from ONNX bytes.
     pub fn load(bytes: &[u8], features: usize, classes: usize) -> Result<Self, String> {
@@ -64,7 +73,22 @@ impl OnnxModel {
         Self::load_with(bytes, features, Head::Value)
     }
 
+    /// Loads under `catch_unwind`: tract asserts on some malformed graphs (a STRING
+    /// tensor in `raw_data`, a `ConstantOfShape` of 2^31) instead of returning an
+    /// error, and a model is input like any other: refused, not a crash (an upload
+    /// answered 500, `vigil models check` exited 101).
     fn load_with(bytes: &[u8], features: usize, head: Head) -> Result<Self, String> {
+        std::panic::catch_unwind(|| Self::load_unguarded(bytes, features, head)).unwrap_or_else(
+            |panic| {
+                Err(format!(
+                    "the runtime failed on this graph ({})",
+                    panic_text(&*panic)
+                ))
+            },
+        )
+    }
+
+    fn load_unguarded(bytes: &[u8], features: usize, head: Head) -> Result<Self, String> {
         let mut model = crate::onnx_ml::load(bytes)?;
         if model.inputs.len() != 1 {
             return Err(format!(

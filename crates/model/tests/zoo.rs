@@ -79,6 +79,15 @@ fn every_zoo_model_answers_what_onnxruntime_answers() {
                 let model = OnnxModel::load(&case.onnx, features, classes)
                     .unwrap_or_else(|e| panic!("load: {e}"));
                 let got = model.predict(&values, n).unwrap();
+                // A row alone answers as in the batch (the probe refuses a model
+                // whose rows interact; none of these may look like one).
+                let alone = model.predict(&values[..features], 1).unwrap();
+                for (a, b) in alone[0].probabilities.iter().zip(&got[0].probabilities) {
+                    assert!(
+                        (a - b).abs() <= PROBABILITY_TOLERANCE,
+                        "row 0 alone: {a} against {b}"
+                    );
+                }
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     for (a, b) in g.probabilities.iter().zip(w) {
                         assert!(
@@ -95,6 +104,13 @@ fn every_zoo_model_answers_what_onnxruntime_answers() {
                     .unwrap_or_else(|e| panic!("load: {e}"));
                 let got = model.predict_values(&values, n).unwrap();
                 assert_eq!(got.len(), want.len());
+                let alone = model.predict_values(&values[..features], 1).unwrap();
+                assert!(
+                    (alone[0] - got[0]).abs() <= VALUE_TOLERANCE * got[0].abs().max(1.0),
+                    "row 0 alone: {} against {}",
+                    alone[0],
+                    got[0]
+                );
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() <= VALUE_TOLERANCE * b.abs().max(1.0),

@@ -1,0 +1,78 @@
+//! Broken and hostile model directories (tests/hostile, see its README) are refused
+//! with an error when they load or when the probe runs, never with a panic and never
+//! served; a model file that is not a regular file is refused before it is read.
+
+use std::path::{Path, PathBuf};
+
+use vigil_model::{LoadError, LoadedModel, ProbeError, probe};
+use vigil_test_support::TempDir;
+
+fn hostile(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hostile")
+        .join(name)
+}
+
+#[test]
+fn graphs_the_runtime_panics_on_are_refused_as_errors() {
+    for name in ["string_raw_init", "cos_8g"] {
+        let loaded = std::panic::catch_unwind(|| LoadedModel::from_dir(&hostile(name)));
+        match loaded {
+            Ok(Err(LoadError::Onnx { message, .. })) => {
+                assert!(message.contains("runtime failed"), "{name}: {message}");
+            }
+            Ok(other) => panic!("{name}: {:?}", other.map(|m| m.card.name.clone())),
+            Err(_) => panic!("{name}: loading panicked"),
+        }
+    }
+}
+
+#[test]
+fn an_output_of_one_row_whatever_the_batch_fails_the_probe() {
+    let model = LoadedModel::from_dir(&hostile("out_rows1")).unwrap();
+    let e = probe(&model).unwrap_err();
+    assert!(matches!(e, ProbeError::Model(_)), "{e}");
+}
+
+#[test]
+fn rows_that_answer_each_other_fail_the_probe() {
+    let model = LoadedModel::from_dir(&hostile("batch_dep")).unwrap();
+    let e = probe(&model).unwrap_err();
+    assert!(matches!(e, ProbeError::RowsInteract { .. }), "{e}");
+}
+
+#[test]
+fn a_fifo_or_a_device_as_model_file_is_refused_unread() {
+    let dir = TempDir::new("model-fifo");
+    std::fs::copy(
+        hostile("batch_dep").join("model.toml"),
+        dir.path().join("model.toml"),
+    )
+    .unwrap();
+    // A FIFO: reading it would wait for a writer for ever.
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("model.onnx"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = within_10s(dir.path()).err().unwrap();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A link to an endless device: reading it would take every byte of memory.
+    std::fs::remove_file(dir.path().join("model.onnx")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("model.onnx")).unwrap();
+    let e = within_10s(dir.path()).err().unwrap();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+/// Loads `dir` on a thread of its own, so that a read that never ends fails the test
+/// instead of hanging it.
+fn within_10s(dir: &Path) -> Result<LoadedModel, LoadError> {
+    let (done, result) = std::sync::mpsc::channel();
+    let dir = dir.to_owned();
+    std::thread::spawn(move || {
+        let _ = done.send(LoadedModel::from_dir(&dir));
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the load did not end within 10 s")
+}

@@ -69,6 +69,12 @@ fn post_bytes(body: Vec<u8>) -> Request<Body> {
         .unwrap()
 }
 
+/// `POST /log` of `records` as JSON, which the collector must take whole.
+async fn log_records(app: &Router, records: &[Value]) {
+    let r = send(app, post("/log", json!({ "records": records }).to_string())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}
+
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
@@ -352,12 +358,7 @@ async fn cursors_page_on_when_pasted_into_a_url_whatever_the_ids_hold() {
             r
         })
         .collect();
-    let r = send(
-        &app,
-        post("/log", json!({ "records": records }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    log_records(&app, &records).await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -415,12 +416,7 @@ async fn pages_of_large_records_end_at_a_byte_bound_and_page_on() {
                 r
             })
             .collect();
-        let r = send(
-            &app,
-            post("/log", json!({ "records": records }).to_string()),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        log_records(&app, &records).await;
     }
     let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
     loop {

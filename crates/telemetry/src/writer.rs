@@ -290,18 +290,21 @@ mod tests {
         );
     }
 
+    /// A sink whose writes never return (a pipe nobody reads).
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn a_full_buffer_drops_whole_lines_and_counts_them() {
-        struct Stuck;
-        impl Write for Stuck {
-            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                std::thread::sleep(Duration::from_secs(3600));
-                Ok(0)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let (writer, guard) = spawn("test-stuck", 100, Box::new(Stuck)).unwrap();
         for _ in 0..50 {
             writer.write_line(b"0123456789\n");
@@ -316,17 +319,7 @@ mod tests {
     /// the process's exit, for `final_write` at most.
     #[test]
     fn a_sink_that_never_takes_the_last_lines_delays_the_exit_a_bounded_time() {
-        struct Blocked;
-        impl Write for Blocked {
-            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                std::thread::sleep(Duration::from_secs(3600));
-                Ok(0)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let (writer, mut guard) = spawn("test-blocked", 1 << 20, Box::new(Blocked)).unwrap();
+        let (writer, mut guard) = spawn("test-blocked", 1 << 20, Box::new(Stuck)).unwrap();
         guard.final_write = Duration::from_millis(200);
         writer.write_line(b"the last line\n");
         // Dropped on a thread of its own, so that a drop that never returns fails the

@@ -97,6 +97,19 @@ pub fn check(dir: &Path) -> CheckReport {
             "choose another version in model.toml",
         );
     }
+    if let (Some(Ok(summary)), Some(Ok(card))) = (&summary, &card)
+        && let Some(stored) = &summary.labels
+        && crate::init::is_reordering(&card.labels, stored)
+    {
+        problem(
+            format!(
+                "model.toml: labels {} are the class labels the ONNX file stores in another order ({}): every answer would name another class",
+                card.labels.join(", "),
+                stored.join(", ")
+            ),
+            "list the labels in the model's class order (as the ONNX file stores them), or write the card again with `vigil models init`",
+        );
+    }
     let both_read = matches!((&summary, &card), (Some(Ok(_)), Some(Ok(_))));
     if let (Ok(onnx), Ok(text), true) = (&onnx, &card_text, both_read) {
         match LoadedModel::from_parts(onnx, text, dir.display().to_string()) {

@@ -63,6 +63,15 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     } else {
         Task::Regression
     });
+    if let (Some(given), Some(stored)) = (&opts.labels, &summary.labels)
+        && is_reordering(given, stored)
+    {
+        return Err(InitError::Mismatch(format!(
+            "--labels {} are the class labels the ONNX file stores in another order ({}):              labels go in the model's class order; pass them in that order, or leave --labels out",
+            given.join(","),
+            stored.join(",")
+        )));
+    }
     let labels = match task {
         Task::Classification => labels.ok_or_else(|| {
             InitError::Mismatch(
@@ -417,4 +426,17 @@ fn write_dir(out: &Path, onnx: &[u8], card: &str) -> Result<(), InitError> {
         let _ = std::fs::remove_dir_all(&partial);
     }
     result
+}
+
+/// Whether `given` holds exactly `stored`'s labels, in another order: every answer
+/// would carry another class's name. (Other names for the classes, such as `ok,defect`
+/// for a model that stores `0,1`, are the point of `--labels` and pass.)
+pub(crate) fn is_reordering(given: &[String], stored: &[String]) -> bool {
+    if given == stored || given.len() != stored.len() {
+        return false;
+    }
+    let (mut a, mut b) = (given.to_vec(), stored.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }

@@ -554,6 +554,46 @@ fn check_names_each_problem_with_its_fix() {
     assert_eq!(run.status.code(), Some(1), "{report}");
     assert!(report.contains("cannot be uploaded"), "{report}");
 
+    // The model's own labels in another order: every answer would be mislabelled.
+    std::fs::write(
+        dir.join("model.toml"),
+        card.replace(
+            "labels = [\"0\", \"1\", \"2\"]",
+            "labels = [\"1\", \"0\", \"2\"]",
+        ),
+    )
+    .unwrap();
+    let run = vigil(&["models", "check", dir.to_str().unwrap()]);
+    let report = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{report}");
+    assert!(report.contains("in another order"), "{report}");
+    let reordered = vigil(&[
+        "models",
+        "init",
+        "--onnx",
+        zoo.join("decision_tree/model.onnx").to_str().unwrap(),
+        "--data",
+        zoo.join("decision_tree/train.csv").to_str().unwrap(),
+        "--label-column",
+        "target",
+        "--labels",
+        "2,1,0",
+        "--out",
+        tmp.path().join("reordered").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        reordered.status.code(),
+        Some(64),
+        "{}",
+        text(&reordered.stderr)
+    );
+    assert!(
+        text(&reordered.stderr).contains("in another order"),
+        "{}",
+        text(&reordered.stderr)
+    );
+    assert!(!tmp.path().join("reordered").exists());
+
     // One label too many: the card and the model disagree.
     std::fs::write(
         dir.join("model.toml"),

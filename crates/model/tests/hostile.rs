@@ -76,3 +76,24 @@ fn within_10s(dir: &Path) -> Result<LoadedModel, LoadError> {
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the load did not end within 10 s")
 }
+
+/// An ONNX file of 100,000 empty nodes (2 bytes each on the wire, ~170 decoded; at
+/// 16 million, a 32 MiB upload, decoding aborted the whole service) is refused before
+/// it is decoded.
+#[test]
+fn a_graph_of_countless_tiny_nodes_is_refused_before_it_is_decoded() {
+    let nodes = [0x0a_u8, 0x00].repeat(100_000); // GraphProto.node (1), empty
+    let mut onnx = vec![0x3a_u8]; // ModelProto.graph (7), length-delimited
+    let mut len = nodes.len();
+    while len >= 0x80 {
+        onnx.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    onnx.push(len as u8);
+    onnx.extend_from_slice(&nodes);
+    let card = std::fs::read_to_string(hostile("batch_dep").join("model.toml")).unwrap();
+    let e = LoadedModel::from_parts(&onnx, &card, "test".into())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("over 50000 nodes"), "{e}");
+}

@@ -41,6 +41,7 @@ pub struct Summary {
 
 /// Reads `bytes` as an ONNX model (not run, not rewritten).
 pub fn describe(bytes: &[u8]) -> Result<Summary, String> {
+    super::budget::check(bytes)?;
     let mut reader = bytes;
     let proto: ModelProto = tract_onnx::onnx()
         .proto_model_for_read(&mut reader)

@@ -12,6 +12,7 @@
 //!
 //! A model with an operator nobody provides is refused at load, naming it.
 
+mod budget;
 mod describe;
 mod rewrite;
 mod svm;
@@ -20,6 +21,7 @@ mod trees;
 
 use std::collections::BTreeSet;
 
+pub use budget::MAX_NODES;
 pub use describe::{Port, Summary, describe};
 
 /// A parsed model, typed, with vigil's faster evaluators swapped in ([`trees`]):
@@ -48,6 +50,7 @@ fn framework() -> tract_onnx::Onnx {
 /// Parses ONNX bytes into an inference model, with the ONNX-ML operators rewritten or
 /// provided. Errors are one line for a person: what is wrong and, where it helps, why.
 pub fn load(bytes: &[u8]) -> Result<InferenceModel, String> {
+    budget::check(bytes)?;
     let onnx = framework();
     let mut reader = bytes;
     let mut proto: ModelProto = onnx

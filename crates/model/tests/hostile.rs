@@ -14,6 +14,12 @@ fn hostile(name: &str) -> PathBuf {
 }
 
 #[test]
+fn a_value_written_by_two_nodes_is_refused() {
+    let e = LoadedModel::from_dir(&hostile("dup_out")).err().unwrap();
+    assert!(e.to_string().contains("two nodes write `A`"), "{e}");
+}
+
+#[test]
 fn graphs_the_runtime_panics_on_are_refused_as_errors() {
     for name in ["string_raw_init", "cos_8g"] {
         let loaded = std::panic::catch_unwind(|| LoadedModel::from_dir(&hostile(name)));

@@ -68,8 +68,32 @@ pub fn load(bytes: &[u8]) -> Result<InferenceModel, String> {
             if names.len() == 1 { "it" } else { "them" }
         ));
     }
+    if let Some(name) = written_twice(graph) {
+        return Err(format!(
+            "two nodes write `{name}`: a value has one producer in ONNX (onnxruntime refuses \
+             such a graph, and which one tract kept would decide the answer)"
+        ));
+    }
     onnx.model_for_proto_model(&proto)
         .map_err(|e| format!("{e:#}"))
+}
+
+/// A value of `graph` (or of an initializer or input) that a node writes although
+/// something else already did: ONNX graphs are in single-assignment form.
+fn written_twice(graph: &GraphProto) -> Option<&str> {
+    let mut written: std::collections::HashSet<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(graph.input.iter().map(|i| i.name.as_str()))
+        .collect();
+    graph
+        .node
+        .iter()
+        .flat_map(|n| &n.output)
+        .map(String::as_str)
+        // An empty name is an optional output left out.
+        .find(|name| !name.is_empty() && !written.insert(name))
 }
 
 /// The operators of `graph` (and of the graphs its nodes hold, like `Scan`'s body)

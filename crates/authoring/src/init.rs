@@ -67,7 +67,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         && is_reordering(given, stored)
     {
         return Err(InitError::Mismatch(format!(
-            "--labels {} are the class labels the ONNX file stores in another order ({}):              labels go in the model's class order; pass them in that order, or leave --labels out",
+            "--labels {} are the class labels the ONNX file stores in another order ({}): labels go in the model's class order; pass them in that order, or leave --labels out",
             given.join(","),
             stored.join(",")
         )));

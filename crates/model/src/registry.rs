@@ -79,9 +79,16 @@ pub const MAX_CARD_BYTES: u64 = 16 << 20;
 /// `/dev/zero` read until memory ran out), at most `max` bytes.
 pub fn read_model_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
-    // The link's target, as the read would find it.
-    let meta = std::fs::metadata(path)?;
+    // Opened first, then asked what it is: a file swapped for a FIFO between a check by
+    // path and the open would block the open. O_NONBLOCK lets a FIFO's open return (a
+    // regular file's reads ignore it).
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(refuse("not a regular file".into()));
     }
@@ -93,9 +100,7 @@ pub fn read_model_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // Bounded again while reading: the file may grow after the check.
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
+    (&mut file).take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(refuse(format!(
             "over the {max} bytes a model file may hold"

@@ -133,14 +133,21 @@ impl OnnxModel {
         }
     }
 
-    /// Runs the plan on `rows` instances laid out row-major in `values`.
+    /// Runs the plan on `rows` instances laid out row-major in `values`, under
+    /// `catch_unwind`: tract asserts instead of erring on some graphs at run time as at
+    /// load, and every caller (the scheduler, the probe at start-up, upload and rescan,
+    /// `vigil models init`) gets a model fault, not a dead thread or an exit 101.
     fn run(&self, values: &[f32], rows: usize) -> Result<TVec<TValue>, ModelError> {
         debug_assert_eq!(values.len(), rows * self.features);
         let input = Tensor::from_shape(&[rows, self.features], values)
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
-        self.plan
-            .run(tvec![input.into()])
-            .map_err(|e| ModelError::Inference(format!("{e:#}")))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.plan.run(tvec![input.into()])
+        }))
+        .map_err(|panic| {
+            ModelError::Inference(format!("the runtime panicked ({})", panic_text(&*panic)))
+        })?
+        .map_err(|e| ModelError::Inference(format!("{e:#}")))
     }
 
     /// The answer for each of `rows` instances laid out row-major in `values`: classes

@@ -9,7 +9,6 @@
 //! on a small machine is most of the cost of running a tiny model off-thread.
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -343,10 +342,10 @@ fn run_jobs(mut jobs: Vec<PredictJob>) {
     }
 }
 
-/// Runs the model; a panic inside the runtime is a model fault, not a dead thread.
+/// Runs the model; a panic inside the runtime comes back as a model fault (the runtime
+/// catches it), not a dead thread.
 fn predict(model: &LoadedModel, values: &[f32], rows: usize) -> Result<Vec<Output>, ModelError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| model.runtime.infer(values, rows)))
-        .unwrap_or_else(|_| Err(ModelError::Inference("the runtime panicked".into())))
+    model.runtime.infer(values, rows)
 }
 
 #[cfg(test)]

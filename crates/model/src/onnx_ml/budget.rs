@@ -7,7 +7,7 @@
 //! becomes in memory, and counts the nodes, whose number also sets how long tract takes
 //! to load the graph (growing with its square: 100,000 nodes took 22 s).
 
-use prost::encoding::{WireType, decode_key, decode_varint};
+use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 use tract_onnx::pb::{
     AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, TensorProto,
     TrainingInfoProto,
@@ -24,6 +24,11 @@ const MAX_GROWTH: usize = 8;
 /// theirs); only many tiny messages come near `MAX_GROWTH`.
 const MIN_BUDGET: usize = 64 << 20;
 
+/// How deep messages may nest: protobuf's decoder (prost) refuses deeper ones, and the
+/// walk, which recurses once a level, must not run out of stack before it (a file of
+/// 20,000 nested subgraphs is ~150 KB).
+const MAX_DEPTH: usize = 100;
+
 /// What a field leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -34,9 +39,21 @@ enum Kind {
     Node,
     Attribute,
     Tensor,
-    /// A message not walked into (value infos, types, sparse tensors, metadata): its
-    /// decoded size is assumed at the worst, as if made of 2-byte entries.
+    /// A `StringStringEntryProto` (metadata, a tensor's external data): two strings.
+    Entry,
+    /// A message not walked into (value infos, types, sparse tensors, operator sets):
+    /// its decoded size is assumed at the worst, as if made of 2-byte entries.
     Opaque,
+}
+
+/// How the bytes of a length-delimited field that is not a message are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bytes {
+    /// A string, bytes, or packed fixed-width numbers: their own size.
+    Plain,
+    /// Packed varints (`dims`, `int64_data`, an attribute's `ints`): 8 bytes an element
+    /// however few bytes it takes in the file (a zero takes one).
+    Varints,
 }
 
 impl Kind {
@@ -48,22 +65,30 @@ impl Kind {
             (Model, 7) => Graph,
             (Model, 20) => Training,
             (Model, 25) => Function,
-            (Model, 8 | 14) => Opaque,
+            (Model, 14) | (Graph, 16) | (Node, 9) | (Function, 14) | (Tensor, 13 | 16) => Entry,
+            (Model, 8) => Opaque,
             (Training, 1 | 2) => Graph,
             (Training, 3 | 4) => Opaque,
             (Graph, 1) => Node,
             (Graph, 5) => Tensor,
-            (Graph, 11..=16) => Opaque,
+            (Graph, 11..=15) => Opaque,
             (Node, 5) => Attribute,
-            (Node, 9) => Opaque,
             (Attribute, 5 | 10) => Tensor,
             (Attribute, 6 | 11) => Graph,
             (Attribute, 14 | 15 | 22 | 23) => Opaque,
             (Function, 7) => Node,
             (Function, 11) => Attribute,
-            (Function, 9 | 12 | 13 | 14) => Opaque,
+            (Function, 9 | 12) => Opaque,
             _ => return None,
         })
+    }
+
+    /// How a length-delimited field `tag` of `self` that is not a message decodes.
+    fn bytes(self, tag: u32) -> Bytes {
+        match (self, tag) {
+            (Kind::Tensor, 1 | 5 | 7 | 11) | (Kind::Attribute, 8) => Bytes::Varints,
+            _ => Bytes::Plain,
+        }
     }
 
     /// What one such message takes decoded, before what it holds.
@@ -77,6 +102,7 @@ impl Kind {
             Kind::Node => size_of::<NodeProto>(),
             Kind::Attribute => size_of::<AttributeProto>(),
             Kind::Tensor => size_of::<TensorProto>(),
+            Kind::Entry => 2 * size_of::<String>(),
             Kind::Opaque => 128,
         }
     }
@@ -89,17 +115,32 @@ struct Tally {
     nodes: usize,
 }
 
+/// Why the walk ended before the end of the bytes, past a bound aside.
+#[derive(Debug)]
+enum Stop {
+    /// Not well-formed protobuf: the decoder says what is wrong.
+    NotProtobuf,
+    /// Messages nested over [`MAX_DEPTH`] levels.
+    TooDeep,
+}
+
 /// Refuses `bytes` if decoding them would take more memory than their size explains,
-/// or load more nodes than [`MAX_NODES`]. Bytes that are not protobuf pass: the
-/// decoder says what is wrong with them.
+/// load more nodes than [`MAX_NODES`], or nest messages deeper than protobuf decodes.
+/// Bytes that are not protobuf pass: the decoder says what is wrong with them.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
     let budget = bytes.len().saturating_mul(MAX_GROWTH).max(MIN_BUDGET);
     let mut tally = Tally {
         bytes: Kind::Model.size(),
         nodes: 0,
     };
-    if walk(bytes, Kind::Model, &mut tally, budget).is_none() {
-        return Ok(());
+    match walk(bytes, Kind::Model, 0, &mut tally, budget) {
+        Ok(()) => {}
+        Err(Stop::NotProtobuf) => return Ok(()),
+        Err(Stop::TooDeep) => {
+            return Err(format!(
+                "the model nests messages (graphs in attributes of nodes) over {MAX_DEPTH} levels deep, more than protobuf decodes"
+            ));
+        }
     }
     if tally.nodes > MAX_NODES {
         // The walk stops at the first node past the bound: "over", not a count.
@@ -109,7 +150,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     }
     if tally.bytes > budget {
         return Err(format!(
-            "decoding the model would take over {} MiB of memory for a file of {} KiB: it is made of many tiny messages, not of weights",
+            "decoding the model would take over {} MiB of memory for a file of {} KiB: it is made of many tiny messages or small numbers, not of weights",
             budget >> 20,
             bytes.len() >> 10
         ));
@@ -117,46 +158,68 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Adds up the message in `buf`; stops early (returning `Some`) once over a bound, and
-/// gives `None` for bytes that are not well-formed protobuf.
-fn walk(mut buf: &[u8], kind: Kind, tally: &mut Tally, budget: usize) -> Option<()> {
+/// Adds up the message of `kind` in `buf`, `depth` levels below the model; stops early
+/// (with `Ok`) once over a bound.
+fn walk(
+    mut buf: &[u8],
+    kind: Kind,
+    depth: usize,
+    tally: &mut Tally,
+    budget: usize,
+) -> Result<(), Stop> {
+    if depth > MAX_DEPTH {
+        return Err(Stop::TooDeep);
+    }
+    let malformed = |_| Stop::NotProtobuf;
     while !buf.is_empty() {
         if tally.bytes > budget || tally.nodes > MAX_NODES {
-            return Some(());
+            return Ok(());
         }
-        let (tag, wire) = decode_key(&mut buf).ok()?;
+        let (tag, wire) = decode_key(&mut buf).map_err(malformed)?;
         match wire {
             WireType::Varint => {
-                decode_varint(&mut buf).ok()?;
+                decode_varint(&mut buf).map_err(malformed)?;
                 tally.bytes += 8;
             }
             WireType::SixtyFourBit => {
-                buf = buf.get(8..)?;
+                buf = buf.get(8..).ok_or(Stop::NotProtobuf)?;
                 tally.bytes += 8;
             }
             WireType::ThirtyTwoBit => {
-                buf = buf.get(4..)?;
+                buf = buf.get(4..).ok_or(Stop::NotProtobuf)?;
                 tally.bytes += 8;
             }
             WireType::LengthDelimited => {
-                let len = usize::try_from(decode_varint(&mut buf).ok()?).ok()?;
-                let inner = buf.get(..len)?;
+                let len = decode_varint(&mut buf).map_err(malformed)?;
+                let len = usize::try_from(len).map_err(|_| Stop::NotProtobuf)?;
+                let inner = buf.get(..len).ok_or(Stop::NotProtobuf)?;
                 buf = &buf[len..];
                 match kind.child(tag) {
                     Some(Kind::Opaque) => tally.bytes += Kind::Opaque.size() + 32 * len,
                     Some(child) => {
                         tally.bytes += child.size();
                         tally.nodes += usize::from(child == Kind::Node);
-                        walk(inner, child, tally, budget)?;
+                        walk(inner, child, depth + 1, tally, budget)?;
                     }
-                    // A string, bytes or a packed array: a vector and its contents.
-                    None => tally.bytes += 24 + len,
+                    // A vector and its contents.
+                    None => {
+                        tally.bytes += 24
+                            + match kind.bytes(tag) {
+                                Bytes::Plain => len,
+                                // A varint's last byte is the one below 0x80.
+                                Bytes::Varints => 8 * inner.iter().filter(|b| **b < 0x80).count(),
+                            }
+                    }
                 }
             }
-            WireType::StartGroup | WireType::EndGroup => return None,
+            // A group (an unknown field: the decoder skips it, keeping nothing) is
+            // skipped as the decoder does; an end of group alone is malformed.
+            WireType::StartGroup | WireType::EndGroup => {
+                skip_field(wire, tag, &mut buf, DecodeContext::default()).map_err(malformed)?;
+            }
         }
     }
-    Some(())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -199,6 +262,59 @@ mod tests {
         for (name, onnx, _) in crate::bundled::MODELS {
             check(onnx).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    /// A graph of one node whose attribute holds `graph`.
+    fn graph_in_a_node(graph: &[u8]) -> Vec<u8> {
+        field(1, &field(5, &field(6, graph)))
+    }
+
+    #[test]
+    fn subgraphs_nested_deeper_than_protobuf_decodes_are_refused_without_running_out_of_stack() {
+        // 20,000 levels in ~150 KB: the walk recursed once a level, past its stack.
+        let mut graph = Vec::new();
+        for _ in 0..20_000 {
+            graph = graph_in_a_node(&graph);
+        }
+        let e = check(&model_of_graph(&graph)).unwrap_err();
+        assert!(e.contains("levels deep"), "{e}");
+        // Some levels, as an `If` in a `Loop` has, pass.
+        let mut graph = Vec::new();
+        for _ in 0..10 {
+            graph = graph_in_a_node(&graph);
+        }
+        check(&model_of_graph(&graph)).unwrap();
+    }
+
+    #[test]
+    fn a_group_does_not_stop_the_check() {
+        // An empty group at an unused field (the decoder skips it), then the tiny nodes.
+        let graph: Vec<u8> = (0..100_000).flat_map(|_| field(1, &[])).collect();
+        let mut model = vec![0x7b, 0x7c];
+        model.extend(model_of_graph(&graph));
+        let e = check(&model).unwrap_err();
+        assert!(e.contains("nodes"), "{e}");
+    }
+
+    #[test]
+    fn packed_small_numbers_count_eight_bytes_each() {
+        // 8 MiB of zeros in an attribute's `ints`: 64 MiB and more decoded.
+        let node = field(5, &field(8, &vec![0u8; 9 << 20]));
+        let e = check(&model_of_graph(&field(1, &node))).unwrap_err();
+        assert!(e.contains("small numbers"), "{e}");
+        // The same bytes as a tensor's raw data decode to their own size.
+        let tensor = field(9, &vec![0u8; 9 << 20]);
+        check(&model_of_graph(&field(5, &tensor))).unwrap();
+    }
+
+    #[test]
+    fn metadata_counts_its_own_size() {
+        // A 1 MB model with a 3 MiB description in its metadata: ~3 MiB decoded (it was
+        // counted as 32 times its size and refused).
+        let entry = [field(1, b"description"), field(2, &vec![b'x'; 3 << 20])].concat();
+        let weights = field(5, &field(9, &vec![0u8; 1 << 20]));
+        let model = [model_of_graph(&weights), field(14, &entry)].concat();
+        check(&model).unwrap();
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod svm;
 mod tree_regressor;
 mod trees;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 pub use budget::MAX_NODES;
 pub use describe::{Port, Summary, describe};
@@ -78,22 +78,48 @@ pub fn load(bytes: &[u8]) -> Result<InferenceModel, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
-/// A value of `graph` (or of an initializer or input) that a node writes although
-/// something else already did: ONNX graphs are in single-assignment form.
+/// A value that a node of `graph`, or of a graph its nodes hold (an `If`'s branches, a
+/// `Loop`'s body), writes although something else already did: ONNX graphs are in
+/// single-assignment form, and a subgraph sees (so may not write) its outer graphs'
+/// values, as `onnx.checker` has it.
 fn written_twice(graph: &GraphProto) -> Option<&str> {
-    let mut written: std::collections::HashSet<&str> = graph
+    written_twice_in(graph, &mut Vec::new())
+}
+
+/// [`written_twice`] for a graph whose outer graphs have written `outer` so far (one
+/// set a level: the depth is bounded by the wire-format check).
+fn written_twice_in<'g>(
+    graph: &'g GraphProto,
+    outer: &mut Vec<HashSet<&'g str>>,
+) -> Option<&'g str> {
+    let scope: HashSet<&str> = graph
         .initializer
         .iter()
         .map(|t| t.name.as_str())
         .chain(graph.input.iter().map(|i| i.name.as_str()))
         .collect();
-    graph
-        .node
-        .iter()
-        .flat_map(|n| &n.output)
-        .map(String::as_str)
-        // An empty name is an optional output left out.
-        .find(|name| !name.is_empty() && !written.insert(name))
+    outer.push(scope);
+    let found = graph.node.iter().find_map(|node| {
+        for attr in &node.attribute {
+            for g in attr.g.iter().chain(&attr.graphs) {
+                if let Some(name) = written_twice_in(g, outer) {
+                    return Some(name);
+                }
+            }
+        }
+        node.output
+            .iter()
+            .map(String::as_str)
+            // An empty name is an optional output left out.
+            .filter(|name| !name.is_empty())
+            .find(|name| {
+                let seen = outer.iter().any(|scope| scope.contains(name));
+                let written = outer.last_mut().is_some_and(|scope| scope.insert(name));
+                seen || !written
+            })
+    });
+    outer.pop();
+    found
 }
 
 /// The operators of `graph` (and of the graphs its nodes hold, like `Scan`'s body)
@@ -144,6 +170,55 @@ mod tests {
         };
         let missing: Vec<String> = unsupported_ops(&graph, &framework()).into_iter().collect();
         assert_eq!(missing, ["FancyOp", "InnerMystery"]);
+    }
+
+    /// A node of `op` reading `inputs` and writing `outputs`.
+    fn wired(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            output: outputs.iter().map(|s| (*s).to_owned()).collect(),
+            ..node(op)
+        }
+    }
+
+    /// An `If` whose then-branch is `branch`.
+    fn if_node(branch: GraphProto, outputs: &[&str]) -> NodeProto {
+        let mut node = wired("If", &["cond"], outputs);
+        node.attribute.push(AttributeProto {
+            name: "then_branch".to_owned(),
+            g: Some(branch),
+            ..AttributeProto::default()
+        });
+        node
+    }
+
+    #[test]
+    fn a_value_written_twice_is_found_in_subgraphs_and_against_outer_graphs() {
+        let graph = |nodes| GraphProto {
+            node: nodes,
+            ..GraphProto::default()
+        };
+        // Twice inside a branch.
+        let branch = graph(vec![
+            wired("Relu", &["x"], &["b"]),
+            wired("Neg", &["x"], &["b"]),
+        ]);
+        let outer = graph(vec![if_node(branch, &["y"])]);
+        assert_eq!(written_twice(&outer), Some("b"));
+        // A branch writing a value of the graph around it.
+        let branch = graph(vec![wired("Relu", &["x"], &["a"])]);
+        let outer = graph(vec![wired("Neg", &["x"], &["a"]), if_node(branch, &["y"])]);
+        assert_eq!(written_twice(&outer), Some("a"));
+        // Optional outputs left out (empty names) repeat; two branches may each write
+        // a value of the same name (neither sees the other).
+        let branch = || {
+            graph(vec![
+                wired("Dropout", &["x"], &["d", ""]),
+                wired("Relu", &["d"], &["r", ""]),
+            ])
+        };
+        let outer = graph(vec![if_node(branch(), &["y"]), if_node(branch(), &["z"])]);
+        assert_eq!(written_twice(&outer), None);
     }
 
     #[test]

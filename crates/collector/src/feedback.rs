@@ -4,7 +4,7 @@
 //! the checks and writes of `POST /feedback` against the join that runs after each
 //! ingest, so a label and its prediction arriving together are always joined.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -394,6 +394,23 @@ impl CollectorState {
             .store
             .window_rows(since, self.quality.slot_ms())
             .await?;
+        // The window's models take their series' slots in the order their cards were
+        // announced (then the card-less by name), as their records most likely came
+        // before the restart: in the database's order, past the bound a regressor's
+        // series moved to `other` with a restart, and ModelErrorRise went blind.
+        let labelled: BTreeSet<&str> = cells
+            .iter()
+            .map(|c| c.model.as_str())
+            .chain(errors.iter().map(|e| e.model.as_str()))
+            .collect();
+        let by_card = self.store.models_by_first_card().await?;
+        let by_card = by_card
+            .iter()
+            .map(String::as_str)
+            .filter(|m| labelled.contains(m));
+        for model in by_card.chain(labelled.iter().copied()) {
+            self.collector.models.admit(model);
+        }
         let mut window: HashMap<String, BTreeMap<i64, Tally>> = HashMap::new();
         for c in &cells {
             let model = self.collector.models.admit(&c.model);

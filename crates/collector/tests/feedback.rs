@@ -798,3 +798,84 @@ async fn labels_are_checked_against_the_version_that_answered() {
         cards.text
     );
 }
+
+/// The models that have quality series in `text`.
+fn graded_models(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("model_quality_labels{model=\""))
+        .filter_map(|l| l.split_once('"').map(|(m, _)| m.to_owned()))
+        .collect()
+}
+
+/// Past the bound on model names (64), which models keep their own series depends on
+/// the order they came in; a restart refilling the quality window gave the places out
+/// in the database's order (classifiers first), so a regressor's series moved to
+/// `other` and its alert went blind. Now the window's models take places in the order
+/// their cards were announced, which is the order their records came in here.
+#[tokio::test]
+async fn a_restart_keeps_which_models_have_series_past_the_bound() {
+    use vigil_records::{BaselineSummary, CardSummary, Task};
+    let dir = TempDir::new("feedback-bound");
+    let store = Store::sqlite(dir.path()).await.unwrap();
+    // Announced one a millisecond apart: the regressor, then classifiers whose names
+    // run against the order they came in (a tie-break by name would reorder them).
+    let mut models = vec!["house".to_owned()];
+    models.extend((0..69).rev().map(|i| format!("n-{i:02}")));
+    for (i, model) in models.iter().enumerate() {
+        let card = CardSummary {
+            model: model.clone(),
+            version: "1".into(),
+            task: if i == 0 {
+                Task::Regression
+            } else {
+                Task::Classification
+            },
+            labels: if i == 0 {
+                vec![]
+            } else {
+                vec!["a".into(), "b".into()]
+            },
+            baseline: (i == 0).then_some(BaselineSummary {
+                accuracy: None,
+                mae: Some(5.0),
+                rmse: None,
+            }),
+        };
+        store.put_card(&card, 1_000 + i as i64).await.unwrap();
+    }
+    let state = collector_state(store.clone(), FeedbackConfig::default());
+    state.load_feedback().await.unwrap();
+    let app = app(state);
+    let now = now_ms();
+    for (i, model) in models.iter().enumerate() {
+        let mut record = json!({"prediction_id": format!("b-{i}"), "model": model,
+            "model_version": "1", "timestamp": rfc3339(now), "is_defect": false,
+            "latency_ms": 1.0, "request_id": format!("req-{i}"), "status": "success"});
+        let mut label = json!({"prediction_id": format!("b-{i}")});
+        if i == 0 {
+            record["value"] = json!(100.0);
+            label["value"] = json!(150.0);
+        } else {
+            record["label"] = json!("a");
+            record["confidence"] = json!(0.9);
+            label["label"] = json!("a");
+        }
+        let r = send(&app, post("/log", record.to_string())).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let r = send(&app, post("/feedback", label.to_string())).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let before = graded_models(&metrics(&app).await);
+    assert!(before.contains(&"house".to_owned()), "{before:?}");
+    assert!(before.contains(&"other".to_owned()), "{before:?}");
+    assert!(!before.contains(&"n-00".to_owned()), "{before:?}");
+
+    let again = collector_state(store, FeedbackConfig::default());
+    again.load_feedback().await.unwrap();
+    let text = metrics(&vigil_collector::app(again)).await;
+    assert_eq!(graded_models(&text), before);
+    assert_eq!(
+        sample(&text, "model_mean_absolute_error{model=\"house\"}"),
+        50.0
+    );
+}

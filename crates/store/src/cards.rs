@@ -71,6 +71,20 @@ impl Store {
         Ok(())
     }
 
+    /// The models with a card, in the order their oldest stored card was announced
+    /// (then by name): the order a collector gives them its metric series' slots, the
+    /// same across restarts.
+    pub async fn models_by_first_card(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT model FROM model_card_versions GROUP BY model ORDER BY MIN(updated_ms), model",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(model,)| model).collect())
+    }
+
     /// Every version's card, oldest announcement first.
     pub async fn card_versions(&self) -> Result<Vec<CardSummary>, StoreError> {
         let rows: Vec<CardRow> = with_pool!(self, pool => {

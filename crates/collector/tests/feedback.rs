@@ -879,3 +879,29 @@ async fn a_restart_keeps_which_models_have_series_past_the_bound() {
         50.0
     );
 }
+
+/// A null is a field left out, as in a record (a client serialising every field of its
+/// label type sends `"value": null` beside a label; it was refused as both given).
+#[tokio::test]
+async fn a_null_field_is_one_left_out() {
+    let dir = TempDir::new("feedback-null");
+    let app = app(collector_state(
+        Store::sqlite(dir.path()).await.unwrap(),
+        FeedbackConfig::default(),
+    ));
+    let r = send(&app, put(&format!("/models/{MODEL}"), card())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let label = json!({"prediction_id": "p-1", "label": "ok", "value": null, "timestamp": null});
+    let r = send(&app, post("/feedback", label.to_string())).await;
+    assert_eq!(
+        r.body,
+        json!({"accepted": 1, "pending": 1, "duplicates": 0}),
+        "{}",
+        r.text
+    );
+    let neither = json!({"prediction_id": "p-2", "label": null, "value": null});
+    let r = send(&app, post("/feedback", neither.to_string())).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = r.body["error"]["details"]["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["field"], "label", "{}", r.text);
+}

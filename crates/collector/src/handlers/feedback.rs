@@ -58,7 +58,10 @@ fn parse_item(index: usize, item: &Value, now: i64) -> Result<Label, RecordError
         }
         None => return Err(bad("prediction_id", "is required")),
     };
-    let truth = match (item.get("label"), item.get("value")) {
+    // A null is a field left out, as in a record: clients that serialise every field
+    // of their label type send `"value": null` beside a label.
+    let field = |name: &str| item.get(name).filter(|v| !v.is_null());
+    let truth = match (field("label"), field("value")) {
         (Some(Value::String(l)), None)
             if !l.is_empty() && l.len() <= MAX_NAME_LEN && !l.chars().any(char::is_control) =>
         {
@@ -79,7 +82,7 @@ fn parse_item(index: usize, item: &Value, now: i64) -> Result<Label, RecordError
             return Err(bad("label", "is required (or value, for a regressor)"));
         }
     };
-    let label_ms = match item.get("timestamp") {
+    let label_ms = match field("timestamp") {
         None => now,
         Some(Value::String(t)) => match parse_time("timestamp", t) {
             // Ahead of this clock by no more than the skew allowed: known now. Kept

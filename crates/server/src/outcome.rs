@@ -98,10 +98,12 @@ pub fn rejected(state: &AppState, model: Option<&Served>, error: &ApiError) {
 }
 
 /// The records are in the spool before the request is answered. The attempt is
-/// settled by then: should the request timeout drop the handler during this await,
-/// the record (the model's real outcome) is still written before the timeout answers,
-/// and no second, timeout record is made.
+/// counted by then, so the request is marked settled: the request timeout lets this
+/// short wait finish (a yield, then one write) and the answer says what the metrics,
+/// the log and the record say (it answered `timeout` over a counted success or
+/// overload).
 async fn persist(state: &AppState, ticket: Option<Ticket>) {
+    vigil_telemetry::context::settle();
     if let (Some(forwarder), Some(ticket)) = (state.forwarder.get(), ticket) {
         forwarder.persist(ticket).await;
     }

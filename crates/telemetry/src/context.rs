@@ -204,6 +204,10 @@ pub struct RequestContext {
     pub user: OnceLock<Arc<str>>,
     /// Set when the request timeout fired (before the handler is dropped).
     pub timed_out: AtomicBool,
+    /// Set by a handler that has its answer and has counted it, and is only writing it
+    /// down: the request timeout no longer cuts it off (its answer would then say
+    /// `timeout` while the metrics and the record said what it was). See [`settle`].
+    pub settled: AtomicBool,
 }
 
 impl RequestContext {
@@ -215,6 +219,7 @@ impl RequestContext {
             service,
             user: OnceLock::new(),
             timed_out: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
         }
     }
 
@@ -250,6 +255,17 @@ pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
             None => fut.await,
         }
     }
+}
+
+/// Marks the current request settled: its outcome is decided and counted, and what is
+/// left before the answer is short and bounded (writing its record down), so the
+/// request timeout lets it finish instead of answering `timeout` over it.
+pub fn settle() {
+    with_current(|c| {
+        if let Some(c) = c {
+            c.settled.store(true, std::sync::atomic::Ordering::Release);
+        }
+    });
 }
 
 /// The request being served by this task, if any.

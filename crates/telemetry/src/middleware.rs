@@ -189,14 +189,20 @@ where
             let outcome = match timeout {
                 Some(limit) => {
                     let mut handled = std::pin::pin!(handled);
-                    tokio::select! {
+                    let done = tokio::select! {
                         // A response that is ready wins over a timer that is too.
                         biased;
                         done = &mut handled => Some(done),
-                        () = tokio::time::sleep(limit) => {
+                        () = tokio::time::sleep(limit) => None,
+                    };
+                    match done {
+                        Some(done) => Some(done),
+                        // Its answer is decided and counted; what is left is bounded.
+                        None if ctx.settled.load(Ordering::Acquire) => Some(handled.await),
+                        None => {
                             // Mark the request before dropping the handler, so code that
-                            // notices its own cancellation can tell a timeout from a client
-                            // that went away.
+                            // notices its own cancellation can tell a timeout from a
+                            // client that went away.
                             ctx.timed_out.store(true, Ordering::Release);
                             None
                         }

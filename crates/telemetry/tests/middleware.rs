@@ -166,3 +166,64 @@ async fn an_abandoned_request_is_recorded_as_499_and_leaves_in_flight_at_zero() 
             .contains("http_requests_total{method=\"GET\",route=\"/slow\",status=\"499\"} 1")
     );
 }
+
+/// A route that waits until `gate` opens, then (if `settle`) marks its outcome counted,
+/// then waits once more, as a prediction writing its record does.
+fn gated_route(
+    settle: bool,
+) -> (
+    axum::routing::MethodRouter,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (open, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = std::sync::Arc::new(std::sync::Mutex::new(Some(gate)));
+    let route = get(move || {
+        let gate = gate.lock().unwrap().take();
+        async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            if settle {
+                vigil_telemetry::context::settle();
+            }
+            tokio::task::yield_now().await;
+            "counted"
+        }
+    });
+    (route, open)
+}
+
+/// The answer is the outcome the handler counted, even when the timer ran out while the
+/// handler waited: the request timeout answered 503 over a counted success (metrics and
+/// record said success; from a probe). Polled by hand, so that the timer fires while the
+/// handler is not polled and both are ready at its next poll; a handler that has not
+/// settled is still cut off there.
+#[tokio::test(start_paused = true)]
+async fn a_settled_handler_is_answered_with_its_outcome_after_the_timer_ran_out() {
+    use futures_util::FutureExt;
+    let limit = Duration::from_millis(20);
+    for (settle, status) in [
+        (true, StatusCode::OK),
+        (false, StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let mut registry = Metrics::base_registry("test", "0");
+        let layer = TelemetryLayer::new(
+            TelemetryConfig {
+                service: "test",
+                slow_request: Duration::from_secs(1),
+                request_timeout: Some(limit),
+            },
+            HttpMetrics::register(&mut registry),
+        );
+        let (route, open) = gated_route(settle);
+        let app = Router::new().route("/gated", route).layer(layer);
+        let request = Request::get("/gated").body(Body::empty()).unwrap();
+        let mut answer = std::pin::pin!(app.oneshot(request));
+        // The handler now waits at the gate, and the timer is set.
+        assert!(answer.as_mut().now_or_never().is_none());
+        open.send(()).unwrap();
+        // The timer runs out; the request is not polled meanwhile.
+        tokio::time::sleep(2 * limit).await;
+        assert_eq!(answer.await.unwrap().status(), status, "settled: {settle}");
+    }
+}

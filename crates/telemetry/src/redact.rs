@@ -7,7 +7,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub fn is_sensitive(name: &str) -> bool {
     // Called for every query parameter and on each log callsite's field names
     // (`field_secrets`): dispatch on each byte's lowercase form and compare only the
-    // needles that can start there, instead of sliding all nine needles over the name.
+    // needles that can start there, instead of sliding all ten needles over the name.
     let b = name.as_bytes();
     (0..b.len()).any(|i| {
         let rest = &b[i..];
@@ -22,7 +22,7 @@ pub fn is_sensitive(name: &str) -> bool {
                     || starts(b"api-key")
                     || starts(b"authorization")
             }
-            b'c' => starts(b"cookie"),
+            b'c' => starts(b"cookie") || starts(b"credential"),
             _ => false,
         }
     })
@@ -57,11 +57,16 @@ pub fn redact_query(query: &str) -> String {
     out
 }
 
-/// A query parameter whose value is a secret: a sensitive name, or exactly `key`
-/// (`?key=…` is how many APIs take a key). Not `key` inside a name: field names such
-/// as `predict_keys` go through [`is_sensitive`] and are counts, not secrets.
+/// A query parameter whose value is a secret: a sensitive name, or exactly one of the
+/// short names APIs take keys and sessions under (`?key=…`, `?auth=…`, `?session=…`,
+/// `?sid=…`, `?sig=…`). Not these inside a name: log field names such as
+/// `predict_keys` or `session` go through [`is_sensitive`] and are counts or states,
+/// not secrets.
 fn is_sensitive_parameter(name: &str) -> bool {
-    name.eq_ignore_ascii_case("key") || is_sensitive(name)
+    ["key", "auth", "session", "sid", "sig"]
+        .iter()
+        .any(|short| name.eq_ignore_ascii_case(short))
+        || is_sensitive(name)
 }
 
 /// `text` with the user information of every URL in it (`scheme://user:password@`)
@@ -224,6 +229,11 @@ mod tests {
         assert_eq!(
             redact_query("KEY=s3cret&monkey=1"),
             "KEY=[REDACTED]&monkey=1"
+        );
+        // Sessions, short auth names, signed URLs' credentials and signatures.
+        assert_eq!(
+            redact_query("auth=a&session=b&SID=c&sig=d&X-Amz-Credential=e&sessions=2&author=f"),
+            "auth=[REDACTED]&session=[REDACTED]&SID=[REDACTED]&sig=[REDACTED]&X-Amz-Credential=[REDACTED]&sessions=2&author=f"
         );
     }
 

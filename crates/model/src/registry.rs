@@ -81,9 +81,12 @@ pub fn read_model_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
-    // Opened first, then asked what it is: a file swapped for a FIFO between a check by
-    // path and the open would block the open. O_NONBLOCK lets a FIFO's open return (a
-    // regular file's reads ignore it).
+    // Asked what it is by path first (a device is not even opened), then opened and
+    // asked again: a file swapped for a FIFO in between would block the open, which
+    // O_NONBLOCK lets return (a regular file's reads ignore it).
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)

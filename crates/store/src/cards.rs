@@ -71,9 +71,10 @@ impl Store {
         Ok(())
     }
 
-    /// The models with a card, in the order their oldest stored card was announced
-    /// (then by name): the order a collector gives them its metric series' slots, the
-    /// same across restarts.
+    /// The models with a card, by their oldest stored announcement (a version's card
+    /// changed since counts from its change; then by name): the order a collector gives
+    /// the quality window's models their metric series' places at start, close to the
+    /// order their records first came in.
     pub async fn models_by_first_card(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = with_pool!(self, pool => {
             sqlx::query_as(

@@ -197,8 +197,11 @@ where
                     };
                     match done {
                         Some(done) => Some(done),
-                        // Its answer is decided and counted; what is left is bounded.
-                        None if ctx.settled.load(Ordering::Acquire) => Some(handled.await),
+                        // Its answer is decided and counted; what is left is short (a
+                        // record's write), and bounded all the same, by a second `limit`.
+                        None if ctx.settled.load(Ordering::Acquire) => {
+                            tokio::time::timeout(limit, handled).await.ok()
+                        }
                         None => {
                             // Mark the request before dropping the handler, so code that
                             // notices its own cancellation can tell a timeout from a

@@ -7,7 +7,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub fn is_sensitive(name: &str) -> bool {
     // Called for every query parameter and on each log callsite's field names
     // (`field_secrets`): dispatch on each byte's lowercase form and compare only the
-    // needles that can start there, instead of sliding all ten needles over the name.
+    // needles that can start there, instead of sliding all eleven needles over the name.
     let b = name.as_bytes();
     (0..b.len()).any(|i| {
         let rest = &b[i..];
@@ -15,7 +15,7 @@ pub fn is_sensitive(name: &str) -> bool {
         match b[i] | 0x20 {
             b'p' => starts(b"password") || starts(b"passwd"),
             b't' => starts(b"token"),
-            b's' => starts(b"secret"),
+            b's' => starts(b"secret") || starts(b"signature"),
             b'a' => {
                 starts(b"api_key")
                     || starts(b"apikey")
@@ -63,9 +63,17 @@ pub fn redact_query(query: &str) -> String {
 /// `predict_keys` or `session` go through [`is_sensitive`] and are counts or states,
 /// not secrets.
 fn is_sensitive_parameter(name: &str) -> bool {
-    ["key", "auth", "session", "sid", "sig"]
-        .iter()
-        .any(|short| name.eq_ignore_ascii_case(short))
+    [
+        "key",
+        "auth",
+        "session",
+        "session_id",
+        "sessionid",
+        "sid",
+        "sig",
+    ]
+    .iter()
+    .any(|short| name.eq_ignore_ascii_case(short))
         || is_sensitive(name)
 }
 
@@ -232,8 +240,10 @@ mod tests {
         );
         // Sessions, short auth names, signed URLs' credentials and signatures.
         assert_eq!(
-            redact_query("auth=a&session=b&SID=c&sig=d&X-Amz-Credential=e&sessions=2&author=f"),
-            "auth=[REDACTED]&session=[REDACTED]&SID=[REDACTED]&sig=[REDACTED]&X-Amz-Credential=[REDACTED]&sessions=2&author=f"
+            redact_query(
+                "auth=a&session=b&SID=c&sig=d&X-Amz-Credential=e&X-Amz-Signature=g&sessionId=h&sessions=2&author=f"
+            ),
+            "auth=[REDACTED]&session=[REDACTED]&SID=[REDACTED]&sig=[REDACTED]&X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]&sessionId=[REDACTED]&sessions=2&author=f"
         );
     }
 

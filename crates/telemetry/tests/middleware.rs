@@ -168,9 +168,11 @@ async fn an_abandoned_request_is_recorded_as_499_and_leaves_in_flight_at_zero() 
 }
 
 /// A route that waits until `gate` opens, then (if `settle`) marks its outcome counted,
-/// then waits once more, as a prediction writing its record does.
+/// then waits once more, as a prediction writing its record does (or, if `hang`, for
+/// good).
 fn gated_route(
     settle: bool,
+    hang: bool,
 ) -> (
     axum::routing::MethodRouter,
     tokio::sync::oneshot::Sender<()>,
@@ -187,6 +189,9 @@ fn gated_route(
                 vigil_telemetry::context::settle();
             }
             tokio::task::yield_now().await;
+            if hang {
+                std::future::pending::<()>().await;
+            }
             "counted"
         }
     });
@@ -197,14 +202,16 @@ fn gated_route(
 /// handler waited: the request timeout answered 503 over a counted success (metrics and
 /// record said success; from a probe). Polled by hand, so that the timer fires while the
 /// handler is not polled and both are ready at its next poll; a handler that has not
-/// settled is still cut off there.
+/// settled is still cut off there, and one that hangs after settling is cut off a
+/// second limit later.
 #[tokio::test(start_paused = true)]
 async fn a_settled_handler_is_answered_with_its_outcome_after_the_timer_ran_out() {
     use futures_util::FutureExt;
     let limit = Duration::from_millis(20);
-    for (settle, status) in [
-        (true, StatusCode::OK),
-        (false, StatusCode::SERVICE_UNAVAILABLE),
+    for (settle, hang, status) in [
+        (true, false, StatusCode::OK),
+        (false, false, StatusCode::SERVICE_UNAVAILABLE),
+        (true, true, StatusCode::SERVICE_UNAVAILABLE),
     ] {
         let mut registry = Metrics::base_registry("test", "0");
         let layer = TelemetryLayer::new(
@@ -215,7 +222,7 @@ async fn a_settled_handler_is_answered_with_its_outcome_after_the_timer_ran_out(
             },
             HttpMetrics::register(&mut registry),
         );
-        let (route, open) = gated_route(settle);
+        let (route, open) = gated_route(settle, hang);
         let app = Router::new().route("/gated", route).layer(layer);
         let request = Request::get("/gated").body(Body::empty()).unwrap();
         let mut answer = std::pin::pin!(app.oneshot(request));
@@ -224,6 +231,10 @@ async fn a_settled_handler_is_answered_with_its_outcome_after_the_timer_ran_out(
         open.send(()).unwrap();
         // The timer runs out; the request is not polled meanwhile.
         tokio::time::sleep(2 * limit).await;
-        assert_eq!(answer.await.unwrap().status(), status, "settled: {settle}");
+        assert_eq!(
+            answer.await.unwrap().status(),
+            status,
+            "settled: {settle}, hangs: {hang}"
+        );
     }
 }

@@ -63,6 +63,17 @@ fn collector_state(store: Store, feedback: FeedbackConfig) -> CollectorState {
     )
 }
 
+/// The collector's router on a SQLite store in a new temporary directory (kept alive by
+/// the first value).
+async fn sqlite_app(name: &str) -> (TempDir, Router) {
+    let dir = TempDir::new(name);
+    let app = app(collector_state(
+        Store::sqlite(dir.path()).await.unwrap(),
+        FeedbackConfig::default(),
+    ));
+    (dir, app)
+}
+
 async fn metrics(app: &Router) -> String {
     send(app, get("/metrics")).await.text
 }
@@ -486,11 +497,7 @@ async fn postgres_grades_400_predictions_exactly() {
 
 #[tokio::test]
 async fn a_regressor_is_graded_by_its_errors() {
-    let dir = TempDir::new("feedback-reg");
-    let app = app(collector_state(
-        Store::sqlite(dir.path()).await.unwrap(),
-        FeedbackConfig::default(),
-    ));
+    let (_dir, app) = sqlite_app("feedback-reg").await;
     let card = json!({"model": "price", "version": "2", "task": "regression", "baseline": {"mae": 1.0, "rmse": 1.5}});
     assert_eq!(
         send(&app, put("/models/price", card)).await.status,
@@ -673,11 +680,7 @@ async fn pending_labels_are_bounded_and_expire() {
 /// same in `GET /quality` as in the gauges.
 #[tokio::test]
 async fn cards_take_no_series_and_labels_without_confidence_count_alike() {
-    let dir = TempDir::new("feedback-cards");
-    let app = app(collector_state(
-        Store::sqlite(dir.path()).await.unwrap(),
-        FeedbackConfig::default(),
-    ));
+    let (_dir, app) = sqlite_app("feedback-cards").await;
     for i in 0..70 {
         let card = json!({"model": format!("spam-{i}"), "version": "1", "task": "classification", "labels": ["a", "b"]});
         let r = send(&app, put(&format!("/models/spam-{i}"), card)).await;
@@ -884,11 +887,7 @@ async fn a_restart_keeps_which_models_have_series_past_the_bound() {
 /// label type sends `"value": null` beside a label; it was refused as both given).
 #[tokio::test]
 async fn a_null_field_is_one_left_out() {
-    let dir = TempDir::new("feedback-null");
-    let app = app(collector_state(
-        Store::sqlite(dir.path()).await.unwrap(),
-        FeedbackConfig::default(),
-    ));
+    let (_dir, app) = sqlite_app("feedback-null").await;
     let r = send(&app, put(&format!("/models/{MODEL}"), card())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let label = json!({"prediction_id": "p-1", "label": "ok", "value": null, "timestamp": null});

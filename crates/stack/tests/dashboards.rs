@@ -1007,6 +1007,22 @@ fn expressions_use_only_defined_variables() {
     assert_no_problems(&problems);
 }
 
+/// Runs `check` on every query of every dashboard; fails naming each problem with its
+/// file and panel.
+fn every_expr_passes(check: fn(&str) -> Vec<String>) {
+    let mut problems = Vec::new();
+    for (file, d) in dashboards() {
+        for (title, expr) in prometheus_exprs(&d) {
+            problems.extend(
+                check(&expr)
+                    .into_iter()
+                    .map(|p| format!("{file}: `{title}`: {p}")),
+            );
+        }
+    }
+    assert_no_problems(&problems);
+}
+
 #[test]
 fn histogram_quantiles_aggregate_by_le() {
     let mut problems = Vec::new();
@@ -1030,17 +1046,7 @@ fn histogram_quantiles_aggregate_by_le() {
 
 #[test]
 fn bucket_selectors_use_bounds_as_printed() {
-    let mut problems = Vec::new();
-    for (file, d) in dashboards() {
-        for (title, expr) in prometheus_exprs(&d) {
-            problems.extend(
-                bucket_problems(&expr)
-                    .into_iter()
-                    .map(|p| format!("{file}: `{title}`: {p}")),
-            );
-        }
-    }
-    assert_no_problems(&problems);
+    every_expr_passes(bucket_problems);
 }
 
 #[test]
@@ -1088,47 +1094,17 @@ fn selectors_use_known_metrics() {
 
 #[test]
 fn ranges_follow_the_time_picker() {
-    let mut problems = Vec::new();
-    for (file, d) in dashboards() {
-        for (title, expr) in prometheus_exprs(&d) {
-            problems.extend(
-                range_problems(&expr)
-                    .into_iter()
-                    .map(|p| format!("{file}: `{title}`: {p}")),
-            );
-        }
-    }
-    assert_no_problems(&problems);
+    every_expr_passes(range_problems);
 }
 
 #[test]
 fn ratios_divide_aggregated_rates() {
-    let mut problems = Vec::new();
-    for (file, d) in dashboards() {
-        for (title, expr) in prometheus_exprs(&d) {
-            problems.extend(
-                ratio_problems(&expr)
-                    .into_iter()
-                    .map(|p| format!("{file}: `{title}`: {p}")),
-            );
-        }
-    }
-    assert_no_problems(&problems);
+    every_expr_passes(ratio_problems);
 }
 
 #[test]
 fn gauges_are_aggregated_over_replicas_as_they_mean() {
-    let mut problems = Vec::new();
-    for (file, d) in dashboards() {
-        for (title, expr) in prometheus_exprs(&d) {
-            problems.extend(
-                fleet_gauge_problems(&expr)
-                    .into_iter()
-                    .map(|p| format!("{file}: `{title}`: {p}")),
-            );
-        }
-    }
-    assert_no_problems(&problems);
+    every_expr_passes(fleet_gauge_problems);
 }
 
 #[test]

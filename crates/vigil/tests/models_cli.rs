@@ -16,6 +16,26 @@ fn vigil(args: &[&str]) -> Output {
     Command::new(vigil_binary()).args(args).output().unwrap()
 }
 
+/// `vigil models init` on a zoo model's directory (its `model.onnx` and `train.csv`,
+/// label column `target`) into `out`, with `extra` arguments.
+fn init_from_zoo(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (onnx, data) = (dir.join("model.onnx"), dir.join("train.csv"));
+    let mut args = vec![
+        "models",
+        "init",
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--label-column",
+        "target",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    vigil(&args)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -57,20 +77,7 @@ async fn every_zoo_model_is_initialised_checked_and_served_as_onnxruntime_answer
     );
     for (name, dir, expected) in &cases {
         let out = models.path().join(name);
-        let run = vigil(&[
-            "models",
-            "init",
-            "--onnx",
-            dir.join("model.onnx").to_str().unwrap(),
-            "--data",
-            dir.join("train.csv").to_str().unwrap(),
-            "--label-column",
-            "target",
-            "--name",
-            name,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let run = init_from_zoo(dir, &out, &["--name", name]);
         assert!(run.status.success(), "{name}: {}", text(&run.stderr));
         let card = std::fs::read_to_string(out.join("model.toml")).unwrap();
         assert!(
@@ -518,18 +525,7 @@ fn check_names_each_problem_with_its_fix() {
     let zoo = zoo();
     let tmp = TempDir::new("models-check");
     let dir = tmp.path().join("m");
-    let run = vigil(&[
-        "models",
-        "init",
-        "--onnx",
-        zoo.join("decision_tree/model.onnx").to_str().unwrap(),
-        "--data",
-        zoo.join("decision_tree/train.csv").to_str().unwrap(),
-        "--label-column",
-        "target",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let run = init_from_zoo(&zoo.join("decision_tree"), &dir, &[]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let report = text(&vigil(&["models", "check", dir.to_str().unwrap()]).stdout);
     for needle in [
@@ -567,20 +563,11 @@ fn check_names_each_problem_with_its_fix() {
     let report = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{report}");
     assert!(report.contains("in another order"), "{report}");
-    let reordered = vigil(&[
-        "models",
-        "init",
-        "--onnx",
-        zoo.join("decision_tree/model.onnx").to_str().unwrap(),
-        "--data",
-        zoo.join("decision_tree/train.csv").to_str().unwrap(),
-        "--label-column",
-        "target",
-        "--labels",
-        "2,1,0",
-        "--out",
-        tmp.path().join("reordered").to_str().unwrap(),
-    ]);
+    let reordered = init_from_zoo(
+        &zoo.join("decision_tree"),
+        &tmp.path().join("reordered"),
+        &["--labels", "2,1,0"],
+    );
     assert_eq!(
         reordered.status.code(),
         Some(64),

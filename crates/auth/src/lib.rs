@@ -14,6 +14,7 @@ pub mod keyfile;
 pub mod keyring;
 pub mod metrics;
 pub mod role;
+pub mod scheme;
 pub mod session;
 pub mod signin;
 

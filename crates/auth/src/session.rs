@@ -189,25 +189,32 @@ pub fn session_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a new session.
-pub fn session_cookie(token: &str, limits: SessionLimits) -> HeaderValue {
+/// `Set-Cookie` for a new session; `secure` when the request came over HTTPS (see
+/// [`crate::scheme`]).
+pub fn session_cookie(token: &str, limits: SessionLimits, secure: bool) -> HeaderValue {
     cookie_header(
         Cookie::build((SESSION_COOKIE, token)).max_age(cookie::time::Duration::seconds(
             limits.absolute.as_secs() as i64,
         )),
+        secure,
     )
 }
 
-/// `Set-Cookie` that makes the browser forget the session.
-pub fn clearing_cookie() -> HeaderValue {
-    cookie_header(Cookie::build((SESSION_COOKIE, "")).max_age(cookie::time::Duration::ZERO))
+/// `Set-Cookie` that makes the browser forget the session (with the same attributes,
+/// or a browser keeps a `Secure` cookie it was told to drop without them).
+pub fn clearing_cookie(secure: bool) -> HeaderValue {
+    cookie_header(
+        Cookie::build((SESSION_COOKIE, "")).max_age(cookie::time::Duration::ZERO),
+        secure,
+    )
 }
 
-fn cookie_header(builder: cookie::CookieBuilder<'_>) -> HeaderValue {
+fn cookie_header(builder: cookie::CookieBuilder<'_>, secure: bool) -> HeaderValue {
     let cookie = builder
         .path(SESSION_PATH)
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(secure)
         .build();
     // Tokens are base64url: always a valid header value.
     HeaderValue::from_str(&cookie.to_string()).expect("cookie header is ASCII")
@@ -308,7 +315,7 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_scoped() {
-        let set = session_cookie("abc", SessionLimits::default());
+        let set = session_cookie("abc", SessionLimits::default(), false);
         let set = set.to_str().unwrap();
         for part in [
             "vigil_session=abc",
@@ -319,7 +326,21 @@ mod tests {
         ] {
             assert!(set.contains(part), "{set}");
         }
-        assert!(clearing_cookie().to_str().unwrap().contains("Max-Age=0"));
+        assert!(!set.contains("Secure"), "{set}");
+        assert!(
+            clearing_cookie(false)
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let secure = session_cookie("abc", SessionLimits::default(), true);
+        assert!(secure.to_str().unwrap().contains("; Secure"), "{secure:?}");
+        let cleared = clearing_cookie(true);
+        let cleared = cleared.to_str().unwrap();
+        assert!(
+            cleared.contains("; Secure") && cleared.contains("Max-Age=0"),
+            "{cleared}"
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,

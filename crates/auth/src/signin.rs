@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::audit::{AuditAction, AuditEvent, Outcome};
 use crate::guard::{Auth, Denied, presented_key, set_user};
 use crate::role::Role;
+use crate::scheme::forwarded_https;
 use crate::session::{Sessions, clearing_cookie, session_cookie, session_token};
 
 impl Auth {
@@ -18,11 +19,13 @@ impl Auth {
         &self.0.sessions
     }
 
-    /// Opens a session for `key` if it is an admin key: the `Set-Cookie` value, or
-    /// the refusal to answer with.
+    /// Opens a session for `key` if it is an admin key: the `Set-Cookie` value
+    /// (`Secure` when `headers` say a proxy received the request over HTTPS), or the
+    /// refusal to answer with.
     pub fn sign_in(
         &self,
         key: &[u8],
+        headers: &HeaderMap,
         method: &str,
         route: &str,
     ) -> Result<HeaderValue, Box<Response>> {
@@ -50,7 +53,11 @@ impl Auth {
                     method,
                     route,
                 );
-                return Ok(session_cookie(&token, self.0.sessions.limits()));
+                return Ok(session_cookie(
+                    &token,
+                    self.0.sessions.limits(),
+                    forwarded_https(headers),
+                ));
             }
         };
         Err(Box::new(self.refuse(&denied, Role::Admin, method, route)))
@@ -71,7 +78,7 @@ impl Auth {
             }
             self.0.sessions.close(token.as_bytes());
         }
-        clearing_cookie()
+        clearing_cookie(forwarded_https(headers))
     }
 
     /// The key name behind the request's session, if it has a live one. Asking is not

@@ -146,6 +146,55 @@ async fn a_session_opens_with_an_admin_key_only_and_ends_at_sign_out() {
 }
 
 #[tokio::test]
+async fn the_cookie_is_secure_when_a_proxy_received_the_request_over_https() {
+    let (_, app) = service();
+    let sign_in_with = |name: &'static str, value: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::post("/dashboard/session")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(name, value)
+                .body(Body::from(json!({"api_key": ADMIN}).to_string()))
+                .unwrap();
+            let reply = send(&app, request).await;
+            assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+            reply.headers[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    for (name, value, secure) in [
+        ("x-forwarded-proto", "https", true),
+        ("forwarded", "for=192.0.2.60;proto=https", true),
+        ("x-forwarded-proto", "http", false),
+        ("x-request-id", "plain", false),
+    ] {
+        let set = sign_in_with(name, value).await;
+        assert_eq!(set.contains("; Secure"), secure, "{name}: {value} -> {set}");
+    }
+    // Signing out behind the same proxy clears the cookie with the same attribute (a
+    // browser keeps a Secure cookie that a plain Set-Cookie tries to drop).
+    let set = sign_in_with("x-forwarded-proto", "https").await;
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let out = send(
+        &app,
+        Request::delete("/dashboard/session")
+            .header(header::COOKIE, &cookie)
+            .header("x-forwarded-proto", "https")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let cleared = out.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("; Secure"),
+        "{cleared}"
+    );
+}
+
+#[tokio::test]
 async fn the_data_route_refuses_missing_forged_and_revoked_credentials() {
     let (state, app) = service();
     let missing = send(&app, get("/dashboard/api/overview")).await;

@@ -85,7 +85,11 @@ pub struct SignIn {
     responses((status = 204, description = "Signed in; the session cookie is set"),
         (status = 401, body = vigil_telemetry::ErrorBody), (status = 403, body = vigil_telemetry::ErrorBody),
         (status = 415, body = vigil_telemetry::ErrorBody), (status = 422, body = vigil_telemetry::ErrorBody)))]
-pub async fn sign_in(State(state): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: JsonBytes,
+) -> Result<Response, ApiError> {
     // The body carries a secret, and serde's messages quote what they refuse (`invalid
     // type: string "<key>"`): the refusals here say what is wrong without quoting it.
     let SignIn { api_key } = parse_json(&body.0).map_err(|e| match e {
@@ -94,7 +98,7 @@ pub async fn sign_in(State(state): State<AppState>, body: JsonBytes) -> Result<R
     })?;
     match state
         .auth
-        .sign_in(api_key.as_bytes(), "POST", SESSION_ROUTE)
+        .sign_in(api_key.as_bytes(), &headers, "POST", SESSION_ROUTE)
     {
         Ok(cookie) => {
             let mut response = StatusCode::NO_CONTENT.into_response();

@@ -16,8 +16,8 @@ pub struct InferRequest {
     pub inputs: Vec<InputTensor>,
     /// The outputs asked for, in the order to answer them; `None`: every output.
     pub outputs: Option<Vec<RequestedOutput>>,
-    /// The request's `binary_data_output`: answer every output in binary (when
-    /// `outputs` does not list them one by one).
+    /// The request's `binary_data_output`: answer every output in binary, unless an
+    /// output asked for says otherwise (already applied to [`Self::outputs`]).
     pub binary_data_output: bool,
 }
 
@@ -34,7 +34,8 @@ pub struct InputTensor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestedOutput {
     pub name: String,
-    /// `parameters.binary_data`: answer this output in binary.
+    /// Answer this output in binary: its `parameters.binary_data`, or the request's
+    /// `binary_data_output` when it has none.
     pub binary: bool,
 }
 
@@ -77,10 +78,10 @@ fn flag(
     parameters: Option<&Map<String, Value>>,
     key: &str,
     owner: &str,
-) -> Result<bool, RequestError> {
+) -> Result<Option<bool>, RequestError> {
     match parameters.and_then(|p| p.get(key)) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(RequestError::body(format!(
             "{owner}'s parameter `{key}` must be true or false, not {other}"
         ))),
@@ -142,6 +143,12 @@ pub fn parse(
             rest.len()
         )));
     }
+    let binary_data_output = flag(
+        header.parameters.as_ref(),
+        "binary_data_output",
+        "the request",
+    )?
+    .unwrap_or(false);
     let outputs = header
         .outputs
         .map(|outputs| {
@@ -160,7 +167,10 @@ pub fn parse(
                     }
                     let owner = format!("output `{}`", o.name);
                     Ok(RequestedOutput {
-                        binary: flag(o.parameters.as_ref(), "binary_data", &owner)?,
+                        // An output's own `binary_data` overrides the request's
+                        // `binary_data_output`, as the binary data extension has it.
+                        binary: flag(o.parameters.as_ref(), "binary_data", &owner)?
+                            .unwrap_or(binary_data_output),
                         name: o.name,
                     })
                 })
@@ -168,11 +178,7 @@ pub fn parse(
         })
         .transpose()?;
     Ok(InferRequest {
-        binary_data_output: flag(
-            header.parameters.as_ref(),
-            "binary_data_output",
-            "the request",
-        )?,
+        binary_data_output,
         id: header.id,
         inputs,
         outputs,
@@ -350,6 +356,22 @@ mod tests {
             ]
         );
         assert!(!r.binary_data_output);
+    }
+
+    #[test]
+    fn binary_data_output_is_the_default_of_each_output_asked_for() {
+        let json = r#"{"inputs":[{"name":"input","shape":[1,1],"datatype":"FP32","data":[1]}],
+            "parameters":{"binary_data_output":true},
+            "outputs":[{"name":"label"},{"name":"probabilities","parameters":{"binary_data":false}}]}"#;
+        let r = parse(json.as_bytes(), None, 1000).unwrap();
+        let binary: Vec<(&str, bool)> = r
+            .outputs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|o| (o.name.as_str(), o.binary))
+            .collect();
+        assert_eq!(binary, [("label", true), ("probabilities", false)]);
     }
 
     #[test]

@@ -49,13 +49,14 @@ pub fn app(state: AppState, config: RouterConfig) -> Router {
     } else {
         TelemetryLayer::new(telemetry_config, state.http.clone())
     };
-    // The protocol's error shape wraps only the protocol's routes, outside telemetry
-    // so it sees the timeout and panic answers too. `Router::layer` wraps each route
-    // apart: on vigil's own routes the rewrite would cost every request a layer (a
-    // boxed future and a service clone) only to pass the answer through.
+    // The protocol's error shape wraps only the protocol's routes, inside telemetry,
+    // whose own answers (timeout, panic) are written in that shape too: the access line
+    // and `http_response_size_bytes` then see what is sent. `Router::layer` wraps each
+    // route apart: on vigil's own routes the rewrite would cost every request a layer
+    // (a boxed future and a service clone) only to pass the answer through.
     let protocol = protocol_routes(&state)
-        .layer(telemetry.clone())
-        .layer(axum::middleware::from_fn(v2::protocol_errors));
+        .layer(axum::middleware::from_fn(v2::protocol_errors))
+        .layer(telemetry.answering_errors_with(v2::protocol_answer));
     own_routes(&state)
         .layer(telemetry)
         .merge(protocol)

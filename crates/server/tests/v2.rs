@@ -6,8 +6,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use http::{Request, StatusCode};
+use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
+use vigil_auth::{KeyHash, KeySpec, Keyring, Role};
 use vigil_model::ModelRegistry;
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
@@ -20,6 +21,10 @@ const HOT: [f32; 6] = [95.0, 250.0, 6.0, 70.0, 1500.0, 18.0];
 const INFER: &str = "/v2/models/defect-detector/infer";
 
 fn router() -> Router {
+    service().1
+}
+
+fn service() -> (AppState, Router) {
     let state = AppState::new(
         ModelRegistry::bundled().unwrap(),
         Limits {
@@ -28,7 +33,7 @@ fn router() -> Router {
             ..Limits::default()
         },
     );
-    app(state, RouterConfig::default())
+    (state.clone(), app(state, RouterConfig::default()))
 }
 
 fn fp32(values: &[f32]) -> Vec<u8> {
@@ -183,6 +188,30 @@ async fn health_and_metadata_answer_as_the_protocol_says() {
 }
 
 #[tokio::test]
+async fn not_ready_answers_503_with_retry_after_as_every_503() {
+    let (state, app) = service();
+    state.set_ready(false);
+    for (path, body) in [
+        ("/v2/health/ready", json!({"ready": false})),
+        (
+            "/v2/models/defect-detector/ready",
+            json!({"name": "defect-detector", "ready": false}),
+        ),
+        (
+            "/v2/models/defect-detector/versions/1.0.0/ready",
+            json!({"name": "defect-detector", "ready": false}),
+        ),
+    ] {
+        let r = send(&app, get(path)).await;
+        assert_eq!(
+            (r.status, &r.body),
+            (StatusCode::SERVICE_UNAVAILABLE, &body)
+        );
+        assert_eq!(r.headers[header::RETRY_AFTER], "1", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn json_and_binary_infer_answer_what_predict_answers() {
     let app = router();
     let rows = [GOOD, HOT, GOOD];
@@ -291,6 +320,18 @@ async fn json_and_binary_infer_answer_what_predict_answers() {
         json!([{"name": "label", "datatype": "BYTES", "shape": [1], "data": ["ok"]}])
     );
 
+    // The request's binary_data_output is the default of each output asked for that
+    // does not say (Triton's rule): `label` in binary, `probabilities` in JSON.
+    let both = json!({"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": GOOD}],
+        "parameters": {"binary_data_output": true},
+        "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": false}}]});
+    let r = send(&app, bare(INFER, both.to_string())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (header, outputs) = decode(&r);
+    assert_eq!(outputs[0], ("label".to_owned(), json!(["ok"])));
+    assert!(header["outputs"][0]["parameters"]["binary_data_size"].is_u64());
+    assert!(header["outputs"][1]["data"].is_array(), "{header}");
+
     // Every prediction counted like /predict's, under the route template.
     let metrics = send(&app, get("/metrics")).await.text;
     assert_eq!(
@@ -298,14 +339,14 @@ async fn json_and_binary_infer_answer_what_predict_answers() {
             &metrics,
             r#"predictions_total{model="defect-detector",version="1.0.0",status="success"}"#
         ),
-        3.0 + 3.0 + 3.0 + 1.0 + 1.0
+        3.0 + 3.0 + 3.0 + 1.0 + 1.0 + 1.0
     );
     assert_eq!(
         sample(
             &metrics,
             r#"http_requests_total{method="POST",route="/v2/models/{name}/infer",status="200"}"#
         ),
-        3.0
+        4.0
     );
 }
 
@@ -476,6 +517,10 @@ async fn answers_from_outside_the_route_are_in_the_protocols_shape_and_others_ar
     let r = send(&app, bare(INFER, body.to_string())).await;
     let message = assert_v2_error(&r, StatusCode::SERVICE_UNAVAILABLE);
     assert!(message.contains("did not complete"), "{message}");
+    assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    // Measured as sent: the answer written in the protocol's shape, not vigil's body
+    // that was rewritten after the layer measured it.
+    assert_eq!(sent_bytes(&app).await, r.raw.len() as f64);
     // The same timeout on vigil's own route keeps vigil's shape.
     let r = send(
         &app,
@@ -485,4 +530,34 @@ async fn answers_from_outside_the_route_are_in_the_protocols_shape_and_others_ar
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.body["error"]["code"], "timeout", "{}", r.text);
     drop(slot);
+}
+
+/// `http_response_size_bytes_sum` of the `/v2` infer route.
+async fn sent_bytes(app: &Router) -> f64 {
+    let metrics = send(app, get("/metrics")).await.text;
+    sample(
+        &metrics,
+        r#"http_response_size_bytes_sum{method="POST",route="/v2/models/{name}/infer"}"#,
+    )
+}
+
+#[tokio::test]
+async fn a_refused_key_is_answered_in_the_protocols_shape_and_measured_as_sent() {
+    let spec = KeySpec {
+        name: "ci".into(),
+        role: Role::Predict,
+        sha256: KeyHash::of(b"vgl_v2-key").to_hex(),
+        created_at: None,
+    };
+    let state = AppState::with_keys(
+        ModelRegistry::bundled().unwrap(),
+        Limits::default(),
+        Keyring::new([&spec]).unwrap(),
+    );
+    let app = app(state, RouterConfig::default());
+    let body =
+        json!({"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP32", "data": [GOOD]}]});
+    let r = send(&app, bare(INFER, body.to_string())).await;
+    assert_v2_error(&r, StatusCode::UNAUTHORIZED);
+    assert_eq!(sent_bytes(&app).await, r.raw.len() as f64);
 }

@@ -58,11 +58,21 @@ pub struct TelemetryLayer {
     shared: Arc<Shared>,
 }
 
+/// Writes one of the layer's own error answers (a timeout, a panic, a body that did
+/// not arrive): status, code and message in, the response out.
+pub type ErrorAnswer = fn(StatusCode, &'static str, String) -> Response;
+
+/// vigil's error shape (see [`error_response`]).
+fn vigil_shape(status: StatusCode, code: &'static str, message: String) -> Response {
+    error_response(status, code, message, serde_json::Value::Null)
+}
+
 #[derive(Debug)]
 struct Shared {
     config: TelemetryConfig,
     metrics: HttpMetrics,
     observer: Option<Arc<dyn RequestObserver>>,
+    error_answer: ErrorAnswer,
 }
 
 impl TelemetryLayer {
@@ -72,6 +82,21 @@ impl TelemetryLayer {
                 config,
                 metrics,
                 observer: None,
+                error_answer: vigil_shape,
+            }),
+        }
+    }
+
+    /// The same layer (settings, metrics, observer), writing its own error answers
+    /// with `answer`: for routes of a protocol with an error shape of its own, so the
+    /// access line and the response-size histogram see the answer as it is sent.
+    pub fn answering_errors_with(&self, answer: ErrorAnswer) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config: self.shared.config.clone(),
+                metrics: self.shared.metrics.clone(),
+                observer: self.shared.observer.clone(),
+                error_answer: answer,
             }),
         }
     }
@@ -87,6 +112,7 @@ impl TelemetryLayer {
                 config,
                 metrics,
                 observer: Some(observer),
+                error_answer: vigil_shape,
             }),
         }
     }
@@ -184,6 +210,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let timeout = shared.config.request_timeout;
+        let answer = shared.error_answer;
         Box::pin(context::scope(ctx.clone(), async move {
             let handled = AssertUnwindSafe(inner.call(req)).catch_unwind();
             let outcome = match timeout {
@@ -217,23 +244,21 @@ where
                 Some(Ok(Ok(response))) => response,
                 Some(Ok(Err(infallible))) => match infallible {},
                 // The panic hook has already logged the panic with this request's id.
-                Some(Err(_panic)) => error_response(
+                Some(Err(_panic)) => answer(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "internal server error",
-                    serde_json::Value::Null,
+                    "internal server error".into(),
                 ),
                 // The body was still coming: the time went waiting for the client,
                 // which is its error (408), not the service's (503).
                 None if !record.read.whole(record.declared_len) => {
-                    let mut response = error_response(
+                    let mut response = answer(
                         StatusCode::REQUEST_TIMEOUT,
                         "request_timeout",
                         format!(
                             "the request body did not arrive within {} ms",
                             timeout.unwrap_or_default().as_millis()
                         ),
-                        serde_json::Value::Null,
                     );
                     // The rest of the body is not read: the connection cannot be reused.
                     response
@@ -241,14 +266,13 @@ where
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                     response
                 }
-                None => error_response(
+                None => answer(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "timeout",
                     format!(
                         "the request did not complete within {} ms",
                         timeout.unwrap_or_default().as_millis()
                     ),
-                    serde_json::Value::Null,
                 ),
             };
             let headers = response.headers_mut();

@@ -62,11 +62,31 @@ pub fn is_v2(path: &str) -> bool {
 /// Largest error body rewritten; vigil's are a few hundred bytes.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Answers given before a `/v2` route runs in vigil's shape (401/403 from the key
-/// guard, 503 `timeout` and 500 from a panic, both from the telemetry layer),
-/// rewritten into the protocol's: `{"error": "<message>", "request_id": ".."}`. The
-/// router puts it around the `/v2` routes only, outside every other layer, so it sees
-/// their answers.
+/// The telemetry layer's own answers on the `/v2` routes (503 `timeout`, 408, 500 from
+/// a panic) in the protocol's shape: the layer writes them with this, so its access
+/// line and response-size histogram count the bytes sent.
+pub fn protocol_answer(status: StatusCode, code: &'static str, message: String) -> Response {
+    let body = serde_json::json!({
+        "error": vigil_telemetry::error::bounded_message(message),
+        "request_id": vigil_telemetry::context::current_request_id(),
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+        .extensions_mut()
+        .insert(ErrorInfo { code, cause: None });
+    response
+}
+
+/// Answers given inside a `/v2` route's telemetry in vigil's shape (401/403 from the
+/// key guard, anything else not written for the protocol), rewritten into the
+/// protocol's: `{"error": "<message>", "request_id": ".."}`. The router puts it around
+/// the `/v2` routes only, inside their telemetry layer (which writes its own answers
+/// with [`protocol_answer`]), so what is logged and measured is what is sent.
 pub async fn protocol_errors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -80,11 +100,7 @@ pub async fn protocol_errors(
         // Not one of vigil's error bodies (their messages are bounded): the status,
         // headers and request id stay, the message is the status's own.
         let message = parts.status.canonical_reason().unwrap_or("error");
-        let request_id = parts
-            .headers
-            .get(vigil_telemetry::context::REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let request_id = vigil_telemetry::context::current_request_id();
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.insert(
             header::CONTENT_TYPE,

@@ -195,8 +195,8 @@ fn read(
 }
 
 /// The outputs to answer, each with whether it goes in binary: those asked for, in
-/// their order, or every output of the model (binary if the request says
-/// `binary_data_output`).
+/// their order (each binary as it says, or as the request's `binary_data_output`), or
+/// every output of the model (binary if the request says `binary_data_output`).
 fn requested(served: &Served, request: &InferRequest) -> Result<Vec<(Output, bool)>, ApiError> {
     let own = Output::of(served.card.task);
     match &request.outputs {

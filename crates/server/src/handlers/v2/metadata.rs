@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -76,12 +76,22 @@ pub async fn live() -> Json<serde_json::Value> {
     responses((status = 200, description = "`{\"ready\": true}`"), (status = 503, description = "`{\"ready\": false}`")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let ready = state.is_ready();
-    let status = if ready {
-        StatusCode::OK
+    readiness(ready, serde_json::json!({"ready": ready}))
+}
+
+/// 200 with `body`, or 503 with it and `Retry-After: 1` (every 503 of vigil's says
+/// when to ask again, so a client backs off instead of retrying at once).
+fn readiness(ready: bool, body: impl Serialize) -> Response {
+    if ready {
+        (StatusCode::OK, Json(body)).into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(serde_json::json!({"ready": ready}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            Json(body),
+        )
+            .into_response()
+    }
 }
 
 /// The served model `name`, in the version given (if any).
@@ -163,16 +173,11 @@ pub async fn model_version(
 
 fn model_ready(state: &AppState, served: &Served) -> Response {
     let ready = state.is_ready();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = ModelReady {
         name: served.card.name.clone(),
         ready,
     };
-    (status, Json(body)).into_response()
+    readiness(ready, body)
 }
 
 /// Whether a model answers: 200 when it is loaded and the service ready.

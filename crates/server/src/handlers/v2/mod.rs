@@ -17,7 +17,7 @@ use http::request::Parts;
 use serde::Deserialize;
 use vigil_telemetry::body::{BodyRejection, read_limited};
 
-pub use error::{V2Error, is_v2, protocol_errors};
+pub use error::{V2Error, is_v2, protocol_answer, protocol_errors};
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -25,7 +25,8 @@ pub struct InputTensorDoc {
 pub struct RequestedOutputDoc {
     /// `probabilities` and `label` (a classifier), `value` (a regressor).
     name: String,
-    /// `binary_data`: true to answer it in binary.
+    /// `binary_data`: true to answer it in binary (default: the request's
+    /// `binary_data_output`).
     parameters: Option<serde_json::Value>,
 }
 
@@ -34,7 +35,8 @@ pub struct RequestedOutputDoc {
 pub struct InferRequestDoc {
     /// Echoed in the answer.
     id: Option<String>,
-    /// `binary_data_output`: answer every output in binary (when `outputs` is absent).
+    /// `binary_data_output`: answer every output in binary, except those in `outputs`
+    /// whose `binary_data` is false.
     parameters: Option<serde_json::Value>,
     inputs: Vec<InputTensorDoc>,
     /// The outputs to answer, in order; all of them when absent.

@@ -14,7 +14,8 @@ pub struct InferRequest {
     /// The caller's `id`, echoed in the answer.
     pub id: Option<String>,
     pub inputs: Vec<InputTensor>,
-    /// The outputs asked for, in the order to answer them; `None`: every output.
+    /// The outputs asked for, in the order to answer them; `None` (absent or an empty
+    /// list): every output.
     pub outputs: Option<Vec<RequestedOutput>>,
     /// The request's `binary_data_output`: answer every output in binary, unless an
     /// output asked for says otherwise (already applied to [`Self::outputs`]).
@@ -149,8 +150,11 @@ pub fn parse(
         "the request",
     )?
     .unwrap_or(false);
+    // An empty list asks for no output in particular: every output, as when it is
+    // absent (Triton requests all of a model's outputs when none is named).
     let outputs = header
         .outputs
+        .filter(|outputs| !outputs.is_empty())
         .map(|outputs| {
             outputs
                 .into_iter()
@@ -372,6 +376,8 @@ mod tests {
             .map(|o| (o.name.as_str(), o.binary))
             .collect();
         assert_eq!(binary, [("label", true), ("probabilities", false)]);
+        let none = r#"{"inputs":[{"name":"input","shape":[1,1],"datatype":"FP32","data":[1]}],"outputs":[]}"#;
+        assert_eq!(parse(none.as_bytes(), None, 1000).unwrap().outputs, None);
     }
 
     #[test]

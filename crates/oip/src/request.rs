@@ -202,27 +202,34 @@ fn read_input(
             input.datatype
         ))
     })?;
-    let mut shape = Vec::with_capacity(input.shape.len());
-    let mut elements: usize = 1;
-    for &dim in &input.shape {
-        let dim = usize::try_from(dim).map_err(|_| {
+    let shape = input
+        .shape
+        .iter()
+        .map(|&dim| usize::try_from(dim))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| {
             RequestError::body(format!(
                 "input `{name}` has a negative dimension in its shape {:?}",
                 input.shape
             ))
         })?;
-        elements = elements
-            .checked_mul(dim)
-            .filter(|n| *n <= max_elements)
+    // A zero anywhere makes the tensor empty, however large the other dimensions.
+    let elements = if shape.contains(&0) {
+        0
+    } else {
+        shape
+            .iter()
+            .try_fold(1usize, |n, &dim| {
+                n.checked_mul(dim).filter(|n| *n <= max_elements)
+            })
             .ok_or_else(|| RequestError {
                 kind: ErrorKind::TooManyElements,
                 message: format!(
                     "input `{name}` has shape {:?}: more than {max_elements} elements",
                     input.shape
                 ),
-            })?;
-        shape.push(dim);
-    }
+            })?
+    };
     let size = match input
         .parameters
         .as_ref()
@@ -409,6 +416,12 @@ mod tests {
                 input("[9223372036854775807,9223372036854775807]", r#""data":[1]"#).into_bytes(),
                 None,
                 "more than 1000",
+            ),
+            // A zero makes it empty, not too large: the count is what is wrong.
+            (
+                input("[9223372036854775807,0]", r#""data":[1]"#).into_bytes(),
+                None,
+                "has 1 value",
             ),
             (
                 input("[1,3]", r#""data":[1,2]"#).into_bytes(),

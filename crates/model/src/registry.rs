@@ -56,6 +56,22 @@ impl LoadedModel {
         })
     }
 
+    /// This model serving again after another version did (a rollback to a version
+    /// kept in memory): the card and the compiled plan shared, the drift state started
+    /// anew, as loading it from its files would. Reusing the object itself brought back
+    /// its old drift window and made `model_feature_bin_total` jump by every row it had
+    /// counted before, where a new version's counters start from 0.
+    pub fn restarted(&self) -> Self {
+        Self {
+            card: self.card.clone(),
+            runtime: self.runtime.clone(),
+            drift: DriftMonitor::new(&self.card, DRIFT_WINDOW),
+            load_duration: self.load_duration,
+            loaded_at: SystemTime::now(),
+            source: self.source.clone(),
+        }
+    }
+
     /// Loads `dir/model.onnx` and `dir/model.toml`.
     pub fn from_dir(dir: &Path) -> Result<Self, LoadError> {
         let onnx = read_bounded(&dir.join("model.onnx"), MAX_ONNX_BYTES)?;

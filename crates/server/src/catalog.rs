@@ -127,17 +127,16 @@ impl Models {
 
     /// Puts `next` in force for every request that starts from now on, and retires
     /// the versions it no longer serves (not loaded; older replaced versions' series
-    /// removed).
+    /// removed; the series only they had removed).
     pub fn replace(&self, next: Catalog) {
         let previous = self.0.current.swap(Arc::new(next));
         let current = self.0.current.load();
         for old in previous.iter() {
+            let now = current.get(&old.card.name);
             // The same version still serving shares the series: leave it at 1.
-            if current
-                .get(&old.card.name)
-                .is_none_or(|s| s.card.version != old.card.version)
-            {
+            if now.is_none_or(|s| s.card.version != old.card.version) {
                 self.0.metrics.retire(old);
+                self.0.metrics.forget(old, now.map(|s| &**s));
             }
         }
         self.0.changes.send_modify(|n| *n += 1);

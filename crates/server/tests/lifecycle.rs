@@ -268,6 +268,142 @@ async fn series_are_kept_for_the_serving_and_the_last_replaced_version_only() {
     assert_eq!(sample(&m, &served("2.0.0")), 1.0);
 }
 
+/// The metric lines naming `model`, each cut at its value.
+fn series_of(metrics: &str, model: &str) -> std::collections::BTreeSet<String> {
+    let label = format!("model=\"{model}\"");
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+/// Series belong to what serves: an upload with other class names takes the old
+/// names' series away, an unloaded model keeps only its last version's series.
+#[tokio::test]
+async fn the_series_of_old_classes_and_of_an_unloaded_model_go() {
+    let data = TempDir::new("forget");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = defect();
+    let renamed = card(text, "2.0.0", None)
+        .replace(
+            r#"labels = ["ok", "defect"]"#,
+            r#"labels = ["good", "bad"]"#,
+        )
+        .replace(
+            r#"defect_labels = ["defect"]"#,
+            r#"defect_labels = ["bad"]"#,
+        );
+    let reply = send(
+        &app,
+        upload(
+            "defect-detector",
+            &[("onnx", onnx), ("card", renamed.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
+    let m = send(&app, get("/metrics")).await.text;
+    let class =
+        |c: &str| format!("predictions_by_class_total{{model=\"defect-detector\",class=\"{c}\"}}");
+    let series = series_of(&m, "defect-detector");
+    for c in ["good", "bad"] {
+        assert!(series.contains(&class(c)), "{c} missing: {series:#?}");
+    }
+    for c in ["ok", "defect"] {
+        assert!(!series.contains(&class(c)), "{c} left behind: {series:#?}");
+    }
+
+    // Unloaded: only the version series of the version that served stay (model_loaded
+    // at 0, the version a rollback or upload returns to).
+    assert!(series_of(&m, "digits").len() > 50);
+    let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+    let m = send(&app, get("/metrics")).await.text;
+    let left = series_of(&m, "digits");
+    assert!(!left.is_empty());
+    for series in &left {
+        assert!(
+            series.contains("version=\"1.0.0\"")
+                && [
+                    "predictions_total",
+                    "prediction_latency_seconds",
+                    "model_loaded"
+                ]
+                .iter()
+                .any(|name| series.starts_with(name)),
+            "{series} left behind"
+        );
+    }
+    // Served again, it has every series again.
+    let (onnx, text) = digits();
+    let back = send(
+        &app,
+        upload(
+            "digits",
+            &[
+                ("onnx", onnx),
+                ("card", card(text, "2.0.0", None).as_bytes()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::CREATED, "{}", back.text);
+    let m = send(&app, get("/metrics")).await.text;
+    assert!(
+        series_of(&m, "digits")
+            .contains("predictions_by_class_total{model=\"digits\",class=\"7\"}")
+    );
+}
+
+/// A rollback to the start-up version (kept in memory, not read from the store) starts
+/// its drift state anew as any newly serving version does: `model_feature_bin_total` is
+/// a counter since the version loaded, and must not come back at its old count.
+#[tokio::test]
+async fn a_rollback_to_the_start_up_version_starts_its_drift_counts_anew() {
+    let data = TempDir::new("drift-restart");
+    let (app, _) = router(&data, Limits::default());
+    let bins = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("model_feature_bin_total{")
+                    && l.contains("model=\"defect-detector\"")
+                    && l.contains("feature=\"temperature_c\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    for _ in 0..5 {
+        assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
+    }
+    assert_eq!(bins(&send(&app, get("/metrics")).await.text), 5.0);
+    let (onnx, text) = defect();
+    let next = card(text, "2.0.0", None);
+    let reply = send(
+        &app,
+        upload(
+            "defect-detector",
+            &[("onnx", onnx), ("card", next.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
+    assert_eq!(bins(&send(&app, get("/metrics")).await.text), 1.0);
+    let back = send(
+        &app,
+        admin("POST", "/admin/models/defect-detector/rollback"),
+    )
+    .await;
+    assert_eq!(back.body["to_version"], "1.0.0", "{}", back.text);
+    assert_eq!(bins(&send(&app, get("/metrics")).await.text), 0.0);
+    let model = send(&app, get("/models/defect-detector")).await;
+    assert_eq!(model.status, StatusCode::OK);
+    assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
+    assert_eq!(bins(&send(&app, get("/metrics")).await.text), 1.0);
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     let data = TempDir::new("lifecycle-bad");

@@ -261,7 +261,7 @@ impl Lifecycle {
             .pop()
             .ok_or_else(|| LifecycleError::NoPreviousVersion(name.to_owned()))?;
         let model = match base.get(name) {
-            Some(base) if base.card.version == target => base.clone(),
+            Some(base) if base.card.version == target => Arc::new(base.restarted()),
             _ => {
                 let store = self.store.clone();
                 let (n, v) = (name.to_owned(), target.clone());

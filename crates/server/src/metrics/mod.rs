@@ -353,6 +353,54 @@ impl ModelMetrics {
         }
     }
 
+    /// Removes the series `old` made that what serves now (`now`, the model's version
+    /// in the new catalog, if it still serves) does not have: its classes the new card
+    /// lacks, the histogram of a task the model no longer has, and every model series
+    /// when the model no longer serves (its version series are [`Self::retire`]'s).
+    /// Without it each upload with other labels, each task switch and each unloaded
+    /// model left series behind for as long as the process ran.
+    pub fn forget(&self, old: &Served, now: Option<&Served>) {
+        let name = &old.card.name;
+        let mo = ModelOnly {
+            model: name.clone(),
+        };
+        for class in &old.card.labels {
+            if now.is_none_or(|n| !n.card.labels.contains(class)) {
+                self.by_class.remove(&ModelClass {
+                    model: name.clone(),
+                    class: class.clone(),
+                });
+            }
+        }
+        let task = now.map(|n| n.card.task);
+        match old.card.task {
+            Task::Classification if task != Some(Task::Classification) => {
+                self.confidence.remove(&mo);
+            }
+            Task::Regression if task != Some(Task::Regression) => self.values.remove(name),
+            _ => {}
+        }
+        if now.is_some() {
+            return;
+        }
+        for family in [&self.queue, &self.batch, &self.load_time] {
+            family.remove(&mo);
+        }
+        self.depth.remove(&mo);
+        for t in ErrorType::ALL {
+            self.errors.remove(&ModelErrorType {
+                model: name.clone(),
+                error_type: t.as_str(),
+            });
+        }
+        for r in ValidationReason::all() {
+            self.validation.remove(&ModelReason {
+                model: name.clone(),
+                reason: r.as_str(),
+            });
+        }
+    }
+
     /// Counts a rejected request against its model (or `unknown`).
     pub fn count_validation(&self, model: Option<&Served>, reason: ValidationReason) {
         let counter = match model {

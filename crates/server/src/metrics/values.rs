@@ -36,6 +36,14 @@ impl ValueHistograms {
     }
 }
 
+impl ValueHistograms {
+    /// Drops `model`'s histogram (it no longer serves a regressor).
+    pub(super) fn remove(&self, model: &str) {
+        let mut map = self.by_model.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(model);
+    }
+}
+
 impl Collector for ValueHistograms {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let map = self.by_model.read().unwrap_or_else(|p| p.into_inner());

@@ -257,6 +257,16 @@ pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     }
 }
 
+/// `f`, to be run on another thread (a blocking task), in the current request's scope:
+/// its log lines, and a panic's line, carry the request's ids and service there too.
+pub fn carry_scope<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
+    let ctx = current();
+    move || match ctx {
+        Some(ctx) => sync_scope(ctx, f),
+        None => f(),
+    }
+}
+
 /// Marks the current request settled: its outcome is decided and counted, and what is
 /// left before the answer is short and bounded (writing its record down), so the
 /// request timeout lets it finish instead of answering `timeout` over it.
@@ -290,6 +300,21 @@ pub fn current_request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carried_scope_is_the_request_on_another_thread() {
+        let ctx = Arc::new(RequestContext::new(
+            RequestId::parse(b"req-carried").unwrap(),
+            TraceContext::from_headers(&HeaderMap::new()),
+            "inference",
+        ));
+        let work = sync_scope(ctx, || carry_scope(current_request_id));
+        let seen = std::thread::spawn(work).join().unwrap();
+        assert_eq!(seen, "req-carried");
+        // Outside any request it runs as it is.
+        let bare = std::thread::spawn(carry_scope(current_request_id));
+        assert_eq!(bare.join().unwrap(), "");
+    }
 
     #[test]
     fn keeps_printable_ids_and_replaces_the_rest() {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use vigil_model::versions::{is_safe_segment, is_version_name};
 use vigil_model::{LoadedModel, ModelCard, ModelRegistry, ModelState, VersionStore};
+use vigil_telemetry::context::carry_scope;
 
 pub use error::LifecycleError;
 
@@ -188,24 +189,28 @@ impl Lifecycle {
                 version: card.version,
             });
         }
-        // tract's load and optimisation are CPU work: off the async threads.
-        let (model, probe_rows, onnx, card_text) = tokio::task::spawn_blocking(move || {
-            let model = LoadedModel::from_parts(&onnx, &card_text, "uploaded".into())
-                .map_err(|e| LifecycleError::InvalidModel(e.to_string()))?;
-            let report = vigil_model::probe(&model)
-                .map_err(|e| LifecycleError::NotProbabilities(e.to_string()))?;
-            Ok::<_, LifecycleError>((model, report.rows, onnx, card_text))
-        })
-        .await
-        .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
+        // tract's load and optimisation are CPU work: off the async threads, in the
+        // request's scope (a panic tract raises there is logged with its ids).
+        let (model, probe_rows, onnx, card_text) =
+            tokio::task::spawn_blocking(carry_scope(move || {
+                let model = LoadedModel::from_parts(&onnx, &card_text, "uploaded".into())
+                    .map_err(|e| LifecycleError::InvalidModel(e.to_string()))?;
+                let report = vigil_model::probe(&model)
+                    .map_err(|e| LifecycleError::NotProbabilities(e.to_string()))?;
+                Ok::<_, LifecycleError>((model, report.rows, onnx, card_text))
+            }))
+            .await
+            .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
         let version = model.card.version.clone();
         let previous = models.load().get(name).map(|s| s.card.version.clone());
         // Up to max_upload_bytes written and synced: off the async threads.
         let (store, n, v) = (self.store.clone(), name.to_owned(), version.clone());
-        tokio::task::spawn_blocking(move || store.save_version(&n, &v, &onnx, &card_text))
-            .await
-            .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
-            .map_err(|e| LifecycleError::Store(e.to_string()))?;
+        tokio::task::spawn_blocking(carry_scope(move || {
+            store.save_version(&n, &v, &onnx, &card_text)
+        }))
+        .await
+        .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
+        .map_err(|e| LifecycleError::Store(e.to_string()))?;
         let saved = self.state(name).and_then(|mut state| {
             // The version serving until now or, for a model unloaded on purpose, the
             // one that served until the unload: a rollback returns to it either way.
@@ -265,7 +270,7 @@ impl Lifecycle {
             _ => {
                 let store = self.store.clone();
                 let (n, v) = (name.to_owned(), target.clone());
-                let loaded = tokio::task::spawn_blocking(move || store.load(&n, &v))
+                let loaded = tokio::task::spawn_blocking(carry_scope(move || store.load(&n, &v)))
                     .await
                     .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))?;
                 match loaded {

@@ -1,7 +1,7 @@
 //! Uploaded model versions, kept under the data dir so they survive a restart:
 //!
 //! ```text
-//! <data_dir>/models/<name>/state.toml          active version, the versions before it, unloaded?
+//! <data_dir>/models/<name>/state.toml          active upload, the versions before it, unloaded?
 //! <data_dir>/models/<name>/<version>/model.onnx
 //! <data_dir>/models/<name>/<version>/model.toml
 //! ```
@@ -9,7 +9,8 @@
 //! A version directory is written under a temporary name and renamed into place, and
 //! `state.toml` is replaced by rename, so a crash leaves either the old state or the
 //! new one. The versions a model had before any upload (bundled or from
-//! `--models-dir`) are not copied here; `state.toml` may still name one as active.
+//! `--models-dir`) are not copied here; `state.toml` names one only as the version that
+//! served until an unload (older builds also named one active after a rollback to it).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -38,11 +39,16 @@ pub fn is_version_name(v: &str) -> bool {
     is_safe_segment(v) && v != STATE_FILE
 }
 
+/// The `source` of a version loaded from the store (an upload), where a models
+/// directory's version names its directory.
+pub const UPLOADED: &str = "uploaded";
+
 /// One model's lifecycle state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelState {
-    /// The version serving; none means the one it started with.
+    /// The uploaded version serving; none means the models directory's (or, while
+    /// `unloaded`, the version that served until the unload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<String>,
     /// Versions that were active before, oldest first: rollback pops the last.
@@ -195,7 +201,7 @@ impl VersionStore {
     /// Loads a kept version.
     pub fn load(&self, name: &str, version: &str) -> Result<LoadedModel, LoadError> {
         let mut model = LoadedModel::from_dir(&self.version_dir(name, version))?;
-        model.source = "uploaded".into();
+        model.source = UPLOADED.into();
         Ok(model)
     }
 }
@@ -255,7 +261,7 @@ mod tests {
             .collect();
         assert_eq!(versions, ["2.0.0"]);
         let loaded = again.load("defect-detector", "2.0.0").unwrap();
-        assert_eq!(loaded.source, "uploaded");
+        assert_eq!(loaded.source, UPLOADED);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -7,9 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use serde_json::json;
+use std::sync::Arc;
 use vigil_auth::{KeyHash, KeySpec, Keyring, Role};
 use vigil_model::bundled::MODELS;
-use vigil_model::{ModelRegistry, VersionStore};
+use vigil_model::{LoadedModel, ModelRegistry, VersionStore};
 use vigil_server::lifecycle::Lifecycle;
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
@@ -402,6 +403,54 @@ async fn a_rollback_to_the_start_up_version_starts_its_drift_counts_anew() {
     assert_eq!(model.status, StatusCode::OK);
     assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
     assert_eq!(bins(&send(&app, get("/metrics")).await.text), 1.0);
+}
+
+/// A rescan changed the directory's version after a rollback to the directory's one;
+/// the model is then unloaded and a version uploaded: a rollback returns to the version
+/// that served until the unload (the directory's new one), not to the one a stale state
+/// named (it answered 409 version_unavailable).
+#[tokio::test]
+async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
+    let data = TempDir::new("rescan-unload");
+    let (app, state) = router(&data, Limits::default());
+    let (onnx, text) = digits();
+    let up = |v: &str| {
+        let next = card(text, v, None);
+        upload("digits", &[("onnx", onnx), ("card", next.as_bytes())])
+    };
+    let reply = send(&app, up("u1")).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let back = send(&app, admin("POST", "/admin/models/digits/rollback")).await;
+    assert_eq!(back.body["to_version"], "1.0.0", "{}", back.text);
+
+    // The directory's digits is now 2.0.0 (what SIGHUP's rescan would load).
+    let moved =
+        LoadedModel::from_parts(onnx, &card(text, "2.0.0", None), "models/digits".into()).unwrap();
+    let fresh = ModelRegistry::bundled()
+        .unwrap()
+        .with_model(Arc::new(moved));
+    let lifecycle = state.lifecycle.get().unwrap();
+    lifecycle
+        .rescan(&state.models, &state.model_metrics, fresh)
+        .await
+        .unwrap();
+    assert_eq!(version_of(&app, "digits").await, "2.0.0");
+
+    let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
+    assert_eq!(gone.body["from_version"], "2.0.0", "{}", gone.text);
+    let reply = send(&app, up("u2")).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let versions = send(&app, admin("GET", "/admin/models/digits/versions")).await;
+    assert_eq!(
+        versions.body["history"].as_array().unwrap().last(),
+        Some(&json!("2.0.0")),
+        "{}",
+        versions.text
+    );
+    let back = send(&app, admin("POST", "/admin/models/digits/rollback")).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(back.body["to_version"], "2.0.0");
+    assert_eq!(version_of(&app, "digits").await, "2.0.0");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use vigil_model::versions::{is_safe_segment, is_version_name};
+use vigil_model::versions::{UPLOADED, is_safe_segment, is_version_name};
 use vigil_model::{LoadedModel, ModelCard, ModelRegistry, ModelState, VersionStore};
 use vigil_telemetry::context::carry_scope;
 
@@ -136,7 +136,12 @@ impl Lifecycle {
                 continue;
             }
             let Some(active) = state.active else { continue };
-            if base.get(&name).is_some_and(|m| m.card.version == active) {
+            // The directory's version serves: the start-up one, or one `active` named
+            // before a rescan changed the directory (the store never held it; older
+            // versions of vigil wrote it at a rollback).
+            if base.get(&name).is_some_and(|m| m.card.version == active)
+                || !self.store.has_version(&name, &active)
+            {
                 continue;
             }
             match self.store.load(&name, &active) {
@@ -193,7 +198,7 @@ impl Lifecycle {
         // request's scope (a panic tract raises there is logged with its ids).
         let (model, probe_rows, onnx, card_text) =
             tokio::task::spawn_blocking(carry_scope(move || {
-                let model = LoadedModel::from_parts(&onnx, &card_text, "uploaded".into())
+                let model = LoadedModel::from_parts(&onnx, &card_text, UPLOADED.into())
                     .map_err(|e| LifecycleError::InvalidModel(e.to_string()))?;
                 let report = vigil_model::probe(&model)
                     .map_err(|e| LifecycleError::NotProbabilities(e.to_string()))?;
@@ -289,7 +294,11 @@ impl Lifecycle {
                 }
             }
         };
-        state.active = Some(target.clone());
+        // The start-up version is the directory's, not a stored upload: `active` names
+        // uploads only, so a later rescan that changes the directory's version is not
+        // overruled at the next start by a version the store never held.
+        let uploaded = model.source == UPLOADED;
+        state.active = uploaded.then(|| target.clone());
         self.save_state(name, &state)?;
         models.replace(models.load().with_model(model, metrics));
         Ok(Changed {
@@ -319,6 +328,9 @@ impl Lifecycle {
         })?;
         let mut state = self.state(name)?;
         state.unloaded = true;
+        // What served until now, the version an upload puts first in the history (the
+        // directory's may have changed since `active` was written, by a rescan).
+        state.active = Some(current.clone());
         self.save_state(name, &state)?;
         models.replace(next);
         Ok(Changed {
@@ -355,7 +367,7 @@ impl Lifecycle {
             active: is_active(&v.version),
             saved_at: v.saved_at.map(crate::handlers::meta::rfc3339),
             version: v.version,
-            source: "uploaded".into(),
+            source: UPLOADED.into(),
         }));
         Ok(Versions {
             model: name.to_owned(),
@@ -390,7 +402,7 @@ impl Lifecycle {
         for model in fresh.iter() {
             let name = &model.card.name;
             let serving = catalog.get(name).map(|s| s.model.clone());
-            let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == "uploaded");
+            let uploaded_serving = serving.as_ref().is_some_and(|s| s.source == UPLOADED);
             let before = next_base.insert(name.clone(), model.clone());
             if uploaded_serving
                 && let Some(state) =
@@ -411,7 +423,7 @@ impl Lifecycle {
             .cloned()
             .collect();
         for name in gone {
-            let from_dir = catalog.get(&name).is_some_and(|s| s.source != "uploaded");
+            let from_dir = catalog.get(&name).is_some_and(|s| s.source != UPLOADED);
             if !from_dir {
                 next_base.remove(&name);
                 continue;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use vigil_auth::{KeyHash, KeySpec, Keyring, Role};
 use vigil_model::bundled::MODELS;
 use vigil_model::{LoadedModel, ModelRegistry, VersionStore};
-use vigil_server::lifecycle::Lifecycle;
+use vigil_server::lifecycle::{Lifecycle, Swap};
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
 use vigil_test_support::oneshot::{Reply, assert_error, get, post, send};
@@ -430,11 +430,20 @@ async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
         .unwrap()
         .with_model(Arc::new(moved));
     let lifecycle = state.lifecycle.get().unwrap();
-    lifecycle
+    let report = lifecycle
         .rescan(&state.models, &state.model_metrics, fresh)
         .await
         .unwrap();
     assert_eq!(version_of(&app, "digits").await, "2.0.0");
+    // What the reload's audit event names.
+    assert_eq!(
+        report.swaps,
+        [Swap {
+            model: "digits".into(),
+            from_version: Some("1.0.0".into()),
+            to_version: Some("2.0.0".into()),
+        }]
+    );
 
     let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
     assert_eq!(gone.body["from_version"], "2.0.0", "{}", gone.text);

@@ -219,6 +219,28 @@ async fn sighup_rescans_the_models_directory() {
     assert_eq!(line["message"], "models_rescanned", "{line}");
     assert_eq!(version(&vigil, "digits").await, (200, "1.1.0".into()));
     assert_eq!(version(&vigil, "digits-b").await, (200, "1.0.0".into()));
+    // An audit event a model it changed, with the versions (written before the
+    // models_rescanned line).
+    let reloads: Vec<(Value, Value, Value)> = vigil
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "audit" && v["action"] == "reload")
+        .map(|v| {
+            (
+                v["model"].clone(),
+                v["from_version"].clone(),
+                v["to_version"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reloads,
+        [
+            (json!("digits"), json!("1.0.0"), json!("1.1.0")),
+            (json!("digits-b"), Value::Null, json!("1.0.0")),
+        ]
+    );
 
     // A directory that does not load changes nothing.
     std::fs::create_dir_all(models.join("broken")).unwrap();
@@ -243,7 +265,8 @@ async fn sighup_rescans_the_models_directory() {
     let metrics = vigil.metrics().await;
     assert_eq!(
         vigil_test_support::sample(&metrics, "audit_events_total{action=\"reload\"}"),
-        3.0
+        // Two models changed by the first rescan, the refused one, the unload.
+        4.0
     );
     assert_eq!(
         vigil_test_support::sample(&metrics, "model_loaded{model=\"digits\",version=\"1.0.0\"}"),

@@ -74,6 +74,8 @@ type Base = BTreeMap<String, Arc<LoadedModel>>;
 /// What a rescan of the models directory changed.
 #[derive(Debug, Default, Serialize)]
 pub struct Rescanned {
+    /// Each model whose serving version the rescan changed, with the versions.
+    pub swaps: Vec<Swap>,
     /// Models now serving a new version from the directory, or newly added.
     pub loaded: Vec<String>,
     /// Models gone from the directory, no longer served.
@@ -81,6 +83,16 @@ pub struct Rescanned {
     /// Models whose uploaded version keeps serving (the directory's is kept for
     /// rollback), or that could not be unloaded (default or last).
     pub kept: Vec<String>,
+}
+
+/// One model's change of serving version by a rescan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Swap {
+    pub model: String,
+    /// What served before (none: a model new to the directory).
+    pub from_version: Option<String>,
+    /// What serves now (none: unloaded, gone from the directory).
+    pub to_version: Option<String>,
 }
 
 /// Model versions kept under the data dir, and the directory's versions to fall back on.
@@ -412,9 +424,17 @@ impl Lifecycle {
             }
             if uploaded_serving || unloaded[name] {
                 report.kept.push(name.clone());
-            } else if serving.is_none_or(|s| s.card.version != model.card.version) {
+            } else if serving
+                .as_ref()
+                .is_none_or(|s| s.card.version != model.card.version)
+            {
                 catalog = catalog.with_model(model.clone(), metrics);
                 report.loaded.push(name.clone());
+                report.swaps.push(Swap {
+                    model: name.clone(),
+                    from_version: serving.map(|s| s.card.version.clone()),
+                    to_version: Some(model.card.version.clone()),
+                });
             }
         }
         let gone: Vec<String> = next_base
@@ -431,6 +451,11 @@ impl Lifecycle {
             match catalog.without(&name) {
                 Some(next) => {
                     next_base.remove(&name);
+                    report.swaps.push(Swap {
+                        model: name.clone(),
+                        from_version: catalog.get(&name).map(|s| s.card.version.clone()),
+                        to_version: None,
+                    });
                     catalog = next;
                     report.unloaded.push(name);
                 }

@@ -63,9 +63,20 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
                 .await
             {
                 Ok(report) => {
-                    state
-                        .auth
-                        .audit(AuditEvent::new(AuditAction::Reload, Outcome::Success));
+                    // One event a model whose serving version changed, with the
+                    // versions, as for the other lifecycle actions; one without a
+                    // model when the rescan changed none.
+                    let reload = AuditEvent::new(AuditAction::Reload, Outcome::Success);
+                    for swap in &report.swaps {
+                        state.auth.audit(
+                            reload
+                                .model(&swap.model)
+                                .versions(swap.from_version.as_deref(), swap.to_version.as_deref()),
+                        );
+                    }
+                    if report.swaps.is_empty() {
+                        state.auth.audit(reload);
+                    }
                     tracing::info!(
                         target: LIFECYCLE,
                         loaded = ?JsonList::of(&report.loaded),

@@ -462,6 +462,44 @@ async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
     assert_eq!(version_of(&app, "digits").await, "2.0.0");
 }
 
+/// A rescan bringing a directory version named as an upload of the same model is
+/// refused whole, as an upload of an existing version is: nothing changes.
+#[tokio::test]
+async fn a_rescan_naming_an_uploaded_version_changes_nothing() {
+    let data = TempDir::new("rescan-clash");
+    let (app, state) = router(&data, Limits::default());
+    let (onnx, text) = digits();
+    let uploaded = card(text, "a10", None);
+    let reply = send(
+        &app,
+        upload("digits", &[("onnx", onnx), ("card", uploaded.as_bytes())]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let clash = LoadedModel::from_parts(onnx, &uploaded, "models/digits".into()).unwrap();
+    let fresh = ModelRegistry::bundled()
+        .unwrap()
+        .with_model(Arc::new(clash));
+    let refused = state
+        .lifecycle
+        .get()
+        .unwrap()
+        .rescan(&state.models, &state.model_metrics, fresh)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "version_exists", "{refused}");
+    let versions = send(&app, admin("GET", "/admin/models/digits/versions")).await;
+    let names: Vec<&str> = versions.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["1.0.0", "a10"], "{}", versions.text);
+    assert_eq!(versions.body["history"], json!(["1.0.0"]));
+    assert_eq!(version_of(&app, "digits").await, "a10");
+}
+
 #[tokio::test]
 async fn bad_uploads_are_refused_and_the_old_version_keeps_serving() {
     let data = TempDir::new("lifecycle-bad");

@@ -400,7 +400,20 @@ impl Lifecycle {
         fresh: ModelRegistry,
     ) -> Result<Rescanned, LifecycleError> {
         let mut base = self.base.lock().await;
-        // Every state first: a failure here changes nothing at all.
+        // Every check first: a failure here changes nothing at all. A directory version
+        // named as an upload of the same model would make one version name two models
+        // (in the list of versions, a rollback's target, every stored record), as an
+        // upload of an existing version would: refused the same way.
+        for m in fresh.iter() {
+            let (name, version) = (&m.card.name, &m.card.version);
+            let known = base.get(name).is_some_and(|b| &b.card.version == version);
+            if !known && self.store.has_version(name, version) {
+                return Err(LifecycleError::VersionExists {
+                    model: name.clone(),
+                    version: version.clone(),
+                });
+            }
+        }
         let unloaded = fresh
             .iter()
             .map(|m| Ok((m.card.name.clone(), self.state(&m.card.name)?.unloaded)))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use vigil_auth::{KeyHash, KeySpec, Keyring, Role};
 use vigil_model::bundled::MODELS;
 use vigil_model::{LoadedModel, ModelRegistry, VersionStore};
-use vigil_server::lifecycle::{Lifecycle, Swap};
+use vigil_server::lifecycle::{Lifecycle, LifecycleError, Rescanned, Swap};
 use vigil_server::router::RouterConfig;
 use vigil_server::{AppState, Limits, app};
 use vigil_test_support::oneshot::{Reply, assert_error, get, post, send};
@@ -78,6 +78,45 @@ fn admin(method: &str, path: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// Uploads `card_text` and `onnx` as a version of `name`, which must be taken (201).
+async fn upload_ok(app: &Router, name: &str, onnx: &[u8], card_text: &str) -> Reply {
+    let reply = send(
+        app,
+        upload(name, &[("onnx", onnx), ("card", card_text.as_bytes())]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    reply
+}
+
+/// Rolls `model` back, which must succeed (200).
+async fn roll_back(app: &Router, model: &str) -> Reply {
+    let reply = send(
+        app,
+        admin("POST", &format!("/admin/models/{model}/rollback")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply
+}
+
+/// A SIGHUP's rescan of a models directory holding the bundled models, `digits` as
+/// `onnx` and `card_text` say.
+async fn rescan_digits(
+    state: &AppState,
+    onnx: &[u8],
+    card_text: &str,
+) -> Result<Rescanned, LifecycleError> {
+    let dir = LoadedModel::from_parts(onnx, card_text, "models/digits".into()).unwrap();
+    let fresh = ModelRegistry::bundled().unwrap().with_model(Arc::new(dir));
+    state
+        .lifecycle
+        .get()
+        .unwrap()
+        .rescan(&state.models, &state.model_metrics, fresh)
+        .await
+}
+
 /// The version `/predict` answers with for `model`.
 async fn serving(app: &Router, model: &str) -> Reply {
     send(
@@ -108,15 +147,7 @@ async fn upload_swaps_versions_rollback_returns_and_state_survives_a_restart() {
     assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
     let (onnx, text) = defect();
     let v2 = card(text, "2.0.0", None);
-    let reply = send(
-        &app,
-        upload(
-            "defect-detector",
-            &[("onnx", onnx), ("card", v2.as_bytes())],
-        ),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = upload_ok(&app, "defect-detector", onnx, &v2).await;
     assert_eq!(reply.body["version"], "2.0.0");
     assert_eq!(reply.body["previous_version"], "1.0.0");
     assert!(reply.body["probe_rows"].as_u64().unwrap() > 1);
@@ -173,12 +204,7 @@ async fn upload_swaps_versions_rollback_returns_and_state_survives_a_restart() {
     let (restarted, _) = router(&data, Limits::default());
     assert_eq!(version_of(&restarted, "defect-detector").await, "2.0.0");
 
-    let back = send(
-        &restarted,
-        admin("POST", "/admin/models/defect-detector/rollback"),
-    )
-    .await;
-    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    let back = roll_back(&restarted, "defect-detector").await;
     assert_eq!(back.body["from_version"], "2.0.0");
     assert_eq!(back.body["to_version"], "1.0.0");
     assert_eq!(version_of(&restarted, "defect-detector").await, "1.0.0");
@@ -216,15 +242,7 @@ async fn series_are_kept_for_the_serving_and_the_last_replaced_version_only() {
     };
     for v in ["2.0.0", "3.0.0", "4.0.0"] {
         let next = card(text, v, None);
-        let reply = send(
-            &app,
-            upload(
-                "defect-detector",
-                &[("onnx", onnx), ("card", next.as_bytes())],
-            ),
-        )
-        .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        upload_ok(&app, "defect-detector", onnx, &next).await;
         assert_eq!(version_of(&app, "defect-detector").await, v);
     }
     let m = send(&app, get("/metrics")).await.text;
@@ -237,11 +255,7 @@ async fn series_are_kept_for_the_serving_and_the_last_replaced_version_only() {
     assert_eq!(sample(&m, &served("3.0.0")), 1.0);
 
     // A rollback serves 3.0.0 again on its kept series; 4.0.0 is the last replaced.
-    let back = send(
-        &app,
-        admin("POST", "/admin/models/defect-detector/rollback"),
-    )
-    .await;
+    let back = roll_back(&app, "defect-detector").await;
     assert_eq!(back.body["to_version"], "3.0.0", "{}", back.text);
     assert_eq!(version_of(&app, "defect-detector").await, "3.0.0");
     let m = send(&app, get("/metrics")).await.text;
@@ -254,11 +268,7 @@ async fn series_are_kept_for_the_serving_and_the_last_replaced_version_only() {
     assert_eq!(sample(&m, &served("3.0.0")), 2.0);
 
     // Back again, to 2.0.0, whose series went: they start anew; 4.0.0's go.
-    let back = send(
-        &app,
-        admin("POST", "/admin/models/defect-detector/rollback"),
-    )
-    .await;
+    let back = roll_back(&app, "defect-detector").await;
     assert_eq!(back.body["to_version"], "2.0.0", "{}", back.text);
     assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
     let m = send(&app, get("/metrics")).await.text;
@@ -295,15 +305,7 @@ async fn the_series_of_old_classes_and_of_an_unloaded_model_go() {
             r#"defect_labels = ["defect"]"#,
             r#"defect_labels = ["bad"]"#,
         );
-    let reply = send(
-        &app,
-        upload(
-            "defect-detector",
-            &[("onnx", onnx), ("card", renamed.as_bytes())],
-        ),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    upload_ok(&app, "defect-detector", onnx, &renamed).await;
     assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
     let m = send(&app, get("/metrics")).await.text;
     let class =
@@ -381,22 +383,10 @@ async fn a_rollback_to_the_start_up_version_starts_its_drift_counts_anew() {
     assert_eq!(bins(&send(&app, get("/metrics")).await.text), 5.0);
     let (onnx, text) = defect();
     let next = card(text, "2.0.0", None);
-    let reply = send(
-        &app,
-        upload(
-            "defect-detector",
-            &[("onnx", onnx), ("card", next.as_bytes())],
-        ),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    upload_ok(&app, "defect-detector", onnx, &next).await;
     assert_eq!(version_of(&app, "defect-detector").await, "2.0.0");
     assert_eq!(bins(&send(&app, get("/metrics")).await.text), 1.0);
-    let back = send(
-        &app,
-        admin("POST", "/admin/models/defect-detector/rollback"),
-    )
-    .await;
+    let back = roll_back(&app, "defect-detector").await;
     assert_eq!(back.body["to_version"], "1.0.0", "{}", back.text);
     assert_eq!(bins(&send(&app, get("/metrics")).await.text), 0.0);
     let model = send(&app, get("/models/defect-detector")).await;
@@ -420,18 +410,11 @@ async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
     };
     let reply = send(&app, up("u1")).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let back = send(&app, admin("POST", "/admin/models/digits/rollback")).await;
+    let back = roll_back(&app, "digits").await;
     assert_eq!(back.body["to_version"], "1.0.0", "{}", back.text);
 
     // The directory's digits is now 2.0.0 (what SIGHUP's rescan would load).
-    let moved =
-        LoadedModel::from_parts(onnx, &card(text, "2.0.0", None), "models/digits".into()).unwrap();
-    let fresh = ModelRegistry::bundled()
-        .unwrap()
-        .with_model(Arc::new(moved));
-    let lifecycle = state.lifecycle.get().unwrap();
-    let report = lifecycle
-        .rescan(&state.models, &state.model_metrics, fresh)
+    let report = rescan_digits(&state, onnx, &card(text, "2.0.0", None))
         .await
         .unwrap();
     assert_eq!(version_of(&app, "digits").await, "2.0.0");
@@ -456,8 +439,7 @@ async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
         "{}",
         versions.text
     );
-    let back = send(&app, admin("POST", "/admin/models/digits/rollback")).await;
-    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    let back = roll_back(&app, "digits").await;
     assert_eq!(back.body["to_version"], "2.0.0");
     assert_eq!(version_of(&app, "digits").await, "2.0.0");
 }
@@ -470,23 +452,8 @@ async fn a_rescan_naming_an_uploaded_version_changes_nothing() {
     let (app, state) = router(&data, Limits::default());
     let (onnx, text) = digits();
     let uploaded = card(text, "a10", None);
-    let reply = send(
-        &app,
-        upload("digits", &[("onnx", onnx), ("card", uploaded.as_bytes())]),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let clash = LoadedModel::from_parts(onnx, &uploaded, "models/digits".into()).unwrap();
-    let fresh = ModelRegistry::bundled()
-        .unwrap()
-        .with_model(Arc::new(clash));
-    let refused = state
-        .lifecycle
-        .get()
-        .unwrap()
-        .rescan(&state.models, &state.model_metrics, fresh)
-        .await
-        .unwrap_err();
+    upload_ok(&app, "digits", onnx, &uploaded).await;
+    let refused = rescan_digits(&state, onnx, &uploaded).await.unwrap_err();
     assert_eq!(refused.code(), "version_exists", "{refused}");
     let versions = send(&app, admin("GET", "/admin/models/digits/versions")).await;
     let names: Vec<&str> = versions.body["versions"]
@@ -728,15 +695,7 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
     let (app, _) = router(&data, Limits::default());
     let (onnx, text) = digits();
     let named = card(text, "1.0.0", Some("digits-small"));
-    let added = send(
-        &app,
-        upload(
-            "digits-small",
-            &[("onnx", onnx), ("card", named.as_bytes())],
-        ),
-    )
-    .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let added = upload_ok(&app, "digits-small", onnx, &named).await;
     assert_eq!(added.body["previous_version"], json!(null));
     assert_eq!(version_of(&app, "digits-small").await, "1.0.0");
     let list = send(&app, get("/models")).await;
@@ -796,16 +755,10 @@ async fn models_are_added_by_upload_and_unloaded_but_never_the_default_or_last()
     // An upload serves it again; nothing served just before, but a rollback returns
     // to the version that served until the unload.
     let v2 = card(text, "2.0.0", None);
-    let back = send(
-        &restarted,
-        upload("digits", &[("onnx", onnx), ("card", v2.as_bytes())]),
-    )
-    .await;
-    assert_eq!(back.status, StatusCode::CREATED, "{}", back.text);
+    let back = upload_ok(&restarted, "digits", onnx, &v2).await;
     assert_eq!(back.body["previous_version"], json!(null));
     assert_eq!(version_of(&restarted, "digits").await, "2.0.0");
-    let rolled = send(&restarted, admin("POST", "/admin/models/digits/rollback")).await;
-    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.text);
+    let rolled = roll_back(&restarted, "digits").await;
     assert_eq!(rolled.body["to_version"], "1.0.0");
     assert_eq!(version_of(&restarted, "digits").await, "1.0.0");
 }
@@ -817,12 +770,7 @@ async fn a_rollback_target_that_no_longer_loads_is_a_409_and_leaves_the_history(
     let (onnx, text) = defect();
     for v in ["2.0.0", "3.0.0"] {
         let c = card(text, v, None);
-        let reply = send(
-            &app,
-            upload("defect-detector", &[("onnx", onnx), ("card", c.as_bytes())]),
-        )
-        .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        upload_ok(&app, "defect-detector", onnx, &c).await;
     }
     std::fs::remove_dir_all(data.path().join("models/defect-detector/2.0.0")).unwrap();
     let gone = send(
@@ -836,12 +784,7 @@ async fn a_rollback_target_that_no_longer_loads_is_a_409_and_leaves_the_history(
     );
     assert_eq!(version_of(&app, "defect-detector").await, "3.0.0");
     // The next rollback goes past it, to the start-up version.
-    let back = send(
-        &app,
-        admin("POST", "/admin/models/defect-detector/rollback"),
-    )
-    .await;
-    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    roll_back(&app, "defect-detector").await;
     assert_eq!(version_of(&app, "defect-detector").await, "1.0.0");
 }
 

@@ -35,22 +35,29 @@ impl V2Error {
 impl IntoResponse for V2Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::json!({
-            "error": vigil_telemetry::error::bounded_message(self.0.message()),
-            "request_id": vigil_telemetry::context::current_request_id(),
-        });
-        let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response.extensions_mut().insert(ErrorInfo {
+        let info = ErrorInfo {
             code: self.0.code(),
             cause: status.is_server_error().then(|| self.0.to_string()),
-        });
-        response
+        };
+        answer(status, self.0.message(), info)
     }
+}
+
+/// The protocol's error answer: `{"error": "<message>", "request_id"}`, `Retry-After`
+/// on a 503 as every 503 of vigil's, and `info` for the access line.
+fn answer(status: StatusCode, message: String, info: ErrorInfo) -> Response {
+    let body = serde_json::json!({
+        "error": vigil_telemetry::error::bounded_message(message),
+        "request_id": vigil_telemetry::context::current_request_id(),
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response.extensions_mut().insert(info);
+    response
 }
 
 /// Whether a path is under `/v2`, where unknown routes and methods answer in the
@@ -66,20 +73,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// a panic) in the protocol's shape: the layer writes them with this, so its access
 /// line and response-size histogram count the bytes sent.
 pub fn protocol_answer(status: StatusCode, code: &'static str, message: String) -> Response {
-    let body = serde_json::json!({
-        "error": vigil_telemetry::error::bounded_message(message),
-        "request_id": vigil_telemetry::context::current_request_id(),
-    });
-    let mut response = (status, axum::Json(body)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
-        .extensions_mut()
-        .insert(ErrorInfo { code, cause: None });
-    response
+    answer(status, message, ErrorInfo { code, cause: None })
 }
 
 /// Answers given inside a `/v2` route's telemetry in vigil's shape (401/403 from the

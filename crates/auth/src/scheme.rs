@@ -13,31 +13,36 @@
 
 use http::HeaderMap;
 
-/// Whether the first proxy in front received the request over HTTPS.
+/// Whether the first proxy in front received the request over HTTPS: the `proto` of
+/// `Forwarded`'s first element, or, when that has none, `X-Forwarded-Proto`'s first
+/// value. Empty list elements are skipped (RFC 9110's list rule).
 pub fn forwarded_https(headers: &HeaderMap) -> bool {
-    if let Some(value) = headers.get(http::header::FORWARDED) {
-        // `Forwarded: for=192.0.2.1;proto=https;host=x, for=…`: the first element's
-        // pairs, each `name=value` with the value maybe quoted.
-        let first = value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .next()
-            .unwrap_or_default();
-        return first.split(|&b| b == b';').any(|pair| {
+    let first = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .find(|element| !element.is_empty())
+    };
+    // `Forwarded: for=192.0.2.1;proto=https;host=x, for=…`: the first element's pairs,
+    // each `name=value` with the value maybe quoted.
+    let proto = first(http::header::FORWARDED).and_then(|element| {
+        element.split(|&b| b == b';').find_map(|pair| {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let name = parts.next().unwrap_or_default().trim_ascii();
             let value = parts.next().unwrap_or_default().trim_ascii();
-            let value = value
-                .strip_prefix(b"\"")
-                .and_then(|v| v.strip_suffix(b"\""))
-                .unwrap_or(value);
-            name.eq_ignore_ascii_case(b"proto") && value.eq_ignore_ascii_case(b"https")
-        });
-    }
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.as_bytes().split(|&b| b == b',').next())
-        .is_some_and(|proto| proto.trim_ascii().eq_ignore_ascii_case(b"https"))
+            name.eq_ignore_ascii_case(b"proto").then(|| {
+                value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value)
+            })
+        })
+    });
+    proto
+        .or_else(|| first(http::header::HeaderName::from_static("x-forwarded-proto")))
+        .is_some_and(|proto| proto.eq_ignore_ascii_case(b"https"))
 }
 
 #[cfg(test)]
@@ -79,6 +84,21 @@ mod tests {
             "http, https"
         )])));
         assert!(!forwarded_https(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn empty_elements_and_a_forwarded_without_proto() {
+        assert!(forwarded_https(&with(&[("forwarded", " , proto=https")])));
+        assert!(forwarded_https(&with(&[
+            ("forwarded", ""),
+            ("forwarded", "proto=https")
+        ])));
+        assert!(forwarded_https(&with(&[("x-forwarded-proto", ", https")])));
+        // A proxy that writes `Forwarded` without `proto` and says it the older way.
+        assert!(forwarded_https(&with(&[
+            ("forwarded", "for=192.0.2.60"),
+            ("x-forwarded-proto", "https")
+        ])));
     }
 
     #[test]

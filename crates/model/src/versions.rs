@@ -152,6 +152,12 @@ impl VersionStore {
         self.version_dir(name, version).join("model.onnx").is_file()
     }
 
+    /// Whether anything was ever kept for `version` of `name` (its directory exists,
+    /// whole or not): what tells a lost upload from a version the store never held.
+    pub fn ever_kept(&self, name: &str, version: &str) -> bool {
+        std::fs::symlink_metadata(self.version_dir(name, version)).is_ok()
+    }
+
     /// Keeps an uploaded version: both files land together or not at all.
     pub fn save_version(
         &self,

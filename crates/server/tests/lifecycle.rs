@@ -444,6 +444,60 @@ async fn after_a_rescan_an_unload_and_an_upload_roll_back_to_what_served() {
     assert_eq!(version_of(&app, "digits").await, "2.0.0");
 }
 
+/// Unloaded, then the directory's version changed by a rescan, then a version
+/// uploaded: a rollback returns to the directory's version as it is now; and a state an
+/// older build wrote (`active` naming a directory version the store never held) does
+/// not send it to that one.
+#[tokio::test]
+async fn after_an_unload_and_a_rescan_an_upload_rolls_back_to_the_directorys_version() {
+    let data = TempDir::new("unload-rescan");
+    let (app, state) = router(&data, Limits::default());
+    let (onnx, text) = digits();
+    let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+    let report = rescan_digits(&state, onnx, &card(text, "2.0.0", None))
+        .await
+        .unwrap();
+    assert!(report.swaps.is_empty(), "an unloaded model stays unloaded");
+    upload_ok(&app, "digits", onnx, &card(text, "u2", None)).await;
+    let back = roll_back(&app, "digits").await;
+    assert_eq!(back.body["to_version"], "2.0.0");
+
+    // An older build's state: unloaded, `active` naming a version never uploaded.
+    let gone = send(&app, admin("DELETE", "/admin/models/digits")).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+    let state_file = data.path().join("models/digits/state.toml");
+    std::fs::write(&state_file, "active = \"0.9.0\"\nunloaded = true\n").unwrap();
+    upload_ok(&app, "digits", onnx, &card(text, "u3", None)).await;
+    let back = roll_back(&app, "digits").await;
+    assert_eq!(back.body["to_version"], "2.0.0");
+}
+
+/// A model may be named `unknown`; unloading it leaves the `model="unknown"` series of
+/// requests for no loaded model in place.
+#[tokio::test]
+async fn unloading_a_model_named_unknown_keeps_the_unknown_models_series() {
+    let data = TempDir::new("unknown-name");
+    let (app, _) = router(&data, Limits::default());
+    let (onnx, text) = digits();
+    upload_ok(&app, "unknown", onnx, &card(text, "1.0.0", Some("unknown"))).await;
+    let gone = send(&app, admin("DELETE", "/admin/models/unknown")).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text);
+    let missing = serving(&app, "nope").await;
+    assert_eq!(
+        assert_error(&missing, StatusCode::NOT_FOUND),
+        "model_not_found"
+    );
+    let m = send(&app, get("/metrics")).await.text;
+    assert_eq!(
+        sample(
+            &m,
+            r#"input_validation_errors_total{model="unknown",reason="model_not_found"}"#
+        ),
+        1.0
+    );
+}
+
 /// A rescan bringing a directory version named as an upload of the same model is
 /// refused whole, as an upload of an existing version is: nothing changes.
 #[tokio::test]

@@ -148,12 +148,17 @@ impl Lifecycle {
                 continue;
             }
             let Some(active) = state.active else { continue };
-            // The directory's version serves: the start-up one, or one `active` named
-            // before a rescan changed the directory (the store never held it; older
-            // versions of vigil wrote it at a rollback).
-            if base.get(&name).is_some_and(|m| m.card.version == active)
-                || !self.store.has_version(&name, &active)
-            {
+            if base.get(&name).is_some_and(|m| m.card.version == active) {
+                continue;
+            }
+            if !self.store.ever_kept(&name, &active) {
+                // Not an upload: a directory's version that older builds wrote here at
+                // a rollback, since changed by a rescan. The directory's serves; a
+                // lost upload (its directory there, its files not) is an error below.
+                tracing::info!(
+                    target: "vigil::lifecycle", model = %name, version = %active,
+                    "stored_active_not_an_upload"
+                );
                 continue;
             }
             match self.store.load(&name, &active) {
@@ -235,8 +240,12 @@ impl Lifecycle {
                 state
                     .unloaded
                     .then(|| {
+                        // `active` names an upload; one the store never held (older
+                        // builds wrote the directory's version there at a rollback)
+                        // is the directory's, whatever a rescan made that since.
                         let base = base.get(name).map(|m| m.card.version.clone());
-                        state.active.clone().or(base)
+                        let active = state.active.clone();
+                        active.filter(|v| self.store.ever_kept(name, v)).or(base)
                     })
                     .flatten()
             });
@@ -340,9 +349,6 @@ impl Lifecycle {
         })?;
         let mut state = self.state(name)?;
         state.unloaded = true;
-        // What served until now, the version an upload puts first in the history (the
-        // directory's may have changed since `active` was written, by a rescan).
-        state.active = Some(current.clone());
         self.save_state(name, &state)?;
         models.replace(next);
         Ok(Changed {

@@ -393,6 +393,11 @@ impl ModelMetrics {
                 error_type: t.as_str(),
             });
         }
+        // A model named `unknown` shares these series with the requests for no
+        // loaded model (`self.unknown`), which must keep them.
+        if name == UNKNOWN_MODEL {
+            return;
+        }
         for r in ValidationReason::all() {
             self.validation.remove(&ModelReason {
                 model: name.clone(),

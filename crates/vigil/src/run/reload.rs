@@ -47,11 +47,11 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
             let fresh = match loaded {
                 Ok(Ok(fresh)) => fresh,
                 Ok(Err(e)) => {
-                    failed(&state, &crate::error_text::one_line(&e));
+                    failed(&state, DIR_UNUSABLE, &crate::error_text::one_line(&e));
                     continue;
                 }
                 Err(e) => {
-                    failed(&state, &e.to_string());
+                    failed(&state, DIR_UNUSABLE, &e.to_string());
                     continue;
                 }
             };
@@ -85,7 +85,7 @@ pub(super) fn watch(mut hangup: Signal, config: &Config, state: AppState) {
                         "models_rescanned"
                     );
                 }
-                Err(e) => failed(&state, &e.to_string()),
+                Err(e) => failed(&state, e.code(), &e.to_string()),
             }
         }
     });
@@ -105,9 +105,14 @@ pub(super) fn ignore(mut hangup: Signal) {
     });
 }
 
-fn failed(state: &AppState, error: &str) {
-    state.auth.audit(
-        AuditEvent::new(AuditAction::Reload, Outcome::Failure).reason("models_dir_unusable"),
-    );
+/// The audit reason of a rescan whose directory did not load or probe.
+const DIR_UNUSABLE: &str = "models_dir_unusable";
+
+/// A refused rescan: audited with `reason` (the lifecycle's error code, or
+/// [`DIR_UNUSABLE`]) and logged with the error.
+fn failed(state: &AppState, reason: &str, error: &str) {
+    state
+        .auth
+        .audit(AuditEvent::new(AuditAction::Reload, Outcome::Failure).reason(reason));
     tracing::error!(target: LIFECYCLE, error, "models_rescan_failed");
 }

@@ -6,6 +6,7 @@
 //! get the new one, and none fails. Actions run one at a time.
 
 mod error;
+mod pending;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use vigil_model::{LoadedModel, ModelCard, ModelRegistry, ModelState, VersionStor
 use vigil_telemetry::context::carry_scope;
 
 pub use error::LifecycleError;
+use pending::PendingSave;
 
 use crate::catalog::Models;
 use crate::metrics::ModelMetrics;
@@ -225,14 +227,17 @@ impl Lifecycle {
             .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
         let version = model.card.version.clone();
         let previous = models.load().get(name).map(|s| s.card.version.clone());
-        // Up to max_upload_bytes written and synced: off the async threads.
+        // Up to max_upload_bytes written and synced: off the async threads. Abandoned
+        // (the request dropped while it runs), the save is undone once it has run.
         let (store, n, v) = (self.store.clone(), name.to_owned(), version.clone());
-        tokio::task::spawn_blocking(carry_scope(move || {
+        let saving = tokio::task::spawn_blocking(carry_scope(move || {
             store.save_version(&n, &v, &onnx, &card_text)
-        }))
-        .await
-        .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
-        .map_err(|e| LifecycleError::Store(e.to_string()))?;
+        }));
+        PendingSave::new(saving, self.store.clone(), name, &version)
+            .finish()
+            .await
+            .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
+            .map_err(|e| LifecycleError::Store(e.to_string()))?;
         let saved = self.state(name).and_then(|mut state| {
             // The version serving until now or, for a model unloaded on purpose, the
             // one that served until the unload: a rollback returns to it either way.

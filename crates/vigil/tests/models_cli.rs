@@ -631,3 +631,63 @@ fn a_check_whose_report_cannot_be_written_fails() {
         text(&out.stderr)
     );
 }
+
+/// A model whose directory changes task at a SIGHUP rescan (a classifier replaced by a
+/// regressor of the same name, then back) keeps only the histogram of the task it has:
+/// `prediction_confidence` and the class series go with the classifier,
+/// `prediction_value` with the regressor.
+#[tokio::test]
+async fn a_task_change_at_a_rescan_leaves_the_other_tasks_series_behind() {
+    let zoo = zoo();
+    let models = TempDir::new("task-change");
+    let dir = models.path().join("m");
+    let init = |from: &str, version: &str| {
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = init_from_zoo(
+            &zoo.join(from),
+            &dir,
+            &["--name", "m", "--version", version],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    init("logistic_standard_scaler", "1");
+    let server = Vigil::start(&["--models-dir", models.path().to_str().unwrap()], &[]);
+    let http = reqwest::Client::new();
+    let series = |metrics: &str, family: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(family) && l.contains("model=\"m\""))
+    };
+    // Waits for `m` to serve `task`, then answers whether each family has series for it.
+    let after_rescan = |task: &'static str| {
+        let (http, server) = (&http, &server);
+        async move {
+            server.signal("HUP");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let info = get_json(http, server.url("/models/m")).await;
+                if info["task"] == task {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{info}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            get_text(server.url("/metrics")).await
+        }
+    };
+    let m = get_text(server.url("/metrics")).await;
+    assert!(series(&m, "prediction_confidence_count") && series(&m, "predictions_by_class_total"));
+    assert!(!series(&m, "prediction_value_count"));
+
+    init("linear_regression", "2");
+    let m = after_rescan("regression").await;
+    assert!(series(&m, "prediction_value_count"), "{m}");
+    assert!(!series(&m, "prediction_confidence_count"), "{m}");
+    assert!(!series(&m, "predictions_by_class_total"), "{m}");
+
+    init("logistic_standard_scaler", "3");
+    let m = after_rescan("classification").await;
+    assert!(series(&m, "prediction_confidence_count"), "{m}");
+    assert!(!series(&m, "prediction_value_count"), "{m}");
+    server.stop();
+}

@@ -60,6 +60,17 @@ pub fn bounded_message(mut message: String) -> String {
     message
 }
 
+/// `Retry-After: 1` on a 503 or 429: every such answer of vigil's says when to ask
+/// again, so a client backs off instead of retrying at once.
+pub fn retry_after(response: &mut Response) {
+    let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+}
+
 /// Builds an error response in the vigil shape for the current request.
 pub fn error_response(
     status: StatusCode,
@@ -80,11 +91,7 @@ pub fn error_response(
         request_id: context::current_request_id(),
     };
     let mut response = (status, Json(body)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    retry_after(&mut response);
     response
         .extensions_mut()
         .insert(ErrorInfo { code, cause: None });

@@ -45,13 +45,14 @@ pub fn ready_response(ready: bool) -> Response {
         )
             .into_response()
     } else {
-        (
+        let mut response = (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
             Json(Probe {
                 status: "not_ready".into(),
             }),
         )
-            .into_response()
+            .into_response();
+        crate::error::retry_after(&mut response);
+        response
     }
 }

@@ -19,7 +19,12 @@ fn vigil(args: &[&str]) -> Output {
 /// `vigil models init` on a zoo model's directory (its `model.onnx` and `train.csv`,
 /// label column `target`) into `out`, with `extra` arguments.
 fn init_from_zoo(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    let (onnx, data) = (dir.join("model.onnx"), dir.join("train.csv"));
+    init(&dir.join("model.onnx"), &dir.join("train.csv"), out, extra)
+}
+
+/// `vigil models init` on `onnx` and `data` (label column `target`) into `out`, with
+/// `extra` arguments.
+fn init(onnx: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "models",
         "init",
@@ -487,22 +492,12 @@ fn init_refuses_bad_data_and_bad_models_clearly_and_writes_nothing() {
     ];
     for (what, onnx, csv, needles) in cases {
         let out = tmp.path().join("out").join("model");
-        let mut args = vec![
-            "models",
-            "init",
-            "--onnx",
-            onnx.to_str().unwrap(),
-            "--data",
-            csv.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        if onnx.starts_with(zoo.join("bad")) {
-            args.extend(["--labels", "no,yes", "--label-column", "target"]);
+        let extra: &[&str] = if onnx.starts_with(zoo.join("bad")) {
+            &["--labels", "no,yes"]
         } else {
-            args.extend(["--label-column", "target"]);
-        }
-        let run = vigil(&args);
+            &[]
+        };
+        let run = init(&onnx, &csv, &out, extra);
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(64), "{what}: {stderr}");
         assert!(
@@ -641,7 +636,7 @@ async fn a_task_change_at_a_rescan_leaves_the_other_tasks_series_behind() {
     let zoo = zoo();
     let models = TempDir::new("task-change");
     let dir = models.path().join("m");
-    let init = |from: &str, version: &str| {
+    let make_m = |from: &str, version: &str| {
         let _ = std::fs::remove_dir_all(&dir);
         let out = init_from_zoo(
             &zoo.join(from),
@@ -650,7 +645,7 @@ async fn a_task_change_at_a_rescan_leaves_the_other_tasks_series_behind() {
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
     };
-    init("logistic_standard_scaler", "1");
+    make_m("logistic_standard_scaler", "1");
     let server = Vigil::start(&["--models-dir", models.path().to_str().unwrap()], &[]);
     let http = reqwest::Client::new();
     let series = |metrics: &str, family: &str| {
@@ -679,13 +674,13 @@ async fn a_task_change_at_a_rescan_leaves_the_other_tasks_series_behind() {
     assert!(series(&m, "prediction_confidence_count") && series(&m, "predictions_by_class_total"));
     assert!(!series(&m, "prediction_value_count"));
 
-    init("linear_regression", "2");
+    make_m("linear_regression", "2");
     let m = after_rescan("regression").await;
     assert!(series(&m, "prediction_value_count"), "{m}");
     assert!(!series(&m, "prediction_confidence_count"), "{m}");
     assert!(!series(&m, "predictions_by_class_total"), "{m}");
 
-    init("logistic_standard_scaler", "3");
+    make_m("logistic_standard_scaler", "3");
     let m = after_rescan("classification").await;
     assert!(series(&m, "prediction_confidence_count"), "{m}");
     assert!(!series(&m, "prediction_value_count"), "{m}");

@@ -51,11 +51,7 @@ fn answer(status: StatusCode, message: String, info: ErrorInfo) -> Response {
         "request_id": vigil_telemetry::context::current_request_id(),
     });
     let mut response = (status, axum::Json(body)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    vigil_telemetry::error::retry_after(&mut response);
     response.extensions_mut().insert(info);
     response
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -79,19 +79,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     readiness(ready, serde_json::json!({"ready": ready}))
 }
 
-/// 200 with `body`, or 503 with it and `Retry-After: 1` (every 503 of vigil's says
-/// when to ask again, so a client backs off instead of retrying at once).
+/// 200 with `body`, or 503 with it and `Retry-After: 1`, as every 503 of vigil's.
 fn readiness(ready: bool, body: impl Serialize) -> Response {
-    if ready {
-        (StatusCode::OK, Json(body)).into_response()
+    let status = if ready {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
-            Json(body),
-        )
-            .into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = (status, Json(body)).into_response();
+    vigil_telemetry::error::retry_after(&mut response);
+    response
 }
 
 /// The served model `name`, in the version given (if any).

@@ -16,6 +16,7 @@ use crate::config::ListenerConfig;
 use crate::connection;
 use crate::malformed::MalformedAnswer;
 use crate::metrics::{CloseReason, ConnectionMetrics};
+use crate::threads::{ConnectionThreads, Shared};
 
 /// After an accept error that is not about one connection (out of file descriptors or
 /// memory), wait this long before trying again: retrying at once would spin on the
@@ -31,6 +32,10 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// take connections belongs there: those lines are kept at every log level, and each
 /// of these is one-off or rate-limited.
 const LIFECYCLE: &str = "vigil::lifecycle";
+
+/// The connection threads' names (`vigil-conn-0`, ...), as `top -H` and `perf` show
+/// them (Linux keeps 15 bytes of a thread's name).
+const THREAD_NAME: &str = "vigil-conn";
 
 /// File descriptors kept for everything but client connections (listeners, database
 /// pool, spool, log files, the runtime's own) when checking `max_connections`
@@ -57,6 +62,17 @@ pub async fn serve(
     let (open, _) = watch::channel(());
     let mut shutdown = pin!(shutdown);
     let mut refusals = Refusals::default();
+    let shared = Shared {
+        router,
+        config,
+        malformed,
+        stop: stop_rx,
+    };
+    let threads = ConnectionThreads::start(config.threads, THREAD_NAME, shared.clone());
+    if let Err(e) = &threads {
+        // Connections are then served on the caller's runtime, as by axum::serve.
+        tracing::error!(target: LIFECYCLE, error = %e, "connection_threads_failed");
+    }
     loop {
         let accepted = tokio::select! {
             biased;
@@ -89,24 +105,34 @@ pub async fn serve(
             _open: open.subscribe(),
         };
         guard.metrics.connection_opened();
-        let router = router.clone();
-        let malformed = malformed.clone();
-        let stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut guard = guard;
-            guard.reason = connection::run(stream, remote, router, config, malformed, stop).await;
-        });
+        match &threads {
+            Ok(threads) => threads.dispatch(stream, remote, guard),
+            Err(_) => {
+                let Shared {
+                    router,
+                    config,
+                    malformed,
+                    stop,
+                } = shared.clone();
+                tokio::spawn(async move {
+                    let mut guard = guard;
+                    guard.reason =
+                        connection::run(stream, remote, router, config, malformed, stop).await;
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
     open.closed().await;
+    drop(threads);
 }
 
 /// Counts a connection as open until its task ends, however it ends: a panic is
 /// counted as `error`.
-struct OpenConnection {
+pub(crate) struct OpenConnection {
     metrics: ConnectionMetrics,
-    reason: CloseReason,
+    pub(crate) reason: CloseReason,
     _open: watch::Receiver<()>,
 }
 

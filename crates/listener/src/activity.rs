@@ -191,6 +191,7 @@ mod tests {
             idle_timeout: Duration::from_secs(75),
             body_timeout: Duration::from_secs(60),
             max_connections: 1,
+            threads: 1,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The listener's four settings and their defaults. The idle and body timeouts follow
+//! The listener's settings and their defaults. The idle and body timeouts follow
 //! nginx (`keepalive_timeout` 75 s, `client_body_timeout` 60 s); the header timeout is
 //! shorter than nginx's 60 s because a request head is a few hundred bytes and vigil's
 //! clients are programs on fast links, so a head that takes 10 s is an attack or a
@@ -31,7 +31,15 @@ pub struct ListenerConfig {
     /// it below the process's file descriptor limit, with room for the database, the
     /// spool and log files.
     pub max_connections: usize,
+    /// Threads serving connections, each a single-threaded runtime (see `threads`).
+    /// One a core by default: `std::thread::available_parallelism`, which counts the
+    /// CPUs this process may use (its affinity mask and cgroup CPU quota).
+    pub threads: usize,
 }
+
+/// The most connection threads accepted: more than any machine vigil runs on has
+/// cores, few enough that a typo does not start a million threads.
+pub const MAX_THREADS: usize = 1024;
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -40,6 +48,7 @@ impl Default for ListenerConfig {
             idle_timeout: Duration::from_secs(75),
             body_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -51,6 +60,8 @@ pub enum ConfigError {
     Timeout { setting: &'static str },
     #[error("max_connections must be at least 1")]
     NoConnections,
+    #[error("http_threads must be between 1 and {MAX_THREADS}")]
+    Threads,
 }
 
 impl ListenerConfig {
@@ -66,6 +77,9 @@ impl ListenerConfig {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::NoConnections);
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(ConfigError::Threads);
         }
         Ok(())
     }
@@ -104,5 +118,12 @@ mod tests {
             ..ListenerConfig::default()
         };
         assert_eq!(none.validate(), Err(ConfigError::NoConnections));
+        for threads in [0, MAX_THREADS + 1] {
+            let bad = ListenerConfig {
+                threads,
+                ..ListenerConfig::default()
+            };
+            assert_eq!(bad.validate(), Err(ConfigError::Threads));
+        }
     }
 }

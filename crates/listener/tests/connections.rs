@@ -55,6 +55,19 @@ async fn start(config: ListenerConfig) -> Server {
     let router = Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route(
+            "/thread",
+            get(|| async { std::thread::current().name().unwrap_or("").to_owned() }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("a handler that panics");
+                }
+                ""
+            }),
+        )
+        .route(
             "/metrics",
             get(move || {
                 let registry = registry.clone();
@@ -169,6 +182,19 @@ async fn closed_by_server(s: &mut TcpStream) -> Instant {
     }
 }
 
+/// Waits until `n` connections are counted closed for `reason`: a connection's task
+/// counts its close after the socket is gone, on its own thread, so a client that has
+/// seen the close may look a moment before the count.
+async fn counted(m: &ConnectionMetrics, reason: CloseReason, n: u64) {
+    eventually(&format!("{n} connections closed for {reason:?}"), || {
+        m.closed(reason) == n
+    })
+    .await;
+    // No more than that either, a moment later.
+    tokio::task::yield_now().await;
+    assert_eq!(m.closed(reason), n);
+}
+
 /// Polls `cond` (a state the server reaches on its own: a gauge going down).
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -233,7 +259,7 @@ async fn slow_heads_are_closed_after_the_header_timeout_while_others_are_served(
     assert!(answered > 0);
 
     let m = &server.metrics;
-    assert_eq!(m.closed(CloseReason::header_timeout), SLOW as u64);
+    counted(m, CloseReason::header_timeout, SLOW as u64).await;
     assert_eq!(m.closed(CloseReason::error), 0);
     assert_eq!(m.closed(CloseReason::limit), 0);
     // Only the well-behaved connection is left; once it goes, none.
@@ -263,7 +289,7 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_tim
         "closed after {held:?}"
     );
     let m = &server.metrics;
-    assert_eq!(m.closed(CloseReason::idle_timeout), 1);
+    counted(m, CloseReason::idle_timeout, 1).await;
     assert_eq!(m.closed(CloseReason::header_timeout), 0);
     eventually("no connection open", || m.open() == 0).await;
 }
@@ -290,7 +316,7 @@ async fn a_stalled_body_is_closed_after_the_body_timeout_and_a_trickled_one_is_n
         held >= body_timeout && held < body_timeout + SLACK,
         "closed after {held:?}"
     );
-    assert_eq!(server.metrics.closed(CloseReason::body_timeout), 1);
+    counted(&server.metrics, CloseReason::body_timeout, 1).await;
 
     // The timeout is per chunk: a body that keeps coming may take longer in total.
     let mut trickle = TcpStream::connect(server.addr).await.unwrap();
@@ -307,7 +333,7 @@ async fn a_stalled_body_is_closed_after_the_body_timeout_and_a_trickled_one_is_n
     let r = read_response(&mut trickle).await;
     assert_eq!((r.status, r.body.as_str()), (200, "10"));
     assert!(started.elapsed() > body_timeout);
-    assert_eq!(server.metrics.closed(CloseReason::body_timeout), 1);
+    counted(&server.metrics, CloseReason::body_timeout, 1).await;
 }
 
 #[tokio::test]
@@ -360,6 +386,56 @@ async fn connections_beyond_the_cap_are_refused_and_counted_while_open_ones_are_
     let mut next = TcpStream::connect(server.addr).await.unwrap();
     assert_eq!(get_on(&mut next, "/health/live").await.status, 200);
     assert_eq!(m.closed(CloseReason::limit), 3);
+}
+
+#[tokio::test]
+async fn each_connection_stays_on_one_connection_thread_and_new_ones_go_to_the_least_loaded() {
+    let server = start(ListenerConfig {
+        threads: 2,
+        ..config()
+    })
+    .await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    let mut seen = Vec::new();
+    for s in [&mut first, &mut second] {
+        let thread = get_on(s, "/thread").await.body;
+        assert!(thread.starts_with("vigil-conn-"), "{thread}");
+        for _ in 0..20 {
+            assert_eq!(get_on(s, "/thread").await.body, thread);
+        }
+        seen.push(thread);
+    }
+    assert_ne!(seen[0], seen[1], "two open connections share a thread");
+
+    // A connection that closes frees its place: the next goes where it was.
+    drop(first);
+    counted(&server.metrics, CloseReason::normal, 1).await;
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(get_on(&mut third, "/thread").await.body, seen[0]);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_costs_its_connection_not_its_thread() {
+    let server = start(ListenerConfig {
+        threads: 1,
+        ..config()
+    })
+    .await;
+    let mut other = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(get_on(&mut other, "/health/live").await.status, 200);
+    let mut doomed = TcpStream::connect(server.addr).await.unwrap();
+    doomed
+        .write_all(b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    closed_by_server(&mut doomed).await;
+    counted(&server.metrics, CloseReason::error, 1).await;
+    // The one thread still serves the connection it had and new ones.
+    assert_eq!(get_on(&mut other, "/health/live").await.status, 200);
+    let mut next = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(get_on(&mut next, "/health/live").await.status, 200);
+    assert_eq!(server.metrics.open(), 2);
 }
 
 #[tokio::test]

@@ -269,6 +269,10 @@ pub struct ServeArgs {
     /// Open connections per service at most; more are closed on arrival.
     #[arg(long, env = env::MAX_CONNECTIONS)]
     pub max_connections: Option<usize>,
+    /// Threads serving connections per service (default: one per CPU this process may
+    /// use); a connection stays on one of them from accept to close.
+    #[arg(long, env = env::HTTP_THREADS)]
+    pub http_threads: Option<usize>,
     /// Requests slower than this log a `slow_request` warning.
     #[arg(long, env = env::SLOW_REQUEST_MS)]
     pub slow_request_ms: Option<u64>,

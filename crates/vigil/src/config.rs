@@ -44,6 +44,7 @@ pub mod env {
     pub const IDLE_TIMEOUT_MS: &str = "VIGIL_IDLE_TIMEOUT_MS";
     pub const BODY_TIMEOUT_MS: &str = "VIGIL_BODY_TIMEOUT_MS";
     pub const MAX_CONNECTIONS: &str = "VIGIL_MAX_CONNECTIONS";
+    pub const HTTP_THREADS: &str = "VIGIL_HTTP_THREADS";
     pub const SLOW_REQUEST_MS: &str = "VIGIL_SLOW_REQUEST_MS";
     pub const SHUTDOWN_GRACE_MS: &str = "VIGIL_SHUTDOWN_GRACE_MS";
     pub const SHUTDOWN_DELAY_MS: &str = "VIGIL_SHUTDOWN_DELAY_MS";
@@ -81,6 +82,7 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    http_threads: Option<usize>,
     slow_request_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     shutdown_delay_ms: Option<u64>,
@@ -234,9 +236,13 @@ impl Config {
                 .max_connections
                 .or(f.max_connections)
                 .unwrap_or(listener_defaults.max_connections),
+            threads: a
+                .http_threads
+                .or(f.http_threads)
+                .unwrap_or(listener_defaults.threads),
         };
         listener.validate().context(
-            "listener settings (header_timeout_ms, idle_timeout_ms, body_timeout_ms, max_connections)",
+            "listener settings (header_timeout_ms, idle_timeout_ms, body_timeout_ms, max_connections, http_threads)",
         )?;
         let level = a
             .log_level
@@ -437,7 +443,9 @@ mod tests {
             header_timeout_ms: Some(300),
             ..ServeArgs::default()
         };
-        let f = file("header_timeout_ms = 5000\nidle_timeout_ms = 1000\nmax_connections = 50");
+        let f = file(
+            "header_timeout_ms = 5000\nidle_timeout_ms = 1000\nmax_connections = 50\nhttp_threads = 3",
+        );
         let c = Config::merge(Mode::Serve, &args, f).unwrap();
         assert_eq!(c.listener.header_timeout, Duration::from_millis(300));
         assert_eq!(c.listener.idle_timeout, Duration::from_secs(1));
@@ -446,10 +454,12 @@ mod tests {
             ListenerConfig::default().body_timeout
         );
         assert_eq!(c.listener.max_connections, 50);
+        assert_eq!(c.listener.threads, 3);
         for (text, why) in [
             ("header_timeout_ms = 0", "header_timeout"),
             ("body_timeout_ms = 86400001", "body_timeout"),
             ("max_connections = 0", "max_connections"),
+            ("http_threads = 0", "http_threads must be between"),
         ] {
             let err = Config::merge(Mode::Serve, &ServeArgs::default(), file(text)).unwrap_err();
             assert!(format!("{err:#}").contains(why), "{text}: {err:#}");

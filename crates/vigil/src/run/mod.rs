@@ -87,6 +87,7 @@ async fn run_services(config: Config) -> anyhow::Result<()> {
         idle_timeout_ms = config.listener.idle_timeout.as_millis() as u64,
         body_timeout_ms = config.listener.body_timeout.as_millis() as u64,
         max_connections = config.listener.max_connections,
+        http_threads = config.listener.threads,
         log_level = %config.log.level,
         log_payloads = config.limits.log_payloads,
         quality_window_s = config.feedback.quality_window.as_secs(),

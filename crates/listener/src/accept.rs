@@ -33,10 +33,6 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// of these is one-off or rate-limited.
 const LIFECYCLE: &str = "vigil::lifecycle";
 
-/// The connection threads' names (`vigil-conn-0`, ...), as `top -H` and `perf` show
-/// them (Linux keeps 15 bytes of a thread's name).
-const THREAD_NAME: &str = "vigil-conn";
-
 /// File descriptors kept for everything but client connections (listeners, database
 /// pool, spool, log files, the runtime's own) when checking `max_connections`
 /// against the process limit.
@@ -46,11 +42,14 @@ const RESERVED_FDS: u64 = 64;
 /// every open connection finish the request it is serving (idle keep-alive connections
 /// close at once, busy ones after their response) and returns when all are closed.
 /// Accept errors are logged and retried, never returned. A request hyper cannot parse
-/// is answered with `malformed`'s answer instead of hyper's own.
+/// is answered with `malformed`'s answer instead of hyper's own. The connection threads
+/// are named `{thread_name}-0`, `{thread_name}-1`, ... (keep it short: Linux shows 15 bytes of
+/// a thread's name in `top -H` and `perf`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: ListenerConfig,
+    thread_name: &'static str,
     metrics: ConnectionMetrics,
     malformed: Arc<dyn MalformedAnswer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -68,7 +67,7 @@ pub async fn serve(
         malformed,
         stop: stop_rx,
     };
-    let threads = ConnectionThreads::start(config.threads, THREAD_NAME, shared.clone());
+    let threads = ConnectionThreads::start(config.threads, thread_name, shared.clone());
     if let Err(e) = &threads {
         // Connections are then served on the caller's runtime, as by axum::serve.
         tracing::error!(target: LIFECYCLE, error = %e, "connection_threads_failed");

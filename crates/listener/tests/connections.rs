@@ -103,6 +103,7 @@ async fn start(config: ListenerConfig) -> Server {
         listener,
         router,
         config,
+        "test-conn",
         metrics.clone(),
         Arc::new(Replaced),
         async move {
@@ -400,7 +401,7 @@ async fn each_connection_stays_on_one_connection_thread_and_new_ones_go_to_the_l
     let mut seen = Vec::new();
     for s in [&mut first, &mut second] {
         let thread = get_on(s, "/thread").await.body;
-        assert!(thread.starts_with("vigil-conn-"), "{thread}");
+        assert!(thread.starts_with("test-conn-"), "{thread}");
         for _ in 0..20 {
             assert_eq!(get_on(s, "/thread").await.body, thread);
         }

@@ -63,6 +63,7 @@ pub(super) async fn start(
         listener,
         vigil_collector::app(state.clone()),
         config.listener,
+        "vigil-coll",
         state.http.connections.clone(),
         vigil_telemetry::malformed::Malformed::new("collector"),
         stop,

@@ -16,7 +16,7 @@ use crate::config::ListenerConfig;
 use crate::connection;
 use crate::malformed::MalformedAnswer;
 use crate::metrics::{CloseReason, ConnectionMetrics};
-use crate::threads::{ConnectionThreads, Shared};
+use crate::threads::{ConnectionThreads, FDS_PER_THREAD, Placement, Shared};
 
 /// After an accept error that is not about one connection (out of file descriptors or
 /// memory), wait this long before trying again: retrying at once would spin on the
@@ -31,7 +31,7 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// telemetry depends on this crate, not the other way round). Whether a service can
 /// take connections belongs there: those lines are kept at every log level, and each
 /// of these is one-off or rate-limited.
-const LIFECYCLE: &str = "vigil::lifecycle";
+pub(crate) const LIFECYCLE: &str = "vigil::lifecycle";
 
 /// File descriptors kept for everything but client connections (listeners, database
 /// pool, spool, log files, the runtime's own) when checking `max_connections`
@@ -42,19 +42,22 @@ const RESERVED_FDS: u64 = 64;
 /// every open connection finish the request it is serving (idle keep-alive connections
 /// close at once, busy ones after their response) and returns when all are closed.
 /// Accept errors are logged and retried, never returned. A request hyper cannot parse
-/// is answered with `malformed`'s answer instead of hyper's own. The connection threads
-/// are named `{thread_name}-0`, `{thread_name}-1`, ... (keep it short: Linux shows 15 bytes of
-/// a thread's name in `top -H` and `perf`).
+/// is answered with `malformed`'s answer instead of hyper's own. `placement` says where
+/// connections run (see [`Placement`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: ListenerConfig,
-    thread_name: &'static str,
+    placement: Placement,
     metrics: ConnectionMetrics,
     malformed: Arc<dyn MalformedAnswer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    check_fd_limit(config.max_connections);
+    let reserved = match placement {
+        Placement::Threads { .. } => RESERVED_FDS + FDS_PER_THREAD * config.threads as u64,
+        Placement::Runtime => RESERVED_FDS,
+    };
+    check_fd_limit(config.max_connections, reserved);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a receiver: the count is the number of open
     // connections, and `closed()` resolves when the last one ends.
@@ -67,11 +70,19 @@ pub async fn serve(
         malformed,
         stop: stop_rx,
     };
-    let threads = ConnectionThreads::start(config.threads, thread_name, shared.clone());
-    if let Err(e) = &threads {
-        // Connections are then served on the caller's runtime, as by axum::serve.
-        tracing::error!(target: LIFECYCLE, error = %e, "connection_threads_failed");
-    }
+    let threads = match placement {
+        Placement::Threads { name } => {
+            match ConnectionThreads::start(config.threads, name, shared.clone()) {
+                Ok(threads) => Some(threads),
+                Err(e) => {
+                    // Connections are then served on the caller's runtime.
+                    tracing::error!(target: LIFECYCLE, error = %e, "connection_threads_failed");
+                    None
+                }
+            }
+        }
+        Placement::Runtime => None,
+    };
     loop {
         let accepted = tokio::select! {
             biased;
@@ -105,8 +116,8 @@ pub async fn serve(
         };
         guard.metrics.connection_opened();
         match &threads {
-            Ok(threads) => threads.dispatch(stream, remote, guard),
-            Err(_) => {
+            Some(threads) => threads.dispatch(stream, remote, guard),
+            None => {
                 let Shared {
                     router,
                     config,
@@ -181,16 +192,16 @@ impl Refusals {
 /// Warns when `max_connections` cannot be reached before the process runs out of file
 /// descriptors: then the cap does not protect anything, and accept (and every file
 /// open) fails with EMFILE first.
-fn check_fd_limit(max_connections: usize) {
+fn check_fd_limit(max_connections: usize, reserved: u64) {
     let Some(limit) = open_files_limit() else {
         return;
     };
-    if (max_connections as u64).saturating_add(RESERVED_FDS) > limit {
+    if (max_connections as u64).saturating_add(reserved) > limit {
         tracing::warn!(
             target: LIFECYCLE,
             max_connections,
             fd_limit = limit,
-            reserved_fds = RESERVED_FDS,
+            reserved_fds = reserved,
             "max_connections_above_fd_limit"
         );
     }

@@ -31,7 +31,8 @@ pub struct ListenerConfig {
     /// it below the process's file descriptor limit, with room for the database, the
     /// spool and log files.
     pub max_connections: usize,
-    /// Threads serving connections, each a single-threaded runtime (see `threads`).
+    /// Threads serving connections with `Placement::Threads`, each a single-threaded
+    /// runtime (see `threads`).
     /// One a core by default: `std::thread::available_parallelism`, which counts the
     /// CPUs this process may use (its affinity mask and cgroup CPU quota).
     pub threads: usize,

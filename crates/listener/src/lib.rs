@@ -27,3 +27,4 @@ pub use config::{ConfigError, ListenerConfig};
 pub use malformed::MalformedAnswer;
 pub use metrics::{CloseReason, ConnectionMetrics};
 pub use peer::Peer;
+pub use threads::Placement;

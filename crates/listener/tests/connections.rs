@@ -14,7 +14,9 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use vigil_listener::{CloseReason, ConnectionMetrics, ListenerConfig, MalformedAnswer, serve};
+use vigil_listener::{
+    CloseReason, ConnectionMetrics, ListenerConfig, MalformedAnswer, Placement, serve,
+};
 
 /// How long a test waits for something that should happen much sooner.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -103,7 +105,7 @@ async fn start(config: ListenerConfig) -> Server {
         listener,
         router,
         config,
-        "test-conn",
+        Placement::Threads { name: "test-conn" },
         metrics.clone(),
         Arc::new(Replaced),
         async move {
@@ -414,6 +416,25 @@ async fn each_connection_stays_on_one_connection_thread_and_new_ones_go_to_the_l
     counted(&server.metrics, CloseReason::normal, 1).await;
     let mut third = TcpStream::connect(server.addr).await.unwrap();
     assert_eq!(get_on(&mut third, "/thread").await.body, seen[0]);
+}
+
+#[tokio::test]
+async fn one_connection_at_a_time_goes_to_each_thread_in_turn() {
+    let server = start(ListenerConfig {
+        threads: 2,
+        ..config()
+    })
+    .await;
+    let mut seen = Vec::new();
+    for closed in 1..=4 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        seen.push(get_on(&mut s, "/thread").await.body);
+        drop(s);
+        counted(&server.metrics, CloseReason::normal, closed).await;
+    }
+    // Every thread idle each time: the tie goes round, not always to the first.
+    assert_ne!(seen[0], seen[1], "{seen:?}");
+    assert_eq!((&seen[0], &seen[1]), (&seen[2], &seen[3]), "{seen:?}");
 }
 
 #[tokio::test]

@@ -269,8 +269,8 @@ pub struct ServeArgs {
     /// Open connections per service at most; more are closed on arrival.
     #[arg(long, env = env::MAX_CONNECTIONS)]
     pub max_connections: Option<usize>,
-    /// Threads serving connections per service (default: one per CPU this process may
-    /// use); a connection stays on one of them from accept to close.
+    /// Threads serving the inference service's connections (default: one per CPU this
+    /// process may use); a connection stays on one of them from accept to close.
     #[arg(long, env = env::HTTP_THREADS)]
     pub http_threads: Option<usize>,
     /// Requests slower than this log a `slow_request` warning.

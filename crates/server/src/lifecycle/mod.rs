@@ -103,6 +103,10 @@ pub struct Lifecycle {
     store: VersionStore,
     /// One action at a time: the store, the base and the catalog change together.
     base: tokio::sync::Mutex<Base>,
+    /// The runtime this was made on (vigil's shared one): loads, saves and the undo of
+    /// an abandoned save run there, not on the request's connection thread, whose
+    /// runtime stops with its listener while the process still shuts down.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Lifecycle {
@@ -114,6 +118,20 @@ impl Lifecycle {
                     .map(|m| (m.card.name.clone(), m.clone()))
                     .collect(),
             ),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
+    /// Runs `work` on a blocking thread of [`Self::runtime`] (of the caller's runtime
+    /// when this was made outside one), in the caller's request scope.
+    fn blocking<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> tokio::task::JoinHandle<R> {
+        let work = carry_scope(work);
+        match &self.runtime {
+            Some(runtime) => runtime.spawn_blocking(work),
+            None => tokio::task::spawn_blocking(work),
         }
     }
 
@@ -215,14 +233,14 @@ impl Lifecycle {
         }
         // tract's load and optimisation are CPU work: off the async threads, in the
         // request's scope (a panic tract raises there is logged with its ids).
-        let (model, probe_rows, onnx, card_text) =
-            tokio::task::spawn_blocking(carry_scope(move || {
+        let (model, probe_rows, onnx, card_text) = self
+            .blocking(move || {
                 let model = LoadedModel::from_parts(&onnx, &card_text, UPLOADED.into())
                     .map_err(|e| LifecycleError::InvalidModel(e.to_string()))?;
                 let report = vigil_model::probe(&model)
                     .map_err(|e| LifecycleError::NotProbabilities(e.to_string()))?;
                 Ok::<_, LifecycleError>((model, report.rows, onnx, card_text))
-            }))
+            })
             .await
             .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))??;
         let version = model.card.version.clone();
@@ -230,14 +248,18 @@ impl Lifecycle {
         // Up to max_upload_bytes written and synced: off the async threads. Abandoned
         // (the request dropped while it runs), the save is undone once it has run.
         let (store, n, v) = (self.store.clone(), name.to_owned(), version.clone());
-        let saving = tokio::task::spawn_blocking(carry_scope(move || {
-            store.save_version(&n, &v, &onnx, &card_text)
-        }));
-        PendingSave::new(saving, self.store.clone(), name, &version)
-            .finish()
-            .await
-            .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
-            .map_err(|e| LifecycleError::Store(e.to_string()))?;
+        let saving = self.blocking(move || store.save_version(&n, &v, &onnx, &card_text));
+        PendingSave::new(
+            saving,
+            self.store.clone(),
+            name,
+            &version,
+            self.runtime.clone(),
+        )
+        .finish()
+        .await
+        .map_err(|e| LifecycleError::Store(format!("model save task: {e}")))?
+        .map_err(|e| LifecycleError::Store(e.to_string()))?;
         let saved = self.state(name).and_then(|mut state| {
             // The version serving until now or, for a model unloaded on purpose, the
             // one that served until the unload: a rollback returns to it either way.
@@ -301,7 +323,8 @@ impl Lifecycle {
             _ => {
                 let store = self.store.clone();
                 let (n, v) = (name.to_owned(), target.clone());
-                let loaded = tokio::task::spawn_blocking(carry_scope(move || store.load(&n, &v)))
+                let loaded = self
+                    .blocking(move || store.load(&n, &v))
                     .await
                     .map_err(|e| LifecycleError::Store(format!("model load task: {e}")))?;
                 match loaded {

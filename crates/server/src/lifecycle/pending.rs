@@ -16,15 +16,25 @@ pub(super) struct PendingSave {
     store: VersionStore,
     name: String,
     version: String,
+    /// Where the undo runs (the shared runtime: a connection thread's ends with its
+    /// listener at shutdown, and the undo with it); the dropping thread's when `None`.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl PendingSave {
-    pub(super) fn new(saving: Saving, store: VersionStore, name: &str, version: &str) -> Self {
+    pub(super) fn new(
+        saving: Saving,
+        store: VersionStore,
+        name: &str,
+        version: &str,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Self {
         Self {
             saving: Some(saving),
             store,
             name: name.to_owned(),
             version: version.to_owned(),
+            runtime,
         }
     }
 
@@ -65,8 +75,11 @@ impl Drop for PendingSave {
         };
         // Dropped on a runtime thread (a request's future); outside one there is no
         // save left to wait for that matters.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(vigil_telemetry::context::in_current_scope(undo));
+        let undo = vigil_telemetry::context::in_current_scope(undo);
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(undo);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(undo);
         }
     }
 }
@@ -105,24 +118,66 @@ mod tests {
         let store = VersionStore::in_data_dir(data.path());
 
         let (saving, go, _) = held_save(&store, "kept");
-        let pending = PendingSave::new(saving, store.clone(), "digits", "kept");
+        let pending = PendingSave::new(saving, store.clone(), "digits", "kept", None);
         go.send(()).unwrap();
         pending.finish().await.unwrap().unwrap();
         assert!(store.has_version("digits", "kept"));
 
         // Dropped while the save still waits to run: the files land, then go.
         let (saving, go, saved) = held_save(&store, "dropped");
-        drop(PendingSave::new(saving, store.clone(), "digits", "dropped"));
+        drop(PendingSave::new(
+            saving,
+            store.clone(),
+            "digits",
+            "dropped",
+            None,
+        ));
         go.send(()).unwrap();
         saved.await.unwrap();
+        undone(&store, "dropped").await;
+        assert!(store.has_version("digits", "kept"));
+    }
+
+    async fn undone(store: &VersionStore, version: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while store.ever_kept("digits", "dropped") {
+        while store.ever_kept("digits", version) {
             assert!(
                 Instant::now() < deadline,
-                "the abandoned save was not undone"
+                "the abandoned save of {version} was not undone"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(store.has_version("digits", "kept"));
+    }
+
+    #[tokio::test]
+    async fn the_undo_outlives_the_runtime_the_upload_was_dropped_on() {
+        let data = TempDir::new("pending-save-runtime");
+        let store = VersionStore::in_data_dir(data.path());
+        let (saving, go, saved) = held_save(&store, "dropped");
+        let shared = tokio::runtime::Handle::current();
+        // A connection thread: its runtime drops the upload, then stops at once, as a
+        // listener's threads do at shutdown.
+        let connection = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    drop(PendingSave::new(
+                        saving,
+                        store,
+                        "digits",
+                        "dropped",
+                        Some(shared),
+                    ));
+                });
+            })
+        };
+        connection.join().unwrap();
+        go.send(()).unwrap();
+        saved.await.unwrap();
+        undone(&store, "dropped").await;
     }
 }

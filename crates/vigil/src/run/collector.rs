@@ -63,7 +63,10 @@ pub(super) async fn start(
         listener,
         vigil_collector::app(state.clone()),
         config.listener,
-        "vigil-coll",
+        // On the shared runtime: the collector's handlers open database connections,
+        // which belong to the runtime that opened them and would end with a
+        // connection thread (vigil_listener::Placement).
+        vigil_listener::Placement::Runtime,
         state.http.connections.clone(),
         vigil_telemetry::malformed::Malformed::new("collector"),
         stop,

@@ -75,7 +75,7 @@ pub(super) async fn start(
         listener,
         app(state.clone(), config.router.clone()),
         config.listener,
-        "vigil-http",
+        vigil_listener::Placement::Threads { name: "vigil-http" },
         state.http.connections.clone(),
         vigil_telemetry::malformed::Malformed::new("inference"),
         stop,

@@ -222,6 +222,11 @@ impl Vigil {
         wait_for_metric_at(&self.url("/metrics"), series, value).await;
     }
 
+    /// The process id, to read what `/proc` says of it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
         let ok = Command::new("kill")

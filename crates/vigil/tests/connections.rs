@@ -133,3 +133,24 @@ async fn a_body_unfinished_at_the_request_timeout_is_a_408_not_a_503() {
         .expect("an access line for the 408");
     assert_eq!(line["status"], 408, "{line}");
 }
+
+/// `--http-threads` reaches the inference service's listener: that many connection
+/// threads, named for it, and requests are answered on them.
+#[tokio::test]
+async fn http_threads_sets_how_many_connection_threads_serve_the_inference_service() {
+    let vigil = Vigil::start(&["--http-threads", "3"], &[]);
+    assert_eq!(vigil.wait_for_log("starting")["http_threads"], 3);
+    let r = reqwest::get(vigil.url("/health/live")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", vigil.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| {
+            name.strip_prefix("vigil-http-")
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    threads.sort();
+    assert_eq!(threads, ["vigil-http-0", "vigil-http-1", "vigil-http-2"]);
+}

@@ -135,6 +135,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     open.closed().await;
+    // Stops and joins the connection threads: at once, every connection has closed.
     drop(threads);
 }
 

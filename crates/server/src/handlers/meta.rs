@@ -1,7 +1,10 @@
 //! `/metrics`, `/openapi.json`, and the JSON answers for unknown routes (404) and
 //! methods (405).
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
+
+use bytes::Bytes;
 
 use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +24,17 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
 /// This API as an OpenAPI 3 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "observability", responses((status = 200, description = "OpenAPI document")))]
 pub async fn openapi() -> Response {
-    axum::Json(crate::openapi::ApiDoc::openapi()).into_response()
+    // Built and serialized once: the document is fixed for the build, and building it
+    // per request held up the other connections of the request's connection thread.
+    static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
+    let body = DOCUMENT
+        .get_or_init(|| {
+            serde_json::to_vec(&crate::openapi::ApiDoc::openapi())
+                .expect("the OpenAPI document serializes")
+                .into()
+        })
+        .clone();
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// 404 for an unknown route; under `/v2` in the protocol's error shape.

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::StatusCode;
 use vigil_auth::{AuditAction, AuditEvent, Outcome};
 
@@ -53,7 +54,7 @@ fn audited<T: serde::Serialize>(
 async fn parts(
     multipart: Result<Multipart, MultipartRejection>,
     limit: usize,
-) -> Result<(Vec<u8>, String), LifecycleError> {
+) -> Result<(Bytes, String), LifecycleError> {
     let mut multipart = multipart.map_err(|_| LifecycleError::NotMultipart)?;
     let (mut onnx, mut card) = (None, None);
     let read_error = |e: axum::extract::multipart::MultipartError| {
@@ -83,7 +84,9 @@ async fn parts(
     let card = card.ok_or(LifecycleError::MissingPart("card"))?;
     let card = String::from_utf8(card.to_vec())
         .map_err(|_| LifecycleError::InvalidCard("the card is not UTF-8 text".into()))?;
-    Ok((onnx.to_vec(), card))
+    // The model as it arrived, not copied: up to max_upload_bytes, on the request's
+    // connection thread.
+    Ok((onnx, card))
 }
 
 /// Upload a model version (`multipart/form-data`: `onnx`, `card`); checked, kept, and

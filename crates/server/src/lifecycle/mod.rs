@@ -205,7 +205,7 @@ impl Lifecycle {
         models: &Models,
         metrics: &ModelMetrics,
         name: &str,
-        onnx: Vec<u8>,
+        onnx: bytes::Bytes,
         card_text: String,
     ) -> Result<Uploaded, LifecycleError> {
         check_name(name)?;

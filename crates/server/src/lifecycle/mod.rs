@@ -106,10 +106,12 @@ pub struct Lifecycle {
     /// The runtime this was made on (vigil's shared one): loads, saves and the undo of
     /// an abandoned save run there, not on the request's connection thread, whose
     /// runtime stops with its listener while the process still shuts down.
-    runtime: Option<tokio::runtime::Handle>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Lifecycle {
+    /// Made on the runtime its loads and saves are to run on (vigil's shared one);
+    /// panics outside a runtime.
     pub fn new(store: VersionStore, base: &ModelRegistry) -> Self {
         Self {
             store,
@@ -118,21 +120,17 @@ impl Lifecycle {
                     .map(|m| (m.card.name.clone(), m.clone()))
                     .collect(),
             ),
-            runtime: tokio::runtime::Handle::try_current().ok(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
-    /// Runs `work` on a blocking thread of [`Self::runtime`] (of the caller's runtime
-    /// when this was made outside one), in the caller's request scope.
+    /// Runs `work` on a blocking thread of [`Self::runtime`], in the caller's request
+    /// scope.
     fn blocking<R: Send + 'static>(
         &self,
         work: impl FnOnce() -> R + Send + 'static,
     ) -> tokio::task::JoinHandle<R> {
-        let work = carry_scope(work);
-        match &self.runtime {
-            Some(runtime) => runtime.spawn_blocking(work),
-            None => tokio::task::spawn_blocking(work),
-        }
+        self.runtime.spawn_blocking(carry_scope(work))
     }
 
     /// The start-up models with what the store says: uploaded versions in force,

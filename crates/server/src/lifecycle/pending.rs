@@ -17,8 +17,8 @@ pub(super) struct PendingSave {
     name: String,
     version: String,
     /// Where the undo runs (the shared runtime: a connection thread's ends with its
-    /// listener at shutdown, and the undo with it); the dropping thread's when `None`.
-    runtime: Option<tokio::runtime::Handle>,
+    /// listener at shutdown, and the undo with it).
+    runtime: tokio::runtime::Handle,
 }
 
 impl PendingSave {
@@ -27,7 +27,7 @@ impl PendingSave {
         store: VersionStore,
         name: &str,
         version: &str,
-        runtime: Option<tokio::runtime::Handle>,
+        runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
             saving: Some(saving),
@@ -73,14 +73,9 @@ impl Drop for PendingSave {
                 }
             }
         };
-        // Dropped on a runtime thread (a request's future); outside one there is no
-        // save left to wait for that matters.
-        let undo = vigil_telemetry::context::in_current_scope(undo);
-        if let Some(runtime) = &self.runtime {
-            runtime.spawn(undo);
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(undo);
-        }
+        // Dropped on a runtime thread (a request's future), so in a request's scope.
+        self.runtime
+            .spawn(vigil_telemetry::context::in_current_scope(undo));
     }
 }
 
@@ -88,6 +83,7 @@ impl Drop for PendingSave {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+    use tokio::runtime::Handle;
     use vigil_model::bundled::MODELS;
     use vigil_test_support::TempDir;
 
@@ -118,7 +114,7 @@ mod tests {
         let store = VersionStore::in_data_dir(data.path());
 
         let (saving, go, _) = held_save(&store, "kept");
-        let pending = PendingSave::new(saving, store.clone(), "digits", "kept", None);
+        let pending = PendingSave::new(saving, store.clone(), "digits", "kept", Handle::current());
         go.send(()).unwrap();
         pending.finish().await.unwrap().unwrap();
         assert!(store.has_version("digits", "kept"));
@@ -130,7 +126,7 @@ mod tests {
             store.clone(),
             "digits",
             "dropped",
-            None,
+            Handle::current(),
         ));
         go.send(()).unwrap();
         saved.await.unwrap();
@@ -154,7 +150,7 @@ mod tests {
         let data = TempDir::new("pending-save-runtime");
         let store = VersionStore::in_data_dir(data.path());
         let (saving, go, saved) = held_save(&store, "dropped");
-        let shared = tokio::runtime::Handle::current();
+        let shared = Handle::current();
         // A connection thread: its runtime drops the upload, then stops at once, as a
         // listener's threads do at shutdown.
         let connection = {
@@ -165,13 +161,7 @@ mod tests {
                     .build()
                     .unwrap();
                 runtime.block_on(async move {
-                    drop(PendingSave::new(
-                        saving,
-                        store,
-                        "digits",
-                        "dropped",
-                        Some(shared),
-                    ));
+                    drop(PendingSave::new(saving, store, "digits", "dropped", shared));
                 });
             })
         };

@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ListenerConfig;
-use crate::connection;
 use crate::malformed::MalformedAnswer;
 use crate::metrics::{CloseReason, ConnectionMetrics};
 use crate::threads::{ConnectionThreads, FDS_PER_THREAD, Placement, Shared};
@@ -118,16 +117,10 @@ pub async fn serve(
         match &threads {
             Some(threads) => threads.dispatch(stream, remote, guard),
             None => {
-                let Shared {
-                    router,
-                    config,
-                    malformed,
-                    stop,
-                } = shared.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     let mut guard = guard;
-                    guard.reason =
-                        connection::run(stream, remote, router, config, malformed, stop).await;
+                    guard.reason = shared.run(stream, remote).await;
                 });
             }
         }

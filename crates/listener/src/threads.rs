@@ -57,6 +57,21 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<bool>,
 }
 
+impl Shared {
+    /// Serves one connection until it closes, and says how it closed.
+    pub async fn run(self, stream: TcpStream, remote: SocketAddr) -> CloseReason {
+        connection::run(
+            stream,
+            remote,
+            self.router,
+            self.config,
+            self.malformed,
+            self.stop,
+        )
+        .await
+    }
+}
+
 type Handoff = (std::net::TcpStream, SocketAddr, OpenConnection);
 
 struct Thread {
@@ -179,17 +194,7 @@ async fn serve_arrivals(
             let _load = load;
             let mut guard = guard;
             guard.reason = match TcpStream::from_std(stream) {
-                Ok(stream) => {
-                    connection::run(
-                        stream,
-                        remote,
-                        shared.router,
-                        shared.config,
-                        shared.malformed,
-                        shared.stop,
-                    )
-                    .await
-                }
+                Ok(stream) => shared.run(stream, remote).await,
                 // Registering with this runtime's reactor failed (out of memory or file
                 // descriptors for epoll): the socket closes.
                 Err(_) => CloseReason::error,

@@ -46,9 +46,9 @@ pub enum Head {
 /// `[N, classes]` probabilities (a classifier) or a value per row (a regressor).
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
+    /// A plan computing the one output vigil reads (skl2onnx also emits a
+    /// classifier's `label`).
     plan: Arc<TypedRunnableModel>,
-    /// Which output vigil reads (skl2onnx emits a classifier's `label` first).
-    output: usize,
     features: usize,
     head: Head,
 }
@@ -100,18 +100,26 @@ impl OnnxModel {
         model
             .set_input_fact(0, f32::fact(&[batch.to_dim(), features.to_dim()]).into())
             .map_err(|e| format!("input is not [N, {features}] f32: {e:#}"))?;
-        let typed = crate::onnx_ml::into_typed(model)?;
+        let mut typed = crate::onnx_ml::into_typed(model)?;
         let output = match head {
             Head::Probabilities { classes } => pick_probabilities_output(&typed, classes)?,
             Head::Value => pick_value_output(&typed)?,
         };
+        // Only that output is computed: the optimiser then drops what feeds nothing
+        // else, such as a classifier's label path (ArgMax, ArrayFeatureExtractor,
+        // Reshape, Cast), whose answer vigil derives from the probabilities itself.
+        // tract's cost a run is mostly per operator, not per row: this cut a one-row
+        // run of the default model by about a quarter (docs/BENCHMARKS.md).
+        let outlet = typed.outputs[output];
+        typed
+            .select_output_outlets(&[outlet])
+            .map_err(|e| format!("{e:#}"))?;
         let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| format!("{e:#}"))?;
         Ok(Self {
             plan,
-            output,
             features,
             head,
         })
@@ -175,7 +183,7 @@ impl OnnxModel {
             ));
         }
         let outputs = self.run(values, rows)?;
-        let out = outputs[self.output]
+        let out = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         if out.len() != rows || !matches!(out.shape(), [r] | [r, 1] if *r == rows) {
@@ -201,7 +209,7 @@ impl OnnxModel {
             ));
         };
         let outputs = self.run(values, rows)?;
-        let probs = outputs[self.output]
+        let probs = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         if probs.shape() != [rows, classes] {
@@ -319,6 +327,26 @@ mod tests {
             assert!((total - 1.0).abs() < 1e-4);
             assert_eq!(row.confidence, row.probabilities[row.class_index]);
         }
+    }
+
+    /// skl2onnx classifiers also output the label (ArgMax, ArrayFeatureExtractor,
+    /// Reshape, Cast), which vigil derives from the probabilities itself.
+    #[test]
+    fn the_plan_computes_only_the_output_vigil_reads() {
+        let model = OnnxModel::load(MODELS[0].1, 6, 2).unwrap();
+        let graph = model.plan.model();
+        assert_eq!(graph.output_outlets().unwrap().len(), 1);
+        let label_path: Vec<&str> = graph
+            .nodes()
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|name| name.starts_with("ArgMax") || name.starts_with("ArrayFeatureExtractor"))
+            .collect();
+        assert!(label_path.is_empty(), "{label_path:?}");
+        let out = model
+            .predict(&[70.0, 250.0, 2.5, 45.0, 1500.0, 12.0], 1)
+            .unwrap();
+        assert_eq!(out[0].probabilities.len(), 2);
     }
 
     #[test]

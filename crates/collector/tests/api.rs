@@ -12,7 +12,7 @@ use vigil_collector::{CollectorConfig, CollectorState, app};
 use vigil_records::{RecordRef, WireRecord, packed};
 use vigil_store::Store;
 use vigil_store::testing::{Postgres, TempDir};
-use vigil_test_support::sample;
+use vigil_test_support::{eventually, sample};
 
 struct Reply {
     status: StatusCode,
@@ -830,16 +830,16 @@ async fn a_database_that_takes_no_write_is_down_until_it_does() {
     let until = |want: StatusCode, gauge: f64| {
         let app = app.clone();
         async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            loop {
+            eventually(std::time::Duration::from_secs(30), async || {
                 let ready = send(&app, get("/health/ready")).await.status;
                 let metrics = send(&app, get("/metrics")).await.text;
                 if ready == want && sample(&metrics, "logging_db_initialized") == gauge {
-                    return;
+                    Ok(())
+                } else {
+                    Err(format!("{ready}\n{metrics}"))
                 }
-                assert!(std::time::Instant::now() < deadline, "{ready}\n{metrics}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            })
+            .await
         }
     };
     until(StatusCode::OK, 1.0).await;

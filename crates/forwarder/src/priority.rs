@@ -172,7 +172,6 @@ impl Drop for StopOnExit {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
@@ -192,11 +191,13 @@ mod tests {
     /// Waits for the watchdog to raise the calling thread (it sends no signal: the
     /// thread's policy is the only trace).
     fn raised_within(limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while policy() != NormalThreadSchedulePolicy::Batch {
-            assert!(Instant::now() < deadline, "never raised");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        vigil_test_support::eventually_blocking(limit, || {
+            if policy() == NormalThreadSchedulePolicy::Batch {
+                Ok(())
+            } else {
+                Err("never raised".to_string())
+            }
+        })
     }
 
     #[test]

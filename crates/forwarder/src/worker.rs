@@ -332,6 +332,18 @@ mod tests {
     use vigil_records::RecordRef;
 
     use crate::testing::{dir, ids, metrics, record};
+
+    /// Waits for a state the worker reaches on its own (it signals none).
+    async fn until(never: &str, reached: impl Fn() -> bool) {
+        vigil_test_support::eventually(Duration::from_secs(30), async || {
+            if reached() {
+                Ok(())
+            } else {
+                Err(never.to_string())
+            }
+        })
+        .await
+    }
     use crate::{Batch, Delivered, Delivery, Forwarder, ForwarderConfig};
 
     /// Takes every batch as stored; tells the test when each came and what it held, and
@@ -389,20 +401,15 @@ mod tests {
         for id in ["a", "b", "c"] {
             handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while first.count(crate::Outcome::Spooled) < 3 {
-            assert!(Instant::now() < deadline, "never spooled");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never spooled", || {
+            first.count(crate::Outcome::Spooled) >= 3
+        })
+        .await;
         task.finish().await;
         let m = metrics();
         let (_handle, task) =
             Forwarder::start(config, m.clone(), FailsFirst { failures: 2 }).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while m.count(crate::Outcome::Sent) < 3 {
-            assert!(Instant::now() < deadline, "never stored");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never stored", || m.count(crate::Outcome::Sent) >= 3).await;
         assert_eq!(m.count(crate::Outcome::Retried), 6);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&spool);
@@ -449,11 +456,7 @@ mod tests {
         }
         // The batch failed, then its two replays (at once, and the replay timer's
         // first tick): down, and nothing more until an hour from now.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while m.count(crate::Outcome::Retried) < 4 {
-            assert!(Instant::now() < deadline, "never replayed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never replayed", || m.count(crate::Outcome::Retried) >= 4).await;
         broken.store(false, std::sync::atomic::Ordering::SeqCst);
         handle.persist_now(handle.submit(&RecordRef::from(&record("c"))));
         assert_eq!(task.finish().await, 1);
@@ -524,17 +527,13 @@ mod tests {
         for id in ["a1", "a2", "a3", "b1", "b2", "b3"] {
             handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while m.count(crate::Outcome::Retried) < 3 || m.count(crate::Outcome::Dropped) < 3 {
-            assert!(Instant::now() < deadline, "never tried again from memory");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never tried again from memory", || {
+            m.count(crate::Outcome::Retried) >= 3 && m.count(crate::Outcome::Dropped) >= 3
+        })
+        .await;
         assert_eq!(held.get(), 3);
         broken.store(false, std::sync::atomic::Ordering::SeqCst);
-        while m.count(crate::Outcome::Sent) < 2 {
-            assert!(Instant::now() < deadline, "never delivered");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never delivered", || m.count(crate::Outcome::Sent) >= 2).await;
         // The unreadable segment's three, and the one record refused: its two
         // neighbours were sent again without it.
         assert_eq!(m.count(crate::Outcome::Dropped), 4);
@@ -587,11 +586,7 @@ mod tests {
         assert_eq!(m.count(crate::Outcome::Spooled), 6);
         assert_eq!(m.spool.get(), 6);
         release.notify_one();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while m.count(crate::Outcome::Sent) < 10 {
-            assert!(Instant::now() < deadline, "never stored");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("never stored", || m.count(crate::Outcome::Sent) >= 10).await;
         assert_eq!(m.spool.get(), 0);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&spool);

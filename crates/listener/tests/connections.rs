@@ -200,11 +200,14 @@ async fn counted(m: &ConnectionMetrics, reason: CloseReason, n: u64) {
 
 /// Polls `cond` (a state the server reaches on its own: a gauge going down).
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    vigil_test_support::eventually(PATIENCE, async || {
+        if cond() {
+            Ok(())
+        } else {
+            Err(format!("never: {what}"))
+        }
+    })
+    .await
 }
 
 fn config() -> ListenerConfig {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use serde_json::Value;
@@ -725,11 +725,14 @@ fn append(path: &PathBuf, text: &str) {
 }
 
 fn wait_for(out: &Shared, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while out.lines().len() < n {
-        assert!(Instant::now() < deadline, "only got {:?}", out.lines());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    vigil_test_support::eventually_blocking(Duration::from_secs(10), || {
+        let lines = out.lines();
+        if lines.len() >= n {
+            Ok(())
+        } else {
+            Err(format!("only got {lines:?}"))
+        }
+    })
 }
 
 /// Runs `args` (with `--follow`) on a thread until `stop` is set.

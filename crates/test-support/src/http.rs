@@ -1,6 +1,6 @@
 //! HTTP helpers for tests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -46,16 +46,13 @@ pub async fn wait_for_metric_at(url: &str, series: &str, value: f64) {
 
 /// [`wait_for_metric_at`] for a wait whose condition takes longer than most, by design.
 pub async fn wait_for_metric_within(url: &str, series: &str, value: f64, patience: Duration) {
-    let deadline = Instant::now() + patience;
-    loop {
+    crate::eventually(patience, async || {
         let text = get_text(url).await;
         if try_sample(&text, series) == Some(value) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{series} is not {value}:\n{text}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {value}:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    })
+    .await
 }

@@ -1,8 +1,10 @@
 //! What vigil's tests share: the real binary as a child process ([`process`]), free
 //! ports and temporary directories, Prometheus text parsing ([`prometheus`]) and HTTP
-//! helpers ([`http`], and in process with [`oneshot`]), the model zoo ([`zoo`]) and
-//! Python venvs for test tooling ([`python`]). A dev-dependency only.
+//! helpers ([`http`], and in process with [`oneshot`]), polling for a state nothing
+//! signals ([`eventually`]), the model zoo ([`zoo`]) and Python venvs for test tooling
+//! ([`python`]). A dev-dependency only.
 
+pub mod eventually;
 pub mod http;
 pub mod multipart;
 pub mod oneshot;
@@ -11,6 +13,7 @@ pub mod prometheus;
 pub mod python;
 pub mod zoo;
 
+pub use eventually::{eventually, eventually_blocking};
 pub use http::{
     get_json, get_json_with_key, get_text, post_json, wait_for_metric_at, wait_for_metric_within,
 };

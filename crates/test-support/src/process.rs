@@ -120,21 +120,16 @@ impl Vigil {
 
     /// The address a service logged in its `listening` line.
     pub fn address_of(&self, service: &str) -> std::net::SocketAddr {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let found = self
-                .lines
+        let listened = crate::eventually_blocking(PATIENCE, || {
+            self.lines
                 .lock()
                 .unwrap()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["message"] == "listening" && v["service"] == service);
-            if let Some(v) = found {
-                return v["address"].as_str().unwrap().parse().unwrap();
-            }
-            assert!(Instant::now() < deadline, "{service} never listened");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+                .find(|v| v["message"] == "listening" && v["service"] == service)
+                .ok_or_else(|| format!("{service} never listened"))
+        });
+        listened["address"].as_str().unwrap().parse().unwrap()
     }
 
     /// The data directory this instance was started with.
@@ -180,15 +175,14 @@ impl Vigil {
 
     /// Blocks until a stderr line contains `text`; returns every stderr line so far.
     pub fn wait_for_stderr(&self, text: &str) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        crate::eventually_blocking(PATIENCE, || {
             let lines = self.errors.lock().unwrap().clone();
             if lines.iter().any(|l| l.contains(text)) {
-                return lines;
+                Ok(lines)
+            } else {
+                Err(format!("no stderr line with {text:?}"))
             }
-            assert!(Instant::now() < deadline, "no stderr line with {text:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        })
     }
 
     /// The admin key `vigil up` printed on its first start (waits until it is up).
@@ -246,17 +240,12 @@ impl Vigil {
                 .args(["-TERM", &child.id().to_string()])
                 .status();
         }
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "vigil did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = crate::eventually_blocking(PATIENCE, || {
+            child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "vigil did not exit after SIGTERM".to_string())
+        });
         // The reader thread sees EOF once the process is gone; give it the last lines.
         let rx = self.seen.lock().unwrap();
         while rx.recv_timeout(Duration::from_secs(5)).is_ok() {}

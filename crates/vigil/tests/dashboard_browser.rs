@@ -13,7 +13,7 @@
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Emulation, Network, Page};
@@ -59,11 +59,13 @@ fn eval_bool(tab: &Tab, expression: &str) -> bool {
 
 /// Waits for the page itself to show something (the readiness signal is the page).
 fn wait_until(tab: &Tab, what: &str, expression: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while !eval_bool(tab, expression) {
-        assert!(Instant::now() < deadline, "the page never showed {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vigil_test_support::eventually_blocking(within, || {
+        if eval_bool(tab, expression) {
+            Ok(())
+        } else {
+            Err(format!("the page never showed {what}"))
+        }
+    })
 }
 
 fn visible(id: &str) -> String {

@@ -5,10 +5,10 @@
 //! collector in process, is covered by the browser test.)
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use vigil_test_support::{TempDir, Vigil, get_json_with_key, post_json, vigil_binary};
+use vigil_test_support::{TempDir, Vigil, eventually, get_json_with_key, post_json, vigil_binary};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -31,16 +31,16 @@ fn create_admin_key(data_dir: &std::path::Path) -> String {
 /// sampler reads them every 5 s); returns that part.
 async fn overview_until(url: &str, key: &str, part: &str, done: impl Fn(&Value) -> bool) -> Value {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(PATIENCE, async || {
         let overview = get_json_with_key(&http, url, key).await;
         let view = overview[part].clone();
         if done(&view) {
-            return view;
+            Ok(view)
+        } else {
+            Err(format!("{part} stayed {view}"))
         }
-        assert!(Instant::now() < deadline, "{part} stayed {view}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

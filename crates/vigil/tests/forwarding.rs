@@ -2,10 +2,10 @@
 //! spool, replayed on recovery), killed mid-stream (retries and idempotent ids), and
 //! across a SIGTERM of `vigil up` right after the responses.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use vigil_test_support::{Vigil, free_port, get_json, get_text, sample};
+use vigil_test_support::{Vigil, eventually, free_port, get_json, get_text, sample};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -40,22 +40,19 @@ async fn stored(client: &reqwest::Client, collector: &str) -> u64 {
 
 /// Waits (the readiness condition, not a fixed sleep) until the collector holds `n` rows.
 async fn wait_stored(client: &reqwest::Client, collector: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let got = eventually(Duration::from_secs(60), async || {
         let got = stored(client, collector).await;
         if got >= n {
-            assert_eq!(
-                got, n,
-                "more rows than predictions: something was stored twice"
-            );
-            return;
+            Ok(got)
+        } else {
+            Err(format!("only {got} of {n} records arrived"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {got} of {n} records arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        got, n,
+        "more rows than predictions: something was stored twice"
+    );
 }
 
 /// `vigil up` stores in batches of 10,000 (what a batch costs is per batch, and nothing
@@ -97,19 +94,19 @@ async fn records_spooled_while_the_collector_is_down_arrive_exactly_once() {
     let client = reqwest::Client::new();
     predict(&client, &format!("http://{}", serve.addr), 300).await;
     // All 300 end up on disk (none sent, none dropped).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let m = eventually(Duration::from_secs(30), async || {
         let m = serve.metrics().await;
         if sample(&m, "prediction_log_spool_records") == 300.0 {
-            assert_eq!(
-                sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
-                0.0
-            );
-            break;
+            Ok(m)
+        } else {
+            Err(format!("records were not spooled:\n{m}"))
         }
-        assert!(Instant::now() < deadline, "records were not spooled:\n{m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        sample(&m, "prediction_log_records_total{outcome=\"dropped\"}"),
+        0.0
+    );
     let data = tempdir("collector-data");
     let collector = Vigil::start_command(
         "collector",
@@ -319,19 +316,19 @@ async fn a_lost_acknowledgement_is_retried_without_storing_twice() {
     let base = format!("http://{upstream}");
     wait_stored(&client, &base, 40).await;
     // Settle: every record has been acknowledged once.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let m = eventually(Duration::from_secs(30), async || {
         let m = serve.metrics().await;
         if sample(&m, "prediction_log_records_total{outcome=\"sent\"}") == 40.0 {
-            assert!(
-                sample(&m, "prediction_log_records_total{outcome=\"retried\"}") > 0.0,
-                "{m}"
-            );
-            break;
+            Ok(m)
+        } else {
+            Err(m)
         }
-        assert!(Instant::now() < deadline, "{m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert!(
+        sample(&m, "prediction_log_records_total{outcome=\"retried\"}") > 0.0,
+        "{m}"
+    );
     let m = get_text(format!("{base}/metrics")).await;
     assert!(
         sample(&m, "logging_duplicate_records_total") > 0.0,

@@ -3,25 +3,27 @@
 //! grade the model; `vigil serve --collector-url` announces its cards over HTTP to a
 //! collector that starts after it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use vigil_test_support::{Vigil, free_port, get_json, get_text, post_json, try_sample};
+use vigil_test_support::{
+    Vigil, eventually, free_port, get_json, get_text, post_json, try_sample, wait_for_metric_within,
+};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Polls the collector's `/models` until it knows `n` cards.
 async fn wait_for_cards(client: &reqwest::Client, collector: &str, n: usize) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(PATIENCE, async || {
         let cards: Value = get_json(client, format!("{collector}/models")).await;
         if cards["models"].as_array().is_some_and(|m| m.len() >= n) {
-            return cards;
+            Ok(cards)
+        } else {
+            Err(format!("cards never arrived: {cards}"))
         }
-        assert!(Instant::now() < deadline, "cards never arrived: {cards}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -92,20 +94,17 @@ async fn up_grades_its_answers_by_the_labels_sent_for_them() {
     // the five old labels are outside the gauges' window, so the graded count can
     // reach 50 while one of them still waits for its prediction to be stored.
     let series = "model_quality_labels{model=\"defect-detector\"}";
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(PATIENCE, async || {
         let metrics = get_text(format!("{collector}/metrics")).await;
         if try_sample(&metrics, series) == Some(50.0)
             && try_sample(&metrics, "feedback_pending_labels") == Some(0.0)
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("labels never all graded: {metrics}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "labels never all graded: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let metrics = get_text(format!("{collector}/metrics")).await;
     assert_eq!(
         try_sample(&metrics, "model_accuracy{model=\"defect-detector\"}"),
@@ -192,11 +191,7 @@ async fn the_collectors_lines_about_a_request_carry_its_ids() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let series = "model_quality_labels{model=\"defect-detector\"}";
-    let deadline = Instant::now() + PATIENCE;
-    while try_sample(&get_text(format!("{collector}/metrics")).await, series) != Some(1.0) {
-        assert!(Instant::now() < deadline, "the label never joined");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_metric_within(&format!("{collector}/metrics"), series, 1.0, PATIENCE).await;
     let lines: Vec<Value> = up
         .stdout_after_stop()
         .lines()

@@ -4,10 +4,9 @@
 //! and keys never reaching a log line.
 
 use std::process::Command;
-use std::time::Instant;
 
 use serde_json::{Value, json};
-use vigil_test_support::{TempDir, Vigil, vigil_binary};
+use vigil_test_support::{TempDir, Vigil, eventually, eventually_blocking, vigil_binary};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -44,15 +43,15 @@ async fn status(vigil: &Vigil, method: &str, path: &str, key: Option<&str>) -> u
 
 /// Polls until `path` answers `want` (the services pick key changes up within seconds).
 async fn wait_for_status(vigil: &Vigil, path: &str, key: Option<&str>, want: u16) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(PATIENCE, async || {
         let got = status(vigil, "POST", path, key).await;
         if got == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{path} stayed {got}, not {want}"))
         }
-        assert!(Instant::now() < deadline, "{path} stayed {got}, not {want}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn access_lines<'a>(lines: &'a [Value], path: &'a str) -> impl Iterator<Item = &'a Value> {
@@ -270,14 +269,11 @@ fn a_key_that_cannot_be_shown_is_not_stored() {
         .stderr(full())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = up.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "vigil up kept running");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = eventually_blocking(PATIENCE, || {
+        up.try_wait()
+            .unwrap()
+            .ok_or_else(|| "vigil up kept running".to_string())
+    });
     assert_eq!(status.code(), Some(1));
     let (ok, listed, _) = keys(dir.path(), &["list", "--json"]);
     assert!(ok);

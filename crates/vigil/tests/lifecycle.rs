@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use vigil_model::bundled::MODELS;
-use vigil_test_support::{TempDir, Vigil, multipart, post_json};
+use vigil_test_support::{TempDir, Vigil, eventually, eventually_blocking, multipart, post_json};
 
 const CLIENTS: usize = 4;
 
@@ -37,18 +37,15 @@ async fn served_at_least(metrics_url: &str, version: &str, n: f64) {
     let metric = format!(
         "predictions_total{{model=\"defect-detector\",version=\"{version}\",status=\"success\"}}"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), async || {
         let text = vigil_test_support::get_text(metrics_url).await;
         if vigil_test_support::try_sample(&text, &metric).unwrap_or(0.0) >= n {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{version} never served {n} predictions"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{version} never served {n} predictions"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -152,23 +149,19 @@ fn copy_models(to: &std::path::Path) {
 
 /// Waits for the next `models_rescanned` or `models_rescan_failed` line after `seen`.
 fn next_rescan(vigil: &Vigil, seen: &mut usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let lines = vigil.lines();
-        let found: Vec<Value> = lines
+    let line = eventually_blocking(Duration::from_secs(20), || {
+        vigil
+            .lines()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| {
                 v["message"] == "models_rescanned" || v["message"] == "models_rescan_failed"
             })
-            .collect();
-        if found.len() > *seen {
-            *seen += 1;
-            return found[*seen - 1].clone();
-        }
-        assert!(Instant::now() < deadline, "no rescan line");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+            .nth(*seen)
+            .ok_or_else(|| "no rescan line".to_string())
+    });
+    *seen += 1;
+    line
 }
 
 async fn version(vigil: &Vigil, model: &str) -> (u16, String) {

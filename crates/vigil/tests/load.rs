@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigil_test_support::{Vigil, free_port, get_text, sample};
+use vigil_test_support::{Vigil, eventually, free_port, get_text, sample};
 
 async fn load(args: &[&str]) -> (Option<i32>, Value, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -162,14 +162,15 @@ async fn without_a_limit_it_runs_until_interrupted_and_still_reports() {
         .unwrap();
     // Readiness signal: the server has answered some of its requests.
     let series = r#"predictions_total{model="defect-detector",version="1.0.0",status="success"}"#;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while sample(&vigil.metrics().await, series) < 20.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "vigil load sent nothing"
-        );
-        tokio::task::yield_now().await;
-    }
+    eventually(Duration::from_secs(30), async || {
+        let answered = sample(&vigil.metrics().await, series);
+        if answered >= 20.0 {
+            Ok(())
+        } else {
+            Err(format!("vigil load sent {answered} requests"))
+        }
+    })
+    .await;
     kill("INT", child.id().unwrap());
     // Every request answers in milliseconds: far inside the 2 s grace.
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
@@ -257,20 +258,17 @@ async fn feedback_with_label_noise_moves_measured_accuracy_to_match() {
     assert!((60..=120).contains(&wrong), "{report}");
     // Labels sent before their record arrived wait, then join: all 300 are graded.
     let series = "model_quality_labels{model=\"defect-detector\"}";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    let text = eventually(Duration::from_secs(60), async || {
         let text = get_text(format!("{collector}/metrics")).await;
         if vigil_test_support::try_sample(&text, series) == Some(300.0) {
-            let accuracy = sample(&text, "model_accuracy{model=\"defect-detector\"}");
-            assert_eq!(accuracy, (300 - wrong) as f64 / 300.0, "{report}");
-            break;
+            Ok(text)
+        } else {
+            Err(format!("labels never all graded: {report}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "labels never all graded: {report}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    let accuracy = sample(&text, "model_accuracy{model=\"defect-detector\"}");
+    assert_eq!(accuracy, (300 - wrong) as f64 / 300.0, "{report}");
 }
 
 /// `--duration` ends the run on time even when the next tick lies past it: at half a
@@ -316,15 +314,17 @@ async fn an_interrupt_during_the_feedback_delay_sends_the_labels_now() {
         .unwrap();
     // Readiness signal: the server has answered all twenty.
     let series = r#"predictions_total{model="defect-detector",version="1.0.0",status="success"}"#;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let metrics = format!("{target}/metrics");
-    while vigil_test_support::try_sample(&get_text(&metrics).await, series).unwrap_or(0.0) < 20.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "vigil load sent nothing"
-        );
-        tokio::task::yield_now().await;
-    }
+    eventually(Duration::from_secs(30), async || {
+        let text = get_text(&metrics).await;
+        let answered = vigil_test_support::try_sample(&text, series).unwrap_or(0.0);
+        if answered >= 20.0 {
+            Ok(())
+        } else {
+            Err(format!("vigil load sent {answered} requests"))
+        }
+    })
+    .await;
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -363,8 +363,7 @@ async fn an_api_key_opens_a_service_that_needs_one() {
     let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     let target = vigil.url("");
     // The service re-reads its key file within seconds: wait for the 401.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), async || {
         let status = reqwest::Client::new()
             .post(vigil.url("/predict"))
             .json(&serde_json::json!({"features": [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0]}))
@@ -373,14 +372,12 @@ async fn an_api_key_opens_a_service_that_needs_one() {
             .unwrap()
             .status();
         if status == 401 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("the key never applied: {status}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the key never applied"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let args = ["--target", &target, "--requests", "10", "--rate", "100"];
     let (code, report, _) = load(&args).await;
     assert_eq!(code, Some(1));

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use vigil_test_support::http::{get_json, get_text, post_json, wait_for_metric_at};
 use vigil_test_support::prometheus::sample;
-use vigil_test_support::{TempDir, Vigil, vigil_binary, zoo};
+use vigil_test_support::{TempDir, Vigil, eventually, vigil_binary, zoo};
 
 fn vigil(args: &[&str]) -> Output {
     Command::new(vigil_binary()).args(args).output().unwrap()
@@ -658,15 +658,15 @@ async fn a_task_change_at_a_rescan_leaves_the_other_tasks_series_behind() {
         let (http, server) = (&http, &server);
         async move {
             server.signal("HUP");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            loop {
+            eventually(std::time::Duration::from_secs(20), async || {
                 let info = get_json(http, server.url("/models/m")).await;
                 if info["task"] == task {
-                    break;
+                    Ok(())
+                } else {
+                    Err(info.to_string())
                 }
-                assert!(std::time::Instant::now() < deadline, "{info}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            })
+            .await;
             get_text(server.url("/metrics")).await
         }
     };

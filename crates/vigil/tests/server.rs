@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vigil_test_support::{Vigil, get_json, get_text, histogram_invariants, post_json, sample};
+use vigil_test_support::{
+    Vigil, eventually, get_json, get_text, histogram_invariants, post_json, sample,
+};
 
 const GOOD: [f64; 6] = [70.0, 250.0, 2.5, 45.0, 1500.0, 12.0];
 
@@ -320,8 +322,7 @@ async fn clients_that_vanish_leave_the_in_flight_gauge_at_its_floor() {
     }
     // Readiness: all ten requests have been seen through to their end (the body read
     // fails when the client goes away, or the request is dropped as 499).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let text = loop {
+    let text = eventually(Duration::from_secs(30), async || {
         let text = vigil.metrics().await;
         let finished: f64 = text
             .lines()
@@ -329,14 +330,12 @@ async fn clients_that_vanish_leave_the_in_flight_gauge_at_its_floor() {
             .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
             .sum();
         if finished >= 10.0 {
-            break text;
+            Ok(text)
+        } else {
+            Err(format!("requests never finished:\n{text}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "requests never finished:\n{text}"
-        );
-        tokio::task::yield_now().await;
-    };
+    })
+    .await;
     // The scrape itself is the one request left in flight.
     assert_eq!(sample(&text, "http_requests_in_flight"), 1.0);
     assert!(!text.contains("route=\"/predict\",status=\"5"), "{text}");

@@ -82,7 +82,7 @@ impl Drop for PendingSave {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     use tokio::runtime::Handle;
     use vigil_model::bundled::MODELS;
     use vigil_test_support::TempDir;
@@ -135,14 +135,14 @@ mod tests {
     }
 
     async fn undone(store: &VersionStore, version: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while store.ever_kept("digits", version) {
-            assert!(
-                Instant::now() < deadline,
-                "the abandoned save of {version} was not undone"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        vigil_test_support::eventually(Duration::from_secs(10), async || {
+            if store.ever_kept("digits", version) {
+                Err(format!("the abandoned save of {version} was not undone"))
+            } else {
+                Ok(())
+            }
+        })
+        .await
     }
 
     #[tokio::test]

@@ -331,19 +331,12 @@ mod tests {
 
     use vigil_records::RecordRef;
 
+    use vigil_test_support::until;
+
     use crate::testing::{dir, ids, metrics, record};
 
-    /// Waits for a state the worker reaches on its own (it signals none).
-    async fn until(never: &str, reached: impl Fn() -> bool) {
-        vigil_test_support::eventually(Duration::from_secs(30), async || {
-            if reached() {
-                Ok(())
-            } else {
-                Err(never.to_string())
-            }
-        })
-        .await
-    }
+    /// How long a test waits for a state the worker reaches on its own.
+    const PATIENCE: Duration = Duration::from_secs(30);
     use crate::{Batch, Delivered, Delivery, Forwarder, ForwarderConfig};
 
     /// Takes every batch as stored; tells the test when each came and what it held, and
@@ -401,7 +394,7 @@ mod tests {
         for id in ["a", "b", "c"] {
             handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
         }
-        until("never spooled", || {
+        until(PATIENCE, "never spooled", || {
             first.count(crate::Outcome::Spooled) >= 3
         })
         .await;
@@ -409,7 +402,10 @@ mod tests {
         let m = metrics();
         let (_handle, task) =
             Forwarder::start(config, m.clone(), FailsFirst { failures: 2 }).unwrap();
-        until("never stored", || m.count(crate::Outcome::Sent) >= 3).await;
+        until(PATIENCE, "never stored", || {
+            m.count(crate::Outcome::Sent) >= 3
+        })
+        .await;
         assert_eq!(m.count(crate::Outcome::Retried), 6);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&spool);
@@ -456,7 +452,10 @@ mod tests {
         }
         // The batch failed, then its two replays (at once, and the replay timer's
         // first tick): down, and nothing more until an hour from now.
-        until("never replayed", || m.count(crate::Outcome::Retried) >= 4).await;
+        until(PATIENCE, "never replayed", || {
+            m.count(crate::Outcome::Retried) >= 4
+        })
+        .await;
         broken.store(false, std::sync::atomic::Ordering::SeqCst);
         handle.persist_now(handle.submit(&RecordRef::from(&record("c"))));
         assert_eq!(task.finish().await, 1);
@@ -527,13 +526,16 @@ mod tests {
         for id in ["a1", "a2", "a3", "b1", "b2", "b3"] {
             handle.persist_now(handle.submit(&RecordRef::from(&record(id))));
         }
-        until("never tried again from memory", || {
+        until(PATIENCE, "never tried again from memory", || {
             m.count(crate::Outcome::Retried) >= 3 && m.count(crate::Outcome::Dropped) >= 3
         })
         .await;
         assert_eq!(held.get(), 3);
         broken.store(false, std::sync::atomic::Ordering::SeqCst);
-        until("never delivered", || m.count(crate::Outcome::Sent) >= 2).await;
+        until(PATIENCE, "never delivered", || {
+            m.count(crate::Outcome::Sent) >= 2
+        })
+        .await;
         // The unreadable segment's three, and the one record refused: its two
         // neighbours were sent again without it.
         assert_eq!(m.count(crate::Outcome::Dropped), 4);
@@ -586,7 +588,10 @@ mod tests {
         assert_eq!(m.count(crate::Outcome::Spooled), 6);
         assert_eq!(m.spool.get(), 6);
         release.notify_one();
-        until("never stored", || m.count(crate::Outcome::Sent) >= 10).await;
+        until(PATIENCE, "never stored", || {
+            m.count(crate::Outcome::Sent) >= 10
+        })
+        .await;
         assert_eq!(m.spool.get(), 0);
         task.finish().await;
         let _ = std::fs::remove_dir_all(&spool);

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use vigil_listener::{
     CloseReason, ConnectionMetrics, ListenerConfig, MalformedAnswer, Placement, serve,
 };
+use vigil_test_support::until;
 
 /// How long a test waits for something that should happen much sooner.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -189,25 +190,15 @@ async fn closed_by_server(s: &mut TcpStream) -> Instant {
 /// counts its close after the socket is gone, on its own thread, so a client that has
 /// seen the close may look a moment before the count.
 async fn counted(m: &ConnectionMetrics, reason: CloseReason, n: u64) {
-    eventually(&format!("{n} connections closed for {reason:?}"), || {
-        m.closed(reason) == n
-    })
+    until(
+        PATIENCE,
+        &format!("never: {n} connections closed for {reason:?}"),
+        || m.closed(reason) == n,
+    )
     .await;
     // No more than that either, a moment later.
     tokio::task::yield_now().await;
     assert_eq!(m.closed(reason), n);
-}
-
-/// Polls `cond` (a state the server reaches on its own: a gauge going down).
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    vigil_test_support::eventually(PATIENCE, async || {
-        if cond() {
-            Ok(())
-        } else {
-            Err(format!("never: {what}"))
-        }
-    })
-    .await
 }
 
 fn config() -> ListenerConfig {
@@ -269,9 +260,14 @@ async fn slow_heads_are_closed_after_the_header_timeout_while_others_are_served(
     assert_eq!(m.closed(CloseReason::error), 0);
     assert_eq!(m.closed(CloseReason::limit), 0);
     // Only the well-behaved connection is left; once it goes, none.
-    eventually("only the normal client's connection open", || m.open() == 1).await;
+    until(
+        PATIENCE,
+        "never: only the normal client's connection open",
+        || m.open() == 1,
+    )
+    .await;
     drop(normal);
-    eventually("no connection open", || m.open() == 0).await;
+    until(PATIENCE, "never: no connection open", || m.open() == 0).await;
     assert_eq!(m.closed(CloseReason::normal), 1);
 }
 
@@ -297,7 +293,7 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_tim
     let m = &server.metrics;
     counted(m, CloseReason::idle_timeout, 1).await;
     assert_eq!(m.closed(CloseReason::header_timeout), 0);
-    eventually("no connection open", || m.open() == 0).await;
+    until(PATIENCE, "never: no connection open", || m.open() == 0).await;
 }
 
 #[tokio::test]
@@ -388,7 +384,10 @@ async fn connections_beyond_the_cap_are_refused_and_counted_while_open_ones_are_
 
     // A freed slot is taken by the next client.
     drop(open.pop());
-    eventually("a slot is free", || m.open() == CAP as i64 - 1).await;
+    until(PATIENCE, "never: a slot is free", || {
+        m.open() == CAP as i64 - 1
+    })
+    .await;
     let mut next = TcpStream::connect(server.addr).await.unwrap();
     assert_eq!(get_on(&mut next, "/health/live").await.status, 200);
     assert_eq!(m.closed(CloseReason::limit), 3);

@@ -29,6 +29,19 @@ pub async fn eventually<T>(
     }
 }
 
+/// [`eventually`] for a condition with nothing to return: fails with `never` once
+/// `within` has passed without it.
+pub async fn until(within: Duration, never: &str, reached: impl Fn() -> bool) {
+    eventually(within, async || {
+        if reached() {
+            Ok(())
+        } else {
+            Err(never.to_string())
+        }
+    })
+    .await
+}
+
 /// [`eventually`] for a test or helper without a runtime: blocks the thread between
 /// checks.
 pub fn eventually_blocking<T>(within: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {

@@ -13,7 +13,7 @@ pub mod prometheus;
 pub mod python;
 pub mod zoo;
 
-pub use eventually::{eventually, eventually_blocking};
+pub use eventually::{eventually, eventually_blocking, until};
 pub use http::{
     get_json, get_json_with_key, get_text, post_json, wait_for_metric_at, wait_for_metric_within,
 };

@@ -135,12 +135,9 @@ mod tests {
     }
 
     async fn undone(store: &VersionStore, version: &str) {
-        vigil_test_support::eventually(Duration::from_secs(10), async || {
-            if store.ever_kept("digits", version) {
-                Err(format!("the abandoned save of {version} was not undone"))
-            } else {
-                Ok(())
-            }
+        let never = format!("the abandoned save of {version} was not undone");
+        vigil_test_support::until(Duration::from_secs(10), &never, || {
+            !store.ever_kept("digits", version)
         })
         .await
     }

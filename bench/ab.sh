@@ -10,7 +10,7 @@
 #   bench/ab.sh LABEL_A "ARGS_A" LABEL_B "ARGS_B" [duration_seconds=5] [connections=32]
 #   RUNS=8 (rounds); KEY_A / KEY_B: an API key each side's requests carry;
 #   BIN_A / BIN_B: another vigil binary for a side (two commits side by side; default
-#   target/release/vigil, built here); COMMAND=up: both sides run `vigil up` (every
+#   target/release/vigil, built here unless both are given); COMMAND=up: both sides run `vigil up` (every
 #   prediction stored in SQLite), and after each round the script waits until all of a
 #   side's predictions are stored, counting the wait in its req/s and its CPU; it also
 #   prints the forwarder thread's CPU per request apart (what storing costs, which
@@ -26,7 +26,7 @@ runs=${RUNS:-8}
 command=${COMMAND:-serve}
 case $command in serve | up) ;; *) echo "COMMAND must be serve or up" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-cargo build --release -q -p vigil
+[ -n "${BIN_A:-}" ] && [ -n "${BIN_B:-}" ] || cargo build --release -q -p vigil
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT

@@ -4,6 +4,7 @@
 
 pub mod bundled;
 pub mod card;
+pub mod cost;
 pub mod drift;
 pub mod error;
 pub mod input;
@@ -14,6 +15,7 @@ pub mod runtime;
 pub mod versions;
 
 pub use card::{ModelCard, Task};
+pub use cost::RowCost;
 pub use drift::{DriftMonitor, DriftSnapshot};
 pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
 pub use input::Batch;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::bundled;
 use crate::card::{ModelCard, Task};
+use crate::cost::RowCost;
 use crate::drift::DriftMonitor;
 use crate::error::LoadError;
 use crate::runtime::OnnxModel;
@@ -21,6 +22,8 @@ pub struct LoadedModel {
     pub card: ModelCard,
     pub runtime: OnnxModel,
     pub drift: DriftMonitor,
+    /// What its batches have recently cost a row (the scheduler's estimate).
+    pub cost: RowCost,
     /// How long parsing and optimising took.
     pub load_duration: Duration,
     pub loaded_at: SystemTime,
@@ -50,6 +53,7 @@ impl LoadedModel {
             card,
             runtime,
             drift,
+            cost: RowCost::default(),
             load_duration: started.elapsed(),
             loaded_at: SystemTime::now(),
             source,
@@ -66,6 +70,8 @@ impl LoadedModel {
             card: self.card.clone(),
             runtime: self.runtime.clone(),
             drift: DriftMonitor::new(&self.card, DRIFT_WINDOW),
+            // The same plan costs the same.
+            cost: self.cost.clone(),
             load_duration: self.load_duration,
             loaded_at: SystemTime::now(),
             source: self.source.clone(),

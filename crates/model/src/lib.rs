@@ -15,7 +15,7 @@ pub mod runtime;
 pub mod versions;
 
 pub use card::{ModelCard, Task};
-pub use cost::RowCost;
+pub use cost::BatchCost;
 pub use drift::{DriftMonitor, DriftSnapshot};
 pub use error::{CardError, InputError, InputErrorReason, LoadError, ModelError};
 pub use input::Batch;

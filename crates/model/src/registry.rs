@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::bundled;
 use crate::card::{ModelCard, Task};
-use crate::cost::RowCost;
+use crate::cost::BatchCost;
 use crate::drift::DriftMonitor;
 use crate::error::LoadError;
 use crate::runtime::OnnxModel;
@@ -22,8 +22,8 @@ pub struct LoadedModel {
     pub card: ModelCard,
     pub runtime: OnnxModel,
     pub drift: DriftMonitor,
-    /// What its batches have recently cost a row (the scheduler's estimate).
-    pub cost: RowCost,
+    /// What its batches have recently cost (the scheduler's estimate).
+    pub cost: BatchCost,
     /// How long parsing and optimising took.
     pub load_duration: Duration,
     pub loaded_at: SystemTime,
@@ -53,7 +53,7 @@ impl LoadedModel {
             card,
             runtime,
             drift,
-            cost: RowCost::default(),
+            cost: BatchCost::default(),
             load_duration: started.elapsed(),
             loaded_at: SystemTime::now(),
             source,

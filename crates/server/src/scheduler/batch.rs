@@ -12,11 +12,11 @@ use vigil_model::{LoadedModel, ModelError, Output};
 
 /// Where a batch ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// On one of the scheduler's inference threads.
+pub enum RanOn {
+    /// One of the scheduler's inference threads.
     InferenceThread,
-    /// On the connection thread that received the request, which ran it between
-    /// reading requests because the model's batches are cheap (see `local`).
+    /// The connection thread that received the request, which ran it between reading
+    /// requests because the model's batches are cheap (see `local`).
     ConnectionThread,
 }
 
@@ -28,7 +28,7 @@ pub struct Scheduled {
     pub queue: Duration,
     /// Model compute time of the (possibly merged) batch the job ran in.
     pub compute: Duration,
-    pub placement: Placement,
+    pub ran_on: RanOn,
 }
 
 pub(super) type Reply = oneshot::Sender<Result<Scheduled, ModelError>>;
@@ -38,8 +38,44 @@ pub(super) struct PredictJob {
     pub values: Vec<f32>,
     pub rows: usize,
     pub enqueued: Instant,
-    pub depth: Gauge,
+    pub queued: QueueCount,
     pub reply: Reply,
+}
+
+/// A job's place in `inference_queue_depth`, which counts the jobs waiting for an
+/// inference thread (the queue that can fill and refuse): counted when the job enters
+/// that queue, and uncounted exactly once, when it leaves it for a batch or is dropped
+/// on any path (a caller gone, a thread or a process stopping).
+pub(super) struct QueueCount {
+    depth: Gauge,
+    counted: bool,
+}
+
+impl QueueCount {
+    pub fn new(depth: &Gauge) -> Self {
+        Self {
+            depth: depth.clone(),
+            counted: false,
+        }
+    }
+
+    pub fn enter(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.depth.inc();
+        }
+    }
+
+    pub fn leave(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.depth.dec();
+        }
+    }
+}
+
+impl Drop for QueueCount {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 /// `first` plus every job in `queue` for the same model that fits in `max_rows`, in
@@ -61,9 +97,8 @@ pub(super) fn take_batch(
             continue;
         }
         if let Some(job) = queue.remove(i) {
-            if job.reply.is_closed() {
-                job.depth.dec();
-            } else {
+            // A closed job is dropped here, and leaves the count with it.
+            if !job.reply.is_closed() {
                 rows += job.rows;
                 batch.push(job);
             }
@@ -73,10 +108,10 @@ pub(super) fn take_batch(
 }
 
 /// Runs jobs of one model as one batch and answers each with its own rows.
-pub(super) fn run_jobs(mut jobs: Vec<PredictJob>, placement: Placement) {
+pub(super) fn run_jobs(mut jobs: Vec<PredictJob>, ran_on: RanOn) {
     let picked = Instant::now();
-    for job in &jobs {
-        job.depth.dec();
+    for job in &mut jobs {
+        job.queued.leave();
     }
     jobs.retain(|j| !j.reply.is_closed());
     if jobs.is_empty() {
@@ -111,7 +146,7 @@ pub(super) fn run_jobs(mut jobs: Vec<PredictJob>, placement: Placement) {
                     predictions: mine,
                     queue,
                     compute,
-                    placement,
+                    ran_on,
                 }));
             }
         }
@@ -133,7 +168,7 @@ pub(super) fn run_jobs(mut jobs: Vec<PredictJob>, placement: Placement) {
                     predictions,
                     queue,
                     compute,
-                    placement,
+                    ran_on,
                 }));
             }
         }

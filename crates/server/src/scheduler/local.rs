@@ -15,16 +15,26 @@
 //! other connections wait, so only a model whose recent batches cost little a row
 //! runs here, and only as many rows as fit in [`BUDGET`]; the rest, an unmeasured or
 //! expensive model and every job on a multi-threaded runtime (where blocking a worker
-//! stalls tasks it holds), go to the inference threads as before.
+//! stalls the tasks it holds), go to the inference threads as before.
+//!
+//! A turn's jobs belong to the turn, which its runner task holds, not to the thread:
+//! whichever thread ends up running or dropping the runner answers them or hands them
+//! to the inference threads. (One case waits longer than it should: two
+//! single-threaded runtimes alive on one thread, the second predicting while the
+//! first is not driven. The second's jobs join the first's open turn and wait until
+//! the first runs or is dropped. vigil does not do that; a runtime's identity, which
+//! would tell the two apart, is not in tokio's stable API.)
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::runtime::{Handle, RuntimeFlavor};
+use vigil_model::LoadedModel;
 
-use super::batch::{Placement, PredictJob, run_jobs, take_batch};
+use super::batch::{PredictJob, RanOn, run_jobs, take_batch};
 use super::pool::Pool;
 
 /// Most compute one turn's batches may take on a connection thread: what its other
@@ -32,17 +42,63 @@ use super::pool::Pool;
 /// a small model.
 pub(super) const BUDGET: Duration = Duration::from_micros(100);
 
+/// The jobs queued in one turn of a connection thread's event loop.
 #[derive(Default)]
-struct Local {
+struct Turn {
     jobs: VecDeque<PredictJob>,
-    /// Estimated compute of `jobs`.
-    planned: Duration,
-    /// A runner task is spawned and has not run yet.
-    scheduled: bool,
+    /// Each model in the turn with its rows so far: a turn's compute is estimated a
+    /// model at a time, as its jobs will be merged.
+    rows: Vec<(Arc<LoadedModel>, usize)>,
+    /// Its runner took the jobs: later ones start a new turn.
+    closed: bool,
+}
+
+impl Turn {
+    /// Takes `job` if the turn's estimated compute with it stays within the budget.
+    fn admit(&mut self, job: PredictJob) -> Result<(), PredictJob> {
+        let mut total = Duration::ZERO;
+        let mut mine = None;
+        for (i, (model, rows)) in self.rows.iter().enumerate() {
+            let rows = if Arc::ptr_eq(model, &job.model) {
+                mine = Some(i);
+                rows + job.rows
+            } else {
+                *rows
+            };
+            total = total.saturating_add(estimate(model, rows));
+        }
+        if mine.is_none() {
+            total = total.saturating_add(estimate(&job.model, job.rows));
+        }
+        if total > BUDGET {
+            return Err(job);
+        }
+        match mine {
+            Some(i) => self.rows[i].1 += job.rows,
+            None => self.rows.push((job.model.clone(), job.rows)),
+        }
+        self.jobs.push_back(job);
+        Ok(())
+    }
+
+    /// The jobs, for the runner; the turn takes no more.
+    fn close(&mut self) -> VecDeque<PredictJob> {
+        self.closed = true;
+        // The models too: a closed turn may stay referenced until the thread's next
+        // job, and must not keep an unloaded model alive until then.
+        self.rows.clear();
+        std::mem::take(&mut self.jobs)
+    }
+}
+
+/// A bound on `rows` rows of `model`; an unmeasured model counts as over any budget.
+fn estimate(model: &LoadedModel, rows: usize) -> Duration {
+    model.cost.estimate(rows).unwrap_or(Duration::MAX)
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+    /// The turn this thread is filling, until its runner takes it.
+    static FILLING: RefCell<Option<Arc<Mutex<Turn>>>> = const { RefCell::new(None) };
 }
 
 /// Queues `job` on this thread when it may run here; gives it back when it may not.
@@ -50,30 +106,28 @@ pub(super) fn offer(job: PredictJob, pool: &Arc<Pool>) -> Result<(), PredictJob>
     if !on_single_threaded_runtime() {
         return Err(job);
     }
-    let Some(cost) = job.model.cost.estimate(job.rows) else {
-        // Never measured: the first batch runs on an inference thread, which
-        // measures it.
-        return Err(job);
-    };
-    let first = LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        if local.planned + cost > BUDGET {
-            return Err(job);
+    let started = FILLING.with(|filling| {
+        let mut filling = filling.borrow_mut();
+        if let Some(turn) = filling.as_ref() {
+            let mut turn = turn.lock();
+            if !turn.closed {
+                return turn.admit(job).map(|()| None);
+            }
         }
-        local.planned += cost;
-        job.depth.inc();
-        local.jobs.push_back(job);
-        Ok(!std::mem::replace(&mut local.scheduled, true))
+        let mut turn = Turn::default();
+        turn.admit(job)?;
+        let turn = Arc::new(Mutex::new(turn));
+        *filling = Some(turn.clone());
+        Ok(Some(turn))
     })?;
-    if first {
+    if let Some(turn) = started {
         // Spawned now, it is polled after the tasks this turn already woke: the other
-        // requests read in this turn queue their jobs first. Outside the borrow: a
-        // runtime that is shutting down drops the task at once, and its `Drop` takes
-        // the queue.
+        // requests read in this turn queue their jobs first.
         tokio::spawn(
             Runner {
+                turn,
                 pool: pool.clone(),
-                ran: false,
+                jobs: VecDeque::new(),
             }
             .run(),
         );
@@ -85,43 +139,33 @@ fn on_single_threaded_runtime() -> bool {
     Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
 }
 
-/// Runs this thread's queued jobs once it is polled. Dropped without running (its
-/// runtime shut down first), it hands them to the inference threads, so no job waits
-/// for a runner that will never come.
+/// Runs a turn's jobs once it is polled.
 struct Runner {
+    turn: Arc<Mutex<Turn>>,
     pool: Arc<Pool>,
-    ran: bool,
+    /// The turn's jobs not run yet.
+    jobs: VecDeque<PredictJob>,
 }
 
 impl Runner {
     async fn run(mut self) {
-        self.ran = true;
-        let mut jobs = take_all();
-        while let Some(first) = jobs.pop_front() {
-            let batch = take_batch(&mut jobs, first, self.pool.max_rows);
-            run_jobs(batch, Placement::ConnectionThread);
+        self.jobs = self.turn.lock().close();
+        while let Some(first) = self.jobs.pop_front() {
+            let batch = take_batch(&mut self.jobs, first, self.pool.max_rows());
+            run_jobs(batch, RanOn::ConnectionThread);
         }
     }
 }
 
 impl Drop for Runner {
+    /// Dropped before it ran (its runtime stopped first) or stopped by a panic in a
+    /// batch: the jobs left go to the inference threads, so none waits for a runner
+    /// that will never come.
     fn drop(&mut self) {
-        if !self.ran {
-            self.pool.hand_over(take_all());
+        let mut left = std::mem::take(&mut self.jobs);
+        left.extend(self.turn.lock().close());
+        if !left.is_empty() {
+            self.pool.hand_over(left);
         }
     }
-}
-
-/// This thread's queued jobs, leaving it ready for the next turn's.
-fn take_all() -> VecDeque<PredictJob> {
-    // `try_with`: a runner dropped while its thread exits finds the queue gone, and
-    // with it the jobs, whose callers then hear that no worker answered.
-    LOCAL
-        .try_with(|local| {
-            let mut local = local.borrow_mut();
-            local.scheduled = false;
-            local.planned = Duration::ZERO;
-            std::mem::take(&mut local.jobs)
-        })
-        .unwrap_or_default()
 }

@@ -19,8 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::oneshot;
 use vigil_model::{Batch, LoadedModel};
 
-use batch::PredictJob;
-pub use batch::{Placement, Scheduled};
+use batch::{PredictJob, QueueCount};
+pub use batch::{RanOn, Scheduled};
 use pool::Pool;
 
 use crate::error::ApiError;
@@ -82,7 +82,7 @@ impl Scheduler {
             values: batch.values,
             rows: batch.rows,
             enqueued: Instant::now(),
-            depth: depth.clone(),
+            queued: QueueCount::new(depth),
             reply,
         };
         let offered = if self.all_to_the_pool() {
@@ -105,7 +105,7 @@ impl Scheduler {
     fn all_to_the_pool(&self) -> bool {
         #[cfg(feature = "test-util")]
         {
-            self.pool.held.load(std::sync::atomic::Ordering::SeqCst) > 0
+            self.pool.held()
         }
         #[cfg(not(feature = "test-util"))]
         {
@@ -125,6 +125,7 @@ impl Scheduler {
         hold
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +163,7 @@ mod tests {
             let done = done.unwrap();
             assert_eq!(done.predictions.len(), rows.len());
             for (row, p) in rows.iter().zip(&done.predictions) {
-                let expected = if row == &ROW { 0 } else { 1 };
-                let Output::Class(p) = p else {
-                    panic!("a classifier answered {p:?}")
-                };
-                assert_eq!(p.class_index, expected);
+                assert_eq!(class_of(p), usize::from(row == &HOT));
             }
         }
         assert_eq!(depth.get(), 0);
@@ -180,10 +177,17 @@ mod tests {
         p.class_index
     }
 
-    /// The default model with one batch measured, as after its first request.
+    /// Makes `model` measured as cheap, whatever its cold first run cost.
+    fn seed_cheap(model: &LoadedModel) {
+        for _ in 0..128 {
+            model.cost.observe(Duration::from_micros(5), 1);
+        }
+    }
+
+    /// A bundled model measured as cheap, as after its first requests.
     fn measured(registry: &ModelRegistry, name: &str) -> Arc<LoadedModel> {
         let model = registry.get(name).unwrap().clone();
-        model.cost.observe(Duration::from_micros(5), 1);
+        seed_cheap(&model);
         model
     }
 
@@ -194,7 +198,7 @@ mod tests {
         let scheduler = Scheduler::new(1, 64, 1024);
         let depth = Gauge::default();
         let first = scheduler.run(model.clone(), batch(&[ROW]), &depth).await;
-        assert_eq!(first.unwrap().placement, Placement::InferenceThread);
+        assert_eq!(first.unwrap().ran_on, RanOn::InferenceThread);
         assert!(model.cost.estimate(1).is_some(), "the first batch measured");
         // A cold first run can cost more than the budget; the runs after it bring the
         // estimate down to what the model costs, a few microseconds.
@@ -204,11 +208,11 @@ mod tests {
             let done = scheduler.run(model.clone(), batch(&[row]), &depth).await;
             let done = done.unwrap();
             assert_eq!(class_of(&done.predictions[0]), usize::from(row == HOT));
-            placements.push(done.placement);
+            placements.push(done.ran_on);
         }
         // Not every run after: one preempted run can lift the estimate for a while.
         assert!(
-            placements.contains(&Placement::ConnectionThread),
+            placements.contains(&RanOn::ConnectionThread),
             "a one-row batch of the default model is cheap: {placements:?}"
         );
         assert_eq!(depth.get(), 0);
@@ -232,21 +236,25 @@ mod tests {
             };
             scheduler.run(digits.clone(), zero, &depth)
         });
-        let (defect_done, digit_done) = futures_util::future::join(
+        let mut all = std::pin::pin!(futures_util::future::join(
             futures_util::future::join_all(defect_runs),
             futures_util::future::join_all(digit_runs),
-        )
-        .await;
+        ));
+        // All queued on this thread, none run yet: not waiting for an inference thread.
+        assert!(futures_util::poll!(all.as_mut()).is_pending());
+        assert_eq!(depth.get(), 0);
+        assert_eq!(scheduler.waiting(), 0);
+        let (defect_done, digit_done) = all.await;
         for (row, done) in rows.iter().zip(defect_done) {
             let done = done.unwrap();
-            assert_eq!(done.placement, Placement::ConnectionThread);
+            assert_eq!(done.ran_on, RanOn::ConnectionThread);
             assert_eq!(class_of(&done.predictions[0]), usize::from(row == &HOT));
         }
         let computes: Vec<_> = digit_done
             .into_iter()
             .map(|done| {
                 let done = done.unwrap();
-                assert_eq!(done.placement, Placement::ConnectionThread);
+                assert_eq!(done.ran_on, RanOn::ConnectionThread);
                 assert_eq!(done.predictions.len(), 1);
                 done.compute
             })
@@ -270,12 +278,12 @@ mod tests {
             scheduler.run(model.clone(), batch(&[ROW]), &depth),
         )
         .await;
-        assert_eq!(a.unwrap().placement, Placement::ConnectionThread);
-        assert_eq!(b.unwrap().placement, Placement::InferenceThread);
+        assert_eq!(a.unwrap().ran_on, RanOn::ConnectionThread);
+        assert_eq!(b.unwrap().ran_on, RanOn::InferenceThread);
         // A model costlier than the budget a row never runs here.
         model.cost.observe(local::BUDGET * 100, 1);
         let c = scheduler.run(model.clone(), batch(&[ROW]), &depth).await;
-        assert_eq!(c.unwrap().placement, Placement::InferenceThread);
+        assert_eq!(c.unwrap().ran_on, RanOn::InferenceThread);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +292,7 @@ mod tests {
         let model = measured(&registry, "defect-detector");
         let scheduler = Scheduler::new(1, 64, 1024);
         let done = scheduler.run(model, batch(&[ROW]), &Gauge::default()).await;
-        assert_eq!(done.unwrap().placement, Placement::InferenceThread);
+        assert_eq!(done.unwrap().ran_on, RanOn::InferenceThread);
     }
 
     #[test]
@@ -310,11 +318,38 @@ mod tests {
         let answered =
             second.block_on(async { tokio::time::timeout(Duration::from_secs(10), pending).await });
         let done = answered.expect("no job is left behind").unwrap();
-        assert_eq!(done.placement, Placement::InferenceThread);
+        assert_eq!(done.ran_on, RanOn::InferenceThread);
         assert_eq!(class_of(&done.predictions[0]), 1);
-        // And the thread's queue is ready for the next turn.
+        // And the thread is ready for the next turn (its cold run on the inference
+        // thread may have made the model look costly for a while).
+        seed_cheap(&model);
         let next = second.block_on(scheduler.run(model, batch(&[ROW]), &depth));
-        assert_eq!(next.unwrap().placement, Placement::ConnectionThread);
+        assert_eq!(next.unwrap().ran_on, RanOn::ConnectionThread);
         assert_eq!(depth.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_offered_from_another_thread_is_run_by_its_turns_runner() {
+        // A blocking thread drives a prediction through this runtime's handle: the job
+        // joins a turn on that thread, and the runner, spawned on this runtime, runs on
+        // this thread. The runner must take its own turn, not this thread's.
+        let registry = ModelRegistry::bundled().unwrap();
+        let model = measured(&registry, "defect-detector");
+        let scheduler = Scheduler::new(1, 64, 1024);
+        let handle = tokio::runtime::Handle::current();
+        let (scheduler2, model2) = (scheduler.clone(), model.clone());
+        let elsewhere = tokio::task::spawn_blocking(move || {
+            let depth = Gauge::default();
+            let done = handle.block_on(scheduler2.run(model2, batch(&[HOT]), &depth));
+            (done, depth.get())
+        });
+        let (done, depth) = tokio::time::timeout(Duration::from_secs(10), elsewhere)
+            .await
+            .expect("the job is answered")
+            .unwrap();
+        let done = done.unwrap();
+        assert_eq!(done.ran_on, RanOn::ConnectionThread);
+        assert_eq!(class_of(&done.predictions[0]), 1);
+        assert_eq!(depth, 0);
     }
 }

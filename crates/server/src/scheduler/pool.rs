@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::batch::{Placement, PredictJob, run_jobs, take_batch};
+use super::batch::{PredictJob, RanOn, run_jobs, take_batch};
 
 /// Keeps an inference thread busy until the sender is dropped (tests).
 #[cfg(feature = "test-util")]
@@ -37,10 +37,10 @@ pub(super) struct Pool {
     work: Condvar,
     max_queue: usize,
     /// Most rows a merged batch may hold.
-    pub max_rows: usize,
-    /// Holds taken and not yet released (tests): while any is, every job queues here.
+    max_rows: usize,
+    /// Holds taken and not yet released (tests).
     #[cfg(feature = "test-util")]
-    pub held: std::sync::atomic::AtomicUsize,
+    held: std::sync::atomic::AtomicUsize,
 }
 
 impl Pool {
@@ -82,6 +82,10 @@ impl Pool {
         self.max_queue
     }
 
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
     /// Jobs waiting for a thread right now.
     pub fn waiting(&self) -> usize {
         self.lock().jobs.len()
@@ -89,13 +93,13 @@ impl Pool {
 
     /// Queues `job`, unless as many jobs wait as the queue holds beyond the idle
     /// threads.
-    pub fn push(&self, job: PredictJob) -> Result<(), Full> {
+    pub fn push(&self, mut job: PredictJob) -> Result<(), Full> {
         let wake = {
             let mut q = self.lock();
             if q.jobs.len() >= self.max_queue + q.idle {
                 return Err(Full);
             }
-            job.depth.inc();
+            job.queued.enter();
             q.jobs.push_back(job);
             // Waking a parked thread is a syscall and a context switch: wake one only
             // when this is the first waiting job. A thread that finds more work behind
@@ -111,11 +115,22 @@ impl Pool {
         Ok(())
     }
 
-    /// Queues jobs already admitted elsewhere (their depth counted), past the bound:
-    /// a connection thread's batch that never got to run.
+    /// Queues jobs admitted to a connection thread that could not run them there
+    /// (its runner was dropped), past the bound: they were admitted already.
     pub fn hand_over(&self, jobs: impl IntoIterator<Item = PredictJob>) {
-        self.lock().jobs.extend(jobs);
+        let mut q = self.lock();
+        for mut job in jobs {
+            job.queued.enter();
+            q.jobs.push_back(job);
+        }
+        drop(q);
         self.work.notify_all();
+    }
+
+    /// Whether a test holds a thread now.
+    #[cfg(feature = "test-util")]
+    pub fn held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Takes one thread away until `hold.release` is dropped.
@@ -159,7 +174,7 @@ impl Pool {
                 self.work.notify_one();
             }
             match work {
-                Work::Batch(jobs) => run_jobs(jobs, Placement::InferenceThread),
+                Work::Batch(jobs) => run_jobs(jobs, RanOn::InferenceThread),
                 #[cfg(feature = "test-util")]
                 Work::Hold(hold) => {
                     let _ = hold.started.send(());

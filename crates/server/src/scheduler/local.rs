@@ -4,8 +4,8 @@
 //! wake-up (a futex, an eventfd write, two task switches) and moves the job's memory
 //! between cores. For a model whose batch computes in a few microseconds that
 //! hand-off costs more than the model: on a 2 vCPU VM, side by side, the connection
-//! threads running such batches themselves cost `serve` 2-7.5 % less CPU a request,
-//! and answered up to 8 % more requests a second in the VM's slower phases
+//! threads running such batches themselves cost `serve` 1-7 % less CPU a request,
+//! and answered 8-11 % more requests a second in the VM's slower phases
 //! (docs/BENCHMARKS.md, "Cheap batches on the connection thread").
 //!
 //! A connection thread runs a single-threaded runtime (`vigil-listener`), so the

@@ -1,10 +1,11 @@
 //! Broken and hostile model directories (tests/hostile, see its README) are refused
 //! with an error when they load or when the probe runs, never with a panic and never
-//! served; a model file that is not a regular file is refused before it is read.
+//! served; a model file that is not a regular file is refused before it is read; a
+//! panic of the runtime on some rows is a model error for their batch.
 
 use std::path::{Path, PathBuf};
 
-use vigil_model::{LoadError, LoadedModel, ProbeError, probe};
+use vigil_model::{LoadError, LoadedModel, ModelError, ProbeError, probe};
 use vigil_test_support::TempDir;
 
 fn hostile(name: &str) -> PathBuf {
@@ -31,6 +32,24 @@ fn graphs_the_runtime_panics_on_are_refused_as_errors() {
             Err(_) => panic!("{name}: loading panicked"),
         }
     }
+}
+
+/// tract panics on some inputs at run time (here a `Gather` past its end): that batch
+/// is a model error, and the same model answers the next batch.
+#[test]
+fn a_panic_while_running_is_that_batch_s_model_error() {
+    let model = LoadedModel::from_dir(&hostile("gather_oob")).unwrap();
+    probe(&model).unwrap();
+    // Without the guard the panic would reach this test and fail it.
+    match model.runtime.infer(&[5.0, 0.0, 1.0, 0.0], 2) {
+        Err(ModelError::Inference(message)) => {
+            assert!(message.contains("the runtime panicked"), "{message}");
+            assert!(message.contains("index out of bounds"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let outputs = model.runtime.infer(&[1.0, 0.0, 0.0, 1.0], 2).unwrap();
+    assert_eq!(outputs.len(), 2);
 }
 
 #[test]

@@ -862,6 +862,54 @@ async fn a_model_emitting_nan_gets_a_json_500_and_an_error_count() {
     );
 }
 
+/// tract panics on some rows of a broken model (crates/model/tests/hostile/gather_oob:
+/// a `Gather` past its end): those requests are 500 `model_error`, counted, and the
+/// model goes on answering the others, on the inference threads (a model's first
+/// batch) and on the connection thread (once its cost is measured) alike.
+#[tokio::test]
+async fn a_runtime_panic_on_some_rows_costs_only_their_requests() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/hostile/gather_oob");
+    let model = vigil_model::LoadedModel::from_dir(&dir).unwrap();
+    let state = AppState::new(
+        ModelRegistry::from_models(vec![model], None, &dir).unwrap(),
+        Limits::default(),
+    );
+    let app = app(state, RouterConfig::default());
+    for (features, status) in [
+        ([5.0, 0.0], StatusCode::INTERNAL_SERVER_ERROR),
+        ([1.0, 0.0], StatusCode::OK),
+        ([0.0, 7.0], StatusCode::INTERNAL_SERVER_ERROR),
+        ([0.0, 1.0], StatusCode::OK),
+    ] {
+        let reply = send(
+            &app,
+            post("/predict", json!({ "features": features }).to_string()),
+        )
+        .await;
+        if status == StatusCode::OK {
+            assert_eq!(reply.status, status, "{features:?}: {}", reply.text);
+        } else {
+            assert_eq!(assert_error(&reply, status), "model_error", "{features:?}");
+        }
+    }
+    let m = metrics_text(&app).await;
+    assert_eq!(
+        sample(
+            &m,
+            "prediction_errors_total{model=\"gather_oob\",error_type=\"inference_failed\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "predictions_total{model=\"gather_oob\",version=\"1\",status=\"success\"}"
+        ),
+        2.0
+    );
+}
+
 #[tokio::test]
 async fn a_full_inference_queue_answers_503_with_retry_after() {
     let state = state_with(Limits {

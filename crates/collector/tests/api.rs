@@ -459,6 +459,40 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     bad_input(&collector(Store::open(None, &dir.0).await.unwrap()).await).await;
 }
 
+/// A body that is JSON but not an object is told so on every route that reads one:
+/// not serde's message, which named the struct it expected (`expected struct
+/// Webhook`) or an element of an array it was reading field by field.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_told_so() {
+    let dir = TempDir::new("collector-not-object");
+    let app = collector(Store::open(None, &dir.0).await.unwrap()).await;
+    for body in [r#""x""#, "[1, 2]", "[[1]]", "7", "null", "[]"] {
+        for (method, uri) in [
+            ("POST", "/alerts"),
+            ("POST", "/feedback"),
+            ("PUT", "/models/some-model"),
+        ] {
+            let req = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            let reply = send(&app, req).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{uri} {body}"
+            );
+            assert_eq!(reply.body["error"]["code"], "invalid_body", "{uri} {body}");
+            assert_eq!(
+                reply.body["error"]["message"], "invalid request: the body must be a JSON object",
+                "{uri} {body}"
+            );
+        }
+    }
+}
+
 /// The same on PostgreSQL, which refuses some text SQLite takes (a NUL character).
 #[tokio::test]
 async fn bad_input_gets_the_same_4xx_on_postgres() {

@@ -14,6 +14,6 @@ mod object;
 mod syntax;
 mod unique;
 
-pub use object::{Object, is_object, objects, optional};
+pub use object::{NOT_AN_OBJECT, Object, is_object, not_an_object, objects, optional};
 pub use syntax::syntax_first;
 pub use unique::Unique;

@@ -17,6 +17,19 @@ pub fn is_object(json: &[u8]) -> bool {
     json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// What a body that is well-formed JSON but not an object is told.
+pub const NOT_AN_OBJECT: &str = "the body must be a JSON object";
+
+/// Whether `error`, a typed parse's error on `json` after
+/// [`syntax_first`](crate::syntax_first), comes from a body that is not a JSON object at all. Its
+/// client is then told [`NOT_AN_OBJECT`], not serde's message, which names the
+/// struct it expected (`expected struct PredictRequest`) or an element of an array it
+/// was reading field by field (`[1, 2]`: `invalid type: integer 1, expected a
+/// sequence`).
+pub fn not_an_object(json: &[u8], error: &serde_json::Error) -> bool {
+    error.is_data() && !is_object(json)
+}
+
 /// A `T` read only from a JSON object (or any format's map), never from an array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Object<T>(pub T);
@@ -66,6 +79,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Request {
+        features: Vec<f64>,
+    }
+
+    #[test]
+    fn a_well_formed_body_other_than_an_object_is_told_so() {
+        for text in [r#""x""#, "[1, 2]", "[true]", "7", "null", "[]", " [1]"] {
+            let e = serde_json::from_str::<Request>(text).unwrap_err();
+            assert!(not_an_object(text.as_bytes(), &e), "{text}: {e}");
+        }
+        // An object of the wrong shape keeps serde's message, which names the field.
+        let text = r#"{"features": "x"}"#;
+        let e = serde_json::from_str::<Request>(text).unwrap_err();
+        assert!(!not_an_object(text.as_bytes(), &e), "{e}");
+        // Broken JSON is broken before it is anything else.
+        let text = "[1, 2";
+        let e = serde_json::from_str::<Request>(text).unwrap_err();
+        assert!(!not_an_object(
+            text.as_bytes(),
+            &crate::syntax_first(text.as_bytes(), e)
+        ));
+    }
 
     #[derive(Debug, PartialEq, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -71,10 +71,14 @@ pub(crate) fn log_payload(bytes: &[u8]) {
 }
 
 /// Maps the error a parse of `bytes` stopped at to the contract: broken syntax is 400
-/// (even where a field error came first), valid JSON of the wrong shape is 422.
+/// (even where a field error came first), valid JSON of the wrong shape is 422, and
+/// told it must be an object when it is not one.
 pub fn json_error(bytes: &[u8], e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     let e = vigil_json_body::syntax_first(bytes, e);
+    if vigil_json_body::not_an_object(bytes, &e) {
+        return ApiError::InvalidBody(vigil_json_body::NOT_AN_OBJECT.into());
+    }
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(e.to_string()),
         Category::Data => ApiError::InvalidBody(e.to_string()),
@@ -94,9 +98,7 @@ pub fn object_or_refused(bytes: &[u8]) -> Result<(), ApiError> {
     if vigil_json_body::is_object(bytes) {
         Ok(())
     } else {
-        Err(ApiError::InvalidBody(
-            "the body must be a JSON object".into(),
-        ))
+        Err(ApiError::InvalidBody(vigil_json_body::NOT_AN_OBJECT.into()))
     }
 }
 

@@ -910,6 +910,39 @@ async fn a_runtime_panic_on_some_rows_costs_only_their_requests() {
     );
 }
 
+/// A body that is JSON but not an object is told so: not serde's message, which named
+/// the struct it expected (`expected struct PredictRequest`) or an element of an array
+/// it was reading field by field (`[1, 2]`). With a bare `NaN` it is no JSON at all.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_told_so() {
+    let (app, _) = router();
+    for uri in ["/predict", "/models/defect-detector/predict"] {
+        for body in [
+            r#""x""#, "[1, 2]", "[[1, 2]]", "7", "null", "[]", "[1, NaN]",
+        ] {
+            let reply = send(&app, post(uri, body)).await;
+            if body.contains("NaN") {
+                assert_eq!(
+                    assert_error(&reply, StatusCode::BAD_REQUEST),
+                    "malformed_json",
+                    "{uri} {body}"
+                );
+                continue;
+            }
+            assert_eq!(
+                assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY),
+                "invalid_body",
+                "{uri} {body}"
+            );
+            assert_eq!(
+                reply.body["error"]["message"],
+                "invalid request body: the body must be a JSON object",
+                "{uri} {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_full_inference_queue_answers_503_with_retry_after() {
     let state = state_with(Limits {

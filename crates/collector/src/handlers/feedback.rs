@@ -134,7 +134,7 @@ pub async fn feedback(
     let Unique(body) = json_body(req, state.config.body_limit).await?;
     let Value::Object(object) = body else {
         return Err(CollectorError::Invalid(
-            "the body must be a JSON object".into(),
+            vigil_json_body::NOT_AN_OBJECT.into(),
         ));
     };
     let items = items(object, state.config.max_records)?;

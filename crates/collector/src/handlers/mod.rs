@@ -42,13 +42,15 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         let e = vigil_json_body::syntax_first(&bytes, e);
         if e.is_syntax() || e.is_eof() {
             CollectorError::MalformedJson(e.to_string())
+        } else if vigil_json_body::not_an_object(&bytes, &e) {
+            CollectorError::Invalid(vigil_json_body::NOT_AN_OBJECT.into())
         } else {
             CollectorError::Invalid(e.to_string())
         }
     })?;
     if !vigil_json_body::is_object(&bytes) {
         return Err(CollectorError::Invalid(
-            "the body must be a JSON object".into(),
+            vigil_json_body::NOT_AN_OBJECT.into(),
         ));
     }
     Ok(parsed)

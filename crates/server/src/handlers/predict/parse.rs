@@ -178,7 +178,8 @@ fn cell(raw: &RawValue, marked: bool) -> Cell {
 
 /// Why a body with bare `NaN`/`Infinity` tokens is refused, given the error of the
 /// strict parse (`strict`, on `bytes`) and of the parse with the tokens marked
-/// (`again`, on `marked`). Broken syntax elsewhere is the strict parse's 400; a wrong
+/// (`again`, on `marked`). Broken syntax elsewhere, or a body that is not an object
+/// (where a bare `NaN` is no feature, only broken JSON), is the strict parse's 400; a wrong
 /// shape (an unknown field, a wrong type) is the 422 it would be without the tokens,
 /// not a syntax error at the first `NaN`. Its message has no position, which counts
 /// bytes of the marked text, and calls a mark what it stands for.
@@ -189,7 +190,7 @@ fn lenient_error(
     again: serde_json::Error,
 ) -> ApiError {
     let again = vigil_json_body::syntax_first(marked, again);
-    if !again.is_data() {
+    if !again.is_data() || !vigil_json_body::is_object(bytes) {
         return json_error(bytes, strict);
     }
     let message = again.to_string();

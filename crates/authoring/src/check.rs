@@ -221,9 +221,11 @@ impl std::fmt::Display for CheckReport {
                 "ok: start-up and the upload endpoint accept this directory"
             )
         } else {
+            // Not "would not load": a version an upload cannot keep, or labels in
+            // another order than the model's, load and serve.
             writeln!(
                 f,
-                "{} problem(s): the directory would not load",
+                "{} problem(s): this directory is not ready to serve",
                 self.problems.len()
             )
         }

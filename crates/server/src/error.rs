@@ -30,6 +30,13 @@ pub enum ApiError {
     InvalidInput(#[from] InputError),
     #[error("model {0:?} is not loaded")]
     UnknownModel(String),
+    /// A `/v2` path naming a version of a loaded model other than the one it serves.
+    #[error("model {model:?} version {version:?} is not loaded (version {served:?} is served)")]
+    UnknownVersion {
+        model: String,
+        version: String,
+        served: String,
+    },
     #[error("invalid path parameter: {0}")]
     InvalidPath(String),
     #[error("no route for this path")]
@@ -57,7 +64,9 @@ impl ApiError {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody(_) | Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::UnknownModel(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnknownModel(_) | Self::UnknownVersion { .. } | Self::NotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Model(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,7 +102,7 @@ impl ApiError {
             Self::BodyRead => ValidationReason::BodyRead,
             Self::InvalidBody(_) => ValidationReason::InvalidBody,
             Self::InvalidInput(e) => ValidationReason::Input(e.reason),
-            Self::UnknownModel(_) => ValidationReason::ModelNotFound,
+            Self::UnknownModel(_) | Self::UnknownVersion { .. } => ValidationReason::ModelNotFound,
             _ => return None,
         })
     }
@@ -119,6 +128,10 @@ impl ApiError {
             }
             Self::PayloadTooLarge { limit } => (self.to_string(), json!({"limit_bytes": limit})),
             Self::UnknownModel(name) => (self.to_string(), json!({"model": name})),
+            Self::UnknownVersion { model, version, .. } => (
+                self.to_string(),
+                json!({"model": model, "version": version}),
+            ),
             // Faults: a fixed message; the chain goes to the log only.
             Self::Model(_) => (
                 "the model failed to produce a valid prediction".into(),

@@ -171,6 +171,13 @@ async fn health_and_metadata_answer_as_the_protocol_says() {
     ] {
         let message = assert_v2_error(&send(&app, get(path)).await, StatusCode::NOT_FOUND);
         assert!(message.contains("not loaded"), "{message}");
+        if path.contains("versions/9") {
+            // The name quoted alone, then the version asked and the one served.
+            assert_eq!(
+                message,
+                "model \"digits\" version \"9\" is not loaded (version \"1.0.0\" is served)"
+            );
+        }
     }
     // Unknown routes and methods under /v2 answer in the protocol's shape too.
     assert_v2_error(
@@ -432,7 +439,7 @@ async fn hostile_bodies_get_a_400_and_add_no_series() {
         }, StatusCode::BAD_REQUEST, "byte count"),
         ("too large", bare(INFER, vec![b' '; 65 * 1024]), StatusCode::PAYLOAD_TOO_LARGE, "larger than"),
         ("unknown model", bare("/v2/models/nope/infer", "{}"), StatusCode::NOT_FOUND, "not loaded"),
-        ("unknown version", bare("/v2/models/defect-detector/versions/7/infer", "{}"), StatusCode::NOT_FOUND, "version 7"),
+        ("unknown version", bare("/v2/models/defect-detector/versions/7/infer", "{}"), StatusCode::NOT_FOUND, "version \"7\" is not loaded"),
     ];
     for (what, req, status, needle) in cases {
         let message = assert_v2_error(&send(&app, req).await, status);

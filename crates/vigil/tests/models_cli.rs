@@ -544,6 +544,13 @@ fn check_names_each_problem_with_its_fix() {
     let report = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{report}");
     assert!(report.contains("cannot be uploaded"), "{report}");
+    // It would load (start-up serves it): the summary does not say it would not.
+    assert!(
+        report
+            .trim_end()
+            .ends_with("1 problem(s): this directory is not ready to serve"),
+        "{report}"
+    );
 
     // The model's own labels in another order: every answer would be mislabelled.
     std::fs::write(

@@ -114,10 +114,11 @@ pub(super) fn check_version(served: &Served, version: &str) -> Result<(), ApiErr
     if version == served.card.version {
         Ok(())
     } else {
-        Err(ApiError::UnknownModel(format!(
-            "{} version {version} (version {} is served)",
-            served.card.name, served.card.version
-        )))
+        Err(ApiError::UnknownVersion {
+            model: served.card.name.clone(),
+            version: version.to_owned(),
+            served: served.card.version.clone(),
+        })
     }
 }
 

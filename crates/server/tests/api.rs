@@ -864,8 +864,8 @@ async fn a_model_emitting_nan_gets_a_json_500_and_an_error_count() {
 
 /// tract panics on some rows of a broken model (crates/model/tests/hostile/gather_oob:
 /// a `Gather` past its end): those requests are 500 `model_error`, counted, and the
-/// model goes on answering the others, on the inference threads (a model's first
-/// batch) and on the connection thread (once its cost is measured) alike.
+/// model goes on answering the others (in a batch with a bad job, on either place a
+/// batch runs: the scheduler's own tests).
 #[tokio::test]
 async fn a_runtime_panic_on_some_rows_costs_only_their_requests() {
     let dir =
@@ -918,7 +918,15 @@ async fn a_body_that_is_not_an_object_is_told_so() {
     let (app, _) = router();
     for uri in ["/predict", "/models/defect-detector/predict"] {
         for body in [
-            r#""x""#, "[1, 2]", "[[1, 2]]", "7", "null", "[]", "[1, NaN]",
+            r#""x""#,
+            "[1, 2]",
+            "[[1, 2]]",
+            "7",
+            "null",
+            "[]",
+            "[1, NaN]",
+            "[[1, NaN]]",
+            "NaN",
         ] {
             let reply = send(&app, post(uri, body)).await;
             if body.contains("NaN") {

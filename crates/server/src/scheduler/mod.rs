@@ -352,4 +352,43 @@ mod tests {
         assert_eq!(class_of(&done.predictions[0]), 1);
         assert_eq!(depth, 0);
     }
+
+    /// tract panics on some rows of a broken model (the hostile fixture `gather_oob`, a
+    /// `Gather` past its end): in a batch merged with a good job, on either place a
+    /// batch runs, the bad job gets a model error and the good one its answer.
+    #[tokio::test]
+    async fn a_runtime_panic_costs_only_its_own_job_in_either_place() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../model/tests/hostile/gather_oob");
+        let model = Arc::new(LoadedModel::from_dir(&dir).unwrap());
+        let scheduler = Scheduler::new(1, 64, 1024);
+        let depth = Gauge::default();
+        let one = |x0: f32| Batch {
+            values: vec![x0, 0.0],
+            rows: 1,
+        };
+        for place in [RanOn::InferenceThread, RanOn::ConnectionThread] {
+            // Unmeasured, the model's jobs go to the inference threads; measured cheap,
+            // one turn's jobs run here as one batch.
+            if place == RanOn::ConnectionThread {
+                seed_cheap(&model);
+            }
+            let (bad, good) = futures_util::future::join(
+                scheduler.run(model.clone(), one(5.0), &depth),
+                scheduler.run(model.clone(), one(1.0), &depth),
+            )
+            .await;
+            match bad {
+                Err(ApiError::Model(vigil_model::ModelError::Inference(message))) => {
+                    assert!(message.contains("the runtime panicked"), "{message}");
+                }
+                other => panic!("{place:?}: {:?}", other.map(|done| done.ran_on)),
+            }
+            let good = good.unwrap();
+            assert_eq!(good.ran_on, place);
+            assert_eq!(class_of(&good.predictions[0]), 0);
+        }
+        assert_eq!(depth.get(), 0);
+        assert_eq!(scheduler.waiting(), 0);
+    }
 }

@@ -86,6 +86,11 @@ pub fn parse(
     let lenient;
     let (request, marked): (PredictRequest<'_>, bool) = match serde_json::from_slice(&bytes) {
         Ok(r) => (r, false),
+        // A bare `NaN` is a feature only inside an object; elsewhere it is broken JSON,
+        // and marking it would let an array pass for the request by position.
+        Err(e) if !vigil_json_body::is_object(&bytes) => {
+            return Err(refused(json_error(&bytes, e)));
+        }
         Err(e) => match mark_non_finite(&bytes) {
             Some(marked) => {
                 lenient = marked;
@@ -178,8 +183,7 @@ fn cell(raw: &RawValue, marked: bool) -> Cell {
 
 /// Why a body with bare `NaN`/`Infinity` tokens is refused, given the error of the
 /// strict parse (`strict`, on `bytes`) and of the parse with the tokens marked
-/// (`again`, on `marked`). Broken syntax elsewhere, or a body that is not an object
-/// (where a bare `NaN` is no feature, only broken JSON), is the strict parse's 400; a wrong
+/// (`again`, on `marked`). Broken syntax elsewhere is the strict parse's 400; a wrong
 /// shape (an unknown field, a wrong type) is the 422 it would be without the tokens,
 /// not a syntax error at the first `NaN`. Its message has no position, which counts
 /// bytes of the marked text, and calls a mark what it stands for.
@@ -190,7 +194,7 @@ fn lenient_error(
     again: serde_json::Error,
 ) -> ApiError {
     let again = vigil_json_body::syntax_first(marked, again);
-    if !again.is_data() || !vigil_json_body::is_object(bytes) {
+    if !again.is_data() {
         return json_error(bytes, strict);
     }
     let message = again.to_string();

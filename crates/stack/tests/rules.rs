@@ -1,7 +1,8 @@
 //! The Prometheus and Alertmanager configuration under `deploy/`, checked by the real
 //! tools (`promtool`, `amtool` from Debian, installed by scripts/install-test-deps)
 //! and for the conventions the team relies on: every alert has a severity, a summary,
-//! a description, a runbook section, and unit tests that make it fire and stay quiet.
+//! a description, a runbook section (whose PromQL parses), and unit tests that make it
+//! fire and stay quiet.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -143,6 +144,71 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
             "docs/runbooks.md has no `## {name}` section"
         );
     }
+}
+
+/// The runbooks promise their PromQL "runs as written": every inline expression in
+/// docs/runbooks.md parses (checked by promtool as a recording rule; `…`, a
+/// placeholder for a model or feature name, stands for one). `log_file_errors_total{operation}`,
+/// a label name where a matcher goes, did not.
+#[test]
+fn the_runbooks_promql_parses() {
+    let runbooks = std::fs::read_to_string(repo_root().join("docs/runbooks.md")).unwrap();
+    let expressions: Vec<String> = runbooks
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| looks_like_promql(span))
+        .map(|span| span.replace('…', "x"))
+        .collect();
+    assert!(
+        expressions.len() >= 12,
+        "too few expressions found: {expressions:?}"
+    );
+    let file = std::env::temp_dir().join(format!("runbook-promql-{}.yml", std::process::id()));
+    for expr in &expressions {
+        let mut rule = serde_norway::Mapping::new();
+        rule.insert("record".into(), "runbook:expression".into());
+        rule.insert("expr".into(), expr.as_str().into());
+        let mut group = serde_norway::Mapping::new();
+        group.insert("name".into(), "runbook".into());
+        group.insert("rules".into(), Value::Sequence(vec![Value::Mapping(rule)]));
+        let mut root = serde_norway::Mapping::new();
+        root.insert(
+            "groups".into(),
+            Value::Sequence(vec![Value::Mapping(group)]),
+        );
+        std::fs::write(&file, serde_norway::to_string(&root).unwrap()).unwrap();
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .expect("promtool not runnable: run scripts/install-test-deps");
+        assert!(
+            out.status.success(),
+            "docs/runbooks.md: `{expr}` does not parse:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// An inline code span that is PromQL: a metric or function name followed by a
+/// selector, a call, a comparison or an aggregation's `by`. Commands (`curl …`, `jq …`),
+/// paths, flags, log fields and LogQL (`{…}` first) are not.
+fn looks_like_promql(span: &str) -> bool {
+    let name_end = span
+        .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ':'))
+        .unwrap_or(span.len());
+    if name_end == 0 || !span.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return false;
+    }
+    let rest = &span[name_end..];
+    rest.starts_with('(')
+        || rest.starts_with('{')
+        || [" by (", " without (", " == ", " != ", " > ", " < ", " / "]
+            .iter()
+            .any(|op| rest.starts_with(op))
 }
 
 #[test]

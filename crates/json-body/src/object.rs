@@ -21,11 +21,11 @@ pub fn is_object(json: &[u8]) -> bool {
 pub const NOT_AN_OBJECT: &str = "the body must be a JSON object";
 
 /// Whether `error`, a typed parse's error on `json` after
-/// [`syntax_first`](crate::syntax_first), comes from a body that is not a JSON object at all. Its
-/// client is then told [`NOT_AN_OBJECT`], not serde's message, which names the
-/// struct it expected (`expected struct PredictRequest`) or an element of an array it
-/// was reading field by field (`[1, 2]`: `invalid type: integer 1, expected a
-/// sequence`).
+/// [`syntax_first`](crate::syntax_first), comes from a body that is not a JSON object
+/// at all. Its client is then told [`NOT_AN_OBJECT`], not serde's message, which
+/// names the struct it expected (`expected struct PredictRequest`) or an element of
+/// an array it was reading field by field (`[1, 2]`: `invalid type: integer 1,
+/// expected a sequence`).
 pub fn not_an_object(json: &[u8], error: &serde_json::Error) -> bool {
     error.is_data() && !is_object(json)
 }
